@@ -1,0 +1,5 @@
+"""``python -m convention``: the command line."""
+
+from convention.cli import main
+
+main()

@@ -1,0 +1,194 @@
+"""StampSeries: the image time series of one sky position.
+
+Frames are single-band stamps sorted by MJD, bands interleaved; each frame carries its band
+id and its observing conditions. Pixels are calibrated, sky-subtracted flux per pixel (SDSS:
+nanomaggies); missing pixels are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from astropy.table import Table
+
+from convention.bands import get_band
+from convention.errors import ConventionError
+from convention.photometry import aperture_flux
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+PER_FRAME = ("mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint")
+
+
+@dataclass(eq=False)
+class StampSeries:
+    """One object's stamps and their per-frame metadata.
+
+    Attributes:
+        frames: (M, H, W) float32 flux per pixel, sky-subtracted; NaN = missing pixel.
+        mjd: (M,) float64 Modified Julian Date of each frame, non-decreasing.
+        band: (M,) int16 band ids of the band registry (``convention.bands``), never 0.
+        psf_fwhm: (M,) float32 PSF full width at half maximum in arcsec.
+        sky_sigma: (M,) float32 per-pixel background noise, in the pixels' unit.
+        zeropoint: (M,) float32 AB magnitude of a source giving one photo-electron in the
+            exposure (transparency and exposure time included).
+        object_id: identifier, unique within a data set.
+        ra, dec: position in degrees (ICRS).
+        redshift: redshift, NaN when unknown (0 for Galactic objects).
+        label: class name, or None when unlabelled.
+        survey: survey of the frames (``sdss2``, ``ztf``, ...).
+        pixel_scale: arcsec per pixel.
+        subtype: the simulated source model (``IIP``, ``RRab``, ...), where known.
+        true_flux: (M,) injected flux of the variable point source in the pixels' unit,
+            for simulated data (NaN elsewhere).
+    """
+
+    frames: np.ndarray
+    mjd: np.ndarray
+    band: np.ndarray
+    psf_fwhm: np.ndarray
+    sky_sigma: np.ndarray
+    zeropoint: np.ndarray
+    object_id: str
+    ra: float = float("nan")
+    dec: float = float("nan")
+    redshift: float = float("nan")
+    label: str | None = None
+    survey: str = "unknown"
+    pixel_scale: float = float("nan")
+    subtype: str | None = None
+    true_flux: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.object_id = str(self.object_id)
+        self.frames = np.asarray(self.frames, dtype=np.float32)
+        if self.frames.ndim != 3:
+            raise ConventionError(
+                f"frames must be (M, H, W), got shape {self.frames.shape}", obj=self.object_id
+            )
+        m = self.frames.shape[0]
+        self.mjd = np.asarray(self.mjd, dtype=np.float64)
+        self.band = np.asarray(
+            [get_band(b, self.survey).id for b in np.atleast_1d(self.band)]
+            if np.asarray(self.band).dtype.kind in "USO"
+            else self.band,
+            dtype=np.int16,
+        ).reshape(-1)
+        for name in ("psf_fwhm", "sky_sigma", "zeropoint"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float32).reshape(-1))
+        if self.true_flux is None:
+            self.true_flux = np.full(m, np.nan, dtype=np.float32)
+        self.true_flux = np.asarray(self.true_flux, dtype=np.float32).reshape(-1)
+        for name in (*PER_FRAME, "true_flux"):
+            n = len(getattr(self, name))
+            if n != m:
+                raise ConventionError(f"{name} has {n} values for {m} frames", obj=self.object_id)
+        if m and not np.all(np.isfinite(self.mjd)):
+            raise ConventionError("non-finite MJD", obj=self.object_id)
+        if m > 1 and np.any(np.diff(self.mjd) < 0):
+            raise ConventionError("frames are not sorted by MJD", obj=self.object_id)
+        if np.any(self.band <= 0):
+            raise ConventionError("band id 0 is padding, not a band", obj=self.object_id)
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray, mjd: np.ndarray, **kwargs) -> StampSeries:
+        """Build a series from frames in any order: sorts them by MJD (stably)."""
+        order = np.argsort(np.asarray(mjd, dtype=np.float64), kind="stable")
+        per_frame = {
+            k: np.asarray(v)[order]
+            for k, v in kwargs.items()
+            if k in (*PER_FRAME, "true_flux") and v is not None
+        }
+        rest = {k: v for k, v in kwargs.items() if k not in per_frame}
+        return cls(np.asarray(frames)[order], np.asarray(mjd)[order], **per_frame, **rest)
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def __getitem__(self, index: int | slice | Sequence[int] | np.ndarray) -> StampSeries:
+        """Select frames; always returns a StampSeries (an int gives a one-frame series)."""
+        if isinstance(index, int | np.integer):
+            index = [int(index)]
+        if isinstance(index, np.ndarray) and index.dtype == bool:
+            index = np.flatnonzero(index)
+        if not isinstance(index, slice):
+            index = np.sort(np.asarray(index, dtype=np.int64))
+        selected = {k: getattr(self, k)[index] for k in (*PER_FRAME, "true_flux")}
+        return replace(self, frames=self.frames[index], **selected)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(M, H, W)."""
+        return tuple(self.frames.shape)
+
+    @property
+    def band_names(self) -> list[str]:
+        """Canonical band name of every frame."""
+        return [get_band(int(b)).name for b in self.band]
+
+    def select_band(self, band: str) -> StampSeries:
+        """The frames of one band (any spelling the band registry accepts)."""
+        return self[self.band == get_band(band, self.survey).id]
+
+    def to_table(self) -> Table:
+        """Per-frame metadata as an astropy Table (one row per frame, no pixels)."""
+        table = Table(
+            {
+                "mjd": self.mjd,
+                "band": self.band_names,
+                "psf_fwhm": self.psf_fwhm,
+                "sky_sigma": self.sky_sigma,
+                "zeropoint": self.zeropoint,
+                "true_flux": self.true_flux,
+            }
+        )
+        table["psf_fwhm"].unit = "arcsec"
+        table.meta.update(
+            object_id=self.object_id,
+            ra=self.ra,
+            dec=self.dec,
+            redshift=self.redshift,
+            label=self.label,
+            survey=self.survey,
+        )
+        return table
+
+    def to_lightcurve(self, radius_arcsec: float = 3.0) -> Table:
+        """Aperture photometry at the stamp centre: Table of mjd, band, flux, flux_err.
+
+        Args:
+            radius_arcsec: aperture radius; the default holds > 99% of the light of a
+                point source at 1.4" seeing.
+        """
+        radius = radius_arcsec / self.pixel_scale if np.isfinite(self.pixel_scale) else 3.0
+        flux, err = aperture_flux(self.frames, radius, self.sky_sigma)
+        table = Table({"mjd": self.mjd, "band": self.band_names, "flux": flux, "flux_err": err})
+        table.meta["object_id"] = self.object_id
+        return table
+
+    def plot(self, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
+        """Draw the stamps as a band x epoch grid with the aperture light curve below.
+
+        Args:
+            max_epochs: most epochs (distinct nights) shown; evenly spaced when there are more.
+            fig: figure to draw in; a new one when None.
+
+        Returns:
+            The matplotlib Figure.
+        """
+        from convention.plotting import plot_series
+
+        return plot_series(self, max_epochs=max_epochs, fig=fig)
+
+    def __repr__(self) -> str:
+        m, h, w = self.shape
+        bands = ",".join(sorted({get_band(int(b)).letter for b in self.band}))
+        span = f"{self.mjd[0]:.1f}-{self.mjd[-1]:.1f}" if m else "empty"
+        return (
+            f"StampSeries({self.object_id!r}, label={self.label!r}, {m} frames {h}x{w}, "
+            f"bands={bands}, mjd={span})"
+        )

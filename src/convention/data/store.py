@@ -1,0 +1,371 @@
+"""HDF5 store: many StampSeries in one file.
+
+Layout (schema version 1)::
+
+    /frames             (N, H, W) float32, all frames of all objects, object after object
+    /frame/<column>     (N,) per-frame mjd, band, psf_fwhm, sky_sigma, zeropoint, true_flux
+    /object/<column>    (K,) per-object object_id, ra, dec, redshift, label, subtype,
+                        start (first row in /frames), count (number of frames)
+    attrs               schema_version, survey, bands, class_names, pixel_scale, provenance
+
+Frames are chunked 32 frames at a time so reading one object touches a few chunks. Writing
+goes to a temporary file beside the target that is renamed only when complete; objects are
+appended in batches, so memory stays bounded by the batch. Readers open the file lazily in
+each process, so a Store can be handed to DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+from astropy.table import Table
+
+from convention.bands import get_band
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+
+SCHEMA_VERSION = 1
+FRAME_CHUNK = 32
+_FRAME_COLUMNS = {
+    "mjd": np.float64,
+    "band": np.int16,
+    "psf_fwhm": np.float32,
+    "sky_sigma": np.float32,
+    "zeropoint": np.float32,
+    "true_flux": np.float32,
+}
+_OBJECT_COLUMNS = {
+    "ra": np.float64,
+    "dec": np.float64,
+    "redshift": np.float32,
+    "label": np.int16,
+    "start": np.int64,
+    "count": np.int32,
+}
+_STRING_COLUMNS = ("object_id", "subtype")
+_STR = h5py.string_dtype()
+
+
+def check_output_path(path: str | Path) -> Path:
+    """The output path, if its folder exists and it is not a folder itself.
+
+    Raises:
+        ConventionError: the folder is missing or the path is a directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConventionError("output path is a directory", path=path)
+    if not path.parent.is_dir():
+        raise ConventionError(f"output folder {str(path.parent)!r} does not exist", path=path)
+    return path
+
+
+class StoreWriter:
+    """Write StampSeries to a new store, atomically, in batches.
+
+    Use as a context manager: the file appears at ``path`` only when the block ends without
+    an exception; otherwise the temporary file is removed and nothing is left behind.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        survey: str,
+        bands: Sequence[str],
+        class_names: Sequence[str],
+        stamp_shape: tuple[int, int],
+        pixel_scale: float,
+        provenance: dict | None = None,
+    ):
+        self.path = check_output_path(path)
+        self.bands = [get_band(b, survey).name for b in bands]
+        self._band_ids = {get_band(b).id for b in self.bands}
+        self.class_names = list(class_names)
+        self.stamp_shape = tuple(int(s) for s in stamp_shape)
+        self._attrs = {
+            "schema_version": SCHEMA_VERSION,
+            "survey": survey,
+            "bands": self.bands,
+            "class_names": self.class_names,
+            "pixel_scale": float(pixel_scale),
+            "stamp_shape": list(self.stamp_shape),
+            "provenance": json.dumps(provenance or {}, sort_keys=True),
+        }
+        self._ids: set[str] = set()
+        self._n_frames = 0
+        self._n_objects = 0
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._file = h5py.File(self._tmp, "w", track_order=False)
+        h, w = self.stamp_shape
+        self._file.create_dataset(
+            "frames",
+            shape=(0, h, w),
+            maxshape=(None, h, w),
+            dtype=np.float32,
+            chunks=(FRAME_CHUNK, h, w),
+            shuffle=True,
+            compression="gzip",
+            compression_opts=1,
+        )
+        for name, dtype in _FRAME_COLUMNS.items():
+            self._file.create_dataset(
+                f"frame/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,)
+            )
+        for name, dtype in _OBJECT_COLUMNS.items():
+            self._file.create_dataset(
+                f"object/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,)
+            )
+        for name in _STRING_COLUMNS:
+            self._file.create_dataset(
+                f"object/{name}", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,)
+            )
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _label_code(self, series: StampSeries) -> int:
+        if series.label is None:
+            return -1
+        if series.label not in self.class_names:
+            raise ConventionError(
+                f"label {series.label!r} is not one of the store's classes {self.class_names}",
+                obj=series.object_id,
+            )
+        return self.class_names.index(series.label)
+
+    def _check(self, series: StampSeries) -> None:
+        if series.object_id in self._ids:
+            raise ConventionError("duplicate object_id", path=self.path, obj=series.object_id)
+        if series.frames.shape[1:] != self.stamp_shape:
+            raise ConventionError(
+                f"stamps are {series.frames.shape[1:]}, the store holds {self.stamp_shape}",
+                path=self.path,
+                obj=series.object_id,
+            )
+        unknown = set(np.unique(series.band).tolist()) - self._band_ids
+        if unknown:
+            names = [get_band(b).name for b in sorted(unknown)]
+            raise ConventionError(
+                f"bands {names} are not among the store's bands {self.bands}",
+                path=self.path,
+                obj=series.object_id,
+            )
+
+    def append(self, batch: Iterable[StampSeries]) -> None:
+        """Append a batch of objects (written at once; keep batches of bounded size)."""
+        batch = list(batch)
+        if not batch:
+            return
+        for series in batch:
+            self._check(series)
+            self._ids.add(series.object_id)
+        counts = np.array([len(s) for s in batch], dtype=np.int64)
+        starts = self._n_frames + np.concatenate([[0], np.cumsum(counts)[:-1]])
+        new_frames = self._n_frames + int(counts.sum())
+        f = self._file
+        f["frames"].resize(new_frames, axis=0)
+        f["frames"][self._n_frames : new_frames] = np.concatenate([s.frames for s in batch])
+        for name in _FRAME_COLUMNS:
+            values = np.concatenate([getattr(s, name) for s in batch])
+            f[f"frame/{name}"].resize(new_frames, axis=0)
+            f[f"frame/{name}"][self._n_frames : new_frames] = values
+        columns = {
+            "ra": [s.ra for s in batch],
+            "dec": [s.dec for s in batch],
+            "redshift": [s.redshift for s in batch],
+            "label": [self._label_code(s) for s in batch],
+            "start": starts,
+            "count": counts,
+            "object_id": [s.object_id for s in batch],
+            "subtype": [s.subtype or "" for s in batch],
+        }
+        new_objects = self._n_objects + len(batch)
+        for name, values in columns.items():
+            f[f"object/{name}"].resize(new_objects, axis=0)
+            f[f"object/{name}"][self._n_objects : new_objects] = values
+        self._n_frames, self._n_objects = new_frames, new_objects
+
+    def close(self) -> Path:
+        """Write the attributes, close, and move the file into place."""
+        for key, value in self._attrs.items():
+            self._file.attrs[key] = value
+        self._file.attrs["n_objects"] = self._n_objects
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        if self._file.id.valid:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_store(
+    path: str | Path, series: Iterable[StampSeries], batch_size: int = 256, **kwargs
+) -> Path:
+    """Write objects to a new store in batches; keyword arguments go to StoreWriter."""
+    with StoreWriter(path, **kwargs) as writer:
+        batch: list[StampSeries] = []
+        for item in series:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                writer.append(batch)
+                batch = []
+        writer.append(batch)
+    return Path(path)
+
+
+class Store(Sequence[StampSeries]):
+    """A store opened for reading: a sequence of StampSeries, read lazily object by object.
+
+    The per-object index is read at once; frames are read on access. The HDF5 handle is
+    opened on first access in each process, so the Store pickles into DataLoader workers.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConventionError("no such file", path=self.path)
+        try:
+            with h5py.File(self.path, "r") as f:
+                attrs = dict(f.attrs)
+                self._index = {
+                    name: f[f"object/{name}"][()] for name in (*_OBJECT_COLUMNS, *_STRING_COLUMNS)
+                }
+        except OSError as err:
+            raise ConventionError(f"not an HDF5 store ({err})", path=self.path) from None
+        except KeyError as err:
+            raise ConventionError(
+                f"not a convention store (missing {err})", path=self.path
+            ) from None
+        if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+            raise ConventionError(
+                f"store schema {attrs.get('schema_version')} is not {SCHEMA_VERSION}",
+                path=self.path,
+            )
+        for name in _STRING_COLUMNS:
+            self._index[name] = np.array([v.decode() for v in self._index[name]], dtype=object)
+        self.survey: str = str(attrs["survey"])
+        self.bands: list[str] = [str(b) for b in attrs["bands"]]
+        self.class_names: list[str] = [str(c) for c in attrs["class_names"]]
+        self.pixel_scale = float(attrs["pixel_scale"])
+        self.stamp_shape = tuple(int(s) for s in attrs["stamp_shape"])
+        self.provenance: dict = json.loads(attrs["provenance"])
+        self._positions = {oid: i for i, oid in enumerate(self._index["object_id"])}
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def _h5(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"], state["_pid"] = None, None
+        return state
+
+    def __len__(self) -> int:
+        return len(self._index["object_id"])
+
+    def __getitem__(self, index: int) -> StampSeries:  # type: ignore[override]
+        if isinstance(index, slice):
+            raise TypeError("a Store is indexed by position or read with .get(object_id)")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"object index {index} out of range for {n} objects")
+        i = index % n
+        f = self._h5()
+        start = int(self._index["start"][i])
+        stop = start + int(self._index["count"][i])
+        label_code = int(self._index["label"][i])
+        return StampSeries(
+            frames=f["frames"][start:stop],
+            **{name: f[f"frame/{name}"][start:stop] for name in _FRAME_COLUMNS},
+            object_id=self._index["object_id"][i],
+            ra=float(self._index["ra"][i]),
+            dec=float(self._index["dec"][i]),
+            redshift=float(self._index["redshift"][i]),
+            label=self.class_names[label_code] if label_code >= 0 else None,
+            survey=self.survey,
+            pixel_scale=self.pixel_scale,
+            subtype=self._index["subtype"][i] or None,
+        )
+
+    def __iter__(self) -> Iterator[StampSeries]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def get(self, object_id: str) -> StampSeries:
+        """The object with this id.
+
+        Raises:
+            ConventionError: no such object.
+        """
+        if str(object_id) not in self._positions:
+            raise ConventionError("no such object in the store", path=self.path, obj=object_id)
+        return self[self._positions[str(object_id)]]
+
+    @property
+    def object_ids(self) -> list[str]:
+        """Object ids in store order."""
+        return list(self._index["object_id"])
+
+    @property
+    def labels(self) -> list[str | None]:
+        """Class name of every object (None = unlabelled), in store order."""
+        return [self.class_names[c] if c >= 0 else None for c in self._index["label"]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of frames of every object."""
+        return self._index["count"].copy()
+
+    def objects(self) -> Table:
+        """The per-object index as an astropy Table."""
+        table = Table({k: self._index[k] for k in ("object_id", "ra", "dec", "redshift")})
+        table["label"] = [lab or "" for lab in self.labels]
+        table["subtype"] = self._index["subtype"]
+        table["n_frames"] = self._index["count"]
+        return table
+
+    def frame_table(self) -> Table:
+        """Every frame's metadata (no pixels) as an astropy Table, with its object's row."""
+        f = self._h5()
+        table = Table({name: f[f"frame/{name}"][()] for name in _FRAME_COLUMNS})
+        table["object_row"] = np.repeat(np.arange(len(self)), self._index["count"])
+        return table
+
+    def close(self) -> None:
+        """Close the HDF5 handle of this process (reopened on next access)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, {len(self)} objects, survey={self.survey!r})"

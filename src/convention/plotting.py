@@ -1,0 +1,101 @@
+"""Figures of stamp series: band x epoch stamp grids and aperture light curves."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.gridspec import GridSpec
+
+from convention.bands import get_band
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from convention.data.series import StampSeries
+
+BAND_COLOURS = {
+    "u": "tab:purple",
+    "g": "tab:green",
+    "r": "tab:red",
+    "i": "tab:brown",
+    "z": "black",
+    "y": "tab:gray",
+    "V": "tab:blue",
+}
+
+
+def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:
+    nights = np.unique(np.floor(series.mjd))
+    if len(nights) > max_epochs:
+        nights = nights[np.linspace(0, len(nights) - 1, max_epochs).round().astype(int)]
+    return nights
+
+
+def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
+    """Aperture flux against MJD, one colour per band; returns the Axes."""
+    ax = ax or plt.figure(figsize=(8, 3)).gca()
+    lc = series.to_lightcurve()
+    for name in sorted(set(lc["band"]), key=lambda n: get_band(n).id):
+        sel = lc["band"] == name
+        letter = get_band(name).letter
+        ax.errorbar(
+            lc["mjd"][sel],
+            lc["flux"][sel],
+            yerr=lc["flux_err"][sel],
+            fmt="o",
+            ms=3,
+            color=BAND_COLOURS.get(letter),
+            label=letter,
+        )
+    ax.set_xlabel("MJD")
+    ax.set_ylabel("aperture flux")
+    ax.legend(ncols=6, fontsize=8, loc="best")
+    return ax
+
+
+def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
+    """Stamps as a band (rows) x epoch (columns) grid, aperture light curve underneath.
+
+    Each band row shares one asinh stretch in units of its median sky noise, so brightness
+    changes read across the row.
+    """
+    bands = sorted(set(series.band.tolist()))
+    nights = _epochs(series, max_epochs)
+    n_rows, n_cols = len(bands), max(len(nights), 1)
+    fig = fig or plt.figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 3))
+    grid = GridSpec(n_rows + 2, n_cols, figure=fig, hspace=0.08, wspace=0.04)
+    for row, band_id in enumerate(bands):
+        in_band = series.band == band_id
+        noise = float(np.median(series.sky_sigma[in_band]))
+        noise = noise if np.isfinite(noise) and noise > 0 else 1.0
+        finite = series.frames[in_band][np.isfinite(series.frames[in_band])] / noise
+        top = np.arcsinh(max(np.percentile(finite, 99.9) if finite.size else 0.0, 8.0))
+        letter = get_band(band_id).letter
+        for col, night in enumerate(nights):
+            ax = fig.add_subplot(grid[row, col])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            match = np.flatnonzero(in_band & (np.floor(series.mjd) == night))
+            if match.size:
+                image = np.arcsinh(series.frames[match[0]] / noise)
+                ax.imshow(image, origin="lower", cmap="gray", vmin=np.arcsinh(-3), vmax=top)
+            else:
+                ax.set_facecolor("0.85")
+            if col == 0:
+                ax.set_ylabel(letter, rotation=0, labelpad=8)
+            if row == 0:
+                ax.set_title(f"{night:.0f}", fontsize=7)
+    lc_ax = fig.add_subplot(grid[n_rows:, :])
+    plot_lightcurve(series, ax=lc_ax)
+    fig.suptitle(
+        f"{series.object_id}  {series.label or 'unlabelled'}"
+        + (f" ({series.subtype})" if series.subtype else "")
+        + (f"  z={series.redshift:.3f}" if np.isfinite(series.redshift) else "")
+    )
+    return fig

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny simulated data, and the shared reference data where present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from convention.sim.simulate import SimulationSettings, simulate
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SDSS2_CATALOG = SHARED_DATA / "sdss2-candidates" / "SDSS2_DS17_HEAD.FITS.gz"
+
+
+@pytest.fixture(scope="session")
+def sdss2_catalog() -> Path:
+    """The real SDSS-II HEAD catalog; skipped when absent, except under CI."""
+    if not SDSS2_CATALOG.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference data missing under CI: {SDSS2_CATALOG}")
+        pytest.skip(f"reference data not found: {SDSS2_CATALOG}")
+    return SDSS2_CATALOG
+
+
+@pytest.fixture(scope="session")
+def tiny_settings() -> SimulationSettings:
+    return SimulationSettings(n_objects=8, seed=3, stamp_size=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_settings) -> Path:
+    """A store of 8 simulated objects with 16x16 stamps."""
+    return simulate(tiny_settings, tmp_path_factory.mktemp("data") / "tiny.h5")
