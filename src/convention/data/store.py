@@ -214,6 +214,9 @@ class StoreWriter:
             self._file.attrs[key] = value
         self._file.attrs["n_objects"] = self._n_objects
         self._file.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private
         os.replace(self._tmp, self.path)
         return self.path
 
