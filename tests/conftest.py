@@ -32,3 +32,29 @@ def tiny_settings() -> SimulationSettings:
 def tiny_store(tmp_path_factory, tiny_settings) -> Path:
     """A store of 8 simulated objects with 16x16 stamps."""
     return simulate(tiny_settings, tmp_path_factory.mktemp("data") / "tiny.h5")
+
+
+@pytest.fixture(scope="session")
+def train_store(tmp_path_factory) -> Path:
+    """48 simulated objects with 16x16 stamps: enough for every class in every split."""
+    settings = SimulationSettings(n_objects=48, seed=5, stamp_size=16)
+    return simulate(settings, tmp_path_factory.mktemp("train") / "train.h5", workers=1)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, train_store) -> Path:
+    """A 2-fold run of the tiny preset, 2 epochs."""
+    from convention.training import TrainSettings, train
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    settings = TrainSettings(
+        data=str(train_store),
+        out=str(out),
+        preset="tiny",
+        folds=2,
+        epochs=2,
+        batch_size=8,
+        progress=False,
+        overrides={"stamp_size": 16},
+    )
+    return train(settings)

@@ -190,6 +190,194 @@ def plot(
     console.print(f"wrote {out}")
 
 
+@app.command()
+@user_errors
+def models(
+    classes: Annotated[int, typer.Option(help="Output classes.")] = 4,
+    n_bands: Annotated[int, typer.Option(help="Bands.")] = 5,
+) -> None:
+    """List the registered models and presets: parameters and forward GFLOPs per object
+    (99 frames)."""
+    from convention.models import create_model, gflops_per_object, list_models
+
+    table = RichTable(title=f"models ({classes} classes, {n_bands} bands, 99 frames)")
+    for col in ("model", "preset", "parameters", "GFLOPs / object", "stamp", "tokens"):
+        table.add_column(col, justify="left" if col in ("model", "preset") else "right")
+    for name, presets in list_models().items():
+        for preset in presets:
+            model = create_model(name, classes, n_bands, preset)
+            params = sum(p.numel() for p in model.parameters())
+            cfg = model.config
+            shape = "x".join(map(str, model.tokenizer.token_shape))
+            table.add_row(
+                name,
+                preset,
+                f"{params:,}",
+                f"{gflops_per_object(model):.3f}",
+                f"{cfg.stamp_size}x{cfg.stamp_size}",
+                f"{cfg.max_tokens} of {shape}",
+            )
+    console.print(table)
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    data: Annotated[Path, typer.Option(help="Training data (HDF5 store).")],
+    out: Annotated[Path, typer.Option(help="Run folder to create.")],
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "convention",
+    preset: Annotated[str, typer.Option(help="Model preset (paper, cpu, tiny).")] = "cpu",
+    folds: Annotated[int, typer.Option(help="k-fold CV; 1 = one 70/10/20 split.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Most epochs per fold.")] = 30,
+    classes: Annotated[int, typer.Option(help="4 (AGN, SNIa, Variable, SNOther) or 3.")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 32,
+    lr: Annotated[
+        float, typer.Option(help="AdamW learning rate (the paper: 2e-3 at batch 128).")
+    ] = 5e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.13,
+    loss: Annotated[str, typer.Option(help="focal (gamma 2) or ce.")] = "focal",
+    oversample: Annotated[bool, typer.Option(help="Class-balanced oversampling.")] = True,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience, epochs.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of splits, sampling and weights.")] = 0,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Wall-time cap per fold, minutes.")
+    ] = None,
+    band_embedding: Annotated[
+        str | None, typer.Option(help="learned, fixed or none (ablation).")
+    ] = None,
+    positional_encoding: Annotated[
+        str | None, typer.Option(help="index (paper) or time (days since first frame).")
+    ] = None,
+    stamp_size: Annotated[
+        int | None, typer.Option(help="Override the preset's stamp size.")
+    ] = None,
+) -> None:
+    """Train a model on a store (seeded stratified splits; best epoch by validation macro-F1)."""
+    from convention.training import TrainSettings, train
+
+    overrides = {
+        "band_embedding": band_embedding,
+        "positional_encoding": positional_encoding,
+        "stamp_size": stamp_size,
+    }
+    settings = TrainSettings(
+        data=str(data),
+        out=str(out),
+        model=model,
+        preset=preset,
+        folds=folds,
+        epochs=epochs,
+        classes=classes,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        loss=loss,
+        oversample=oversample,
+        patience=patience,
+        seed=seed,
+        max_minutes=max_minutes,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+    )
+    if loss not in ("focal", "ce"):
+        raise ConventionError(f"loss must be focal or ce, got {loss!r}")
+    run = train(settings)
+    console.print(f"trained run in {run}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run: Annotated[Path, typer.Option(help="Training run folder.")],
+    data: Annotated[Path, typer.Option(help="Data to score (HDF5 store).")],
+    out: Annotated[Path | None, typer.Option(help="Report folder [RUN/evaluation].")] = None,
+) -> None:
+    """Score a run: metrics.json, predictions.csv and a Markdown/HTML report with figures."""
+    from convention.evaluate import evaluate_run
+
+    metrics = evaluate_run(run, data, out)
+    _print_metrics(metrics)
+    console.print(f"report: {(out or run / 'evaluation') / 'report.html'}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = RichTable(title=f"{metrics['n_objects']} objects, {metrics['n_folds']} fold(s)")
+    for col in ("class", "precision", "recall", "F1", "ROC AUC"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, values in metrics["per_class"].items():
+        table.add_row(
+            name, *(f"{values[m]['mean']:.3f}" for m in ("precision", "recall", "f1", "roc_auc"))
+        )
+    console.print(table)
+    console.print(
+        f"accuracy {metrics['accuracy']:.3f} ± {metrics['accuracy_std']:.3f}   "
+        f"macro-F1 {metrics['macro_f1']:.3f} ± {metrics['macro_f1_std']:.3f}"
+    )
+
+
+@app.command()
+@user_errors
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="Run folder or model folder.")],
+    data: Annotated[Path, typer.Option(help="Data to classify (HDF5 store).")],
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
+) -> None:
+    """Class probabilities for every object: object_id, p_<class>..., predicted."""
+    from convention.data.store import check_output_path
+    from convention.io import read
+    from convention.training import Classifier
+    from convention.training.checkpoint import write_atomic
+
+    out = check_output_path(out)
+    classifier = Classifier.load(checkpoint)
+    store = read(data)
+    classifier.check_bands(store.bands, data)
+    lines = ["object_id," + ",".join(f"p_{c}" for c in classifier.classes) + ",predicted"]
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("predicting", total=len(store))
+        for ids, proba in classifier.predict_proba(iter(store), batch_size):
+            for oid, p in zip(ids, proba, strict=True):
+                lines.append(
+                    f"{oid},"
+                    + ",".join(f"{v:.6f}" for v in p)
+                    + f",{classifier.classes[int(p.argmax())]}"
+                )
+            progress.advance(task, len(ids))
+    write_atomic(out, lambda p: p.write_text("\n".join(lines) + "\n"))
+    console.print(f"wrote {len(lines) - 1} predictions to {out}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("convention-demo"),
+    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = 1500,
+    epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
+) -> None:
+    """Simulate SDSS-II-like data, train the CPU preset, evaluate on a held-out split."""
+    from convention.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        out=str(out), n_objects=n_objects, epochs=epochs, seed=seed, workers=os.cpu_count() or 1
+    )
+    console.print(
+        f"simulating {n_objects} SDSS-II-like objects, training ConvEntion "
+        f"({settings.preset} preset), evaluating on a held-out 20%"
+    )
+    metrics, folder, seconds = run_demo(settings)
+    _print_metrics(metrics)
+    console.print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    console.print(f"report: {folder / 'report.html'}")
+
+
 def main() -> None:
     """Entry point for ``python -m convention``."""
     app(prog_name="convention")

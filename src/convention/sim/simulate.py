@@ -33,6 +33,12 @@ MAX_HOST_SEPARATION = 30.0
 # after maximum than before.
 WINDOW_AFTER_PEAK_DAYS = 10.0
 DEFAULT_N_OBJECTS = 1000
+# Every SDSS-II candidate was found by the SN search on difference images: a simulated
+# supernova must peak brighter than this in g, r or i (assumed search depth, about the
+# single-epoch r-band limit; Frieman et al. 2008). Parameters are redrawn until it does.
+DETECTION_LIMIT_MAG = 22.5
+MAX_DRAWS = 20
+SUPERNOVAE = ("SNIa", "SNOther")
 
 
 @dataclass(frozen=True)
@@ -138,13 +144,19 @@ def simulate_object(
     """
     survey = get_survey(settings.survey)
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(1, index)))
-    if spec.label == "Variable":
-        z = 0.0
-    elif np.isfinite(spec.redshift):
-        z = spec.redshift
-    else:
-        z = max(dist.draw(spec.label, "redshift", rng), 0.005)
-    centre = spec.peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in ("SNIa", "SNOther") else 0)
+    for _ in range(MAX_DRAWS):
+        if spec.label == "Variable":
+            z = 0.0
+        elif np.isfinite(spec.redshift):
+            z = spec.redshift
+        else:
+            z = max(dist.draw(spec.label, "redshift", rng), 0.005)
+        source = _source(spec, z, survey, dist, rng)
+        if spec.label not in SUPERNOVAE or _peak_mag(source, spec.peak_mjd, survey) < (
+            DETECTION_LIMIT_MAG
+        ):
+            break
+    centre = spec.peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVAE else 0)
     n_visits = max(1, round(spec.n_obs / len(survey.bands)))
     visits = choose_visits(calendar, strip_of(spec.dec, survey), centre, n_visits, survey)
     n_bands = len(survey.bands)
@@ -155,7 +167,6 @@ def simulate_object(
     order = np.argsort(mjd[keep], kind="stable")
     visit, band_index, mjd = visit[keep][order], band_index[keep][order], mjd[keep][order]
 
-    source = _source(spec, z, survey, dist, rng)
     conditions = _frame_conditions(survey, calendar, visit, band_index, rng)
     point_flux = source.flux(mjd, band_index, survey.bands)
     host = source.host
@@ -189,6 +200,15 @@ def simulate_object(
         subtype=source.subtype,
         true_flux=point_flux,
     )
+
+
+def _peak_mag(source, peak_mjd: float, survey: SurveyDefinition) -> float:
+    """Brightest magnitude of the source in g, r or i within -20..+60 days of the peak."""
+    times = peak_mjd + np.arange(-20.0, 60.0, 1.0)
+    gri = [survey.band_index(b) for b in survey.bands[1:4]]
+    band_index = np.repeat(gri, len(times))
+    flux = source.flux(np.tile(times, len(gri)), band_index, survey.bands)
+    return 22.5 - 2.5 * np.log10(max(float(flux.max()), 1e-12))
 
 
 def _clip_at_ccd_edge(frames: np.ndarray, rng: np.random.Generator, fraction: float) -> None:

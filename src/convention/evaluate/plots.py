@@ -1,0 +1,83 @@
+"""Figures of an evaluation: confusion matrix, training curves, ROC curves."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+
+
+def confusion_figure(
+    mean: np.ndarray, std: np.ndarray | None, class_names: Sequence[str], title: str
+) -> Figure:
+    """Row-normalised confusion matrix; cells show the mean and, over folds, its spread."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    image = ax.imshow(mean, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            text = f"{mean[i, j]:.2f}" + (f"\n±{std[i, j]:.2f}" if std is not None else "")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if mean[i, j] > 0.5 else "black",
+            )
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(metrics_files: Sequence[Path]) -> Figure:
+    """Training loss and validation loss / macro-F1 per epoch, one line per fold."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, path in enumerate(metrics_files):
+        rows = list(csv.DictReader(path.open()))
+        for key, ax, style in (
+            ("train_loss", axes[0], "-"),
+            ("val_loss", axes[0], "--"),
+            ("val_macro_f1", axes[1], "-"),
+        ):
+            points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]
+            if points:
+                epochs, values = zip(*points, strict=True)
+                ax.plot(epochs, values, style, label=f"{key} fold {k}", color=f"C{k}")
+    axes[0].set_ylabel("loss")
+    axes[1].set_ylabel("validation macro-F1")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """One-vs-rest ROC curve per class."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for k, name in enumerate(class_names):
+        positive = y_true == k
+        if 0 < positive.sum() < len(y_true):
+            fpr, tpr, _ = roc_curve(positive, proba[:, k])
+            ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], ":", color="gray")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=8)
+    ax.set_title("one-vs-rest ROC")
+    fig.tight_layout()
+    return fig

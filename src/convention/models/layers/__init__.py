@@ -1,0 +1,1 @@
+"""Building blocks of ConvEntion: band embedding, positional encodings, convolutional attention."""

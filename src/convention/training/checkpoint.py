@@ -1,0 +1,200 @@
+"""Checkpoints and the Classifier that loads them.
+
+A trained model is a folder holding ``model.pt`` (the state dict, loaded with
+``weights_only=True``) and ``settings.json``: model name, preset and overrides, class list in
+order, band list, normalisation, stamp size, maximum length, schema and package versions.
+A run of k folds holds one such folder per fold; loading the run gives their ensemble
+(probabilities averaged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convention.data.series import StampSeries
+from convention.data.store import SCHEMA_VERSION
+from convention.errors import ConventionError
+from convention.models import create_model
+from convention.training.data import Normalisation, SequenceEncoder, collate
+
+SETTINGS_FILE = "settings.json"
+WEIGHTS_FILE = "model.pt"
+CHECKPOINT_VERSION = 1
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Everything needed to rebuild a trained model and feed it."""
+
+    model: str
+    preset: str
+    overrides: dict
+    classes: tuple[str, ...]
+    bands: tuple[str, ...]
+    normalisation: Normalisation
+    stamp_size: int
+    max_frames: int
+
+    def to_dict(self) -> dict:
+        """JSON form, with versions."""
+        from convention import __version__
+
+        return {
+            "checkpoint_version": CHECKPOINT_VERSION,
+            "model": self.model,
+            "preset": self.preset,
+            "overrides": self.overrides,
+            "classes": list(self.classes),
+            "bands": list(self.bands),
+            "normalisation": self.normalisation.to_dict(),
+            "stamp_size": self.stamp_size,
+            "max_frames": self.max_frames,
+            "store_schema_version": SCHEMA_VERSION,
+            "package_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSettings:
+        """Inverse of to_dict."""
+        return cls(
+            d["model"],
+            d["preset"],
+            dict(d["overrides"]),
+            tuple(d["classes"]),
+            tuple(d["bands"]),
+            Normalisation.from_dict(d["normalisation"]),
+            int(d["stamp_size"]),
+            int(d["max_frames"]),
+        )
+
+    def build(self) -> torch.nn.Module:
+        """A fresh model of these settings."""
+        return create_model(
+            self.model, len(self.classes), len(self.bands), self.preset, **self.overrides
+        )
+
+
+def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) -> None:
+    """Write ``model.pt`` and ``settings.json`` into ``folder`` (atomically, each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / WEIGHTS_FILE, lambda p: torch.save(model.state_dict(), p))
+    text = json.dumps(settings.to_dict(), indent=1)
+    write_atomic(folder / SETTINGS_FILE, lambda p: p.write_text(text + "\n"))
+
+
+def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
+    try:
+        settings = ModelSettings.from_dict(json.loads((folder / SETTINGS_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConventionError(
+            f"unreadable settings ({type(err).__name__}: {err})", path=folder / SETTINGS_FILE
+        ) from None
+    model = settings.build()
+    try:
+        state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise ConventionError("missing weights", path=folder / WEIGHTS_FILE) from None
+    except Exception as err:  # torch raises many types for corrupt files
+        raise ConventionError(
+            f"corrupt weights ({type(err).__name__})", path=folder / WEIGHTS_FILE
+        ) from None
+    return settings, model.eval()
+
+
+class Classifier:
+    """A trained model (or an ensemble of fold models) ready to predict.
+
+    Use ``Classifier.load(path)`` with a model folder or a run folder.
+    """
+
+    def __init__(self, settings: ModelSettings, models: Sequence[torch.nn.Module]):
+        self.settings = settings
+        self.models = list(models)
+        self.encoder = SequenceEncoder(
+            settings.bands, settings.normalisation, settings.stamp_size, settings.max_frames
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        """Output classes, in order."""
+        return list(self.settings.classes)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Classifier:
+        """Load a model folder (``settings.json`` + ``model.pt``) or a run of fold folders.
+
+        Raises:
+            ConventionError: missing, unreadable or corrupt checkpoint.
+        """
+        path = Path(path)
+        if path.is_file() and path.name == SETTINGS_FILE:
+            path = path.parent
+        if not path.exists():
+            raise ConventionError("no such checkpoint", path=path)
+        folders = (
+            [path]
+            if (path / SETTINGS_FILE).exists()
+            else sorted(p.parent for p in path.glob(f"fold_*/{SETTINGS_FILE}"))
+        )
+        if not folders:
+            raise ConventionError(f"no {SETTINGS_FILE} here or in fold_* folders", path=path)
+        loaded = [_load_folder(f) for f in folders]
+        settings = loaded[0][0]
+        for other, _ in loaded[1:]:
+            if (other.classes, other.bands) != (settings.classes, settings.bands):
+                raise ConventionError("fold models disagree on classes or bands", path=path)
+        return cls(settings, [m for _, m in loaded])
+
+    def check_bands(self, bands: Iterable[str], source: str | Path | None = None) -> None:
+        """Fail unless every band of the data is one the model was trained on."""
+        extra = sorted(set(bands) - set(self.settings.bands))
+        if extra:
+            raise ConventionError(
+                f"data has bands {extra} the model was not trained on "
+                f"(model bands: {list(self.settings.bands)})",
+                path=source,
+            )
+
+    def predict_proba(
+        self, series: Iterable[StampSeries], batch_size: int = 64
+    ) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Yield (object ids, (n, C) class probabilities) batch by batch."""
+        batch: list[StampSeries] = []
+        for s in series:
+            batch.append(s)
+            if len(batch) == batch_size:
+                yield self._predict_batch(batch)
+                batch = []
+        if batch:
+            yield self._predict_batch(batch)
+
+    @torch.no_grad()
+    def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
+        inputs = collate([self.encoder.encode(s) for s in batch])
+        args = (inputs["frames"], inputs["bands"], inputs["times"], inputs["mask"])
+        proba = torch.stack([torch.softmax(m(*args), dim=1) for m in self.models]).mean(0)
+        return [s.object_id for s in batch], proba.numpy()
+
+    def predict(self, series: StampSeries) -> dict[str, float]:
+        """Class probabilities of one object, by class name."""
+        _, proba = self._predict_batch([series])
+        return dict(zip(self.classes, proba[0].tolist(), strict=True))

@@ -1,0 +1,61 @@
+"""The LightningModule: wraps any registered model with its loss, metrics and optimiser."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from convention.training.losses import make_loss
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains a model whose forward takes (frames, bands, times, mask) and returns logits.
+
+    Logs ``train_loss``, ``val_loss``, ``val_acc`` and ``val_macro_f1`` (the monitored one).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        n_classes: int,
+        loss: str = "focal",
+        lr: float = 5e-4,
+        weight_decay: float = 0.13,
+    ):
+        super().__init__()
+        self.model = model
+        self.loss = make_loss(loss)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.val_f1 = MulticlassF1Score(n_classes, average="macro")
+        self.val_acc = MulticlassAccuracy(n_classes, average="micro")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch["frames"], batch["bands"], batch["times"], batch["mask"])
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch), batch["label"])
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+        )
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        n = len(batch["label"])
+        self.log("val_loss", self.loss(logits, batch["label"]), batch_size=n)
+        self.val_f1.update(logits, batch["label"])
+        self.val_acc.update(logits, batch["label"])
+        self.log("val_macro_f1", self.val_f1, prog_bar=True, batch_size=n)
+        self.log("val_acc", self.val_acc, batch_size=n)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True
+        )

@@ -1,0 +1,103 @@
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from convention.cli import app
+from convention.demo import DemoSettings, run_demo
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_evaluate_predict(tmp_path, train_store):
+    out = tmp_path / "run"
+    result = run(
+        "train",
+        "--data",
+        train_store,
+        "--out",
+        out,
+        "--preset",
+        "tiny",
+        "--epochs",
+        1,
+        "--stamp-size",
+        16,
+        "--batch-size",
+        8,
+        "--positional-encoding",
+        "time",
+    )
+    assert result.exit_code == 0, result.output
+    result = run("evaluate", "--run", out, "--data", train_store)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class_f1", "class_names"} <= set(metrics)
+    assert (out / "evaluation" / "report.html").is_file()
+    assert (out / "evaluation" / "confusion_matrix.png").is_file()
+    preds = tmp_path / "preds.csv"
+    result = run("predict", "--checkpoint", out, "--data", train_store, "--out", preds)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(preds.open()))
+    assert len(rows) == 48
+    assert set(rows[0]) == {"object_id", "p_AGN", "p_SNIa", "p_Variable", "p_SNOther", "predicted"}
+
+
+def test_models_table():
+    result = run("models")
+    assert result.exit_code == 0 and "paper" in result.output and "1,248,916" in result.output
+
+
+def one_error_line(result, message):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_model_cli_bad_inputs(tmp_path, train_store, trained_run):
+    one_error_line(
+        run("train", "--data", train_store, "--out", tmp_path / "r", "--model", "rnn"),
+        "unknown model 'rnn'",
+    )
+    one_error_line(
+        run("train", "--data", train_store, "--out", tmp_path / "r", "--preset", "xl"),
+        "unknown preset 'xl'",
+    )
+    one_error_line(
+        run("train", "--data", tmp_path / "absent.h5", "--out", tmp_path / "r"), "no such file"
+    )
+    one_error_line(
+        run(
+            "predict",
+            "--checkpoint",
+            tmp_path / "nope",
+            "--data",
+            train_store,
+            "--out",
+            tmp_path / "p.csv",
+        ),
+        "no such checkpoint",
+    )
+    one_error_line(run("evaluate", "--run", tmp_path, "--data", train_store), "not a training run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    one_error_line(
+        run("train", "--data", train_store, "--out", trained_run, "--preset", "tiny"),
+        "output folder exists and is not empty",
+    )
+
+
+def test_demo_end_to_end_small(tmp_path):
+    settings = DemoSettings(
+        out=str(tmp_path / "demo"), n_objects=60, epochs=1, workers=1, preset="tiny"
+    )
+    _, folder, seconds = run_demo(settings, progress=False)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["class_names"] == ["AGN", "SNIa", "Variable", "SNOther"]
+    assert 0 <= saved["macro_f1"] <= 1 and set(saved["per_class_f1"]) == set(saved["class_names"])
+    assert (folder / "report.html").is_file() and set(seconds) == {"simulate", "train", "evaluate"}
+    again = run("demo", "--out", folder)
+    assert again.exit_code == 2 and "earlier demo run" in again.output

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+
+from convention.errors import ConventionError
+from convention.models import create_model, gflops_per_object, list_models
+from convention.models.layers.band_embedding import BandEmbedding
+
+ALL = [(name, preset) for name, presets in list_models().items() for preset in presets]
+
+
+def batch(lengths, size, n_bands=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    m = max(lengths)
+    frames = torch.randn(len(lengths), m, size, size, generator=g)
+    bands = torch.randint(1, n_bands + 1, (len(lengths), m), generator=g)
+    times = torch.cumsum(torch.rand(len(lengths), m, generator=g) * 3, dim=1)
+    mask = torch.arange(m)[None] < torch.tensor(lengths)[:, None]
+    return frames * mask[..., None, None], bands * mask, times * mask, mask
+
+
+@pytest.mark.parametrize("name, preset", ALL)
+def test_forward_backward_every_model(name, preset):
+    torch.manual_seed(0)
+    model = create_model(name, 4, 5, preset)
+    frames, bands, times, mask = batch([7, 4, 3], model.config.stamp_size)
+    bands[0, :5] = torch.arange(1, 6)  # every band gets a gradient
+    logits = model(frames, bands, times, mask)
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_paper_preset_matches_the_publication():
+    model = create_model("convention", 4, 5, "paper")
+    params = sum(p.numel() for p in model.parameters())
+    assert params == pytest.approx(1.253e6, rel=0.005)
+    assert model.config.max_tokens == 33
+    assert model.tokenizer.token_shape == (8, 9, 9)
+    assert gflops_per_object(create_model("convention", 4, 5, "cpu")) < 0.2
+
+
+@pytest.mark.parametrize("encoding", ["index", "time"])
+@pytest.mark.parametrize("band_embedding", ["learned", "fixed", "none"])
+def test_padding_does_not_change_logits(encoding, band_embedding):
+    torch.manual_seed(1)
+    model = create_model(
+        "convention", 4, 5, "tiny", positional_encoding=encoding, band_embedding=band_embedding
+    ).eval()
+    frames, bands, times, mask = batch([8, 5], 32)
+    padded = torch.nn.functional.pad(frames, (0, 0, 0, 0, 0, 7))
+    extra = [torch.nn.functional.pad(t, (0, 7)) for t in (bands, times, mask)]
+    with torch.no_grad():
+        short = model(frames, bands, times, mask)
+        long = model(padded, *extra)
+        # junk in padded frames is ignored too
+        junk = padded.clone()
+        junk[:, 8:] = 100.0
+        noisy = model(junk, *extra)
+    assert torch.allclose(short, long, atol=1e-5)
+    assert torch.allclose(short, noisy, atol=1e-5)
+
+
+def test_band_embedding_padding_is_zero_and_unused():
+    emb = BandEmbedding(5, 8, "learned")
+    assert torch.all(emb(torch.zeros(1, 3, dtype=torch.long)) == 0)
+    fixed = BandEmbedding(5, 8, "fixed")
+    assert torch.all(fixed(torch.zeros(1, 2, dtype=torch.long)) == 0)
+    assert torch.all(fixed(torch.full((1, 2), 5)) == 1)
+
+
+def test_tiny_model_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    model = create_model("convention", 4, 5, "tiny", stamp_size=16)
+    frames, bands, times, mask = batch([9, 6, 9, 7, 8, 9, 5, 9], 16, seed=3)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(frames, bands, times, mask), labels)
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(frames, bands, times, mask).argmax(1)
+    assert (predicted == labels).all()
+
+
+@pytest.mark.parametrize(
+    "name, preset, kwargs, message",
+    [
+        ("transformer", "cpu", {}, "unknown model 'transformer'"),
+        ("convention", "huge", {}, "unknown preset 'huge'"),
+        ("convention", "cpu", {"band_embedding": "random"}, "band embedding must be"),
+        ("convention", "cpu", {"depth": 3}, "cannot build convention"),
+    ],
+)
+def test_bad_model_requests(name, preset, kwargs, message):
+    with pytest.raises(ConventionError, match=message):
+        create_model(name, 4, 5, preset, **kwargs)
+
+
+def test_variable_lengths_not_multiple_of_chunk():
+    model = create_model("convention", 3, 5, "tiny").eval()
+    for m in (1, 2, 3, 4, 10):
+        frames, bands, times, mask = batch([m], 32)
+        assert np.isfinite(model(frames, bands, times, mask).detach().numpy()).all()

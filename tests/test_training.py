@@ -1,0 +1,191 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import convention
+from convention.data.store import write_store
+from convention.errors import ConventionError
+from convention.training import Classifier
+from convention.training.checkpoint import ModelSettings, save_model
+from convention.training.data import (
+    Normalisation,
+    SequenceEncoder,
+    augment,
+    class_targets,
+    collate,
+    make_splits,
+)
+from tests.test_series import make_series
+
+
+def test_splits_are_stratified_seeded_and_disjoint():
+    targets = np.repeat([0, 1, 2, 3], [20, 30, 40, 10])
+    targets[:3] = -1  # unlabelled objects never enter a split
+    a = make_splits(targets, folds=5, seed=1)
+    b = make_splits(targets, folds=5, seed=1)
+    assert all(np.array_equal(x[p], y[p]) for x, y in zip(a, b, strict=True) for p in x)
+    tests = np.concatenate([s["test"] for s in a])
+    assert sorted(tests) == sorted(np.flatnonzero(targets >= 0))
+    for s in a:
+        assert not set(s["train"]) & set(s["val"]) | set(s["test"]) & set(s["train"])
+        assert np.bincount(targets[s["test"]]).min() >= 2
+    fixed = make_splits(targets, folds=1, seed=0)[0]
+    assert len(fixed["test"]) == pytest.approx(0.2 * 97, abs=1)
+    assert len(fixed["val"]) == pytest.approx(0.1 * 97, abs=1)
+
+
+def test_three_class_targets():
+    t = class_targets(["SNIa", "SNOther", "AGN", None, "Variable"], ["AGN", "SN", "Variable"])
+    assert t.tolist() == [1, 1, 0, -1, 2]
+
+
+def encoder_for(series, max_frames=99):
+    norm = Normalisation.fit([series], ["sdss::g", "sdss::r"])
+    return SequenceEncoder(["sdss::g", "sdss::r"], norm, series.frames.shape[1], max_frames)
+
+
+def test_encoder_handles_nan_and_caps_length():
+    series = make_series(m=10)
+    series.frames[2] = np.nan  # a frame without valid pixels is dropped
+    series.frames[3, 0, 0] = np.nan  # a missing pixel becomes 0
+    enc = encoder_for(series, max_frames=6).encode(series, label=1)
+    assert len(enc.frames) == 6 and np.isfinite(enc.frames).all()
+    assert set(enc.bands.tolist()) <= {1, 2}  # 0 is padding
+    assert enc.times[0] == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("nan", "obj1: no frame with valid pixels"),
+        ("size", "stamps are 16x16, the model reads 8x8"),
+        ("band", r"bands \['sdss::u'\] are not the model's bands"),
+    ],
+)
+def test_encoder_rejects(change, message):
+    good = make_series()
+    encoder = encoder_for(good)
+    bad = {
+        "nan": make_series(frames=np.full((6, 8, 8), np.nan)),
+        "size": make_series(size=16),
+        "band": make_series(band=np.array(["sdss::u"] * 6)),
+    }[change]
+    with pytest.raises(ConventionError, match=message):
+        encoder.encode(bad)
+
+
+def test_augment_and_collate():
+    series = make_series(m=12)
+    enc = encoder_for(series).encode(series, 0)
+    rng = np.random.default_rng(0)
+    items = [augment(enc, rng) for _ in range(20)]
+    assert all(1 <= len(it.frames) <= 12 and it.times[0] == 0 for it in items)
+    batch = collate(items[:4])
+    lengths = batch["mask"].sum(1).tolist()
+    assert lengths == [len(it.frames) for it in items[:4]]
+    assert batch["frames"].shape[1] == max(lengths)
+    assert (batch["bands"][~batch["mask"]] == 0).all()
+
+
+def _settings(bands=("sdss::g", "sdss::r")):
+    norm = Normalisation(tuple(bands), (0.0,) * len(bands), (1.0,) * len(bands))
+    return ModelSettings(
+        "convention", "tiny", {"stamp_size": 8}, ("AGN", "SNIa"), tuple(bands), norm, 8, 99
+    )
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+    settings = _settings()
+    torch.manual_seed(0)
+    model = settings.build().eval()
+    save_model(tmp_path / "m", model, settings)
+    loaded = Classifier.load(tmp_path / "m")
+    series = make_series(label=None)
+    encoded = collate([loaded.encoder.encode(series)])
+    with torch.no_grad():
+        direct = torch.softmax(
+            model(encoded["frames"], encoded["bands"], encoded["times"], encoded["mask"]), 1
+        )[0].numpy()
+    assert np.array_equal(list(loaded.predict(series).values()), direct)
+    again = Classifier.load(tmp_path / "m" / "settings.json")
+    assert again.predict(series) == loaded.predict(series)
+
+
+def test_mismatched_bands_fail_clearly(tmp_path):
+    settings = _settings()
+    save_model(tmp_path / "m", settings.build(), settings)
+    classifier = Classifier.load(tmp_path / "m")
+    with pytest.raises(ConventionError, match=r"data has bands \['lsst::g'\] the model was not"):
+        classifier.check_bands(["sdss::g", "lsst::g"], "x.h5")
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(ConventionError, match="no such checkpoint"):
+        Classifier.load(tmp_path / "absent")
+    settings = _settings()
+    save_model(tmp_path / "m", settings.build(), settings)
+    (tmp_path / "m" / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(ConventionError, match="corrupt weights"):
+        Classifier.load(tmp_path / "m")
+    (tmp_path / "m" / "settings.json").write_text("{")
+    with pytest.raises(ConventionError, match="unreadable settings"):
+        Classifier.load(tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConventionError, match=r"no settings\.json"):
+        Classifier.load(tmp_path / "empty")
+
+
+def test_trained_run_layout_and_reproducible_splits(trained_run, train_store):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["classes"] == ["AGN", "SNIa", "Variable", "SNOther"]
+    assert len(config["splits"]) == 2
+    for k in range(2):
+        folder = trained_run / f"fold_{k}"
+        assert (folder / "model.pt").is_file() and (folder / "metrics.csv").is_file()
+        saved = json.loads((folder / "settings.json").read_text())
+        assert saved["classes"] == config["classes"] and saved["bands"] == config["bands"]
+    store = convention.read(train_store)
+    classifier = Classifier.load(trained_run)  # the ensemble of both folds
+    assert len(classifier.models) == 2
+    proba = classifier.predict(store[0])
+    assert sum(proba.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_store_without_a_class_is_refused(tmp_path, train_store):
+    from convention.training import TrainSettings, train
+
+    store = convention.read(train_store)
+    kept = [s for s in store if s.label != "AGN"]
+    path = write_store(
+        tmp_path / "noagn.h5",
+        kept,
+        survey="sdss2",
+        bands=store.bands,
+        class_names=store.class_names,
+        stamp_shape=(16, 16),
+        pixel_scale=0.396,
+    )
+    settings = TrainSettings(
+        data=str(path),
+        out=str(tmp_path / "run"),
+        preset="tiny",
+        epochs=1,
+        overrides={"stamp_size": 16},
+        progress=False,
+    )
+    with pytest.raises(ConventionError, match="too few objects of class AGN"):
+        train(settings)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_stamp_size_mismatch_is_refused(tmp_path, train_store):
+    from convention.training import TrainSettings, train
+
+    settings = TrainSettings(
+        data=str(train_store), out=str(tmp_path / "run"), preset="tiny", epochs=1, progress=False
+    )
+    with pytest.raises(ConventionError, match=r"stamps are 16x16, the tiny preset reads 32x32"):
+        train(settings)
+    assert list(tmp_path.iterdir()) == []
