@@ -32,6 +32,12 @@ def test_forward_backward_every_model(name, preset):
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
+def test_2d_cnn_ablation():
+    model = create_model("convention", 4, 5, "cpu", cnn="2d").eval()
+    frames, bands, times, mask = batch([5, 2], 32)
+    assert torch.isfinite(model(frames, bands, times, mask)).all()
+
+
 def test_paper_preset_matches_the_publication():
     model = create_model("convention", 4, 5, "paper")
     params = sum(p.numel() for p in model.parameters())

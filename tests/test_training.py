@@ -119,6 +119,9 @@ def test_mismatched_bands_fail_clearly(tmp_path):
     classifier = Classifier.load(tmp_path / "m")
     with pytest.raises(ConventionError, match=r"data has bands \['lsst::g'\] the model was not"):
         classifier.check_bands(["sdss::g", "lsst::g"], "x.h5")
+    with pytest.raises(ConventionError, match=r"without the model's \['SNIa'\]"):
+        classifier.check_classes(["AGN", "Nova"], "x.h5")
+    classifier.check_classes(["AGN", "SNIa", "Variable"])
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path):

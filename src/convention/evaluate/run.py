@@ -75,6 +75,7 @@ def evaluate_run(
     )
     for classifier, rows in plans:
         classifier.check_bands(store.bands, store.path)
+        classifier.check_classes(store.class_names, store.path)
         if len(rows) == 0:
             raise ConventionError("no labelled objects of the model's classes", path=store.path)
         ids, proba, y = _score(classifier, store, rows, targets)

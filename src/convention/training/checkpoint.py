@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convention.classes import TO_THREE_CLASS
 from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
@@ -186,6 +187,17 @@ class Classifier:
                 batch = []
         if batch:
             yield self._predict_batch(batch)
+
+    def check_classes(self, class_names: Iterable[str], source: str | Path | None = None) -> None:
+        """Fail unless the data's labels can be scored against the model's classes (directly,
+        or 4-class labels onto the 3-class taxonomy)."""
+        names = set(class_names)
+        mapped = {TO_THREE_CLASS.get(n, n) for n in names} if "SN" in self.classes else names
+        missing = sorted(set(self.classes) - mapped)
+        if missing:
+            raise ConventionError(
+                f"data has classes {sorted(names)}, without the model's {missing} "
+                f"(model classes: {self.classes})", path=source)  # fmt: skip
 
     @torch.no_grad()
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:

@@ -40,15 +40,15 @@ class Normalisation:
         max_frames: int = 4000,
         seed: int = 0,
     ) -> Normalisation:
-        """Median and robust sigma (1.4826 MAD) of the pixels of each band, from up to
-        ``max_frames`` frames per band of ``series``."""
+        """Median and robust sigma (1.4826 MAD) of the pixels of each band, from one random
+        frame per object and band, up to ``max_frames`` frames per band."""
         rng = np.random.default_rng(seed)
         pixels: dict[int, list[np.ndarray]] = {get_band(b).id: [] for b in bands}
         for s in series:
-            for band_id, store in pixels.items():
+            for band_id, chosen in pixels.items():
                 frames = s.frames[s.band == band_id]
-                if len(frames) and sum(len(p) for p in store) < max_frames * frames[0].size:
-                    store.append(frames[rng.integers(len(frames))].ravel())
+                if len(frames) and len(chosen) < max_frames:
+                    chosen.append(frames[rng.integers(len(frames))].ravel())
         medians, scales = [], []
         for band in bands:
             values = np.concatenate(pixels[get_band(band).id] or [np.zeros(1)])
@@ -93,20 +93,12 @@ class SequenceEncoder:
         self._median = np.array([0.0, *norm.median], dtype=np.float32)
         self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
 
-    def encode(
-        self,
-        series: StampSeries,
-        label: int = -1,
-        window: str = "centre",
-        rng: np.random.Generator | None = None,
-    ) -> Encoded:
-        """Encode one sequence.
+    def encode(self, series: StampSeries, label: int = -1) -> Encoded:
+        """Encode one sequence; a longer one keeps its central ``max_frames`` frames.
 
         Args:
             series: the object's frames.
             label: its class index (-1 = unlabelled).
-            window: which ``max_frames`` frames a longer sequence keeps: ``centre`` or
-                ``random`` (with ``rng``).
 
         Raises:
             ConventionError: other stamp size, bands the model does not know, or no frame
@@ -128,8 +120,7 @@ class SequenceEncoder:
             raise ConventionError("no frame with valid pixels", obj=series.object_id)
         idx = np.flatnonzero(valid)
         if len(idx) > self.max_frames:
-            spare = len(idx) - self.max_frames
-            start = int(rng.integers(spare + 1)) if window == "random" and rng else spare // 2
+            start = (len(idx) - self.max_frames) // 2
             idx = idx[start : start + self.max_frames]
         bands = self._lut[series.band[idx]]
         frames = (series.frames[idx] - self._median[bands, None, None]) / self._scale[

@@ -193,5 +193,6 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
         "best_val_macro_f1": float(best.best_model_score),
         "epochs": trainer.current_epoch,
         "train_seconds": round(seconds, 1),
+        "model_config": asdict(cfg),
     }
     (folder / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
