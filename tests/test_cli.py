@@ -71,3 +71,19 @@ def test_catalog_with_unknown_codes_warns(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning:" in result.output and "skipped 1 objects" in result.output
     assert out.is_file()
+
+
+def test_describe_empty_store(tmp_path):
+    from convention.data.store import write_store
+
+    path = write_store(
+        tmp_path / "empty.h5",
+        [],
+        survey="sdss2",
+        bands=["sdss::g"],
+        class_names=["AGN"],
+        stamp_shape=(8, 8),
+        pixel_scale=0.396,
+    )
+    result = run("describe", path)
+    assert result.exit_code == 0 and "holds no objects" in result.output

@@ -79,14 +79,7 @@ def simulate(
         seed=seed,
         stamp_size=stamp_size,
     )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("simulating", total=None)
 
         def report(done: int, total: int) -> None:
@@ -94,6 +87,18 @@ def simulate(
 
         path = run_simulation(settings, out, workers=workers, on_progress=report)
     _describe(path)
+
+
+def _progress() -> Progress:
+    """A transient progress bar on stderr: description, bar, done/total, time left."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 def _percentiles(values: np.ndarray, levels=(5, 50, 95)) -> list[str]:
@@ -114,6 +119,9 @@ def _describe(path: Path) -> None:
     )
     if store.provenance.get("command"):
         console.print(f"made by: {store.provenance['command']}", markup=False, highlight=False)
+    if len(store) == 0:
+        console.print("the store holds no objects")
+        return
     lengths = store.lengths
     labels = np.array([lab or "unlabelled" for lab in store.labels])
     classes = RichTable(title="classes")
@@ -325,40 +333,30 @@ def predict(
     """Class probabilities for every object: object_id, p_<class>..., predicted."""
     from convention.data.store import check_output_path
     from convention.io import read
+    from convention.predictions import write_predictions_csv
     from convention.training import Classifier
-    from convention.training.checkpoint import write_atomic
 
     out = check_output_path(out)
     classifier = Classifier.load(checkpoint)
     store = read(data)
     classifier.check_bands(store.bands, data)
-    lines = ["object_id," + ",".join(f"p_{c}" for c in classifier.classes) + ",predicted"]
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
+    ids, probas = [], []
+    with _progress() as progress:
         task = progress.add_task("predicting", total=len(store))
-        for ids, proba in classifier.predict_proba(iter(store), batch_size):
-            for oid, p in zip(ids, proba, strict=True):
-                lines.append(
-                    f"{oid},"
-                    + ",".join(f"{v:.6f}" for v in p)
-                    + f",{classifier.classes[int(p.argmax())]}"
-                )
-            progress.advance(task, len(ids))
-    write_atomic(out, lambda p: p.write_text("\n".join(lines) + "\n"))
-    console.print(f"wrote {len(lines) - 1} predictions to {out}")
+        for batch_ids, proba in classifier.predict_proba(iter(store), batch_size):
+            ids += batch_ids
+            probas.append(proba)
+            progress.advance(task, len(batch_ids))
+    proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
+    write_predictions_csv(out, ids, proba, classifier.classes)
+    console.print(f"wrote {len(ids)} predictions to {out}")
 
 
 @app.command()
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("convention-demo"),
-    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = 1500,
+    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = 2400,
     epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
 ) -> None:

@@ -19,7 +19,7 @@ class DemoSettings:
     """The built-in default: sized to finish in about ten minutes on two CPU cores."""
 
     out: str = "convention-demo"
-    n_objects: int = 1500
+    n_objects: int = 2400
     epochs: int = 30
     patience: int = 10
     max_train_minutes: float = 6.0

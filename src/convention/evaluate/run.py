@@ -18,6 +18,7 @@ from convention.evaluate.metrics import aggregate_folds, classification_metrics
 from convention.evaluate.plots import confusion_figure, roc_figure, training_curves_figure
 from convention.evaluate.report import write_report
 from convention.io import read
+from convention.predictions import write_predictions_csv
 from convention.training.checkpoint import Classifier, write_atomic
 from convention.training.data import class_targets
 from convention.training.train import CONFIG_FILE
@@ -86,7 +87,7 @@ def evaluate_run(
     y_true, proba = np.concatenate(all_true), np.concatenate(all_proba)
     metrics = aggregate_folds(fold_metrics)
     metrics["evaluated_on"] = "held-out test folds" if same_data else "all labelled objects"
-    _write_predictions(out / "predictions.csv", all_ids, proba, classes, y_true)
+    write_predictions_csv(out / "predictions.csv", all_ids, proba, classes, y_true)
 
     figures = {}
     std = np.array(metrics["confusion_matrix_normalised_std"]) if len(fold_metrics) > 1 else None
@@ -116,17 +117,6 @@ def evaluate_run(
     }
     write_report(out, metrics, figures, "ConvEntion evaluation", context)
     return metrics
-
-
-def _write_predictions(path: Path, ids, proba, classes, y_true) -> None:
-    lines = ["object_id," + ",".join(f"p_{c}" for c in classes) + ",predicted,true"]
-    for oid, p, y in zip(ids, proba, y_true, strict=True):
-        lines.append(
-            f"{oid},"
-            + ",".join(f"{v:.6f}" for v in p)
-            + f",{classes[int(p.argmax())]},{classes[int(y)]}"
-        )
-    write_atomic(path, lambda p: p.write_text("\n".join(lines) + "\n"))
 
 
 def _examples(store, position, ids, y_true, proba, classes, out: Path, n: int) -> dict[str, str]:
