@@ -130,7 +130,6 @@ def simulate_object(
     settings: SimulationSettings,
     calendar: Calendar,
     dist: FittedDistributions,
-    noise: bool = True,
 ) -> StampSeries:
     """Observe and render one object.
 
@@ -140,7 +139,6 @@ def simulate_object(
         settings: survey, seed and stamp size.
         calendar: the survey's visits.
         dist: fitted distributions for the unknowns.
-        noise: False draws noiseless stamps (for checks of the renderer).
     """
     survey = get_survey(settings.survey)
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(1, index)))
@@ -171,7 +169,7 @@ def simulate_object(
     point_flux = source.flux(mjd, band_index, survey.bands)
     host = source.host
     host_flux = host.flux()[band_index] if host is not None else np.zeros(len(mjd))
-    seed = int(rng.integers(1, 2**31)) if noise else None
+    seed = int(rng.integers(1, 2**31))
     frames = render_frames(
         host.profile() if host is not None else None,
         host_flux,
