@@ -101,3 +101,26 @@ def test_demo_end_to_end_small(tmp_path):
     assert (folder / "report.html").is_file() and set(seconds) == {"simulate", "train", "evaluate"}
     again = run("demo", "--out", folder)
     assert again.exit_code == 2 and "earlier demo run" in again.output
+
+
+def test_evaluate_with_other_bands_writes_nothing(tmp_path, trained_run):
+    import numpy as np
+
+    from convention.data.store import write_store
+    from tests.test_series import make_series
+
+    series = [
+        make_series(size=16, object_id=f"o{k}", band=np.array(["lsst::g"] * 6)) for k in range(3)
+    ]
+    other = write_store(
+        tmp_path / "lsst.h5",
+        series,
+        survey="lsst",
+        bands=["lsst::g"],
+        class_names=["AGN", "SNIa", "Variable", "SNOther"],
+        stamp_shape=(16, 16),
+        pixel_scale=0.2,
+    )
+    result = run("evaluate", "--run", trained_run, "--data", other)
+    one_error_line(result, "data has bands ['lsst::g'] the model was not trained on")
+    assert not (trained_run / "evaluation").exists()

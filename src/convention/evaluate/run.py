@@ -59,7 +59,6 @@ def evaluate_run(
     out = Path(out) if out is not None else run / "evaluation"
     if not out.parent.is_dir():
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
-    out.mkdir(exist_ok=True)
     classes = config["classes"]
     targets = class_targets(store.labels, classes)
     position = {oid: k for k, oid in enumerate(store.object_ids)}
@@ -87,6 +86,7 @@ def evaluate_run(
     y_true, proba = np.concatenate(all_true), np.concatenate(all_proba)
     metrics = aggregate_folds(fold_metrics)
     metrics["evaluated_on"] = "held-out test folds" if same_data else "all labelled objects"
+    out.mkdir(exist_ok=True)
     write_predictions_csv(out / "predictions.csv", all_ids, proba, classes, y_true)
 
     figures = {}
