@@ -124,3 +124,17 @@ def test_evaluate_with_other_bands_writes_nothing(tmp_path, trained_run):
     result = run("evaluate", "--run", trained_run, "--data", other)
     one_error_line(result, "data has bands ['lsst::g'] the model was not trained on")
     assert not (trained_run / "evaluation").exists()
+
+
+def test_demo_refuses_data_of_other_settings(tmp_path, tiny_store):
+    import shutil
+
+    import pytest
+
+    from convention.errors import ConventionError
+
+    (tmp_path / "demo").mkdir()
+    shutil.copy(tiny_store, tmp_path / "demo" / "data.h5")
+    with pytest.raises(ConventionError, match="simulated with other settings"):
+        run_demo(DemoSettings(out=str(tmp_path / "demo"), n_objects=60, preset="tiny"))
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["data.h5"]

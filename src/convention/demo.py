@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from convention.errors import ConventionError
 from convention.evaluate import evaluate_run
+from convention.io import read
 from convention.sim.simulate import SimulationSettings, simulate
 from convention.training import TrainSettings, train
 
@@ -21,7 +22,6 @@ class DemoSettings:
     out: str = "convention-demo"
     n_objects: int = 2400
     epochs: int = 30
-    patience: int = 10
     max_train_minutes: float = 6.0
     seed: int = 0
     workers: int = 2
@@ -45,8 +45,11 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[dict, Path,
     seconds = {}
     start = time.perf_counter()
     data = out / "data.h5"
-    if not data.exists():
-        sim = SimulationSettings(n_objects=settings.n_objects, seed=settings.seed)
+    sim = SimulationSettings(n_objects=settings.n_objects, seed=settings.seed)
+    if data.exists():  # a demo stopped after simulating: reuse its data if it is the same
+        if read(data).provenance.get("settings") != asdict(sim):
+            raise ConventionError("holds data simulated with other settings", path=data)
+    else:
         simulate(sim, data, workers=settings.workers)
     seconds["simulate"] = time.perf_counter() - start
     start = time.perf_counter()
