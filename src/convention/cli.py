@@ -177,24 +177,16 @@ def plot(
     max_epochs: Annotated[int, typer.Option(help="Most epochs (columns) shown.")] = 12,
 ) -> None:
     """Draw one object: its stamps (band x epoch) and its aperture light curve."""
-    import matplotlib.pyplot as plt
-
-    from convention.data.store import check_output_path
+    from convention.files import check_output_path
     from convention.io import read
+    from convention.plotting import save_figure
 
     out = check_output_path(out)
     store = read(data)
     if not hasattr(store, "get"):
         raise ConventionError("plotting needs an HDF5 store", path=data)
     series = store.get(object_id)
-    fig = series.plot(max_epochs=max_epochs)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close(fig)
+    save_figure(series.plot(max_epochs=max_epochs), out, dpi=110)
     console.print(f"wrote {out}")
 
 
@@ -331,7 +323,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
 ) -> None:
     """Class probabilities for every object: object_id, p_<class>..., predicted."""
-    from convention.data.store import check_output_path
+    from convention.files import check_output_path
     from convention.io import read
     from convention.predictions import write_predictions_csv
     from convention.training import Classifier

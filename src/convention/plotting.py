@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -12,6 +13,7 @@ import numpy as np
 from matplotlib.gridspec import GridSpec
 
 from convention.bands import get_band
+from convention.files import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -28,6 +30,16 @@ BAND_COLOURS = {
     "y": "tab:gray",
     "V": "tab:blue",
 }
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 100) -> None:
+    """Save a figure atomically (format from the file name's suffix, PNG without one) and
+    close it."""
+    fmt = path.suffix.lstrip(".") or "png"
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt))
+    finally:
+        plt.close(fig)
 
 
 def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:

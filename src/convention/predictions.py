@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convention.training.checkpoint import write_atomic
+from convention.files import write_atomic
 
 
 def write_predictions_csv(

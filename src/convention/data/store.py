@@ -30,6 +30,7 @@ from astropy.table import Table
 from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
+from convention.files import check_output_path
 
 SCHEMA_VERSION = 1
 FRAME_CHUNK = 32
@@ -51,20 +52,6 @@ _OBJECT_COLUMNS = {
 }
 _STRING_COLUMNS = ("object_id", "subtype")
 _STR = h5py.string_dtype()
-
-
-def check_output_path(path: str | Path) -> Path:
-    """The output path, if its folder exists and it is not a folder itself.
-
-    Raises:
-        ConventionError: the folder is missing or the path is a directory.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ConventionError("output path is a directory", path=path)
-    if not path.parent.is_dir():
-        raise ConventionError(f"output folder {str(path.parent)!r} does not exist", path=path)
-    return path
 
 
 class StoreWriter:

@@ -6,7 +6,7 @@ import html
 import json
 from pathlib import Path
 
-from convention.training.checkpoint import write_atomic
+from convention.files import write_atomic
 
 
 def _table(metrics: dict) -> list[list[str]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from convention.errors import ConventionError
@@ -18,15 +17,11 @@ from convention.evaluate.metrics import aggregate_folds, classification_metrics
 from convention.evaluate.plots import confusion_figure, roc_figure, training_curves_figure
 from convention.evaluate.report import write_report
 from convention.io import read
+from convention.plotting import save_figure
 from convention.predictions import write_predictions_csv
-from convention.training.checkpoint import Classifier, write_atomic
+from convention.training.checkpoint import Classifier
 from convention.training.data import class_targets
 from convention.training.train import CONFIG_FILE
-
-
-def _save(fig, path: Path) -> None:
-    write_atomic(path, lambda p: fig.savefig(p, dpi=100, bbox_inches="tight", format="png"))
-    plt.close(fig)
 
 
 def _score(classifier: Classifier, store, rows: np.ndarray, targets: np.ndarray):
@@ -91,7 +86,7 @@ def evaluate_run(
 
     figures = {}
     std = np.array(metrics["confusion_matrix_normalised_std"]) if len(fold_metrics) > 1 else None
-    _save(
+    save_figure(
         confusion_figure(
             np.array(metrics["confusion_matrix_normalised"]),
             std,
@@ -103,9 +98,9 @@ def evaluate_run(
     figures["Confusion matrix (normalised by true class)"] = "confusion_matrix.png"
     curves = [f / "metrics.csv" for f in folds if (f / "metrics.csv").is_file()]
     if curves:
-        _save(training_curves_figure(curves), out / "training_curves.png")
+        save_figure(training_curves_figure(curves), out / "training_curves.png")
         figures["Training curves"] = "training_curves.png"
-    _save(roc_figure(y_true, proba, classes), out / "roc.png")
+    save_figure(roc_figure(y_true, proba, classes), out / "roc.png")
     figures["ROC curves"] = "roc.png"
     figures.update(_examples(store, position, all_ids, y_true, proba, classes, out, n_examples))
     context = {
@@ -126,7 +121,7 @@ def _examples(store, position, ids, y_true, proba, classes, out: Path, n: int) -
         for k in np.flatnonzero(chosen)[:n]:
             series = store[position[ids[k]]]
             name = f"example_{kind}_{series.object_id}.png"
-            _save(series.plot(max_epochs=10), out / name)
+            save_figure(series.plot(max_epochs=10), out / name)
             figures[
                 f"{kind.capitalize()}: {series.object_id}, true {classes[int(y_true[k])]}, "
                 f"predicted {classes[int(predicted[k])]} "

@@ -18,8 +18,9 @@ from threadpoolctl import threadpool_limits
 from convention.bands import get_band
 from convention.classes import FOUR_CLASS
 from convention.data.series import StampSeries
-from convention.data.store import StoreWriter, check_output_path
+from convention.data.store import StoreWriter
 from convention.errors import ConventionError
+from convention.files import check_output_path
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
 from convention.sim.render import FrameConditions, render_frames

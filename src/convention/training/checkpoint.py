@@ -10,7 +10,6 @@ A run of k folds holds one such folder per fold; loading the run gives their ens
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,22 +21,13 @@ from convention.classes import TO_THREE_CLASS
 from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
+from convention.files import write_atomic
 from convention.models import create_model
 from convention.training.data import Normalisation, SequenceEncoder, collate
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
 CHECKPOINT_VERSION = 1
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -175,6 +165,19 @@ class Classifier:
                 path=source,
             )
 
+    def check_classes(self, class_names: Iterable[str], source: str | Path | None = None) -> None:
+        """Fail unless the data's labels can be scored against the model's classes (directly,
+        or 4-class labels onto the 3-class taxonomy)."""
+        names = set(class_names)
+        mapped = {TO_THREE_CLASS.get(n, n) for n in names} if "SN" in self.classes else names
+        missing = sorted(set(self.classes) - mapped)
+        if missing:
+            raise ConventionError(
+                f"data has classes {sorted(names)}, without the model's {missing} "
+                f"(model classes: {self.classes})",
+                path=source,
+            )
+
     def predict_proba(
         self, series: Iterable[StampSeries], batch_size: int = 64
     ) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -187,17 +190,6 @@ class Classifier:
                 batch = []
         if batch:
             yield self._predict_batch(batch)
-
-    def check_classes(self, class_names: Iterable[str], source: str | Path | None = None) -> None:
-        """Fail unless the data's labels can be scored against the model's classes (directly,
-        or 4-class labels onto the 3-class taxonomy)."""
-        names = set(class_names)
-        mapped = {TO_THREE_CLASS.get(n, n) for n in names} if "SN" in self.classes else names
-        missing = sorted(set(self.classes) - mapped)
-        if missing:
-            raise ConventionError(
-                f"data has classes {sorted(names)}, without the model's {missing} "
-                f"(model classes: {self.classes})", path=source)  # fmt: skip
 
     @torch.no_grad()
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:

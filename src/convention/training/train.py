@@ -128,13 +128,6 @@ def train(settings: TrainSettings) -> Path:
 
 def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, seed: int) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
-    model_settings_args = dict(
-        model=settings.model,
-        preset=settings.preset,
-        overrides=dict(settings.overrides),
-        classes=tuple(classes),
-        bands=tuple(store.bands),
-    )
     model = create_model(
         settings.model, len(classes), len(store.bands), settings.preset, **settings.overrides
     )
@@ -183,7 +176,11 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
     settings_out = ModelSettings(
-        **model_settings_args,
+        model=settings.model,
+        preset=settings.preset,
+        overrides=dict(settings.overrides),
+        classes=tuple(classes),
+        bands=tuple(store.bands),
         normalisation=datamodule.norm,
         stamp_size=cfg.stamp_size,
         max_frames=cfg.max_frames,

@@ -1,0 +1,34 @@
+"""Output files: checking where they go, and writing them whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from convention.errors import ConventionError
+
+
+def check_output_path(path: str | Path) -> Path:
+    """The output path, if its folder exists and it is not a folder itself.
+
+    Raises:
+        ConventionError: the folder is missing or the path is a directory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConventionError("output path is a directory", path=path)
+    if not path.parent.is_dir():
+        raise ConventionError(f"output folder {str(path.parent)!r} does not exist", path=path)
+    return path
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``; on failure
+    the temporary file is removed and ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
