@@ -87,3 +87,12 @@ def test_describe_empty_store(tmp_path):
     )
     result = run("describe", path)
     assert result.exit_code == 0 and "holds no objects" in result.output
+
+
+def test_text_file_as_catalog_is_one_line(tmp_path, sdss2_catalog):
+    readme = sdss2_catalog.parent / "SNANA_README.txt"
+    result = run("simulate", "--catalog", readme, "--out", tmp_path / "x.h5")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot read catalog: IORegistryError" in lines[0]
+    assert list(tmp_path.iterdir()) == []

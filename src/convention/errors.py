@@ -13,7 +13,10 @@ class ConventionError(Exception):
     """A user-facing error: names the file and the object where known, and the cause."""
 
     def __init__(self, cause: str, *, path: str | Path | None = None, obj: str | None = None):
-        self.cause = cause
+        # One line for the user: a multi-line cause (often a library's message, such as
+        # astropy's table of formats) keeps its first line.
+        lines = cause.strip().splitlines()
+        self.cause = lines[0] if lines else cause
         self.path = None if path is None else str(path)
         self.obj = obj
         super().__init__(self.message)

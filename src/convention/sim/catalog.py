@@ -91,7 +91,7 @@ def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
         table = Table.read(path)
     except Exception as err:  # astropy raises many types for unreadable files
         raise ConventionError(
-            f"cannot read catalog ({type(err).__name__}: {err})", path=path
+            f"cannot read catalog: {type(err).__name__}: {err}", path=path
         ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.colnames]
     if missing:
