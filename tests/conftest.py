@@ -13,14 +13,31 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SDSS2_CATALOG = SHARED_DATA / "sdss2-candidates" / "SDSS2_DS17_HEAD.FITS.gz"
 
 
+def _shared(path: Path) -> Path:
+    """A reference-data path; the test is skipped when it is absent, except under CI."""
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference data missing under CI: {path}")
+        pytest.skip(f"reference data not found: {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def sdss2_catalog() -> Path:
-    """The real SDSS-II HEAD catalog; skipped when absent, except under CI."""
-    if not SDSS2_CATALOG.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"reference data missing under CI: {SDSS2_CATALOG}")
-        pytest.skip(f"reference data not found: {SDSS2_CATALOG}")
-    return SDSS2_CATALOG
+    """The real SDSS-II HEAD catalog."""
+    return _shared(SDSS2_CATALOG)
+
+
+@pytest.fixture(scope="session")
+def ztf_alerts() -> Path:
+    """The real ZTF alert folder (``valid/`` and ``malformed/``)."""
+    return _shared(SHARED_DATA / "ztf-alerts")
+
+
+@pytest.fixture(scope="session")
+def plasticc_train() -> Path:
+    """The PLAsTiCC training light curves and metadata folder."""
+    return _shared(SHARED_DATA / "plasticc-train")
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,8 @@ class Band:
 
 
 # Effective wavelengths: speclite's effective_wavelength of the named curves (SDSS 2010,
-# LSST 2016); ZTF approximate, from the SVO filter service (Palomar/ZTF.g, .r, .i).
+# LSST 2016); ZTF approximate, from the SVO filter service (Palomar/ZTF.g, .r, .i). CRTS
+# observes unfiltered and calibrates to Johnson V (Drake et al. 2009): V's wavelength.
 _BANDS = [
     Band("sdss::u", "sdss", "u", 3614.4, 1, "sdss2010-u"),
     Band("sdss::g", "sdss", "g", 4749.2, 2, "sdss2010-g"),
@@ -53,12 +54,13 @@ _BANDS = [
     Band("ztf::g", "ztf", "g", 4746.5, 12),
     Band("ztf::r", "ztf", "r", 6366.4, 13),
     Band("ztf::i", "ztf", "i", 7867.4, 14),
+    Band("crts::V", "crts", "V", 5500.0, 15),
 ]
 
-_BY_NAME = {b.name: b for b in _BANDS}
+_BY_NAME = {b.name.lower(): b for b in _BANDS}
 _BY_ID = {b.id: b for b in _BANDS}
 _SURVEY_ALIASES = {"sdss2": "sdss", "sdss2010": "sdss", "lsst2016": "lsst", "plasticc": "lsst"}
-_SPELLING = re.compile(r"^(?P<survey>[a-z0-9]+?)(?:::|-|_|:)?(?P<letter>[ugrizy])$")
+_SPELLING = re.compile(r"^(?P<survey>[a-z0-9]+?)(?:::|-|_|:)?(?P<letter>[ugrizyv])$")
 
 
 def _canonical_survey(survey: str) -> str:
@@ -112,7 +114,7 @@ def survey_bands(survey: str) -> list[Band]:
     Raises:
         ConventionError: the survey has no bands here.
     """
-    bands = [_BY_NAME[n] for n in list_bands(survey)]
+    bands = [_BY_NAME[n.lower()] for n in list_bands(survey)]
     if not bands:
         raise ConventionError(f"unknown survey {survey!r} for bands")
     return bands

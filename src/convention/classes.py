@@ -38,7 +38,24 @@ class Taxonomy:
 
 FOUR_CLASS = Taxonomy("4-class", ("AGN", "SNIa", "Variable", "SNOther"))
 THREE_CLASS = Taxonomy("3-class", ("AGN", "SN", "Variable"))
-_TAXONOMIES = {t.name: t for t in (FOUR_CLASS, THREE_CLASS)}
+# CRTS-TAO (Gomez et al. 2020): AGN, blazars, cataclysmic variables, supernovae, the rest.
+CRTS = Taxonomy("crts", ("AGN", "BZ", "CV", "SN", "OTHER"))
+_TAXONOMIES = {t.name: t for t in (FOUR_CLASS, THREE_CLASS, CRTS)}
+
+# Spellings met in catalogues, lower case without spaces, '-' or '_' -> class name.
+_LABEL_ALIASES = {
+    "ia": "SNIa",
+    "snia": "SNIa",
+    "typeia": "SNIa",
+    "snii": "SNOther",
+    "snibc": "SNOther",
+    "cc": "SNOther",
+    "ccsn": "SNOther",
+    "qso": "AGN",
+    "var": "Variable",
+    "variablestar": "Variable",
+    "star": "Variable",
+}
 
 # 4-class -> 3-class: the paper's three-class task merges the supernova types.
 TO_THREE_CLASS = {"AGN": "AGN", "SNIa": "SN", "SNOther": "SN", "Variable": "Variable"}
@@ -96,6 +113,30 @@ def get_taxonomy(name: str | int | Taxonomy) -> Taxonomy:
     if key not in _TAXONOMIES:
         raise ConventionError(f"unknown taxonomy {name!r}; known: {', '.join(_TAXONOMIES)}")
     return _TAXONOMIES[key]
+
+
+def resolve_label(text: str, taxonomy: str | Taxonomy = FOUR_CLASS) -> str | None:
+    """The class name a catalogue's label stands for; None for an empty label.
+
+    Matching ignores case, spaces, '-' and '_' (``SN Ia``, ``snia``, ``Type-Ia`` -> SNIa).
+
+    Raises:
+        ConventionError: a label that names no class of the taxonomy.
+    """
+    taxonomy = get_taxonomy(taxonomy)
+    key = "".join(ch for ch in str(text).lower() if ch not in " -_")
+    if not key:
+        return None
+    for name in taxonomy.classes:
+        if key == name.lower():
+            return name
+    alias = _LABEL_ALIASES.get(key)
+    if alias is not None and alias in taxonomy.classes:
+        return alias
+    raise ConventionError(
+        f"unknown label {text!r} for taxonomy {taxonomy.name!r} "
+        f"(classes: {', '.join(taxonomy.classes)})"
+    )
 
 
 def class_from_sdss2_sntype(code: int) -> str | None:

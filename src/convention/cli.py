@@ -98,10 +98,12 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     )
 
 
 def _percentiles(values: np.ndarray, levels=(5, 50, 95)) -> list[str]:
+    values = np.asarray(values)[np.isfinite(values)]
     if len(values) == 0:
         return ["-"] * len(levels)
     return [f"{v:.3g}" for v in np.percentile(values, levels)]
@@ -157,6 +159,14 @@ def _describe(path: Path) -> None:
     console.print(conditions)
     mjd = frames["mjd"]
     console.print(f"MJD {mjd.min():.1f} .. {mjd.max():.1f}; {len(frames)} frames in all")
+    if store.channels:
+        console.print(f"extra channels per frame: {', '.join(store.channels)}")
+    rows = store.lightcurve_rows
+    if (rows >= 0).any():
+        console.print(
+            f"light curves of their own: {(rows >= 0).sum()} objects, "
+            f"median {np.median(rows[rows >= 0]):.0f} observations"
+        )
 
 
 @app.command()
@@ -319,13 +329,13 @@ def _print_metrics(metrics: dict) -> None:
 def predict(
     checkpoint: Annotated[Path, typer.Option(help="Run folder or model folder.")],
     data: Annotated[Path, typer.Option(help="Data to classify (HDF5 store).")],
-    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write (.parquet: Parquet).")],
     batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
 ) -> None:
     """Class probabilities for every object: object_id, p_<class>..., predicted."""
     from convention.files import check_output_path
     from convention.io import read
-    from convention.predictions import write_predictions_csv
+    from convention.predictions import write_predictions
     from convention.training import Classifier
 
     out = check_output_path(out)
@@ -340,7 +350,7 @@ def predict(
             probas.append(proba)
             progress.advance(task, len(batch_ids))
     proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
-    write_predictions_csv(out, ids, proba, classifier.classes)
+    write_predictions(out, ids, proba, classifier.classes)
     console.print(f"wrote {len(ids)} predictions to {out}")
 
 
@@ -366,6 +376,147 @@ def demo(
     _print_metrics(metrics)
     console.print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
     console.print(f"report: {folder / 'report.html'}")
+
+
+def _report_reject(rejected) -> None:
+    typer.echo(f"rejected: {rejected.message}", err=True)
+
+
+def _run_ingest(collection, out: Path, stamp_size: int | None, strict: bool, total=None) -> None:
+    from convention.io.ingest import ingest as run_ingest
+
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=total)
+        summary = run_ingest(
+            collection,
+            out,
+            stamp_size=stamp_size,
+            strict=strict,
+            command=" ".join(["convention", *sys.argv[1:]]),
+            on_reject=_report_reject,
+            on_object=lambda _: progress.advance(task),
+        )
+    console.print(f"{summary} -> {summary.path}")
+
+
+@app.command()
+@user_errors
+def ingest(
+    format: Annotated[str, typer.Argument(help="fits | crts | alerts")],
+    inputs: Annotated[list[Path], typer.Argument(help="Files or folders to read.")],
+    out: Annotated[Path, typer.Option(help="HDF5 store to write.")],
+    stamp_size: Annotated[
+        int | None,
+        typer.Option(help="Stamp side; others are centre-cropped or NaN-padded to it."),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad file (exit 2).")] = False,
+    keep_unlabelled: Annotated[
+        bool, typer.Option(help="Keep objects with an unknown label, unlabelled.")
+    ] = False,
+    cutouts: Annotated[
+        str, typer.Option(help="alerts: cutouts to keep, the first as the frame.")
+    ] = "science",
+    survey: Annotated[
+        str | None, typer.Option(help="fits: survey of bare band letters (g -> sdss::g).")
+    ] = None,
+    pixel_scale: Annotated[float | None, typer.Option(help="fits: arcsec per pixel.")] = None,
+    taxonomy: Annotated[str, typer.Option(help="fits: class taxonomy of the labels.")] = "4-class",
+) -> None:
+    """Read files of a field format into a store; bad files are reported and skipped."""
+    from convention.files import check_output_path
+    from convention.io import scan
+
+    check_output_path(out)
+    options: dict = {}
+    if format in ("fits", "crts"):
+        options["keep_unlabelled"] = keep_unlabelled
+    if format == "fits":
+        options.update(survey=survey, pixel_scale=pixel_scale, taxonomy=taxonomy)
+    if format == "alerts":
+        options["cutouts"] = tuple(c.strip() for c in cutouts.split(",") if c.strip())
+        options["on_duplicate"] = lambda n: (
+            n and console.print(f"dropped {n} re-sent alerts (same object, time and band)")
+        )
+    collection = scan(format, inputs, **options)
+    _run_ingest(collection, out, stamp_size, strict)
+
+
+@app.command("render-lightcurves")
+@user_errors
+def render_lightcurves(
+    lightcurves: Annotated[Path, typer.Option(help="Light-curve CSV (gzipped or not).")],
+    metadata: Annotated[Path, typer.Option(help="Metadata CSV.")],
+    out: Annotated[Path, typer.Option(help="HDF5 store to write.")],
+    format: Annotated[str, typer.Option(help="Light-curve format.")] = "plasticc",
+    stamp_size: Annotated[int, typer.Option(help='Stamp side, pixels (0.2"/pixel).')] = 32,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    keep_unlabelled: Annotated[
+        bool, typer.Option(help="Keep the excluded PLAsTiCC targets, unlabelled.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad object.")] = False,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (does not change the result).")
+    ] = os.cpu_count() or 1,
+) -> None:
+    """Render light curves (PLAsTiCC) into LSST-like stamp series."""
+    from convention.files import check_output_path
+    from convention.io.plasticc import RenderSettings, scan_plasticc
+
+    if format != "plasticc":
+        raise ConventionError(f"unknown light-curve format {format!r}; known: plasticc")
+    check_output_path(out)
+    settings = RenderSettings(stamp_size=stamp_size, seed=seed)
+    collection, skipped = scan_plasticc(lightcurves, metadata, settings, workers, keep_unlabelled)
+    if skipped:
+        console.print(f"skipped {skipped} objects of targets outside the four classes")
+    _run_ingest(collection, out, None, strict)
+
+
+export_app = typer.Typer(help="Write a store in formats other tools read.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("snana")
+@user_errors
+def export_snana(
+    data: Annotated[Path, typer.Argument(help="HDF5 store.")],
+    out: Annotated[Path, typer.Option(help="Folder to create.")],
+    photometry: Annotated[
+        str,
+        typer.Option(
+            help="source (the objects' own light curves) | aperture (on the stamps) | auto."
+        ),
+    ] = "auto",
+    clip_fluxcal: Annotated[
+        float, typer.Option(help="Raise FLUXCAL below this to it (SuperNNova's floor).")
+    ] = -2000.0,
+    name: Annotated[str, typer.Option(help="Prefix of the HEAD/PHOT files.")] = "convention",
+) -> None:
+    """SNANA HEAD/PHOT CSV files as SuperNNova reads them, and sntypes.json."""
+    from convention.io import read
+    from convention.io.export import resolve_photometry, store_lightcurves
+    from convention.io.snana import write_snana
+
+    store = read(data, "store")
+    photometry = resolve_photometry(store, photometry)
+    objects = store_lightcurves(store, photometry)
+    path = write_snana(objects, store.class_names, out, name=name, clip_fluxcal=clip_fluxcal)
+    console.print(f"wrote {len(store)} light curves ({photometry}) to {path}")
+
+
+@export_app.command("fits")
+@user_errors
+def export_fits(
+    data: Annotated[Path, typer.Argument(help="HDF5 store.")],
+    out: Annotated[Path, typer.Option(help="Folder to create.")],
+) -> None:
+    """A folder of FITS stamps with its epochs/objects tables (``ingest fits`` reads it)."""
+    from convention.io import read
+    from convention.io.fits_table import write_stamp_folder
+
+    store = read(data, "store")
+    path = write_stamp_folder(store, out)
+    console.print(f"wrote {len(store)} objects to {path}")
 
 
 def main() -> None:

@@ -1,4 +1,8 @@
-"""Prediction tables: one row per object, a probability per class, the predicted class."""
+"""Prediction tables: one row per object, a probability per class, the predicted class.
+
+Written as CSV, or as Parquet (Apache Arrow) when the file name ends in ``.parquet``, the
+columnar format brokers and data frames read directly.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +14,39 @@ import numpy as np
 from convention.files import write_atomic
 
 
-def write_predictions_csv(
+def write_predictions(
     path: Path,
     ids: Sequence[str],
     proba: np.ndarray,
     classes: Sequence[str],
     true: np.ndarray | None = None,
 ) -> None:
-    """Write ``object_id, p_<class>..., predicted[, true]`` atomically.
+    """Write ``object_id, p_<class>..., predicted[, true]`` atomically, CSV or Parquet.
 
     Args:
-        path: CSV file.
+        path: ``.parquet`` for Parquet, anything else for CSV.
         ids: object ids.
         proba: (N, C) class probabilities.
         classes: the C class names.
         true: (N,) true class indices, to add a ``true`` column.
     """
-    header = ["object_id", *(f"p_{c}" for c in classes), "predicted"]
+    path = Path(path)
+    proba = np.asarray(proba, dtype=np.float64).reshape(len(ids), len(classes))
+    predicted = [classes[int(k)] for k in np.argmax(proba, axis=1)] if len(ids) else []
+    columns: dict[str, list] = {"object_id": [str(i) for i in ids]}
+    for k, name in enumerate(classes):
+        columns[f"p_{name}"] = proba[:, k].tolist()
+    columns["predicted"] = predicted
     if true is not None:
-        header.append("true")
-    lines = [",".join(header)]
-    for k, (oid, p) in enumerate(zip(ids, proba, strict=True)):
-        row = [str(oid), *(f"{v:.6f}" for v in p), classes[int(np.argmax(p))]]
-        if true is not None:
-            row.append(classes[int(true[k])])
-        lines.append(",".join(row))
-    write_atomic(Path(path), lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+        columns["true"] = [classes[int(t)] for t in true]
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(columns)
+        write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return
+    lines = [",".join(columns)]
+    for row in zip(*columns.values(), strict=True):
+        lines.append(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row))
+    write_atomic(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))

@@ -34,8 +34,9 @@ class StampSeries:
         band: (M,) int16 band ids of the band registry (``convention.bands``), never 0.
         psf_fwhm: (M,) float32 PSF full width at half maximum in arcsec.
         sky_sigma: (M,) float32 per-pixel background noise, in the pixels' unit.
-        zeropoint: (M,) float32 AB magnitude of a source giving one photo-electron in the
-            exposure (transparency and exposure time included).
+        zeropoint: (M,) float32 AB magnitude of a source giving one count of the frame's
+            raw image in the exposure (photo-electrons for simulated data, DN for ZTF);
+            NaN when unknown.
         object_id: identifier, unique within a data set.
         ra, dec: position in degrees (ICRS).
         redshift: redshift, NaN when unknown (0 for Galactic objects).
@@ -45,6 +46,11 @@ class StampSeries:
         subtype: the simulated source model (``IIP``, ``RRab``, ...), where known.
         true_flux: (M,) injected flux of the variable point source in the pixels' unit,
             for simulated data (NaN elsewhere).
+        channels: extra images of every frame by name (``difference``, ``template``), each
+            (M, H, W) float32 in the frames' unit; the models read ``frames`` only.
+        lightcurve: the source's own photometry, where the input carries it (alerts'
+            previous detections, PLAsTiCC light curves): Table of ``mjd, band, flux,
+            flux_err, detected`` in the frames' flux unit, sorted by mjd; None otherwise.
     """
 
     frames: np.ndarray
@@ -62,6 +68,8 @@ class StampSeries:
     pixel_scale: float = float("nan")
     subtype: str | None = None
     true_flux: np.ndarray | None = field(default=None)
+    channels: dict[str, np.ndarray] = field(default_factory=dict)
+    lightcurve: Table | None = None
 
     def __post_init__(self) -> None:
         self.object_id = str(self.object_id)
@@ -87,6 +95,15 @@ class StampSeries:
             n = len(getattr(self, name))
             if n != m:
                 raise ConventionError(f"{name} has {n} values for {m} frames", obj=self.object_id)
+        self.channels = {
+            name: np.asarray(image, dtype=np.float32) for name, image in self.channels.items()
+        }
+        for name, image in self.channels.items():
+            if image.shape != self.frames.shape:
+                raise ConventionError(
+                    f"channel {name!r} has shape {image.shape}, frames {self.frames.shape}",
+                    obj=self.object_id,
+                )
         if m and not np.all(np.isfinite(self.mjd)):
             raise ConventionError("non-finite MJD", obj=self.object_id)
         if m > 1 and np.any(np.diff(self.mjd) < 0):
@@ -104,6 +121,8 @@ class StampSeries:
             if k in (*PER_FRAME, "true_flux") and v is not None
         }
         rest = {k: v for k, v in kwargs.items() if k not in per_frame}
+        if "channels" in rest:
+            rest["channels"] = {k: np.asarray(v)[order] for k, v in rest["channels"].items()}
         return cls(np.asarray(frames)[order], np.asarray(mjd)[order], **per_frame, **rest)
 
     def __len__(self) -> int:
@@ -118,7 +137,8 @@ class StampSeries:
         if not isinstance(index, slice):
             index = np.sort(np.asarray(index, dtype=np.int64))
         selected = {k: getattr(self, k)[index] for k in (*PER_FRAME, "true_flux")}
-        return replace(self, frames=self.frames[index], **selected)
+        channels = {k: v[index] for k, v in self.channels.items()}
+        return replace(self, frames=self.frames[index], channels=channels, **selected)
 
     @property
     def shape(self) -> tuple[int, int, int]:

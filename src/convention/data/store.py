@@ -1,12 +1,17 @@
 """HDF5 store: many StampSeries in one file.
 
-Layout (schema version 1)::
+Layout (schema version 2; version 1 lacks channels and light curves and still reads)::
 
     /frames             (N, H, W) float32, all frames of all objects, object after object
+    /channel/<name>     (N, H, W) float32 extra images of every frame (``difference``, ...)
     /frame/<column>     (N,) per-frame mjd, band, psf_fwhm, sky_sigma, zeropoint, true_flux
+    /lightcurve/<col>   (L,) the objects' own photometry, object after object: mjd, band,
+                        flux, flux_err, detected
     /object/<column>    (K,) per-object object_id, ra, dec, redshift, label, subtype,
-                        start (first row in /frames), count (number of frames)
-    attrs               schema_version, survey, bands, class_names, pixel_scale, provenance
+                        start (first row in /frames), count (number of frames),
+                        lc_start, lc_count (rows in /lightcurve; count -1 = none)
+    attrs               schema_version, survey, bands, class_names, pixel_scale, channels,
+                        provenance
 
 Frames are chunked 32 frames at a time so reading one object touches a few chunks. Writing
 goes to a temporary file beside the target that is renamed only when complete; objects are
@@ -28,11 +33,13 @@ import numpy as np
 from astropy.table import Table
 
 from convention.bands import get_band
+from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.files import check_output_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 FRAME_CHUNK = 32
 _FRAME_COLUMNS = {
     "mjd": np.float64,
@@ -49,6 +56,14 @@ _OBJECT_COLUMNS = {
     "label": np.int16,
     "start": np.int64,
     "count": np.int32,
+}
+_LIGHTCURVE_INDEX = {"lc_start": np.int64, "lc_count": np.int32}
+_LIGHTCURVE_COLUMNS = {
+    "mjd": np.float64,
+    "band": np.int16,
+    "flux": np.float64,
+    "flux_err": np.float64,
+    "detected": np.bool_,
 }
 _STRING_COLUMNS = ("object_id", "subtype")
 _STR = h5py.string_dtype()
@@ -70,9 +85,11 @@ class StoreWriter:
         class_names: Sequence[str],
         stamp_shape: tuple[int, int],
         pixel_scale: float,
+        channels: Sequence[str] = (),
         provenance: dict | None = None,
     ):
         self.path = check_output_path(path)
+        self.channels = list(channels)
         self.bands = [get_band(b, survey).name for b in bands]
         self._band_ids = {get_band(b).id for b in self.bands}
         self.class_names = list(class_names)
@@ -84,11 +101,13 @@ class StoreWriter:
             "class_names": self.class_names,
             "pixel_scale": float(pixel_scale),
             "stamp_shape": list(self.stamp_shape),
+            "channels": self.channels,
             "provenance": json.dumps(provenance or {}, sort_keys=True),
         }
         self._ids: set[str] = set()
         self._n_frames = 0
         self._n_objects = 0
+        self._n_lightcurve = 0
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
@@ -96,21 +115,26 @@ class StoreWriter:
         self._tmp = Path(tmp)
         self._file = h5py.File(self._tmp, "w", track_order=False)
         h, w = self.stamp_shape
-        self._file.create_dataset(
-            "frames",
-            shape=(0, h, w),
-            maxshape=(None, h, w),
-            dtype=np.float32,
-            chunks=(FRAME_CHUNK, h, w),
-            shuffle=True,
-            compression="gzip",
-            compression_opts=1,
-        )
+        for name in ("frames", *(f"channel/{c}" for c in self.channels)):
+            self._file.create_dataset(
+                name,
+                shape=(0, h, w),
+                maxshape=(None, h, w),
+                dtype=np.float32,
+                chunks=(FRAME_CHUNK, h, w),
+                shuffle=True,
+                compression="gzip",
+                compression_opts=1,
+            )
+        for name, dtype in _LIGHTCURVE_COLUMNS.items():
+            self._file.create_dataset(
+                f"lightcurve/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,)
+            )
         for name, dtype in _FRAME_COLUMNS.items():
             self._file.create_dataset(
                 f"frame/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,)
             )
-        for name, dtype in _OBJECT_COLUMNS.items():
+        for name, dtype in {**_OBJECT_COLUMNS, **_LIGHTCURVE_INDEX}.items():
             self._file.create_dataset(
                 f"object/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,)
             )
@@ -152,7 +176,15 @@ class StoreWriter:
                 path=self.path,
                 obj=series.object_id,
             )
+        if sorted(series.channels) != sorted(self.channels):
+            raise ConventionError(
+                f"channels {sorted(series.channels)} are not the store's {self.channels}",
+                path=self.path,
+                obj=series.object_id,
+            )
         unknown = set(np.unique(series.band).tolist()) - self._band_ids
+        if series.lightcurve is not None:
+            unknown |= {get_band(b).id for b in set(series.lightcurve["band"])} - self._band_ids
         if unknown:
             names = [get_band(b).name for b in sorted(unknown)]
             raise ConventionError(
@@ -175,6 +207,12 @@ class StoreWriter:
         f = self._file
         f["frames"].resize(new_frames, axis=0)
         f["frames"][self._n_frames : new_frames] = np.concatenate([s.frames for s in batch])
+        for name in self.channels:
+            f[f"channel/{name}"].resize(new_frames, axis=0)
+            f[f"channel/{name}"][self._n_frames : new_frames] = np.concatenate(
+                [s.channels[name] for s in batch]
+            )
+        lc_start, lc_count = self._append_lightcurves(batch)
         for name in _FRAME_COLUMNS:
             values = np.concatenate([getattr(s, name) for s in batch])
             f[f"frame/{name}"].resize(new_frames, axis=0)
@@ -188,12 +226,37 @@ class StoreWriter:
             "count": counts,
             "object_id": [s.object_id for s in batch],
             "subtype": [s.subtype or "" for s in batch],
+            "lc_start": lc_start,
+            "lc_count": lc_count,
         }
         new_objects = self._n_objects + len(batch)
         for name, values in columns.items():
             f[f"object/{name}"].resize(new_objects, axis=0)
             f[f"object/{name}"][self._n_objects : new_objects] = values
         self._n_frames, self._n_objects = new_frames, new_objects
+
+    def _append_lightcurves(self, batch: list[StampSeries]) -> tuple[np.ndarray, np.ndarray]:
+        """Append the batch's light curves; their (start, count) rows, count -1 for none."""
+        tables = [s.lightcurve for s in batch]
+        counts = np.array([-1 if t is None else len(t) for t in tables], dtype=np.int64)
+        sizes = np.maximum(counts, 0)
+        starts = self._n_lightcurve + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        present = [t for t in tables if t is not None and len(t)]
+        if present:
+            new_rows = self._n_lightcurve + int(sizes.sum())
+            values = {
+                "mjd": np.concatenate([t["mjd"] for t in present]),
+                "band": np.concatenate([[get_band(b).id for b in t["band"]] for t in present]),
+                "flux": np.concatenate([t["flux"] for t in present]),
+                "flux_err": np.concatenate([t["flux_err"] for t in present]),
+                "detected": np.concatenate([t["detected"] for t in present]),
+            }
+            for name, column in values.items():
+                dataset = self._file[f"lightcurve/{name}"]
+                dataset.resize(new_rows, axis=0)
+                dataset[self._n_lightcurve : new_rows] = column
+            self._n_lightcurve = new_rows
+        return starts, counts
 
     def close(self) -> Path:
         """Write the attributes, close, and move the file into place."""
@@ -246,15 +309,21 @@ class Store(Sequence[StampSeries]):
                 self._index = {
                     name: f[f"object/{name}"][()] for name in (*_OBJECT_COLUMNS, *_STRING_COLUMNS)
                 }
+                for name in _LIGHTCURVE_INDEX:
+                    self._index[name] = (
+                        f[f"object/{name}"][()]
+                        if f"object/{name}" in f
+                        else np.full(len(self._index["start"]), -1)
+                    )
         except OSError as err:
             raise ConventionError(f"not an HDF5 store ({err})", path=self.path) from None
         except KeyError as err:
             raise ConventionError(
                 f"not a convention store (missing {err})", path=self.path
             ) from None
-        if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+        if int(attrs.get("schema_version", -1)) not in READABLE_SCHEMAS:
             raise ConventionError(
-                f"store schema {attrs.get('schema_version')} is not {SCHEMA_VERSION}",
+                f"store schema {attrs.get('schema_version')} is not one of {READABLE_SCHEMAS}",
                 path=self.path,
             )
         for name in _STRING_COLUMNS:
@@ -264,6 +333,7 @@ class Store(Sequence[StampSeries]):
         self.class_names: list[str] = [str(c) for c in attrs["class_names"]]
         self.pixel_scale = float(attrs["pixel_scale"])
         self.stamp_shape = tuple(int(s) for s in attrs["stamp_shape"])
+        self.channels: list[str] = [str(c) for c in attrs.get("channels", [])]
         self.provenance: dict = json.loads(attrs["provenance"])
         self._positions = {oid: i for i, oid in enumerate(self._index["object_id"])}
         self._file: h5py.File | None = None
@@ -296,6 +366,8 @@ class Store(Sequence[StampSeries]):
         label_code = int(self._index["label"][i])
         return StampSeries(
             frames=f["frames"][start:stop],
+            channels={c: f[f"channel/{c}"][start:stop] for c in self.channels},
+            lightcurve=self._lightcurve(i),
             **{name: f[f"frame/{name}"][start:stop] for name in _FRAME_COLUMNS},
             object_id=self._index["object_id"][i],
             ra=float(self._index["ra"][i]),
@@ -306,6 +378,16 @@ class Store(Sequence[StampSeries]):
             pixel_scale=self.pixel_scale,
             subtype=self._index["subtype"][i] or None,
         )
+
+    def _lightcurve(self, i: int) -> Table | None:
+        count = int(self._index["lc_count"][i])
+        if count < 0:
+            return None
+        start = int(self._index["lc_start"][i])
+        rows = slice(start, start + count)
+        f = self._h5()
+        columns = {name: f[f"lightcurve/{name}"][rows] for name in _LIGHTCURVE_COLUMNS}
+        return make_lightcurve(**columns)
 
     def __iter__(self) -> Iterator[StampSeries]:
         for i in range(len(self)):
@@ -335,6 +417,11 @@ class Store(Sequence[StampSeries]):
     def lengths(self) -> np.ndarray:
         """Number of frames of every object."""
         return self._index["count"].copy()
+
+    @property
+    def lightcurve_rows(self) -> np.ndarray:
+        """Observations in every object's own light curve (-1: it has none)."""
+        return self._index["lc_count"].copy()
 
     def objects(self) -> Table:
         """The per-object index as an astropy Table."""

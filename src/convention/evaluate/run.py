@@ -18,7 +18,7 @@ from convention.evaluate.plots import confusion_figure, roc_figure, training_cur
 from convention.evaluate.report import write_report
 from convention.io import read
 from convention.plotting import save_figure
-from convention.predictions import write_predictions_csv
+from convention.predictions import write_predictions
 from convention.training.checkpoint import Classifier
 from convention.training.data import class_targets
 from convention.training.train import CONFIG_FILE
@@ -82,7 +82,7 @@ def evaluate_run(
     metrics = aggregate_folds(fold_metrics)
     metrics["evaluated_on"] = "held-out test folds" if same_data else "all labelled objects"
     out.mkdir(exist_ok=True)
-    write_predictions_csv(out / "predictions.csv", all_ids, proba, classes, y_true)
+    write_predictions(out / "predictions.csv", all_ids, proba, classes, y_true)
 
     figures = {}
     std = np.array(metrics["confusion_matrix_normalised_std"]) if len(fold_metrics) > 1 else None

@@ -1,7 +1,9 @@
 """Readers of data formats; ``read(path)`` detects the format and dispatches.
 
-Each reader registers a detector and an opener. Formats of the field (FITS stamp tables,
-ZTF alerts, light curves) register here beside the package's own HDF5 store.
+Formats: ``store`` (the package's HDF5 store), ``fits`` (a folder of FITS stamps described
+by an epochs table), ``crts`` (CRTS-TAO files, one per object) and ``alerts`` (ZTF or
+Rubin alert packets, Avro). ``read`` opens a store lazily and reads the other formats into
+memory (strictly: a bad file raises); ``convention ingest`` writes them to a store.
 """
 
 from __future__ import annotations
@@ -12,17 +14,71 @@ from pathlib import Path
 from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
+from convention.io.alerts import is_alert_file, scan_alerts
+from convention.io.crts import is_crts_file, scan_crts
+from convention.io.fits_table import is_stamp_folder, scan_stamp_folders
+from convention.io.ingest import Collection, Rejected
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _is_hdf5(path: Path) -> bool:
+    if not path.is_file():
+        return False
     with path.open("rb") as f:
         return f.read(8) == _HDF5_SIGNATURE
 
 
+def _is_alerts(path: Path) -> bool:
+    if path.is_dir():
+        return any(path.glob("*.avro"))
+    return is_alert_file(path)
+
+
+def _is_crts(path: Path) -> bool:
+    if path.is_dir():
+        return any(is_crts_file(p) for p in sorted(path.glob("*.fits"))[:1])
+    return is_crts_file(path)
+
+
+def scan(format: str, inputs: Sequence[Path], **options) -> Collection:
+    """A reader's Collection for inputs of one format (options go to the reader).
+
+    Raises:
+        ConventionError: unknown format or missing input.
+    """
+    if format not in SCANNERS:
+        raise ConventionError(f"unknown format {format!r}; known: {', '.join(SCANNERS)}")
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
+        if not path.exists():
+            raise ConventionError("no such file or folder", path=path)
+    return SCANNERS[format](inputs, **options)
+
+
+def _read_all(format: str) -> Callable[[Path], Sequence[StampSeries]]:
+    def read_all(path: Path) -> list[StampSeries]:
+        series = []
+        for item in scan(format, [path]).items:
+            if isinstance(item, Rejected):
+                raise item.error
+            series.append(item)
+        return series
+
+    return read_all
+
+
+SCANNERS: dict[str, Callable[..., Collection]] = {
+    "fits": scan_stamp_folders,
+    "crts": scan_crts,
+    "alerts": scan_alerts,
+}
+
 READERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Sequence[StampSeries]]]] = {
     "store": (_is_hdf5, Store),
+    "fits": (is_stamp_folder, _read_all("fits")),
+    "crts": (_is_crts, _read_all("crts")),
+    "alerts": (_is_alerts, _read_all("alerts")),
 }
 
 
@@ -44,6 +100,6 @@ def read(path: str | Path, format: str | None = None) -> Sequence[StampSeries]:
             raise ConventionError(f"unknown format {format!r}; known: {', '.join(READERS)}")
         return READERS[format][1](path)
     for detect, open_ in READERS.values():
-        if path.is_file() and detect(path):
+        if detect(path):
             return open_(path)
     raise ConventionError(f"unrecognised format (known: {', '.join(READERS)})", path=path)

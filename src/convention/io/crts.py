@@ -1,0 +1,153 @@
+"""``crts`` format: the CRTS-TAO layout (Gomez et al. 2020), one FITS file per object.
+
+The primary header names the object (``CRTS_ID``), its class (``Class``: AGN, BZ, CV, SN,
+OTHER) and position (``RA_(J2000)``, ``Dec_(J2000)``, degrees); HDU 1 is a table with one
+row per epoch, ``HDU_Ext`` (the extension holding its cutout) and ``MJD``; the image
+extensions hold the unfiltered cutouts (band ``crts::V``). Each cutout has its median
+background subtracted; its noise is measured from the pixels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+
+from convention.classes import CRTS, resolve_label
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+from convention.io.ingest import Collection, Rejected
+from convention.io.stamps import background, fit_stamp
+
+PIXEL_SCALE = 2.5  # arcsec per pixel, Catalina Schmidt Survey camera (Drake et al. 2009)
+HEADER_KEYS = ("CRTS_ID", "Class", "RA_(J2000)", "Dec_(J2000)")
+TABLE_COLUMNS = ("HDU_Ext", "MJD")
+
+
+def is_crts_file(path: Path) -> bool:
+    """A FITS file whose primary header has a ``CRTS_ID``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            return "CRTS_ID" in fits.getheader(path, 0)
+    except Exception:  # anything unreadable is not a CRTS file
+        return False
+
+
+def read_crts_file(path: Path, keep_unlabelled: bool = False) -> StampSeries:
+    """One object's series from a CRTS-TAO file.
+
+    Raises:
+        ConventionError: not FITS, a missing header key or table column, a referenced
+            extension that is missing or not a 2-D image, duplicate times, an unknown class.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(path, memmap=False) as hdul:
+                return _series(path, hdul, keep_unlabelled)
+    except ConventionError:
+        raise
+    except Exception as err:  # astropy raises many types for corrupt files
+        raise ConventionError(f"unreadable CRTS file ({err})", path=path) from None
+
+
+def _series(path: Path, hdul: fits.HDUList, keep_unlabelled: bool) -> StampSeries:
+    header = hdul[0].header
+    missing = [k for k in HEADER_KEYS if k not in header]
+    if missing:
+        raise ConventionError(f"primary header lacks {', '.join(missing)}", path=path)
+    oid = str(header["CRTS_ID"]).strip()
+    try:
+        label = resolve_label(str(header["Class"]), CRTS)
+    except ConventionError as err:
+        if not keep_unlabelled:
+            raise ConventionError(err.cause, path=path, obj=oid) from None
+        label = None
+    if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU | fits.TableHDU):
+        raise ConventionError("HDU 1 is not the epochs table", path=path, obj=oid)
+    table = hdul[1].data
+    names = table.columns.names
+    lacking = [c for c in TABLE_COLUMNS if c not in names]
+    if lacking:
+        raise ConventionError(f"epochs table lacks {', '.join(lacking)}", path=path, obj=oid)
+    mjd = np.asarray(table["MJD"], dtype=np.float64)
+    ext = np.asarray(table["HDU_Ext"], dtype=np.int64)
+    if len(mjd) == 0:
+        raise ConventionError("no epochs", path=path, obj=oid)
+    if not np.all(np.isfinite(mjd)):
+        raise ConventionError("an epoch's MJD is not a number", path=path, obj=oid)
+    order = np.argsort(mjd, kind="stable")
+    if np.any(np.diff(mjd[order]) == 0):
+        raise ConventionError("two epochs at the same MJD", path=path, obj=oid)
+    images, sigmas = [], []
+    for k in ext[order]:
+        if not 0 < k < len(hdul):
+            raise ConventionError(f"no extension {k} (file has {len(hdul)})", path=path, obj=oid)
+        data = hdul[int(k)].data
+        if data is None or data.ndim != 2 or data.size == 0:
+            raise ConventionError(f"extension {k} is not a 2-D image", path=path, obj=oid)
+        image = np.asarray(data, dtype=np.float32)
+        if not np.isfinite(image).any():
+            raise ConventionError(f"extension {k} holds no finite pixel", path=path, obj=oid)
+        level, sigma = background(image)
+        images.append(image - level)
+        sigmas.append(sigma)
+    shape = (max(i.shape[0] for i in images), max(i.shape[1] for i in images))
+    return StampSeries(
+        frames=np.stack([fit_stamp(i, shape) for i in images]),
+        mjd=mjd[order],
+        band=np.full(len(mjd), "crts::V"),
+        psf_fwhm=np.full(len(mjd), np.nan),
+        sky_sigma=sigmas,
+        zeropoint=np.full(len(mjd), np.nan),
+        object_id=oid,
+        ra=float(header["RA_(J2000)"]),
+        dec=float(header["Dec_(J2000)"]),
+        label=label,
+        survey="crts",
+        pixel_scale=PIXEL_SCALE,
+    )
+
+
+def crts_files(inputs: list[Path]) -> list[Path]:
+    """The files named, or the FITS files found (sorted) in the folders named."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            files += sorted(
+                p for p in item.iterdir() if p.name.lower().endswith((".fits", ".fits.gz", ".fit"))
+            )
+        else:
+            files.append(item)
+    return files
+
+
+def scan_crts(inputs: list[Path], keep_unlabelled: bool = False) -> Collection:
+    """Read CRTS-TAO files (or folders of them), one object per file."""
+    files = crts_files(inputs)
+
+    def items() -> Iterator[StampSeries | Rejected]:
+        for path in files:
+            try:
+                yield read_crts_file(path, keep_unlabelled)
+            except ConventionError as err:
+                yield Rejected(err)
+
+    return Collection(
+        survey="crts",
+        bands=["crts::V"],
+        class_names=CRTS.classes,
+        pixel_scale=PIXEL_SCALE,
+        items=items(),
+        n_files=len(files),
+        provenance={
+            "format": "crts",
+            "inputs": [str(p) for p in inputs],
+            "background": "median subtracted per cutout",
+        },
+    )

@@ -1,0 +1,52 @@
+"""Light curves of a store's objects, for the light-curve writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from convention.data.lightcurve import LabelledLightCurve, make_lightcurve
+from convention.data.store import Store
+from convention.errors import ConventionError
+
+PHOTOMETRY = ("auto", "source", "aperture")
+
+
+def resolve_photometry(store: Store, photometry: str) -> str:
+    """``auto`` -> ``source`` when the store's objects carry light curves, else ``aperture``."""
+    if photometry not in PHOTOMETRY:
+        raise ConventionError(f"unknown photometry {photometry!r}; known: {', '.join(PHOTOMETRY)}")
+    if photometry == "auto":
+        return "source" if len(store) and store[0].lightcurve is not None else "aperture"
+    return photometry
+
+
+def store_lightcurves(store: Store, photometry: str = "auto") -> Iterator[LabelledLightCurve]:
+    """Each object's light curve: its own (``source``: alerts' photometry, PLAsTiCC's) or
+    aperture photometry on its stamps (``aperture``); ``auto`` picks ``source`` where the
+    store has light curves.
+
+    Raises:
+        ConventionError: an unknown photometry, or ``source`` for an object without one.
+    """
+    if photometry not in PHOTOMETRY:
+        raise ConventionError(f"unknown photometry {photometry!r}; known: {', '.join(PHOTOMETRY)}")
+    for series in store:
+        if photometry == "source":
+            if series.lightcurve is None:
+                raise ConventionError(
+                    "object has no light curve of its own; use --photometry aperture",
+                    path=store.path,
+                    obj=series.object_id,
+                )
+            lc = series.lightcurve
+        else:
+            table = series.to_lightcurve()
+            lc = make_lightcurve(table["mjd"], table["band"], table["flux"], table["flux_err"])
+        yield LabelledLightCurve(
+            object_id=series.object_id,
+            lightcurve=lc,
+            label=series.label,
+            redshift=series.redshift,
+            ra=series.ra,
+            dec=series.dec,
+        )

@@ -1,0 +1,383 @@
+"""``fits`` format: a folder of FITS stamps described by a table.
+
+Layout::
+
+    DIR/epochs.csv     (or .ecsv / .fits) object_id, mjd, band, file [, hdu, psf_fwhm,
+                       sky_sigma, zeropoint, true_flux, file_<channel>, hdu_<channel>]
+    DIR/objects.csv    optional: object_id [, label, ra, dec, redshift, subtype]
+    DIR/lightcurves.csv  optional: object_id, mjd, band, flux, flux_err [, detected]
+
+``file`` is a path relative to DIR to a FITS file whose HDU ``hdu`` (default 0) holds one
+2-D stamp. Rows may come in any order. The ECSV epoch table may carry ``survey`` and
+``pixel_scale`` in its metadata (``convention export fits`` writes them); options override.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table, vstack
+
+from convention.bands import get_band
+from convention.classes import get_taxonomy, resolve_label
+from convention.data.lightcurve import make_lightcurve
+from convention.data.series import StampSeries
+from convention.data.store import Store
+from convention.errors import ConventionError
+from convention.io.ingest import Collection, Rejected
+from convention.io.stamps import fit_stamp, read_fits_image
+from convention.io.tables import find_table, read_table
+
+EPOCH_COLUMNS = ("object_id", "mjd", "band", "file")
+OPTIONAL_FRAME_COLUMNS = {"psf_fwhm": np.nan, "sky_sigma": np.nan, "zeropoint": np.nan}
+
+
+def is_stamp_folder(path: Path) -> bool:
+    """A folder holding an epochs table."""
+    return path.is_dir() and find_table(path, "epochs") is not None
+
+
+def _column(table: Table, name: str, default: float, path: Path) -> np.ndarray:
+    """A numeric column as float64 (masked cells -> default).
+
+    Raises:
+        ConventionError: the column holds text that is not a number.
+    """
+    if name not in table.colnames:
+        return np.full(len(table), default)
+    values = table[name]
+    filled = values.filled(default) if hasattr(values, "filled") else values
+    try:
+        return np.asarray(filled, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConventionError(
+            f"column {name} holds values that are not numbers", path=path
+        ) from None
+
+
+def _number(value, what: str, path: Path | None, obj: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConventionError(f"{what} {value!r} is not a number", path=path, obj=obj) from None
+
+
+def _text(value) -> str:
+    return "" if np.ma.is_masked(value) else str(value).strip()
+
+
+def _resolve_bands(epochs: Table, path: Path, survey: str | None) -> np.ndarray:
+    ids = np.zeros(len(epochs), dtype=np.int16)
+    cache: dict[str, int] = {}
+    for row, name in enumerate(epochs["band"]):
+        key = _text(name)
+        if key not in cache:
+            try:
+                cache[key] = get_band(key, survey).id
+            except ConventionError as err:
+                raise ConventionError(
+                    f"row {row + 1} (object {_text(epochs['object_id'][row])}): {err.cause}",
+                    path=path,
+                ) from None
+        ids[row] = cache[key]
+    return ids
+
+
+class _Folder:
+    """One stamp folder: its tables, read and checked."""
+
+    def __init__(self, folder: Path, survey: str | None, taxonomy: str, keep_unlabelled: bool):
+        self.folder = folder
+        self.epochs_path = find_table(folder, "epochs")
+        if self.epochs_path is None:
+            raise ConventionError("no epochs table (epochs.csv/.ecsv/.fits)", path=folder)
+        self.epochs = read_table(self.epochs_path, EPOCH_COLUMNS)
+        meta = self.epochs.meta
+        self.survey = survey or str(meta.get("survey", "")) or None
+        self.pixel_scale = float(meta.get("pixel_scale", np.nan))
+        self.taxonomy = get_taxonomy(taxonomy)
+        self.keep_unlabelled = keep_unlabelled
+        self.band_ids = _resolve_bands(self.epochs, self.epochs_path, self.survey)
+        mjd = _column(self.epochs, "mjd", np.nan, self.epochs_path)
+        self.frame_columns = {
+            name: _column(self.epochs, name, default, self.epochs_path)
+            for name, default in {**OPTIONAL_FRAME_COLUMNS, "true_flux": np.nan}.items()
+        }
+        bad = np.flatnonzero(~np.isfinite(mjd))
+        if len(bad):
+            raise ConventionError(f"row {bad[0] + 1}: mjd is not a number", path=self.epochs_path)
+        self.mjd = mjd
+        self.channels = sorted(
+            {c.split("_", 1)[1] for c in self.epochs.colnames if c.startswith(("hdu_", "file_"))}
+        )
+        self.objects_path: Path | None = None
+        self.objects = self._objects()
+        self.lightcurves = self._lightcurves()
+
+    def _objects(self) -> dict[str, dict]:
+        path = find_table(self.folder, "objects")
+        if path is None:
+            return {}
+        table = read_table(path, ("object_id",))
+        rows = {}
+        for row in table:
+            rows[_text(row["object_id"])] = {
+                name: row[name] for name in table.colnames if name != "object_id"
+            }
+        self.objects_path = path
+        return rows
+
+    def _lightcurves(self) -> dict[str, Table]:
+        path = find_table(self.folder, "lightcurves")
+        if path is None:
+            return {}
+        table = read_table(path, ("object_id", "mjd", "band", "flux", "flux_err"))
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, oid in enumerate(table["object_id"]):
+            groups[_text(oid)].append(i)
+        out = {}
+        for oid, rows in groups.items():
+            part = table[rows]
+            detected = part["detected"] if "detected" in part.colnames else None
+            try:
+                out[oid] = make_lightcurve(
+                    *(_column(part, c, np.nan, path) for c in ("mjd",)),
+                    [_text(b) for b in part["band"]],
+                    *(_column(part, c, np.nan, path) for c in ("flux", "flux_err")),
+                    None if detected is None else np.asarray(detected, dtype=bool),
+                    survey=self.survey,
+                )
+            except (TypeError, ValueError):
+                raise ConventionError("unreadable detected flags", path=path, obj=oid) from None
+            except ConventionError as err:
+                raise ConventionError(err.cause, path=path, obj=oid) from None
+        return out
+
+    def _meta(self, oid: str) -> dict:
+        row = self.objects.get(oid, {})
+        meta: dict = {}
+        for name in ("ra", "dec", "redshift"):
+            if name in row and not np.ma.is_masked(row[name]):
+                meta[name] = _number(row[name], name, self.objects_path, oid)
+        if "subtype" in row and _text(row["subtype"]):
+            meta["subtype"] = _text(row["subtype"])
+        label = _text(row.get("label", ""))
+        try:
+            meta["label"] = resolve_label(label, self.taxonomy)
+        except ConventionError as err:
+            if not self.keep_unlabelled:
+                raise ConventionError(
+                    f"{err.cause}; object skipped (--keep-unlabelled keeps it)",
+                    path=self.objects_path,
+                    obj=oid,
+                ) from None
+            meta["label"] = None
+        return meta
+
+    def _stamp(self, row: int, file_col: str, hdu_col: str, oid: str) -> np.ndarray:
+        name = _text(self.epochs[file_col][row]) if file_col in self.epochs.colnames else ""
+        if not name:
+            name = _text(self.epochs["file"][row])
+        if not name:
+            raise ConventionError(f"row {row + 1} names no file", path=self.epochs_path, obj=oid)
+        hdu = 0
+        if hdu_col in self.epochs.colnames and not np.ma.is_masked(self.epochs[hdu_col][row]):
+            value = _number(self.epochs[hdu_col][row], hdu_col, self.epochs_path, oid)
+            if not value.is_integer():
+                raise ConventionError(
+                    f"{hdu_col} {value} is not an HDU number", path=self.epochs_path, obj=oid
+                )
+            hdu = int(value)
+        path = self.folder / name
+        if not path.is_file():
+            raise ConventionError(
+                f"missing stamp file (row {row + 1} of {self.epochs_path.name})",
+                path=path,
+                obj=oid,
+            )
+        return read_fits_image(path, hdu, obj=oid)
+
+    def series(self, oid: str, rows: list[int]) -> StampSeries:
+        meta = self._meta(oid)
+        rows = sorted(rows, key=lambda r: (self.mjd[r], self.band_ids[r]))
+        keys = [(self.mjd[r], self.band_ids[r]) for r in rows]
+        for a, b in pairwise(keys):
+            if a == b:
+                raise ConventionError(
+                    f"two frames at mjd {a[0]} in band {get_band(int(a[1])).name}",
+                    path=self.epochs_path,
+                    obj=oid,
+                )
+        images = [self._stamp(r, "file", "hdu", oid) for r in rows]
+        shape = (max(im.shape[0] for im in images), max(im.shape[1] for im in images))
+        frames = np.stack([fit_stamp(im, shape) for im in images])
+        channels = {
+            c: np.stack(
+                [fit_stamp(self._stamp(r, f"file_{c}", f"hdu_{c}", oid), shape) for r in rows]
+            )
+            for c in self.channels
+        }
+        sel = np.asarray(rows)
+        return StampSeries(
+            frames=frames,
+            mjd=self.mjd[sel],
+            band=self.band_ids[sel],
+            **{name: values[sel] for name, values in self.frame_columns.items()},
+            object_id=oid,
+            survey=self.survey or get_band(int(self.band_ids[0])).survey,
+            pixel_scale=self.pixel_scale,
+            channels=channels,
+            lightcurve=self.lightcurves.get(oid),
+            **meta,
+        )
+
+    def items(self) -> Iterator[StampSeries | Rejected]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for row, oid in enumerate(self.epochs["object_id"]):
+            groups[_text(oid)].append(row)
+        # The objects table's order, then the rest by id: the epoch rows' order is free.
+        order = [oid for oid in self.objects if oid in groups]
+        order += sorted(set(groups) - set(order))
+        for oid in order:
+            rows = groups[oid]
+            try:
+                yield self.series(oid, rows)
+            except ConventionError as err:
+                yield Rejected(err)
+
+
+def scan_stamp_folders(
+    folders: list[Path],
+    *,
+    survey: str | None = None,
+    pixel_scale: float | None = None,
+    taxonomy: str = "4-class",
+    keep_unlabelled: bool = False,
+) -> Collection:
+    """Read stamp folders (all must share survey, bands and channels).
+
+    Raises:
+        ConventionError: a folder without a readable epochs table, a missing column, an
+            unknown band (naming the row), folders that disagree.
+    """
+    parsed = [_Folder(Path(f), survey, taxonomy, keep_unlabelled) for f in folders]
+    first = parsed[0]
+    for other in parsed[1:]:
+        if other.channels != first.channels:
+            raise ConventionError(
+                f"channels {other.channels} differ from {first.channels} of {first.folder}",
+                path=other.folder,
+            )
+    band_ids = sorted(
+        {int(b) for p in parsed for b in p.band_ids}
+        | {get_band(b).id for p in parsed for b in p.epochs.meta.get("bands", [])}
+        | {get_band(b).id for p in parsed for lc in p.lightcurves.values() for b in lc["band"]}
+    )
+    bands = [get_band(b).name for b in band_ids]
+    surveys = {get_band(b).survey for b in band_ids}
+    scale = pixel_scale if pixel_scale is not None else first.pixel_scale
+    for p in parsed:
+        p.pixel_scale = scale
+
+    def items() -> Iterator[StampSeries | Rejected]:
+        for p in parsed:
+            yield from p.items()
+
+    return Collection(
+        survey=first.survey or "+".join(sorted(surveys)),
+        bands=bands,
+        class_names=first.taxonomy.classes,
+        pixel_scale=scale,
+        items=items(),
+        n_files=sum(len({_text(f) for f in p.epochs["file"]}) for p in parsed),
+        channels=first.channels,
+        provenance={
+            "format": "fits",
+            "inputs": [str(f) for f in folders],
+            "taxonomy": first.taxonomy.name,
+        },
+    )
+
+
+def _file_stem(object_id: str, used: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", object_id) or "object"
+    candidate, k = stem, 1
+    while candidate.lower() in used:
+        k += 1
+        candidate = f"{stem}_{k}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def write_stamp_folder(store: Store, out: str | Path) -> Path:
+    """Export a store as a stamp folder that ``fits`` ingest reads back to the same data.
+
+    One FITS file per object under ``stamps/`` (HDU k = frame k, extra channels after the
+    frames), ``epochs.ecsv`` (survey and pixel scale in its metadata), ``objects.ecsv`` and,
+    where objects carry them, ``lightcurves.ecsv``. Written to a temporary folder renamed
+    into place at the end.
+
+    Raises:
+        ConventionError: the output exists or its parent folder is missing.
+    """
+    out = Path(out)
+    if out.exists():
+        raise ConventionError("output folder exists; choose a new one", path=out)
+    if not out.parent.is_dir():
+        raise ConventionError(f"output folder {str(out.parent)!r} does not exist", path=out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "stamps").mkdir()
+        epochs: dict[str, list] = defaultdict(list)
+        objects: dict[str, list] = defaultdict(list)
+        curves: list[Table] = []
+        used: set[str] = set()
+        for series in store:
+            name = f"stamps/{_file_stem(series.object_id, used)}.fits"
+            m = len(series)
+            hdus = [fits.PrimaryHDU()]
+            hdus += [fits.ImageHDU(frame) for frame in series.frames]
+            for images in (series.channels[c] for c in store.channels):
+                hdus += [fits.ImageHDU(frame) for frame in images]
+            fits.HDUList(hdus).writeto(tmp / name)
+            epochs["object_id"] += [series.object_id] * m
+            epochs["mjd"] += list(series.mjd)
+            epochs["band"] += series.band_names
+            epochs["file"] += [name] * m
+            epochs["hdu"] += list(range(1, m + 1))
+            for column in ("psf_fwhm", "sky_sigma", "zeropoint", "true_flux"):
+                epochs[column] += list(getattr(series, column))
+            for k, channel in enumerate(store.channels):
+                epochs[f"hdu_{channel}"] += list(range(1 + (k + 1) * m, 1 + (k + 2) * m))
+            objects["object_id"].append(series.object_id)
+            objects["label"].append(series.label or "")
+            for column in ("ra", "dec", "redshift"):
+                objects[column].append(getattr(series, column))
+            objects["subtype"].append(series.subtype or "")
+            if series.lightcurve is not None:
+                curve = series.lightcurve.copy()
+                curve.add_column([series.object_id] * len(curve), name="object_id", index=0)
+                curves.append(curve)
+        table = Table(dict(epochs))
+        for column in ("psf_fwhm", "sky_sigma", "zeropoint", "true_flux"):
+            table[column] = np.asarray(table[column], dtype=np.float32)
+        table.meta.update(survey=store.survey, pixel_scale=store.pixel_scale, bands=store.bands)
+        table.write(tmp / "epochs.ecsv", format="ascii.ecsv")
+        Table(dict(objects)).write(tmp / "objects.ecsv", format="ascii.ecsv")
+        if curves:
+            vstack(curves).write(tmp / "lightcurves.ecsv", format="ascii.ecsv")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,65 @@
+"""Reading the small tables that describe inputs (CSV, ECSV, FITS), with one-line errors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyWarning
+
+from convention.errors import ConventionError
+
+TABLE_SUFFIXES = (".ecsv", ".csv", ".fits", ".csv.gz")
+
+
+def find_table(folder: Path, stem: str) -> Path | None:
+    """``folder/stem`` with the first suffix of TABLE_SUFFIXES that exists, or None."""
+    for suffix in TABLE_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_table(path: Path, required: Sequence[str] = ()) -> Table:
+    """A table from CSV (optionally gzipped), ECSV or FITS, checked for required columns.
+
+    Raises:
+        ConventionError: unreadable, or a required column is missing.
+    """
+    name = path.name.lower()
+    fmt = (
+        "ascii.ecsv"
+        if name.endswith(".ecsv")
+        else "fits"
+        if name.endswith((".fits", ".fit", ".fits.gz"))
+        else "ascii.csv"
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            table = Table.read(path, format=fmt)
+    except Exception as err:  # astropy raises many types for a corrupt table
+        raise ConventionError(f"unreadable table ({err})", path=path) from None
+    missing = [c for c in required if c not in table.colnames]
+    if missing:
+        raise ConventionError(
+            f"table lacks column(s) {', '.join(missing)} (has: {', '.join(table.colnames)})",
+            path=path,
+        )
+    return table
+
+
+def group_rows(keys: np.ndarray) -> dict[str, np.ndarray]:
+    """Row indices of each distinct key (in row order within a key)."""
+    keys = np.asarray(keys)
+    if len(keys) == 0:
+        return {}
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    bounds = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    return {str(ordered[a]): order[a:b] for a, b in pairwise(bounds)}

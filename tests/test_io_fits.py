@@ -1,0 +1,210 @@
+"""The ``fits`` stamp-folder reader and writer: layout, sizes, bands, labels, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from typer.testing import CliRunner
+
+from convention.cli import app
+from convention.data.store import Store
+from convention.errors import ConventionError
+from convention.io import read, scan
+from convention.io.fits_table import write_stamp_folder
+from convention.io.ingest import Rejected, ingest
+
+runner = CliRunner()
+
+
+def _stamp(path: Path, value: float, shape=(16, 16)) -> None:
+    image = np.full(shape, value, dtype=np.float32)
+    image[shape[0] // 2, shape[1] // 2] += 10
+    fits.PrimaryHDU(image).writeto(path)
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """Two objects, rows out of order, band spellings mixed, one stamp of another size."""
+    root = tmp_path / "stamps"
+    (root / "img").mkdir(parents=True)
+    rows = [
+        ("b", 53700.2, "sdss::r", "img/b2.fits"),
+        ("a", 53701.0, "SDSSG", "img/a2.fits"),
+        ("a", 53700.0, "g", "img/a1.fits"),
+        ("b", 53700.1, "sdss-i", "img/b1.fits"),
+        ("a", 53700.0, "r", "img/a3.fits"),
+    ]
+    for k, (_, _, _, name) in enumerate(rows):
+        _stamp(root / name, float(k), shape=(20, 12) if name == "img/a2.fits" else (16, 16))
+    Table(rows=rows, names=("object_id", "mjd", "band", "file")).write(root / "epochs.csv")
+    Table(
+        {
+            "object_id": ["a", "b"],
+            "label": ["SN Ia", "agn"],
+            "ra": [1.0, 2.0],
+            "redshift": [0.1, 0.2],
+        }
+    ).write(root / "objects.csv")
+    return root
+
+
+def _items(folder: Path, **options) -> list:
+    return list(scan("fits", [folder], survey="sdss2", **options).items)
+
+
+def test_reads_sorted_series_with_labels(folder):
+    a, b = _items(folder)
+    assert a.object_id == "a" and a.label == "SNIa" and b.label == "AGN"
+    assert list(a.mjd) == [53700.0, 53700.0, 53701.0]
+    assert a.band_names == ["sdss::g", "sdss::r", "sdss::g"]
+    assert a.ra == 1.0 and a.redshift == pytest.approx(0.1)
+    # the 20x12 stamp is centre-cropped in height and NaN-padded in width
+    assert a.frames.shape == (3, 20, 16)
+    assert np.isnan(a.frames[2]).all(axis=0).sum() == 4
+
+
+def test_ingest_fits_to_requested_size(folder, tmp_path):
+    out = tmp_path / "out.h5"
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "fits",
+            str(folder),
+            "--out",
+            str(out),
+            "--survey",
+            "sdss2",
+            "--stamp-size",
+            "16",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ingested 2 objects (5 frames) from 5 files; rejected 0" in result.output
+    store = Store(out)
+    assert store.stamp_shape == (16, 16)
+    assert "centre-cropped or NaN-padded to 16x16" in store.provenance["stamp_fit"]
+    series = store.get("a")
+    assert series.frames[2, 8, 8] == pytest.approx(11.0)
+
+
+def test_unknown_band_names_the_row(folder):
+    epochs = Table.read(folder / "epochs.csv")
+    epochs["band"][3] = "sdss::q"
+    epochs.write(folder / "epochs.csv", overwrite=True)
+    with pytest.raises(ConventionError, match=r"epochs.csv: row 4 \(object b\): unknown band"):
+        _items(folder)
+
+
+def test_unknown_label_skips_or_keeps(folder):
+    Table({"object_id": ["a", "b"], "label": ["Ia", "quasar-ish"]}).write(
+        folder / "objects.csv", overwrite=True
+    )
+    a, b = _items(folder)
+    assert a.label == "SNIa"
+    assert isinstance(b, Rejected) and "unknown label 'quasar-ish'" in b.message
+    assert "object b" in b.message
+    _, b = _items(folder, keep_unlabelled=True)
+    assert b.label is None
+
+
+@pytest.mark.parametrize(
+    "damage, cause",
+    [
+        (lambda f: (f / "img/b1.fits").unlink(), "missing stamp file"),
+        (lambda f: (f / "img/b1.fits").write_text("not fits"), "stamp is not FITS"),
+        (lambda f: (f / "img/b1.fits").write_bytes(b""), "stamp is not FITS"),
+        (
+            lambda f: fits.PrimaryHDU(np.full((16, 16), np.nan, np.float32)).writeto(
+                f / "img/b1.fits", overwrite=True
+            ),
+            "holds no finite pixel",
+        ),
+        (
+            lambda f: fits.PrimaryHDU(np.zeros((0, 16), np.float32)).writeto(
+                f / "img/b1.fits", overwrite=True
+            ),
+            "zero size",
+        ),
+    ],
+)
+def test_bad_stamp_rejects_its_object_only(folder, damage, cause):
+    damage(folder)
+    a, b = _items(folder)
+    assert a.object_id == "a"
+    assert isinstance(b, Rejected)
+    assert cause in b.message and "object b" in b.message
+    assert "\n" not in b.message
+
+
+def test_duplicate_time_is_rejected(folder):
+    epochs = Table.read(folder / "epochs.csv")
+    epochs["mjd"][1] = 53700.0
+    epochs["band"][1] = "sdss::g"
+    epochs.write(folder / "epochs.csv", overwrite=True)
+    a, _ = _items(folder)
+    assert isinstance(a, Rejected) and "two frames at mjd 53700.0 in band sdss::g" in a.message
+
+
+def test_table_without_a_column(folder, tmp_path):
+    epochs = Table.read(folder / "epochs.csv")
+    epochs.remove_column("file")
+    epochs.write(folder / "epochs.csv", overwrite=True)
+    out = tmp_path / "out.h5"
+    result = runner.invoke(app, ["ingest", "fits", str(folder), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {folder / 'epochs.csv'}: table lacks column(s) file (has: object_id, mjd, band)"
+    )
+    assert not out.exists()
+
+
+def test_folder_without_epochs_table(tmp_path):
+    with pytest.raises(ConventionError, match="no epochs table"):
+        scan("fits", [tmp_path])
+
+
+def test_strict_stops_at_the_first_bad_object(folder, tmp_path):
+    (folder / "img/b1.fits").unlink()
+    out = tmp_path / "out.h5"
+    args = ["ingest", "fits", str(folder), "--out", str(out), "--survey", "sdss2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "ingested 1 objects" in result.output
+    assert "rejected 1" in result.output
+    out.unlink()
+    result = runner.invoke(app, [*args, "--strict"])
+    assert result.exit_code == 2 and "missing stamp file" in result.output
+    assert not out.exists()
+
+
+def test_export_fits_round_trips_exactly(tiny_store, tmp_path):
+    store = Store(tiny_store)
+    write_stamp_folder(store, tmp_path / "exported")
+    ingest(scan("fits", [tmp_path / "exported"]), tmp_path / "back.h5")
+    back = Store(tmp_path / "back.h5")
+    assert back.survey == store.survey and back.bands == store.bands
+    assert back.pixel_scale == store.pixel_scale
+    for a, b in zip(store, back, strict=True):
+        assert (a.object_id, a.label, a.subtype) == (b.object_id, b.label, b.subtype)
+        for name in ("frames", "mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint", "true_flux"):
+            assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+        assert (a.ra, a.dec) == (b.ra, b.dec)
+
+
+def test_export_refuses_an_existing_folder(tiny_store, tmp_path):
+    result = runner.invoke(app, ["export", "fits", str(tiny_store), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "output folder exists" in result.output
+
+
+def test_read_detects_a_stamp_folder(folder):
+    # bare band letters need a survey, which read() cannot be told
+    with pytest.raises(ConventionError, match=r"row 3 \(object a\): unknown band 'g'"):
+        read(folder)
+    epochs = Table.read(folder / "epochs.csv")
+    epochs["band"] = ["sdss::r", "sdss::g", "sdss::g", "sdss::i", "sdss::r"]
+    epochs.write(folder / "epochs.csv", overwrite=True)
+    assert [s.object_id for s in read(folder)] == ["a", "b"]
