@@ -208,3 +208,24 @@ def test_read_detects_a_stamp_folder(folder):
     epochs["band"] = ["sdss::r", "sdss::g", "sdss::g", "sdss::i", "sdss::r"]
     epochs.write(folder / "epochs.csv", overwrite=True)
     assert [s.object_id for s in read(folder)] == ["a", "b"]
+
+
+def test_predict_on_an_ingested_folder_as_parquet(train_store, trained_run, tmp_path):
+    import pyarrow.parquet as pq
+
+    write_stamp_folder(Store(train_store), tmp_path / "stamps")
+    data = tmp_path / "mine.h5"
+    assert (
+        runner.invoke(
+            app, ["ingest", "fits", str(tmp_path / "stamps"), "--out", str(data)]
+        ).exit_code
+        == 0
+    )
+    out = tmp_path / "preds.parquet"
+    result = runner.invoke(
+        app, ["predict", "--checkpoint", str(trained_run), "--data", str(data), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pydict()
+    assert table["object_id"] == Store(train_store).object_ids
+    assert set(table["predicted"]) <= {"AGN", "SNIa", "Variable", "SNOther"}

@@ -162,7 +162,7 @@ def test_export_snana_clips_large_negative_fluxes(tiny_store, tmp_path):
         app,
         ["export", "snana", str(tiny_store), "--out", str(tmp_path / "s"), "--clip-fluxcal", "-5"],
     )
-    assert result.exit_code == 0 and "(aperture)" in result.output
+    assert result.exit_code == 0 and "(psf)" in result.output
     phot = Table.read(tmp_path / "s" / "convention_PHOT.csv")
     assert phot["FLUXCAL"].min() >= -5
     result = runner.invoke(

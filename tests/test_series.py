@@ -79,6 +79,6 @@ def test_tables_and_plot():
     table = s.to_table()
     assert len(table) == 6 and table.meta["object_id"] == "obj1"
     lc = s.to_lightcurve()
-    assert list(lc.colnames) == ["mjd", "band", "flux", "flux_err"]
+    assert list(lc.colnames) == ["mjd", "band", "flux", "flux_err", "detected"]
     fig = s.plot()
     assert len(fig.axes) == 2 * 6 + 1  # 2 bands x 6 nights + light curve

@@ -484,7 +484,8 @@ def export_snana(
     photometry: Annotated[
         str,
         typer.Option(
-            help="source (the objects' own light curves) | aperture (on the stamps) | auto."
+            help="source (the objects' own light curves) | psf | aperture (forced, on the "
+            "stamps less each band's median) | auto."
         ),
     ] = "auto",
     clip_fluxcal: Annotated[

@@ -16,7 +16,7 @@ from astropy.table import Table
 
 from convention.bands import get_band
 from convention.errors import ConventionError
-from convention.photometry import aperture_flux
+from convention.photometry import forced_photometry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -177,16 +177,19 @@ class StampSeries:
         )
         return table
 
-    def to_lightcurve(self, radius_arcsec: float = 3.0) -> Table:
-        """Aperture photometry at the stamp centre: Table of mjd, band, flux, flux_err.
+    def to_lightcurve(
+        self, method: str = "aperture", reference: str = "none", aperture_arcsec: float = 3.0
+    ) -> Table:
+        """Forced photometry at the stamp centre (``convention.photometry``): Table of mjd,
+        band, flux, flux_err, detected, with ``object_id`` in its meta.
 
         Args:
-            radius_arcsec: aperture radius; the default holds > 99% of the light of a
+            method: ``aperture`` or ``psf`` (PSF-weighted, from each frame's FWHM).
+            reference: ``none``, or ``median`` to subtract each band's median stamp.
+            aperture_arcsec: aperture radius; the default holds > 99% of the light of a
                 point source at 1.4" seeing.
         """
-        radius = radius_arcsec / self.pixel_scale if np.isfinite(self.pixel_scale) else 3.0
-        flux, err = aperture_flux(self.frames, radius, self.sky_sigma)
-        table = Table({"mjd": self.mjd, "band": self.band_names, "flux": flux, "flux_err": err})
+        table = forced_photometry(self, method, reference, aperture_arcsec)
         table.meta["object_id"] = self.object_id
         return table
 

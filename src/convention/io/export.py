@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from convention.data.lightcurve import LabelledLightCurve, make_lightcurve
+from convention.data.lightcurve import LabelledLightCurve
 from convention.data.store import Store
 from convention.errors import ConventionError
 
-PHOTOMETRY = ("auto", "source", "aperture")
+PHOTOMETRY = ("auto", "source", "psf", "aperture")
 
 
 def resolve_photometry(store: Store, photometry: str) -> str:
@@ -16,14 +16,15 @@ def resolve_photometry(store: Store, photometry: str) -> str:
     if photometry not in PHOTOMETRY:
         raise ConventionError(f"unknown photometry {photometry!r}; known: {', '.join(PHOTOMETRY)}")
     if photometry == "auto":
-        return "source" if len(store) and store[0].lightcurve is not None else "aperture"
+        return "source" if len(store) and store[0].lightcurve is not None else "psf"
     return photometry
 
 
 def store_lightcurves(store: Store, photometry: str = "auto") -> Iterator[LabelledLightCurve]:
     """Each object's light curve: its own (``source``: alerts' photometry, PLAsTiCC's) or
-    aperture photometry on its stamps (``aperture``); ``auto`` picks ``source`` where the
-    store has light curves.
+    forced photometry on its stamps (``psf``, ``aperture``) after subtracting each band's
+    median stamp (difference fluxes, as SNANA light curves hold); ``auto`` picks ``source``
+    where the store has light curves, else ``psf``.
 
     Raises:
         ConventionError: an unknown photometry, or ``source`` for an object without one.
@@ -40,8 +41,7 @@ def store_lightcurves(store: Store, photometry: str = "auto") -> Iterator[Labell
                 )
             lc = series.lightcurve
         else:
-            table = series.to_lightcurve()
-            lc = make_lightcurve(table["mjd"], table["band"], table["flux"], table["flux_err"])
+            lc = series.to_lightcurve(method=photometry, reference="median")
         yield LabelledLightCurve(
             object_id=series.object_id,
             lightcurve=lc,

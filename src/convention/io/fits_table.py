@@ -34,7 +34,7 @@ from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io.ingest import Collection, Rejected
-from convention.io.stamps import fit_stamp, read_fits_image
+from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
 
 EPOCH_COLUMNS = ("object_id", "mjd", "band", "file")
@@ -183,7 +183,9 @@ class _Folder:
             meta["label"] = None
         return meta
 
-    def _stamp(self, row: int, file_col: str, hdu_col: str, oid: str) -> np.ndarray:
+    def _stamp(
+        self, row: int, file_col: str, hdu_col: str, oid: str, files: dict[Path, FitsFile]
+    ) -> np.ndarray:
         name = _text(self.epochs[file_col][row]) if file_col in self.epochs.colnames else ""
         if not name:
             name = _text(self.epochs["file"][row])
@@ -198,13 +200,15 @@ class _Folder:
                 )
             hdu = int(value)
         path = self.folder / name
-        if not path.is_file():
-            raise ConventionError(
-                f"missing stamp file (row {row + 1} of {self.epochs_path.name})",
-                path=path,
-                obj=oid,
-            )
-        return read_fits_image(path, hdu, obj=oid)
+        if path not in files:
+            if not path.is_file():
+                raise ConventionError(
+                    f"missing stamp file (row {row + 1} of {self.epochs_path.name})",
+                    path=path,
+                    obj=oid,
+                )
+            files[path] = FitsFile(path, obj=oid)
+        return files[path].image(hdu)
 
     def series(self, oid: str, rows: list[int]) -> StampSeries:
         meta = self._meta(oid)
@@ -217,15 +221,23 @@ class _Folder:
                     path=self.epochs_path,
                     obj=oid,
                 )
-        images = [self._stamp(r, "file", "hdu", oid) for r in rows]
-        shape = (max(im.shape[0] for im in images), max(im.shape[1] for im in images))
-        frames = np.stack([fit_stamp(im, shape) for im in images])
-        channels = {
-            c: np.stack(
-                [fit_stamp(self._stamp(r, f"file_{c}", f"hdu_{c}", oid), shape) for r in rows]
-            )
-            for c in self.channels
-        }
+        files: dict[Path, FitsFile] = {}  # each file opened once per object
+        try:
+            images = [self._stamp(r, "file", "hdu", oid, files) for r in rows]
+            shape = (max(im.shape[0] for im in images), max(im.shape[1] for im in images))
+            frames = np.stack([fit_stamp(im, shape) for im in images])
+            channels = {
+                c: np.stack(
+                    [
+                        fit_stamp(self._stamp(r, f"file_{c}", f"hdu_{c}", oid, files), shape)
+                        for r in rows
+                    ]
+                )
+                for c in self.channels
+            }
+        finally:
+            for fits_file in files.values():
+                fits_file.close()
         sel = np.asarray(rows)
         return StampSeries(
             frames=frames,

@@ -19,6 +19,84 @@ _FITS_MAGIC = b"SIMPLE  ="
 _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image"}
 
 
+class FitsFile:
+    """A FITS file (plain or gzipped) read once, whose HDUs give checked 2-D stamps.
+
+    Args:
+        source: a file path, or the file's bytes (``path`` then names it in errors).
+        path, obj: file and object named in errors.
+        what: what the images are, in errors (``science cutout``).
+
+    Raises:
+        ConventionError: unreadable, or not FITS.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | bytes,
+        *,
+        path: str | Path | None = None,
+        obj: str | None = None,
+        what: str = "stamp",
+    ):
+        self.where = path if path is not None else source
+        self.obj, self.what = obj, what
+        try:
+            raw = Path(source).read_bytes() if isinstance(source, str | Path) else bytes(source)
+        except OSError as err:
+            raise self._error(f"cannot read {what} ({err.strerror})") from None
+        if raw[:2] == _GZIP_MAGIC:
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError, ValueError) as err:
+                raise self._error(f"corrupt gzip {what} ({err})") from None
+        if not raw.startswith(_FITS_MAGIC):
+            kind = next((k for m, k in _OTHER_FORMATS.items() if raw.startswith(m)), None)
+            raise self._error(f"{what} is not FITS ({kind or f'starts with {raw[:8]!r}'})")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                self._hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
+        except Exception as err:  # astropy raises many types for corrupt files
+            raise self._error(f"unreadable FITS {what} ({err})") from None
+
+    def _error(self, cause: str) -> ConventionError:
+        return ConventionError(cause, path=self.where, obj=self.obj)
+
+    def image(self, hdu: int = 0) -> np.ndarray:
+        """The float32 2-D image of HDU ``hdu``.
+
+        Raises:
+            ConventionError: no such HDU, no image, not 2-D, zero size, or no finite pixel.
+        """
+        what = self.what
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AstropyWarning)
+                try:
+                    unit = self._hdul[hdu]
+                except IndexError:
+                    raise self._error(f"{what}: no HDU {hdu}") from None
+                data = unit.data
+                data = None if data is None else np.array(data, dtype=np.float32)
+        except ConventionError:
+            raise
+        except Exception as err:  # astropy raises many types for corrupt files
+            raise self._error(f"unreadable FITS {what} ({err})") from None
+        if data is None:
+            raise self._error(f"{what}: HDU {hdu} holds no image")
+        if data.ndim != 2:
+            raise self._error(f"{what}: HDU {hdu} is {data.ndim}-D, not 2-D")
+        if data.size == 0:
+            raise self._error(f"{what}: HDU {hdu} has zero size")
+        if not np.isfinite(data).any():
+            raise self._error(f"{what}: HDU {hdu} holds no finite pixel")
+        return data
+
+    def close(self) -> None:
+        self._hdul.close()
+
+
 def read_fits_image(
     source: str | Path | bytes,
     hdu: int = 0,
@@ -27,55 +105,12 @@ def read_fits_image(
     obj: str | None = None,
     what: str = "stamp",
 ) -> np.ndarray:
-    """The 2-D image of one HDU of a FITS file (plain or gzipped), as float32.
-
-    Args:
-        source: a file path, or the file's bytes (``path`` then names it in errors).
-        hdu: HDU number.
-        path, obj: file and object named in errors.
-        what: what the image is, in errors (``science cutout``).
-
-    Raises:
-        ConventionError: not FITS, no such HDU, no image, not 2-D, zero size, or no finite
-            pixel.
-    """
-    where = path if path is not None else source
+    """The 2-D image of one HDU of a FITS file (see :class:`FitsFile`)."""
+    fits_file = FitsFile(source, path=path, obj=obj, what=what)
     try:
-        raw = Path(source).read_bytes() if isinstance(source, str | Path) else bytes(source)
-    except OSError as err:
-        raise ConventionError(f"cannot read {what} ({err.strerror})", path=where, obj=obj) from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as err:
-            raise ConventionError(f"corrupt gzip {what} ({err})", path=where, obj=obj) from None
-    if not raw.startswith(_FITS_MAGIC):
-        kind = next((k for m, k in _OTHER_FORMATS.items() if raw.startswith(m)), None)
-        found = kind or f"starts with {raw[:8]!r}"
-        raise ConventionError(f"{what} is not FITS ({found})", path=where, obj=obj)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyWarning)
-            with fits.open(io.BytesIO(raw), memmap=False) as hdul:
-                if not 0 <= hdu < len(hdul):
-                    raise ConventionError(
-                        f"{what}: no HDU {hdu} (file has {len(hdul)})", path=where, obj=obj
-                    )
-                data = hdul[hdu].data
-                data = None if data is None else np.array(data, dtype=np.float32)
-    except ConventionError:
-        raise
-    except Exception as err:  # astropy raises many types for corrupt files
-        raise ConventionError(f"unreadable FITS {what} ({err})", path=where, obj=obj) from None
-    if data is None:
-        raise ConventionError(f"{what}: HDU {hdu} holds no image", path=where, obj=obj)
-    if data.ndim != 2:
-        raise ConventionError(f"{what}: HDU {hdu} is {data.ndim}-D, not 2-D", path=where, obj=obj)
-    if data.size == 0:
-        raise ConventionError(f"{what}: HDU {hdu} has zero size", path=where, obj=obj)
-    if not np.isfinite(data).any():
-        raise ConventionError(f"{what}: HDU {hdu} holds no finite pixel", path=where, obj=obj)
-    return data
+        return fits_file.image(hdu)
+    finally:
+        fits_file.close()
 
 
 def fit_stamp(
