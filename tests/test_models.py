@@ -112,3 +112,15 @@ def test_variable_lengths_not_multiple_of_chunk():
     for m in (1, 2, 3, 4, 10):
         frames, bands, times, mask = batch([m], 32)
         assert np.isfinite(model(frames, bands, times, mask).detach().numpy()).all()
+
+
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-gru"])
+def test_recurrent_baselines_ignore_padding(name):
+    torch.manual_seed(2)
+    model = create_model(name, 4, 5, "tiny").eval()
+    frames, bands, times, mask = batch([6, 3], 32)
+    padded = torch.nn.functional.pad(frames, (0, 0, 0, 0, 0, 5))
+    padded[:, 6:] = 50.0
+    extra = [torch.nn.functional.pad(t, (0, 5)) for t in (bands, times, mask)]
+    with torch.no_grad():
+        assert torch.allclose(model(frames, bands, times, mask), model(padded, *extra), atol=1e-5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -218,14 +219,19 @@ def models(
             model = create_model(name, classes, n_bands, preset)
             params = sum(p.numel() for p in model.parameters())
             cfg = model.config
-            shape = "x".join(map(str, model.tokenizer.token_shape))
+            tokenizer = getattr(model, "tokenizer", None)
+            tokens = (
+                f"{cfg.max_tokens} of {'x'.join(map(str, tokenizer.token_shape))}"
+                if tokenizer is not None
+                else f"{cfg.max_frames} frame codes"
+            )
             table.add_row(
                 name,
                 preset,
                 f"{params:,}",
                 f"{gflops_per_object(model):.3f}",
                 f"{cfg.stamp_size}x{cfg.stamp_size}",
-                f"{cfg.max_tokens} of {shape}",
+                tokens,
             )
     console.print(table)
 
@@ -470,6 +476,60 @@ def render_lightcurves(
     if skipped:
         console.print(f"skipped {skipped} objects of targets outside the four classes")
     _run_ingest(collection, out, None, strict)
+
+
+@app.command()
+@user_errors
+def bench(
+    suite: Annotated[str, typer.Option(help="quick | sdss2-twin")] = "quick",
+    out: Annotated[Path, typer.Option(help="Results folder (results.json, results.md).")] = Path(
+        "bench-results"
+    ),
+    work: Annotated[
+        Path | None, typer.Option(help="Data and checkpoints [bench-work-<suite>].")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Use this store instead of making one.")] = None,
+    catalog: Annotated[Path, typer.Option(help="SDSS-II HEAD catalog, for the twin.")] = Path(
+        "../shared/data/sdss2-candidates/SDSS2_DS17_HEAD.FITS.gz"
+    ),
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these rows (repeat the option).")
+    ] = None,
+) -> None:
+    """Every model and ablation of a suite on the same seeded splits; resumes where it
+    stopped (finished rows are kept)."""
+    from convention.bench.run import run_suite
+    from convention.bench.suites import get_suite
+
+    chosen = get_suite(suite)
+    start = time.perf_counter()
+
+    def report(name: str, seed: int, result: dict) -> None:
+        if result["status"] == "ok":
+            m = result["metrics"]
+            console.print(
+                f"{name} (seed {seed}): accuracy {m['accuracy']:.3f}, macro-F1 "
+                f"{m['macro_f1']:.3f}, {result['wall_seconds']:.0f} s"
+            )
+        else:
+            console.print(f"{name} (seed {seed}) failed: {result['error']}", markup=False)
+
+    results = run_suite(
+        chosen,
+        out,
+        work or Path(f"bench-work-{suite}"),
+        data=data,
+        catalog=catalog,
+        only=only,
+        command=" ".join(["convention", *sys.argv[1:]]),
+        on_row=report,
+    )
+    failed = [k for k, v in results["models"].items() if v["status"] != "ok"]
+    console.print(
+        f"{len(results['models'])} rows in {out / 'results.md'} "
+        f"({time.perf_counter() - start:.0f} s this run)"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
 
 
 export_app = typer.Typer(help="Write a store in formats other tools read.", no_args_is_help=True)

@@ -50,23 +50,30 @@ def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:
 
 
 def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
-    """Aperture flux against MJD, one colour per band; returns the Axes."""
+    """The object's own light curve where it has one (alerts, PLAsTiCC; non-detections as
+    open markers), else aperture photometry on its stamps; one colour per band."""
     ax = ax or plt.figure(figsize=(8, 3)).gca()
-    lc = series.to_lightcurve()
+    own = series.lightcurve is not None and len(series.lightcurve) > 0
+    lc = series.lightcurve if own else series.to_lightcurve()
     for name in sorted(set(lc["band"]), key=lambda n: get_band(n).id):
-        sel = lc["band"] == name
         letter = get_band(name).letter
-        ax.errorbar(
-            lc["mjd"][sel],
-            lc["flux"][sel],
-            yerr=lc["flux_err"][sel],
-            fmt="o",
-            ms=3,
-            color=BAND_COLOURS.get(letter),
-            label=letter,
-        )
+        colour = BAND_COLOURS.get(letter)
+        for detected in (True, False):
+            sel = (lc["band"] == name) & (np.asarray(lc["detected"]) == detected)
+            if not sel.any():
+                continue
+            ax.errorbar(
+                lc["mjd"][sel],
+                lc["flux"][sel],
+                yerr=lc["flux_err"][sel],
+                fmt="o",
+                ms=3,
+                color=colour,
+                mfc=colour if detected else "none",
+                label=letter if detected or not own else None,
+            )
     ax.set_xlabel("MJD")
-    ax.set_ylabel("aperture flux")
+    ax.set_ylabel("flux (source photometry)" if own else "aperture flux")
     ax.legend(ncols=6, fontsize=8, loc="best")
     return ax
 

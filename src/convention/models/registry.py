@@ -60,7 +60,8 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **kwargs)
 
 
 def _load_builtin() -> None:
-    import convention.models.convention  # noqa: F401  (registers itself)
+    import convention.models.convention
+    import convention.models.recurrent  # noqa: F401
 
 
 def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:

@@ -39,7 +39,7 @@ class ConvSelfAttention(nn.Module):
 
     def __init__(self, channels: int, heads: int, kernel: int = 5, dropout: float = 0.1):
         super().__init__()
-        if channels % heads:
+        if heads < 1 or channels % heads:
             raise ValueError(f"{channels} channels do not split into {heads} heads")
         self.heads = heads
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1)

@@ -1,0 +1,1 @@
+"""Baselines that are not neural networks over stamps: light-curve features + boosting."""

@@ -1,0 +1,87 @@
+"""Light-curve features of the practitioners' classifiers (ALeRCE, Avocado): per-band
+statistics from the ``light-curve`` package and a few colours between bands.
+
+Features are computed on difference fluxes (the object's forced photometry on its stamps
+less each band's median stamp, or its own light curve), so a static host does not enter.
+A band with too few observations gives NaN features, which gradient boosting handles.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import light_curve as lcf
+import numpy as np
+from astropy.table import Table
+
+MIN_POINTS = 5  # the periodogram and the linear fit need a handful of points
+
+_EXTRACTOR = lcf.Extractor(
+    lcf.Amplitude(),
+    lcf.BeyondNStd(1.0),
+    lcf.LinearFit(),
+    lcf.StetsonK(),
+    lcf.Skew(),
+    lcf.Kurtosis(),
+    lcf.MaximumSlope(),
+    lcf.InterPercentileRange(0.1),
+    lcf.ReducedChi2(),
+    lcf.WeightedMean(),
+    lcf.Periodogram(peaks=2, max_freq_factor=2.0),
+    lcf.StandardDeviation(),
+)
+PER_BAND = (*tuple(_EXTRACTOR.names), "peak_flux", "peak_snr", "n_obs", "rise_days", "fall_days")
+GLOBAL = ("duration_days", "n_detected")
+
+
+def feature_names(bands: Sequence[str]) -> list[str]:
+    """Names of the features, band by band then the colours and global features."""
+    names = [f"{b}:{f}" for b in bands for f in PER_BAND]
+    names += [f"peak_ratio:{a}/{b}" for a, b in itertools.pairwise(bands)]
+    return names + list(GLOBAL)
+
+
+def _band_features(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray) -> np.ndarray:
+    out = np.full(len(PER_BAND), np.nan)
+    n = len(mjd)
+    out[len(_EXTRACTOR.names) + 2] = n
+    if n == 0:
+        return out
+    peak = int(np.argmax(flux))
+    out[len(_EXTRACTOR.names)] = flux[peak]
+    out[len(_EXTRACTOR.names) + 1] = flux[peak] / err[peak]
+    half = flux >= flux[peak] / 2
+    out[len(_EXTRACTOR.names) + 3] = mjd[peak] - mjd[half][0]
+    out[len(_EXTRACTOR.names) + 4] = mjd[half][-1] - mjd[peak]
+    if n >= MIN_POINTS and len(np.unique(mjd)) >= MIN_POINTS:
+        try:
+            out[: len(_EXTRACTOR.names)] = _EXTRACTOR(mjd, flux, err, sorted=True, check=False)
+        except ValueError:  # degenerate light curves (constant flux, ...)
+            pass
+    return out
+
+
+def lightcurve_features(lc: Table, bands: Sequence[str]) -> np.ndarray:
+    """The feature vector of one light curve (``feature_names(bands)`` order).
+
+    Args:
+        lc: light-curve Table (mjd, band, flux, flux_err, detected), sorted by mjd.
+        bands: the bands, in the order features are laid out.
+    """
+    mjd = np.asarray(lc["mjd"], dtype=np.float64)
+    flux = np.asarray(lc["flux"], dtype=np.float64)
+    err = np.asarray(lc["flux_err"], dtype=np.float64)
+    band = np.asarray(lc["band"]).astype(str)
+    good = np.isfinite(mjd) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    per_band, peaks = [], []
+    for name in bands:
+        sel = good & (band == name)
+        values = _band_features(mjd[sel], flux[sel], err[sel])
+        per_band.append(values)
+        peaks.append(values[len(_EXTRACTOR.names)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = [a / b if b > 0 else np.nan for a, b in itertools.pairwise(peaks)]
+    detected = np.asarray(lc["detected"], dtype=bool) & good
+    duration = mjd[good][-1] - mjd[good][0] if good.any() else np.nan
+    return np.concatenate([*per_band, ratios, [duration, detected.sum()]]).astype(np.float64)

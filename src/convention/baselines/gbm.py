@@ -1,0 +1,66 @@
+"""``lc-features-gbm``: light-curve features and gradient-boosted trees with balanced class
+weights, the practitioners' classifier (ALeRCE's light-curve classifier, Avocado)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
+
+from convention.baselines.features import lightcurve_features
+from convention.data.store import Store
+
+
+def _object_features(args: tuple[Store, int, str]) -> np.ndarray:
+    store, row, photometry = args
+    series = store[row]
+    if photometry == "source" and series.lightcurve is not None:
+        lc = series.lightcurve
+    else:
+        lc = series.to_lightcurve(method="psf", reference="median")
+    return lightcurve_features(lc, store.bands)
+
+
+def feature_matrix(
+    store: Store, rows: Sequence[int], photometry: str = "psf", workers: int = 1
+) -> np.ndarray:
+    """(len(rows), n_features) features of the objects at ``rows``.
+
+    Args:
+        store: the data.
+        rows: object positions.
+        photometry: ``psf`` (forced PSF photometry on the stamps less each band's median
+            stamp) or ``source`` (the objects' own light curves where they have one).
+        workers: processes (the result does not depend on it).
+    """
+    items = [(store, int(r), photometry) for r in rows]
+    if workers <= 1:
+        return np.array([_object_features(i) for i in items])
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(workers, threadpool_limits, (1,)) as pool:
+        return np.array(pool.map(_object_features, items, chunksize=16))
+
+
+def fit_feature_gbm(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int,
+) -> HistGradientBoostingClassifier:
+    """Gradient-boosted trees with balanced class weights, early-stopped on the validation
+    split (never on the test split)."""
+    model = HistGradientBoostingClassifier(
+        learning_rate=0.05,
+        max_iter=1000,
+        max_leaf_nodes=31,
+        l2_regularization=1.0,
+        class_weight="balanced",
+        early_stopping=True,
+        n_iter_no_change=30,
+        random_state=seed,
+    )
+    return model.fit(x_train, y_train, X_val=x_val, y_val=y_val)

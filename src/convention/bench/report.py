@@ -1,0 +1,165 @@
+"""The suite's results: results.json (every row: mean and spread over the splits),
+results.md laid out like the paper's comparison and ablation tables, and a figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from convention.bench.suites import Suite, slug
+from convention.files import write_atomic
+
+
+def _aggregate(runs: list[dict]) -> dict:
+    ok = [r for r in runs if r["status"] == "ok"]
+    if not ok:
+        return {}
+    metrics = [r["metrics"] for r in ok]
+    classes = metrics[0]["class_names"]
+
+    def stats(values) -> dict:
+        values = np.asarray(values, dtype=float)
+        return {"mean": float(values.mean()), "std": float(values.std())}
+
+    matrices = np.array([m["confusion_matrix_normalised"] for m in metrics])
+    return {
+        "n_splits": len(ok),
+        "seeds": [r["seed"] for r in ok],
+        "accuracy": stats([m["accuracy"] for m in metrics]),
+        "macro_f1": stats([m["macro_f1"] for m in metrics]),
+        "roc_auc_macro": stats([m["roc_auc_macro"] for m in metrics]),
+        "per_class_f1": {c: stats([m["per_class"][c]["f1"] for m in metrics]) for c in classes},
+        "confusion_matrix_normalised": matrices.mean(axis=0).tolist(),
+        "confusion_matrix_normalised_std": matrices.std(axis=0).tolist(),
+        "class_names": classes,
+        "parameters": ok[0].get("parameters"),
+        "features": ok[0].get("features"),
+        "gflops_per_object": ok[0].get("gflops_per_object"),
+        "train_seconds": stats([r["train_seconds"] for r in ok]),
+        "inference_objects_per_s": stats([r["inference_objects_per_s"] for r in ok]),
+        "peak_rss_mib": float(max(r["peak_rss_mib"] for r in ok)),
+        "test_objects": int(metrics[0]["n_objects"]),
+    }
+
+
+def collect(suite: Suite, out: Path) -> dict:
+    """Every row's finished and failed runs, read from ``out/runs``."""
+    rows = {}
+    for row in suite.models:
+        folder = out / "runs" / slug(row.name)
+        runs, failures = [], []
+        for seed in suite.seeds:
+            done = folder / f"seed_{seed}.json"
+            failed = folder / f"seed_{seed}.failed.json"
+            if done.is_file():
+                runs.append(json.loads(done.read_text()))
+            elif failed.is_file():
+                failures.append(json.loads(failed.read_text()))
+        if not runs and not failures:
+            continue
+        rows[row.name] = {
+            "kind": row.kind,
+            "model": row.model if row.kind == "image" else "lc-features-gbm",
+            "preset": row.preset if row.kind == "image" else None,
+            "overrides": row.overrides,
+            "oversample": row.oversample,
+            "table": row.table,
+            "input": row.input,
+            "status": "ok" if runs and not failures else ("failed" if not runs else "partial"),
+            "failures": [{"seed": f["seed"], "error": f["error"]} for f in failures],
+            **_aggregate(runs),
+        }
+    return rows
+
+
+def _cell(stats: dict | None, digits: int = 3) -> str:
+    if not stats:
+        return "-"
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+
+
+def _markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = [
+        f"# Benchmark `{results['suite']}`",
+        "",
+        f"Data: `{results['data']}`; {len(results['seeds'])} stratified 70/10/20 split(s) "
+        f"(seeds {', '.join(map(str, results['seeds']))}); test-split scores, mean ± standard "
+        "deviation over the splits. Best epoch chosen on the validation split only.",
+        "",
+        f"Command: `{env['command']}`; commit `{env['git_commit'][:12]}`; "
+        f"{env['cpu_count']} CPUs; Python {env['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v),
+        "",
+    ]
+    for table, title in (("comparison", "Comparison"), ("ablation", "Ablations of ConvEntion")):
+        rows = {k: v for k, v in results["models"].items() if v["table"] == table}
+        if not rows:
+            continue
+        classes = next((v["class_names"] for v in rows.values() if "class_names" in v), [])
+        lines += [
+            f"## {title}",
+            "",
+            "| model | input | accuracy | macro-F1 | "
+            + " | ".join(f"F1 {c}" for c in classes)
+            + " | parameters | GFLOPs/object | train s | objects/s | peak RSS MiB |",
+            "|---" * (9 + len(classes)) + "|",
+        ]
+        for name, row in rows.items():
+            if row["status"] == "failed":
+                lines.append(f"| {name} | {row['input']} | failed: {row['failures'][0]['error']} |")
+                continue
+            size = (
+                f"{row['parameters']:,}"
+                if row.get("parameters")
+                else f"{row.get('features')} features"
+            )
+            gflops = f"{row['gflops_per_object']:.3f}" if row.get("gflops_per_object") else "-"
+            lines.append(
+                f"| {name} | {row['input']} | {_cell(row['accuracy'])} | "
+                f"{_cell(row['macro_f1'])} | "
+                + " | ".join(_cell(row["per_class_f1"][c], 2) for c in classes)
+                + f" | {size} | {gflops} | {row['train_seconds']['mean']:.0f} | "
+                f"{row['inference_objects_per_s']['mean']:.0f} | {row['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _figure(results: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from convention.plotting import save_figure
+
+    rows = [(k, v) for k, v in results["models"].items() if v.get("macro_f1")]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    names = [k for k, _ in rows][::-1]
+    means = [v["macro_f1"]["mean"] for _, v in rows][::-1]
+    stds = [v["macro_f1"]["std"] for _, v in rows][::-1]
+    colours = ["tab:blue" if v["table"] == "comparison" else "tab:gray" for _, v in rows][::-1]
+    ax.barh(names, means, xerr=stds, color=colours)
+    ax.set_xlabel("test macro-F1 (mean ± std over splits)")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"suite {results['suite']}")
+    save_figure(fig, path)
+
+
+def write_results(suite: Suite, out: Path, data: str, env: dict) -> dict:
+    """Aggregate the finished runs and write results.json, results.md and macro_f1.png."""
+    results = {
+        "suite": suite.name,
+        "data": data,
+        "seeds": list(suite.seeds),
+        "epochs": suite.epochs,
+        "max_minutes_per_run": suite.max_minutes,
+        "environment": env,
+        "models": collect(suite, out),
+    }
+    write_atomic(out / "results.json", lambda t: t.write_text(json.dumps(results, indent=1)))
+    write_atomic(out / "results.md", lambda t: t.write_text(_markdown(results) + "\n"))
+    _figure(results, out / "macro_f1.png")
+    return results

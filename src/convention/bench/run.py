@@ -1,0 +1,175 @@
+"""Running a suite: data, every row on every split (each in its own process), resuming
+where a previous run stopped, and the results written after every row.
+
+Layout: ``OUT/results.json``, ``OUT/results.md``, ``OUT/macro_f1.png`` (small, committed)
+and ``WORK/data.h5`` and ``WORK/runs/<row>/seed_<k>/`` (data and checkpoints) with each
+finished row's result in ``OUT/runs/<row>/seed_<k>.json``, which a rerun keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from convention.bench.report import write_results
+from convention.bench.suites import Suite, slug
+from convention.errors import ConventionError
+
+LIBRARIES = ("torch", "lightning", "numpy", "scikit-learn", "astropy", "galsim", "light-curve")
+
+
+def environment(command: str) -> dict:
+    """Where the results come from: command, git commit, CPUs, library versions."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "command": command,
+        "git_commit": commit,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "libraries": versions,
+    }
+
+
+def prepare_data(suite: Suite, work: Path, data: Path | None, catalog: Path | None) -> Path:
+    """The suite's store: ``data`` if given, else made once in ``work`` (seed 0).
+
+    Raises:
+        ConventionError: a missing data set, or the twin suite without its catalog.
+    """
+    from convention.sim.simulate import SimulationSettings, simulate
+
+    if data is not None:
+        if not data.is_file():
+            raise ConventionError("no such data set", path=data)
+        return data
+    path = work / "data.h5"
+    if path.is_file():
+        return path
+    if suite.n_objects is None:
+        if catalog is None or not catalog.is_file():
+            raise ConventionError(
+                "the SDSS-II twin needs the HEAD catalog (--catalog) or a store (--data)",
+                path=catalog,
+            )
+        settings = SimulationSettings(catalog=str(catalog), seed=0, stamp_size=suite.stamp_size)
+    else:
+        settings = SimulationSettings(
+            n_objects=suite.n_objects, seed=0, stamp_size=suite.stamp_size
+        )
+    return simulate(settings, path, workers=os.cpu_count() or 1)
+
+
+def _run_row(spec: dict, result_path: Path, log: Path) -> dict:
+    spec_path = result_path.with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec, indent=1))
+    start = time.perf_counter()
+    with log.open("w") as stderr:
+        process = subprocess.run(
+            [sys.executable, "-m", "convention.bench.worker", str(spec_path), str(result_path)],
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    spec_path.unlink(missing_ok=True)
+    if process.returncode == 0 and result_path.is_file():
+        result = json.loads(result_path.read_text())
+        result["wall_seconds"] = time.perf_counter() - start
+        result_path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    cause = lines[-1] if lines else f"exit code {process.returncode}"
+    return {"status": "failed", "seed": spec["seed"], "error": cause, "log": str(log)}
+
+
+def run_suite(
+    suite: Suite,
+    out: Path,
+    work: Path,
+    *,
+    data: Path | None = None,
+    catalog: Path | None = None,
+    only: list[str] | None = None,
+    command: str = "",
+    on_row: Callable[[str, int, dict], None] | None = None,
+) -> dict:
+    """Run every row of a suite on every seed's split, skipping rows already finished.
+
+    Args:
+        suite: what to run.
+        out: results folder (results.json, results.md, figure, finished rows).
+        work: data and checkpoints.
+        data: an existing store to use instead of making one.
+        catalog: the SDSS-II HEAD catalog, for the twin.
+        only: row names or slugs to run (default all).
+        command: the command line, recorded.
+        on_row: called with (row name, seed, result) after each run.
+
+    Returns:
+        The results (also written to ``out/results.json``).
+
+    Raises:
+        ConventionError: unknown rows in ``only``, missing data.
+    """
+    rows = list(suite.models)
+    if only:
+        known = {slug(r.name): r for r in rows}
+        unknown = [name for name in only if slug(name) not in known]
+        if unknown:
+            raise ConventionError(f"unknown model(s) {unknown}; known: {', '.join(known)}")
+        rows = [known[slug(name)] for name in only]
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    data_path = prepare_data(suite, work, data, catalog)
+    env = environment(command)
+    for row in rows:
+        for seed in suite.seeds:
+            result_path = out / "runs" / slug(row.name) / f"seed_{seed}.json"
+            if result_path.is_file():
+                continue  # finished in an earlier run
+            result_path.parent.mkdir(parents=True, exist_ok=True)
+            run_dir = work / "runs" / slug(row.name) / f"seed_{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "data": str(data_path),
+                "model": asdict(row),
+                "seed": seed,
+                "epochs": suite.epochs,
+                "max_minutes": suite.max_minutes,
+                "patience": suite.patience,
+                "run_dir": str(run_dir),
+            }
+            result = _run_row(spec, result_path, work / f"{slug(row.name)}_seed_{seed}.log")
+            failed = out / "runs" / slug(row.name) / f"seed_{seed}.failed.json"
+            if result["status"] == "ok":
+                failed.unlink(missing_ok=True)
+            else:
+                failed.write_text(json.dumps(result, indent=1) + "\n")
+            if on_row is not None:
+                on_row(row.name, seed, result)
+            write_results(suite, out, str(data_path), env)
+    return write_results(suite, out, str(data_path), env)

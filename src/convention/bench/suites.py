@@ -1,0 +1,123 @@
+"""Benchmark suites: the data, the split protocol and the rows of the comparison and
+ablation tables.
+
+Every row is trained and tested on the same stratified seeded 70/10/20 splits (one per
+seed). The twin suite must fit 3 hours on two CPU cores: five folds of eight image rows do
+not, three seeds of one split do, with every image model given the same 5 minutes of
+training per split (an equal-compute comparison; none of them has converged by then).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from convention.errors import ConventionError
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One row of a results table.
+
+    Attributes:
+        name: the row's name.
+        kind: ``image`` (a registered network trained by the training system) or
+            ``features`` (light-curve features + gradient-boosted trees).
+        model, preset, overrides: the registered network and its configuration.
+        oversample: class-balanced oversampling during training.
+        table: ``comparison`` or ``ablation``.
+        input: what the row classifies, for the table.
+    """
+
+    name: str
+    kind: str = "image"
+    model: str = "convention"
+    preset: str = "cpu"
+    overrides: dict = field(default_factory=dict)
+    oversample: bool = True
+    table: str = "comparison"
+    input: str = "stamps (ugriz)"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark: where its data comes from, how it is split, what runs.
+
+    Attributes:
+        name: the suite's name.
+        n_objects: objects simulated from the built-in distributions; None builds the
+            SDSS-II twin from the catalog (one object per labelled candidate).
+        stamp_size: stamp side of the simulated data.
+        seeds: one stratified 70/10/20 split per seed.
+        epochs: most epochs per run.
+        max_minutes: wall-clock cap of one image-model run.
+        models: the rows.
+    """
+
+    name: str
+    n_objects: int | None
+    stamp_size: int
+    seeds: tuple[int, ...]
+    epochs: int
+    max_minutes: float
+    models: tuple[BenchModel, ...]
+    patience: int = 8
+
+
+def _rows(preset: str) -> tuple[BenchModel, ...]:
+    rnn_preset = "tiny" if preset == "tiny" else "cpu"
+    return (
+        BenchModel(f"ConvEntion ({preset})", preset=preset),
+        BenchModel("CNN + LSTM", model="cnn-lstm", preset=rnn_preset),
+        BenchModel("CNN + GRU", model="cnn-gru", preset=rnn_preset),
+        BenchModel(
+            "light-curve features + boosting",
+            kind="features",
+            input="forced PSF light curves (ugriz)",
+        ),
+        BenchModel("no oversampling", preset=preset, oversample=False, table="ablation"),
+        BenchModel(
+            "no band embedding",
+            preset=preset,
+            overrides={"band_embedding": "none"},
+            table="ablation",
+        ),
+        BenchModel(
+            "fixed band embedding",
+            preset=preset,
+            overrides={"band_embedding": "fixed"},
+            table="ablation",
+        ),
+        BenchModel("2D CNN tokenizer", preset=preset, overrides={"cnn": "2d"}, table="ablation"),
+        BenchModel(
+            "observation-time positional encoding",
+            preset=preset,
+            overrides={"positional_encoding": "time"},
+            table="ablation",
+        ),
+    )
+
+
+SUITES = {
+    # The same code on 600 simulated objects, 30 s of training per row: <= 10 minutes.
+    "quick": Suite("quick", 600, 32, (0,), epochs=12, max_minutes=0.5, models=_rows("cpu")),
+    "sdss2-twin": Suite(
+        "sdss2-twin", None, 32, (0, 1, 2), epochs=40, max_minutes=5.0, models=_rows("cpu")
+    ),
+}
+
+
+def get_suite(name: str) -> Suite:
+    """A suite by name.
+
+    Raises:
+        ConventionError: unknown suite.
+    """
+    if name not in SUITES:
+        raise ConventionError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
+    return SUITES[name]
+
+
+def slug(name: str) -> str:
+    """A row's folder name (``CNN + LSTM`` -> ``cnn-lstm``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

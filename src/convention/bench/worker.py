@@ -1,0 +1,129 @@
+"""One benchmark run (a row on one split) in its own process: train, test, measure.
+
+``python -m convention.bench.worker SPEC.json RESULT.json``. Running each row in its own
+process isolates failures and gives each row its own peak-memory figure.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from convention.bench.suites import BenchModel
+from convention.errors import ConventionError
+from convention.evaluate.metrics import classification_metrics
+from convention.io import read
+from convention.training.data import class_targets, make_splits
+
+FEATURE_WORKERS = 2
+
+
+def _image_run(spec: dict, row: BenchModel) -> dict:
+    from convention.models import gflops_per_object
+    from convention.training import Classifier, TrainSettings, train
+
+    run_dir = Path(spec["run_dir"])
+    settings = TrainSettings(
+        data=spec["data"],
+        out=str(run_dir),
+        model=row.model,
+        preset=row.preset,
+        folds=1,
+        epochs=spec["epochs"],
+        seed=spec["seed"],
+        max_minutes=spec["max_minutes"],
+        patience=spec["patience"],
+        oversample=row.oversample,
+        overrides=dict(row.overrides),
+        progress=False,
+    )
+    start = time.perf_counter()
+    train(settings)
+    train_seconds = time.perf_counter() - start
+    classifier = Classifier.load(run_dir / "fold_0")
+    config = json.loads((run_dir / "config.json").read_text())
+    store = read(spec["data"])
+    position = {oid: k for k, oid in enumerate(store.object_ids)}
+    rows = [position[o] for o in config["splits"][0]["test"]]
+    targets = class_targets(store.labels, classifier.classes)[rows]
+    start = time.perf_counter()
+    proba = np.concatenate(
+        [p for _, p in classifier.predict_proba((store[r] for r in rows), batch_size=64)]
+    )
+    infer_seconds = time.perf_counter() - start
+    model = classifier.models[0]
+    return {
+        "metrics": classification_metrics(targets, proba, classifier.classes),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "gflops_per_object": gflops_per_object(model),
+        "train_seconds": train_seconds,
+        "inference_objects_per_s": len(rows) / infer_seconds,
+    }
+
+
+def _features_run(spec: dict) -> dict:
+    from convention.baselines.features import feature_names
+    from convention.baselines.gbm import feature_matrix, fit_feature_gbm
+    from convention.classes import get_taxonomy
+
+    store = read(spec["data"])
+    classes = get_taxonomy(4).classes
+    targets = class_targets(store.labels, classes)
+    split = make_splits(targets, 1, spec["seed"])[0]
+    start = time.perf_counter()
+    fit_rows = np.concatenate([split["train"], split["val"]])
+    x_fit = feature_matrix(store, fit_rows, workers=FEATURE_WORKERS)
+    n_train = len(split["train"])
+    model = fit_feature_gbm(
+        x_fit[:n_train],
+        targets[split["train"]],
+        x_fit[n_train:],
+        targets[split["val"]],
+        spec["seed"],
+    )
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    proba = model.predict_proba(feature_matrix(store, split["test"], workers=FEATURE_WORKERS))
+    infer_seconds = time.perf_counter() - start
+    return {
+        "metrics": classification_metrics(targets[split["test"]], proba, classes),
+        "parameters": None,
+        "features": len(feature_names(store.bands)),
+        "boosting_iterations": int(model.n_iter_),
+        "gflops_per_object": None,
+        "train_seconds": train_seconds,
+        "inference_objects_per_s": len(split["test"]) / infer_seconds,
+    }
+
+
+def run(spec: dict) -> dict:
+    """Train and test one row on one split; the result with timings and peak memory."""
+    row = BenchModel(**spec["model"])
+    result = _features_run(spec) if row.kind == "features" else _image_run(spec, row)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_rss_mib"] = max(own, children) / 1024  # Linux reports KiB
+    result["status"] = "ok"
+    result["seed"] = spec["seed"]
+    return result
+
+
+def main() -> None:
+    spec_path, result_path = Path(sys.argv[1]), Path(sys.argv[2])
+    try:
+        result = run(json.loads(spec_path.read_text()))
+    except ConventionError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        sys.exit(2)
+    tmp = result_path.with_name(result_path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(result_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The benchmark runner: rows on shared splits, results files, resuming, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from convention.bench.run import run_suite
+from convention.bench.suites import BenchModel, Suite
+from convention.cli import app
+from convention.errors import ConventionError
+
+runner = CliRunner()
+
+SUITE = Suite(
+    "test",
+    n_objects=None,
+    stamp_size=16,
+    seeds=(0,),
+    epochs=1,
+    max_minutes=1.0,
+    models=(
+        BenchModel("ConvEntion (tiny)", preset="tiny", overrides={"stamp_size": 16}),
+        BenchModel("features", kind="features", input="light curves"),
+        BenchModel(
+            "broken", preset="tiny", overrides={"stamp_size": 16, "heads": 0}, table="ablation"
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def bench_results(train_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    results = run_suite(SUITE, out / "results", out / "work", data=train_store, command="test")
+    return out, results
+
+
+def test_rows_results_and_tables(bench_results):
+    out, results = bench_results
+    rows = results["models"]
+    assert rows["ConvEntion (tiny)"]["status"] == "ok"
+    assert rows["features"]["status"] == "ok"
+    for name in ("ConvEntion (tiny)", "features"):
+        row = rows[name]
+        assert 0 <= row["macro_f1"]["mean"] <= 1 and row["macro_f1"]["std"] == 0
+        assert set(row["per_class_f1"]) == {"AGN", "SNIa", "Variable", "SNOther"}
+        assert row["train_seconds"]["mean"] > 0 and row["peak_rss_mib"] > 0
+        assert row["inference_objects_per_s"]["mean"] > 0
+    assert rows["ConvEntion (tiny)"]["parameters"] > 0
+    assert rows["features"]["features"] > 0
+    # the two rows were tested on the same objects
+    assert rows["ConvEntion (tiny)"]["test_objects"] == rows["features"]["test_objects"]
+    on_disk = json.loads((out / "results" / "results.json").read_text())
+    assert on_disk["environment"]["cpu_count"] >= 1 and on_disk["environment"]["command"]
+    text = (out / "results" / "results.md").read_text()
+    assert "## Comparison" in text and "## Ablations of ConvEntion" in text
+    assert (out / "results" / "macro_f1.png").is_file()
+
+
+def test_a_failing_row_is_recorded_and_the_others_run(bench_results):
+    _, results = bench_results
+    broken = results["models"]["broken"]
+    assert broken["status"] == "failed"
+    assert broken["failures"][0]["error"].startswith("error: cannot build convention")
+
+
+def test_rerun_keeps_finished_rows(bench_results, train_store):
+    out, _ = bench_results
+    done = out / "results" / "runs" / "features" / "seed_0.json"
+    before = done.read_text()
+    results = run_suite(SUITE, out / "results", out / "work", data=train_store, only=["features"])
+    assert done.read_text() == before
+    assert results["models"]["features"]["status"] == "ok"
+
+
+def test_unknown_rows_and_suites(tmp_path, train_store):
+    with pytest.raises(ConventionError, match="unknown model"):
+        run_suite(SUITE, tmp_path / "r", tmp_path / "w", data=train_store, only=["nope"])
+    result = runner.invoke(app, ["bench", "--suite", "fast", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown suite 'fast'" in result.output
+    result = runner.invoke(
+        app, ["bench", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none.h5")]
+    )
+    assert result.exit_code == 2 and "no such data set" in result.output
