@@ -145,8 +145,9 @@ def run_suite(
     work.mkdir(parents=True, exist_ok=True)
     data_path = prepare_data(suite, work, data, catalog)
     env = environment(command)
-    for row in rows:
-        for seed in suite.seeds:
+    # Seed by seed: a stopped suite leaves whole tables of the first splits.
+    for seed in suite.seeds:
+        for row in rows:
             result_path = out / "runs" / slug(row.name) / f"seed_{seed}.json"
             if result_path.is_file():
                 continue  # finished in an earlier run
