@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
 
 from convention.bench.run import run_suite
 from convention.bench.suites import BenchModel, Suite
+from convention.bench.supernnova import VENV_VARIABLE, class_order
 from convention.cli import app
 from convention.errors import ConventionError
+from convention.io.snana import sntype_codes
 
 runner = CliRunner()
 
@@ -27,14 +30,31 @@ SUITE = Suite(
         BenchModel(
             "broken", preset="tiny", overrides={"stamp_size": 16, "heads": 0}, table="ablation"
         ),
+        BenchModel("SuperNNova (RNN)", kind="supernnova", overrides={"epochs": 1}),
+        BenchModel(
+            "time",
+            preset="tiny",
+            overrides={"stamp_size": 16, "positional_encoding": "time"},
+            table="ablation",
+        ),
     ),
+    robustness={"index encoding": "ConvEntion (tiny)", "observation-time encoding": "time"},
 )
 
 
 @pytest.fixture(scope="module")
 def bench_results(train_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    results = run_suite(SUITE, out / "results", out / "work", data=train_store, command="test")
+    # A SuperNNova environment whose snn fails: the row records it, the others still run.
+    fake = out / "snn-venv" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "snn").write_text("#!/bin/sh\necho 'boom: fake snn' >&2\nexit 3\n")
+    (fake / "snn").chmod(0o755)
+    os.environ[VENV_VARIABLE] = str(out / "snn-venv")
+    try:
+        results = run_suite(SUITE, out / "results", out / "work", data=train_store, command="test")
+    finally:
+        del os.environ[VENV_VARIABLE]
     return out, results
 
 
@@ -67,6 +87,19 @@ def test_a_failing_row_is_recorded_and_the_others_run(bench_results):
     assert broken["failures"][0]["error"].startswith("error: cannot build convention")
 
 
+def test_a_failing_supernnova_is_one_line(bench_results):
+    _, results = bench_results
+    row = results["models"]["SuperNNova (RNN)"]
+    assert row["status"] == "failed"
+    assert "snn make_data failed (exit 3): boom: fake snn" in row["failures"][0]["error"]
+
+
+def test_supernnova_class_order():
+    codes = sntype_codes(["AGN", "SNIa", "Variable", "SNOther"])
+    assert class_order(codes) == ["AGN", "SNIa", "Variable", "SNOther"]
+    assert class_order({"1": "II", "2": "Ia", "3": "II", "4": "Ibc"}) == ["Ia", "II", "Ibc"]
+
+
 def test_rerun_keeps_finished_rows(bench_results, train_store):
     out, _ = bench_results
     done = out / "results" / "runs" / "features" / "seed_0.json"
@@ -85,3 +118,15 @@ def test_unknown_rows_and_suites(tmp_path, train_store):
         app, ["bench", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none.h5")]
     )
     assert result.exit_code == 2 and "no such data set" in result.output
+
+
+def test_robustness_curves(bench_results):
+    out, results = bench_results
+    curves = json.loads((out / "results" / "robustness.json").read_text())
+    assert curves["fractions"] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    index = curves["curves"]["index encoding"]
+    assert all(0 <= v <= 1 for v in index["accuracy"] + index["macro_f1"])
+    # nothing removed: the same objects, frames and model as the row itself
+    row = results["models"]["ConvEntion (tiny)"]
+    assert index["accuracy"][0] == pytest.approx(row["accuracy"]["mean"])
+    assert (out / "results" / "robustness.png").is_file()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from convention.bench.report import write_results
 from convention.bench.suites import Suite, slug
+from convention.bench.supernnova import venv_path
 from convention.errors import ConventionError
 
 LIBRARIES = ("torch", "lightning", "numpy", "scikit-learn", "astropy", "galsim", "light-curve")
@@ -163,6 +164,7 @@ def run_suite(
                 "max_minutes": suite.max_minutes,
                 "patience": suite.patience,
                 "run_dir": str(run_dir),
+                "supernnova_venv": str(venv_path(work)),
             }
             result = _run_row(spec, result_path, work / f"{slug(row.name)}_seed_{seed}.log")
             failed = out / "runs" / slug(row.name) / f"seed_{seed}.failed.json"
@@ -173,4 +175,23 @@ def run_suite(
             if on_row is not None:
                 on_row(row.name, seed, result)
             write_results(suite, out, str(data_path), env)
+        if seed == suite.seeds[0]:
+            _robustness(suite, out, work, data_path)
     return write_results(suite, out, str(data_path), env)
+
+
+def _robustness(suite: Suite, out: Path, work: Path, data: Path) -> None:
+    """The robustness figure on the first split, once every model it needs has finished."""
+    from convention.bench.robustness import robustness, write_robustness
+
+    seed = suite.seeds[0]
+    runs = {
+        name: work / "runs" / slug(row) / f"seed_{seed}" for name, row in suite.robustness.items()
+    }
+    finished = all(
+        (out / "runs" / slug(row) / f"seed_{seed}.json").is_file()
+        for row in suite.robustness.values()
+    )
+    if not runs or not finished or (out / "robustness.json").is_file():
+        return
+    write_robustness(robustness(runs, data, seed=seed), out)

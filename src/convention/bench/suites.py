@@ -21,8 +21,10 @@ class BenchModel:
 
     Attributes:
         name: the row's name.
-        kind: ``image`` (a registered network trained by the training system) or
-            ``features`` (light-curve features + gradient-boosted trees).
+        kind: ``image`` (a registered network trained by the training system),
+            ``features`` (light-curve features + gradient-boosted trees) or ``supernnova``
+            (the SuperNNova package in its own environment; ``overrides`` holds its
+            ``variant`` and ``epochs``).
         model, preset, overrides: the registered network and its configuration.
         oversample: class-balanced oversampling during training.
         table: ``comparison`` or ``ablation``.
@@ -52,6 +54,8 @@ class Suite:
         epochs: most epochs per run.
         max_minutes: wall-clock cap of one image-model run.
         models: the rows.
+        robustness: curve name -> row, the models whose scores against frames removed at
+            test time are drawn (on the first seed's split).
     """
 
     name: str
@@ -62,6 +66,7 @@ class Suite:
     max_minutes: float
     models: tuple[BenchModel, ...]
     patience: int = 8
+    robustness: dict = field(default_factory=dict)
 
 
 def _rows(preset: str) -> tuple[BenchModel, ...]:
@@ -98,11 +103,16 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
     )
 
 
+ENCODINGS = {
+    "index encoding": "ConvEntion (cpu)",
+    "observation-time encoding": "observation-time positional encoding",
+}
+
 SUITES = {
     # The same code on 600 simulated objects, 30 s of training per row: <= 10 minutes.
-    "quick": Suite("quick", 600, 32, (0,), epochs=12, max_minutes=0.5, models=_rows("cpu")),
+    "quick": Suite("quick", 600, 32, (0,), 12, 0.5, models=_rows("cpu"), robustness=ENCODINGS),
     "sdss2-twin": Suite(
-        "sdss2-twin", None, 32, (0, 1, 2), epochs=40, max_minutes=5.0, models=_rows("cpu")
+        "sdss2-twin", None, 32, (0, 1, 2), 40, 5.0, models=_rows("cpu"), robustness=ENCODINGS
     ),
 }
 

@@ -101,10 +101,40 @@ def _features_run(spec: dict) -> dict:
     }
 
 
+def _supernnova_run(spec: dict, row: BenchModel) -> dict:
+    from convention.bench.supernnova import run_supernnova
+    from convention.classes import get_taxonomy
+
+    store = read(spec["data"])
+    classes = list(get_taxonomy(4).classes)
+    targets = class_targets(store.labels, classes)
+    split = make_splits(targets, 1, spec["seed"])[0]
+    run_dir = Path(spec["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    proba, train_seconds, infer_seconds = run_supernnova(
+        store,
+        split,
+        classes,
+        run_dir,
+        variant=row.overrides.get("variant", "vanilla"),
+        seed=spec["seed"],
+        epochs=int(row.overrides.get("epochs", 30)),
+        venv=Path(spec["supernnova_venv"]),
+    )
+    return {
+        "metrics": classification_metrics(targets[split["test"]], proba, classes),
+        "parameters": None,
+        "gflops_per_object": None,
+        "train_seconds": train_seconds,
+        "inference_objects_per_s": len(split["test"]) / infer_seconds,
+    }
+
+
 def run(spec: dict) -> dict:
     """Train and test one row on one split; the result with timings and peak memory."""
     row = BenchModel(**spec["model"])
-    result = _features_run(spec) if row.kind == "features" else _image_run(spec, row)
+    runners = {"features": _features_run, "supernnova": lambda s: _supernnova_run(s, row)}
+    result = runners[row.kind](spec) if row.kind in runners else _image_run(spec, row)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["peak_rss_mib"] = max(own, children) / 1024  # Linux reports KiB
