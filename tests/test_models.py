@@ -9,21 +9,24 @@ from convention.models.layers.band_embedding import BandEmbedding
 ALL = [(name, preset) for name, presets in list_models().items() for preset in presets]
 
 
-def batch(lengths, size, n_bands=5, seed=0):
+def batch(lengths, size, n_bands=5, seed=0, lightcurve=False):
     g = torch.Generator().manual_seed(seed)
     m = max(lengths)
-    frames = torch.randn(len(lengths), m, size, size, generator=g)
+    shape = (2,) if lightcurve else (size, size)
+    frames = torch.randn(len(lengths), m, *shape, generator=g)
     bands = torch.randint(1, n_bands + 1, (len(lengths), m), generator=g)
     times = torch.cumsum(torch.rand(len(lengths), m, generator=g) * 3, dim=1)
     mask = torch.arange(m)[None] < torch.tensor(lengths)[:, None]
-    return frames * mask[..., None, None], bands * mask, times * mask, mask
+    weights = mask[..., None] if lightcurve else mask[..., None, None]
+    return frames * weights, bands * mask, times * mask, mask
 
 
 @pytest.mark.parametrize("name, preset", ALL)
 def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
-    frames, bands, times, mask = batch([7, 4, 3], model.config.stamp_size)
+    lightcurve = getattr(model.config, "input", "stamps") == "lightcurve"
+    frames, bands, times, mask = batch([7, 4, 3], model.config.stamp_size, lightcurve=lightcurve)
     bands[0, :5] = torch.arange(1, 6)  # every band gets a gradient
     logits = model(frames, bands, times, mask)
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
@@ -122,5 +125,17 @@ def test_recurrent_baselines_ignore_padding(name):
     padded = torch.nn.functional.pad(frames, (0, 0, 0, 0, 0, 5))
     padded[:, 6:] = 50.0
     extra = [torch.nn.functional.pad(t, (0, 5)) for t in (bands, times, mask)]
+    with torch.no_grad():
+        assert torch.allclose(model(frames, bands, times, mask), model(padded, *extra), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lc-lstm", "lc-transformer"])
+def test_lightcurve_models_ignore_padding(name):
+    torch.manual_seed(3)
+    model = create_model(name, 4, 5, "tiny").eval()
+    frames, bands, times, mask = batch([9, 4], 32, lightcurve=True)
+    padded = torch.nn.functional.pad(frames, (0, 0, 0, 6))
+    padded[:, 9:] = 30.0
+    extra = [torch.nn.functional.pad(t, (0, 6)) for t in (bands, times, mask)]
     with torch.no_grad():
         assert torch.allclose(model(frames, bands, times, mask), model(padded, *extra), atol=1e-5)

@@ -192,3 +192,29 @@ def test_stamp_size_mismatch_is_refused(tmp_path, train_store):
     with pytest.raises(ConventionError, match=r"stamps are 16x16, the tiny preset reads 32x32"):
         train(settings)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["lc-transformer", "cnn-gru"])
+def test_baselines_train_and_predict(train_store, tmp_path, name):
+    from convention.training import TrainSettings, train
+
+    run = train(
+        TrainSettings(
+            data=str(train_store),
+            out=str(tmp_path / "run"),
+            model=name,
+            preset="tiny",
+            epochs=1,
+            batch_size=8,
+            progress=False,
+            overrides={"stamp_size": 16},
+        )
+    )
+    classifier = Classifier.load(run)
+    series = convention.read(train_store)[0]
+    proba = classifier.predict(series)
+    assert set(proba) == {"AGN", "SNIa", "Variable", "SNOther"}
+    assert sum(proba.values()) == pytest.approx(1.0, abs=1e-5)
+    if name == "lc-transformer":
+        assert classifier.encoder.input == "lightcurve"
+        assert classifier.encoder.encode(series).frames.shape == (len(series), 2)

@@ -223,7 +223,7 @@ def models(
             tokens = (
                 f"{cfg.max_tokens} of {'x'.join(map(str, tokenizer.token_shape))}"
                 if tokenizer is not None
-                else f"{cfg.max_frames} frame codes"
+                else f"{cfg.max_frames} " + ("points" if getattr(cfg, "input", "") else "frames")
             )
             table.add_row(
                 name,

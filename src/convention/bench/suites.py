@@ -76,6 +76,18 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
         BenchModel("CNN + LSTM", model="cnn-lstm", preset=rnn_preset),
         BenchModel("CNN + GRU", model="cnn-gru", preset=rnn_preset),
         BenchModel(
+            "LSTM on light curves",
+            model="lc-lstm",
+            preset=rnn_preset,
+            input="forced PSF light curves (ugriz)",
+        ),
+        BenchModel(
+            "transformer on light curves",
+            model="lc-transformer",
+            preset=rnn_preset,
+            input="forced PSF light curves (ugriz)",
+        ),
+        BenchModel(
             "light-curve features + boosting",
             kind="features",
             input="forced PSF light curves (ugriz)",

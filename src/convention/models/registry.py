@@ -61,17 +61,20 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **kwargs)
 
 def _load_builtin() -> None:
     import convention.models.convention
+    import convention.models.lightcurve
     import convention.models.recurrent  # noqa: F401
 
 
 def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
     """Forward GFLOPs (torch.utils.flop_counter; a multiply-add counts 2) of one object of
-    ``n_frames`` frames, for models taking (frames, bands, times, mask)."""
+    ``n_frames`` frames (or light-curve points), for models taking (frames, bands, times,
+    mask)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     size = model.config.stamp_size
-    frames = torch.zeros(1, n_frames, size, size)
+    reads_stamps = getattr(model.config, "input", "stamps") == "stamps"
+    frames = torch.zeros(1, n_frames, size, size) if reads_stamps else torch.zeros(1, n_frames, 2)
     bands = torch.ones(1, n_frames, dtype=torch.long)
     times = torch.arange(n_frames, dtype=torch.float32)[None]
     mask = torch.ones(1, n_frames, dtype=torch.bool)

@@ -121,7 +121,11 @@ class Classifier:
         self.settings = settings
         self.models = list(models)
         self.encoder = SequenceEncoder(
-            settings.bands, settings.normalisation, settings.stamp_size, settings.max_frames
+            settings.bands,
+            settings.normalisation,
+            settings.stamp_size,
+            settings.max_frames,
+            getattr(self.models[0].config, "input", "stamps"),
         )
 
     @property

@@ -4,6 +4,11 @@ A sequence becomes arrays the model reads: frames normalised per band with
 ``asinh((x - median_b) / scale_b)`` (statistics of the training split), NaN pixels set to 0,
 frames with no valid pixel dropped, band ids mapped to the model's band indices (1..n, 0 is
 padding), times in days since the first frame, capped at ``max_frames`` frames.
+
+Light-curve models (``input = "lightcurve"`` in their config) read, in place of each
+frame, its forced PSF photometry on the stamps less each band's median stamp:
+``(asinh(flux / scale_b), log(flux_err / scale_b))`` with ``scale_b`` the band's median
+flux error on the training split.
 """
 
 from __future__ import annotations
@@ -23,10 +28,19 @@ from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
 
+INPUTS = ("stamps", "lightcurve")
+
+
+def photometry_features(series: StampSeries) -> np.ndarray:
+    """(M, 2) raw forced PSF flux and error of every frame (median stamp subtracted)."""
+    lc = series.to_lightcurve(method="psf", reference="median")
+    return np.stack([np.asarray(lc["flux"]), np.asarray(lc["flux_err"])], axis=1)
+
 
 @dataclass(frozen=True)
 class Normalisation:
-    """Per-band pixel statistics: ``asinh((x - median[b]) / scale[b])``."""
+    """Per-band statistics: pixels ``asinh((x - median[b]) / scale[b])``, or for light
+    curves ``scale[b]`` the band's median flux error (median unused, 0)."""
 
     bands: tuple[str, ...]
     median: tuple[float, ...]
@@ -59,6 +73,26 @@ class Normalisation:
             scales.append(mad if mad > 0 else 1.0)
         return cls(tuple(bands), tuple(medians), tuple(scales))
 
+    @classmethod
+    def fit_lightcurves(
+        cls, series: Sequence[StampSeries], bands: Sequence[str], max_objects: int = 2000
+    ) -> Normalisation:
+        """The median forced-photometry flux error of each band over up to ``max_objects``
+        objects."""
+        errors: dict[int, list[np.ndarray]] = {get_band(b).id: [] for b in bands}
+        for k, s in enumerate(series):
+            if k >= max_objects:
+                break
+            err = photometry_features(s)[:, 1]
+            for band_id, chosen in errors.items():
+                chosen.append(err[s.band == band_id])
+        scales = []
+        for band in bands:
+            values = np.concatenate(errors[get_band(band).id] or [np.ones(1)])
+            values = values[np.isfinite(values) & (values > 0)]
+            scales.append(float(np.median(values)) if values.size else 1.0)
+        return cls(tuple(bands), tuple(0.0 for _ in bands), tuple(scales))
+
     def to_dict(self) -> dict:
         """JSON-able form."""
         return {"bands": list(self.bands), "median": list(self.median), "scale": list(self.scale)}
@@ -73,7 +107,7 @@ class Normalisation:
 class Encoded:
     """One sequence as model inputs (all arrays of length M <= max_frames)."""
 
-    frames: np.ndarray  # (M, H, W) float32
+    frames: np.ndarray  # (M, H, W) float32 stamps, or (M, 2) light-curve features
     bands: np.ndarray  # (M,) int64, 1..n_bands
     times: np.ndarray  # (M,) float32, days since the first frame
     label: int  # class index, -1 when unlabelled
@@ -82,7 +116,17 @@ class Encoded:
 class SequenceEncoder:
     """Turns StampSeries into model inputs for a given band list and normalisation."""
 
-    def __init__(self, bands: Sequence[str], norm: Normalisation, stamp_size: int, max_frames: int):
+    def __init__(
+        self,
+        bands: Sequence[str],
+        norm: Normalisation,
+        stamp_size: int,
+        max_frames: int,
+        input: str = "stamps",
+    ):
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+        self.input = input
         self.bands = list(bands)
         self.norm = norm
         self.stamp_size = stamp_size
@@ -104,7 +148,8 @@ class SequenceEncoder:
             ConventionError: other stamp size, bands the model does not know, or no frame
                 with valid pixels.
         """
-        if series.frames.shape[1:] != (self.stamp_size, self.stamp_size):
+        stamps = self.input == "stamps"
+        if stamps and series.frames.shape[1:] != (self.stamp_size, self.stamp_size):
             raise ConventionError(
                 f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
                 f"reads {self.stamp_size}x{self.stamp_size}",
@@ -123,10 +168,17 @@ class SequenceEncoder:
             start = (len(idx) - self.max_frames) // 2
             idx = idx[start : start + self.max_frames]
         bands = self._lut[series.band[idx]]
-        frames = (series.frames[idx] - self._median[bands, None, None]) / self._scale[
-            bands, None, None
-        ]
-        frames = np.nan_to_num(np.arcsinh(frames), nan=0.0).astype(np.float32)
+        if stamps:
+            frames = (series.frames[idx] - self._median[bands, None, None]) / self._scale[
+                bands, None, None
+            ]
+            frames = np.nan_to_num(np.arcsinh(frames), nan=0.0).astype(np.float32)
+        else:
+            flux, err = photometry_features(series)[idx].T
+            scale = self._scale[bands]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)
+            frames = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
         times = (series.mjd[idx] - series.mjd[idx[0]]).astype(np.float32)
         return Encoded(frames, bands, times, label)
 
@@ -134,8 +186,8 @@ class SequenceEncoder:
 def augment(
     item: Encoded, rng: np.random.Generator, drop: float = 0.1, min_keep: float = 0.6
 ) -> Encoded:
-    """Random frame drop, random crop of the sequence, rotation by k*90 deg and flips, the
-    same for every frame of the sequence."""
+    """Random frame drop, random crop of the sequence, and for stamps rotation by k*90 deg
+    and flips, the same for every frame of the sequence."""
     m = len(item.frames)
     keep = rng.random(m) >= drop
     if not keep.any():
@@ -147,11 +199,13 @@ def augment(
     idx = np.flatnonzero(keep & window)
     if idx.size == 0:
         idx = np.array([start])
-    frames = np.rot90(item.frames[idx], k=int(rng.integers(4)), axes=(1, 2))
-    if rng.random() < 0.5:
-        frames = frames[:, :, ::-1]
-    if rng.random() < 0.5:
-        frames = frames[:, ::-1, :]
+    frames = item.frames[idx]
+    if frames.ndim == 3:  # stamps: rotations and flips; light-curve features have none
+        frames = np.rot90(frames, k=int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+        if rng.random() < 0.5:
+            frames = frames[:, ::-1, :]
     times = item.times[idx] - item.times[idx[0]]
     return Encoded(np.ascontiguousarray(frames), item.bands[idx], times, item.label)
 
@@ -159,8 +213,7 @@ def augment(
 def collate(items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
     """Pad a batch to its longest sequence: frames, bands, times, mask, label."""
     m = max(len(it.frames) for it in items)
-    h, w = items[0].frames.shape[1:]
-    frames = np.zeros((len(items), m, h, w), dtype=np.float32)
+    frames = np.zeros((len(items), m, *items[0].frames.shape[1:]), dtype=np.float32)
     bands = np.zeros((len(items), m), dtype=np.int64)
     times = np.zeros((len(items), m), dtype=np.float32)
     mask = np.zeros((len(items), m), dtype=bool)
@@ -251,6 +304,7 @@ class StampDataModule(L.LightningDataModule):
         oversample: draw training objects with class-balanced weights.
         seed: seeds the normalisation sample, sampler and augmentation.
         norm: normalisation to use (fitted on the training split when None).
+        input: ``stamps`` or ``lightcurve`` (what the model reads).
     """
 
     def __init__(
@@ -264,6 +318,7 @@ class StampDataModule(L.LightningDataModule):
         oversample: bool = True,
         seed: int = 0,
         norm: Normalisation | None = None,
+        input: str = "stamps",
     ):
         super().__init__()
         self.store, self.classes, self.split = store, list(classes), split
@@ -276,10 +331,15 @@ class StampDataModule(L.LightningDataModule):
             raise ConventionError(
                 f"no training objects of class {', '.join(missing)}", path=store.path
             )
-        self.norm = norm or Normalisation.fit(
-            (store[int(i)] for i in split["train"]), store.bands, seed=seed
-        )
-        self.encoder = SequenceEncoder(store.bands, self.norm, stamp_size, max_frames)
+        train = (store[int(i)] for i in split["train"])
+        if norm is None:
+            norm = (
+                Normalisation.fit(train, store.bands, seed=seed)
+                if input == "stamps"
+                else Normalisation.fit_lightcurves(train, store.bands)
+            )
+        self.norm = norm
+        self.encoder = SequenceEncoder(store.bands, self.norm, stamp_size, max_frames, input)
         self._encoded: dict[str, list[Encoded]] = {}
 
     def encoded(self, part: str) -> list[Encoded]:

@@ -132,7 +132,8 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
         settings.model, len(classes), len(store.bands), settings.preset, **settings.overrides
     )
     cfg = model.config
-    if store.stamp_shape != (cfg.stamp_size, cfg.stamp_size):
+    reads = getattr(cfg, "input", "stamps")
+    if reads == "stamps" and store.stamp_shape != (cfg.stamp_size, cfg.stamp_size):
         raise ConventionError(
             f"stamps are {store.stamp_shape[0]}x{store.stamp_shape[1]}, the {settings.preset} "
             f"preset reads {cfg.stamp_size}x{cfg.stamp_size} (set stamp_size)",
@@ -147,6 +148,7 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
         settings.batch_size,
         settings.oversample,
         seed,
+        input=reads,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay

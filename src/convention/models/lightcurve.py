@@ -1,0 +1,143 @@
+"""Light-curve baselines: networks over the forced photometry of the stamps, one step per
+frame (``input = "lightcurve"``: each step is ``asinh(flux / s_b), log(err / s_b)``).
+
+``lc-lstm`` is the recurrent classifier of SuperNNova's kind (Moller & de Boissiere 2020)
+in this training system: flux, error, band and the time since the previous point per step.
+``lc-transformer`` follows the SITS-BERT idea (Yuan & Lin 2021): each observation embedded
+with its band, a sinusoidal encoding of its time in days, self-attention over the
+sequence, masked mean pooling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from convention.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class LightCurveConfig:
+    """Hyper-parameters of a light-curve sequence classifier."""
+
+    architecture: str = "lstm"  # or "transformer"
+    max_frames: int = 99
+    stamp_size: int = 32  # the stamps the photometry is measured on (any size works)
+    band_dim: int = 8
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.1
+    input: str = "lightcurve"
+
+
+def _time_encoding(times: torch.Tensor, dim: int, max_days: float = 1000.0) -> torch.Tensor:
+    """(B, M) days -> (B, M, dim) sinusoids of periods from 1 day to ``max_days``."""
+    half = dim // 2
+    periods = torch.logspace(0, math.log10(max_days), half, device=times.device)
+    angles = 2 * math.pi * times[..., None] / periods
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class LightCurveClassifier(nn.Module):
+    """An LSTM or a transformer over light-curve points.
+
+    Args:
+        n_classes: number of output classes.
+        n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
+        config: architecture.
+    """
+
+    def __init__(self, n_classes: int, n_bands: int, config: LightCurveConfig | None = None):
+        super().__init__()
+        cfg = config or LightCurveConfig()
+        if cfg.architecture not in ("lstm", "transformer"):
+            raise ValueError(f"architecture must be lstm or transformer, got {cfg.architecture!r}")
+        self.config = cfg
+        self.bands = nn.Embedding(n_bands + 1, cfg.band_dim, padding_idx=0)
+        if cfg.architecture == "lstm":
+            self.rnn = nn.LSTM(
+                2 + cfg.band_dim + 1,
+                cfg.hidden,
+                num_layers=cfg.layers,
+                batch_first=True,
+                dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+            )
+        else:
+            self.embed = nn.Linear(2 + cfg.band_dim, cfg.hidden)
+            layer = nn.TransformerEncoderLayer(
+                cfg.hidden,
+                cfg.heads,
+                dim_feedforward=2 * cfg.hidden,
+                dropout=cfg.dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, n_classes),
+        )
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        bands: torch.Tensor,
+        times: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Class logits.
+
+        Args:
+            frames: (B, M, 2) light-curve features, valid points first, zeros after.
+            bands: (B, M) band indices, 0 for padding.
+            times: (B, M) days since the first point.
+            mask: (B, M) True for real points; every sequence needs at least one.
+
+        Returns:
+            (B, n_classes) logits.
+        """
+        steps = torch.cat([frames, self.bands(bands * mask)], dim=-1)
+        if self.config.architecture == "lstm":
+            gaps = torch.diff(times, dim=1, prepend=times[:, :1]).clamp(min=0)
+            steps = torch.cat([steps, torch.log1p(gaps)[..., None]], dim=-1)
+            lengths = mask.sum(dim=1).cpu()
+            packed = pack_padded_sequence(steps, lengths, batch_first=True, enforce_sorted=False)
+            _, (hidden, _) = self.rnn(packed)
+            return self.head(hidden[-1])
+        x = self.embed(steps) + _time_encoding(times, self.config.hidden)
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        weights = mask[..., None].float()
+        pooled = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return self.head(pooled)
+
+
+PRESETS: dict[str, LightCurveConfig] = {
+    "cpu": LightCurveConfig(),
+    "tiny": LightCurveConfig(band_dim=4, hidden=16, layers=1, heads=2),
+}
+
+
+def _config(preset: str, architecture: str, **overrides) -> LightCurveConfig:
+    if preset not in PRESETS:
+        raise KeyError(preset)
+    cfg = replace(PRESETS[preset], architecture=architecture)
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@register_model("lc-lstm", presets=tuple(PRESETS))
+def lc_lstm(n_classes: int, n_bands: int, preset: str = "cpu", **overrides):
+    """LSTM over forced-photometry light curves (flux, error, band, time step)."""
+    return LightCurveClassifier(n_classes, n_bands, _config(preset, "lstm", **overrides))
+
+
+@register_model("lc-transformer", presets=tuple(PRESETS))
+def lc_transformer(n_classes: int, n_bands: int, preset: str = "cpu", **overrides):
+    """Transformer over light-curve observations with a time encoding (SITS-BERT idea)."""
+    return LightCurveClassifier(n_classes, n_bands, _config(preset, "transformer", **overrides))
