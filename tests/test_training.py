@@ -218,3 +218,36 @@ def test_baselines_train_and_predict(train_store, tmp_path, name):
     if name == "lc-transformer":
         assert classifier.encoder.input == "lightcurve"
         assert classifier.encoder.encode(series).frames.shape == (len(series), 2)
+
+
+def test_single_band_model_drops_the_other_bands(train_store, tmp_path):
+    from convention.training import TrainSettings, train
+
+    run = train(
+        TrainSettings(
+            data=str(train_store),
+            out=str(tmp_path / "run"),
+            preset="tiny",
+            epochs=1,
+            batch_size=8,
+            progress=False,
+            overrides={"stamp_size": 16},
+            bands=("g",),
+        )
+    )
+    classifier = Classifier.load(run)
+    assert classifier.settings.bands == ("sdss::g",)
+    store = convention.read(train_store)
+    classifier.check_bands(store.bands)  # ugriz data: the other bands are left out
+    series = store[0]
+    encoded = classifier.encoder.encode(series)
+    assert len(encoded.frames) == (series.band == 2).sum()
+    assert sum(classifier.predict(series).values()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConventionError, match="none of the model's bands"):
+        classifier.check_bands(["sdss::r"])
+    with pytest.raises(ConventionError, match=r"bands \['lsst::y'\] are not in the store"):
+        train(
+            TrainSettings(
+                data=str(train_store), out=str(tmp_path / "r2"), preset="tiny", bands=("lsst::y",)
+            )
+        )

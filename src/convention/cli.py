@@ -267,6 +267,9 @@ def train_command(
     stamp_size: Annotated[
         int | None, typer.Option(help="Override the preset's stamp size.")
     ] = None,
+    bands: Annotated[
+        str | None, typer.Option(help="Train on these bands only, comma-separated (g).")
+    ] = None,
 ) -> None:
     """Train a model on a store (seeded stratified splits; best epoch by validation macro-F1)."""
     from convention.training import TrainSettings, train
@@ -293,6 +296,7 @@ def train_command(
         seed=seed,
         max_minutes=max_minutes,
         overrides={k: v for k, v in overrides.items() if v is not None},
+        bands=tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None,
     )
     if loss not in ("focal", "ce"):
         raise ConventionError(f"loss must be focal or ce, got {loss!r}")

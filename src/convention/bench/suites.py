@@ -27,6 +27,7 @@ class BenchModel:
             ``variant`` and ``epochs``).
         model, preset, overrides: the registered network and its configuration.
         oversample: class-balanced oversampling during training.
+        bands: train and test on these bands only (the paper's single-band rows).
         table: ``comparison`` or ``ablation``.
         input: what the row classifies, for the table.
     """
@@ -37,6 +38,7 @@ class BenchModel:
     preset: str = "cpu"
     overrides: dict = field(default_factory=dict)
     oversample: bool = True
+    bands: tuple[str, ...] | None = None
     table: str = "comparison"
     input: str = "stamps (ugriz)"
 
@@ -75,6 +77,23 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
         BenchModel(f"ConvEntion ({preset})", preset=preset),
         BenchModel("CNN + LSTM", model="cnn-lstm", preset=rnn_preset),
         BenchModel("CNN + GRU", model="cnn-gru", preset=rnn_preset),
+        BenchModel(
+            f"ConvEntion ({preset}), g only", preset=preset, bands=("g",), input="stamps (g)"
+        ),
+        BenchModel(
+            "CNN + LSTM, g only",
+            model="cnn-lstm",
+            preset=rnn_preset,
+            bands=("g",),
+            input="stamps (g)",
+        ),
+        BenchModel(
+            "CNN + GRU, g only",
+            model="cnn-gru",
+            preset=rnn_preset,
+            bands=("g",),
+            input="stamps (g)",
+        ),
         BenchModel(
             "LSTM on light curves",
             model="lc-lstm",

@@ -41,6 +41,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         oversample=row.oversample,
         overrides=dict(row.overrides),
         progress=False,
+        bands=row.bands,
     )
     start = time.perf_counter()
     train(settings)

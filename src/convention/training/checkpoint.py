@@ -42,6 +42,7 @@ class ModelSettings:
     normalisation: Normalisation
     stamp_size: int
     max_frames: int
+    other_bands: str = "error"  # "drop": trained on a subset of the bands, others ignored
 
     def to_dict(self) -> dict:
         """JSON form, with versions."""
@@ -57,6 +58,7 @@ class ModelSettings:
             "normalisation": self.normalisation.to_dict(),
             "stamp_size": self.stamp_size,
             "max_frames": self.max_frames,
+            "other_bands": self.other_bands,
             "store_schema_version": SCHEMA_VERSION,
             "package_version": __version__,
             "torch_version": torch.__version__,
@@ -74,6 +76,7 @@ class ModelSettings:
             Normalisation.from_dict(d["normalisation"]),
             int(d["stamp_size"]),
             int(d["max_frames"]),
+            str(d.get("other_bands", "error")),
         )
 
     def build(self) -> torch.nn.Module:
@@ -126,6 +129,7 @@ class Classifier:
             settings.stamp_size,
             settings.max_frames,
             getattr(self.models[0].config, "input", "stamps"),
+            other_bands=settings.other_bands,
         )
 
     @property
@@ -160,8 +164,17 @@ class Classifier:
         return cls(settings, [m for _, m in loaded])
 
     def check_bands(self, bands: Iterable[str], source: str | Path | None = None) -> None:
-        """Fail unless every band of the data is one the model was trained on."""
-        extra = sorted(set(bands) - set(self.settings.bands))
+        """Fail unless every band of the data is one the model was trained on (for a model of
+        a subset of the bands: unless the data has one of them)."""
+        bands = set(bands)
+        if self.settings.other_bands == "drop":
+            if not bands & set(self.settings.bands):
+                raise ConventionError(
+                    f"data has none of the model's bands {list(self.settings.bands)}",
+                    path=source,
+                )
+            return
+        extra = sorted(bands - set(self.settings.bands))
         if extra:
             raise ConventionError(
                 f"data has bands {extra} the model was not trained on "

@@ -114,7 +114,11 @@ class Encoded:
 
 
 class SequenceEncoder:
-    """Turns StampSeries into model inputs for a given band list and normalisation."""
+    """Turns StampSeries into model inputs for a given band list and normalisation.
+
+    ``other_bands``: ``error`` refuses frames of bands outside the list; ``drop`` leaves
+    them out (a model trained on a subset of the bands, such as g alone).
+    """
 
     def __init__(
         self,
@@ -123,10 +127,12 @@ class SequenceEncoder:
         stamp_size: int,
         max_frames: int,
         input: str = "stamps",
+        other_bands: str = "error",
     ):
         if input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
         self.input = input
+        self.other_bands = other_bands
         self.bands = list(bands)
         self.norm = norm
         self.stamp_size = stamp_size
@@ -155,6 +161,14 @@ class SequenceEncoder:
                 f"reads {self.stamp_size}x{self.stamp_size}",
                 obj=series.object_id,
             )
+        if self.other_bands == "drop":
+            known = series.band < len(self._lut)
+            known[known] = self._lut[series.band[known]] > 0
+            if not known.any():
+                raise ConventionError(
+                    f"no frame in the model's bands {self.bands}", obj=series.object_id
+                )
+            series = series[known]
         if series.band.max(initial=0) >= len(self._lut) or np.any(self._lut[series.band] == 0):
             unknown = sorted({get_band(int(b)).name for b in series.band} - set(self.bands))
             raise ConventionError(
@@ -305,6 +319,7 @@ class StampDataModule(L.LightningDataModule):
         seed: seeds the normalisation sample, sampler and augmentation.
         norm: normalisation to use (fitted on the training split when None).
         input: ``stamps`` or ``lightcurve`` (what the model reads).
+        bands: the bands the model reads (default all of the store's; others are dropped).
     """
 
     def __init__(
@@ -319,8 +334,11 @@ class StampDataModule(L.LightningDataModule):
         seed: int = 0,
         norm: Normalisation | None = None,
         input: str = "stamps",
+        bands: Sequence[str] | None = None,
     ):
         super().__init__()
+        self.bands = list(bands or store.bands)
+        other = "error" if self.bands == list(store.bands) else "drop"
         self.store, self.classes, self.split = store, list(classes), split
         self.batch_size, self.oversample, self.seed = batch_size, oversample, seed
         self.targets = class_targets(store.labels, self.classes)
@@ -334,12 +352,14 @@ class StampDataModule(L.LightningDataModule):
         train = (store[int(i)] for i in split["train"])
         if norm is None:
             norm = (
-                Normalisation.fit(train, store.bands, seed=seed)
+                Normalisation.fit(train, self.bands, seed=seed)
                 if input == "stamps"
-                else Normalisation.fit_lightcurves(train, store.bands)
+                else Normalisation.fit_lightcurves(train, self.bands)
             )
         self.norm = norm
-        self.encoder = SequenceEncoder(store.bands, self.norm, stamp_size, max_frames, input)
+        self.encoder = SequenceEncoder(
+            self.bands, self.norm, stamp_size, max_frames, input, other_bands=other
+        )
         self._encoded: dict[str, list[Encoded]] = {}
 
     def encoded(self, part: str) -> list[Encoded]:

@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from convention.bands import get_band
 from convention.classes import get_taxonomy
 from convention.errors import ConventionError
 from convention.io import read
@@ -56,6 +57,7 @@ class TrainSettings:
     max_minutes: float | None = None
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    bands: tuple[str, ...] | None = None  # train on these bands only (default: all)
 
 
 def _quiet_lightning() -> None:
@@ -87,6 +89,7 @@ def train(settings: TrainSettings) -> Path:
     _check_out(out)
     _quiet_lightning()
     store = read(settings.data)
+    bands = _bands(settings, store)
     classes = get_taxonomy(settings.classes).classes
     targets = class_targets(store.labels, classes)
     counts = np.bincount(targets[targets >= 0], minlength=len(classes))
@@ -105,7 +108,7 @@ def train(settings: TrainSettings) -> Path:
         config = {
             "settings": asdict(settings),
             "classes": list(classes),
-            "bands": store.bands,
+            "bands": bands,
             "store_provenance": store.provenance,
             "splits": [
                 {part: [store.object_ids[i] for i in idx] for part, idx in s.items()}
@@ -115,7 +118,13 @@ def train(settings: TrainSettings) -> Path:
         (partial / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
         for k, split in enumerate(splits):
             _train_fold(
-                settings, store, classes, split, partial / f"fold_{k}", seed=settings.seed + k
+                settings,
+                store,
+                bands,
+                classes,
+                split,
+                partial / f"fold_{k}",
+                seed=settings.seed + k,
             )
         if out.exists():
             out.rmdir()
@@ -126,10 +135,29 @@ def train(settings: TrainSettings) -> Path:
     return out
 
 
-def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, seed: int) -> None:
+def _bands(settings: TrainSettings, store) -> list[str]:
+    """The bands to train on, canonical names in the store's order.
+
+    Raises:
+        ConventionError: a band the store does not hold.
+    """
+    if not settings.bands:
+        return list(store.bands)
+    wanted = {get_band(b, store.survey).name for b in settings.bands}
+    missing = sorted(wanted - set(store.bands))
+    if missing:
+        raise ConventionError(
+            f"bands {missing} are not in the store (bands {store.bands})", path=store.path
+        )
+    return [b for b in store.bands if b in wanted]
+
+
+def _train_fold(
+    settings: TrainSettings, store, bands, classes, split, folder: Path, seed: int
+) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     model = create_model(
-        settings.model, len(classes), len(store.bands), settings.preset, **settings.overrides
+        settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
     cfg = model.config
     reads = getattr(cfg, "input", "stamps")
@@ -149,6 +177,7 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
         settings.oversample,
         seed,
         input=reads,
+        bands=bands,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay
@@ -182,10 +211,11 @@ def _train_fold(settings: TrainSettings, store, classes, split, folder: Path, se
         preset=settings.preset,
         overrides=dict(settings.overrides),
         classes=tuple(classes),
-        bands=tuple(store.bands),
+        bands=tuple(bands),
         normalisation=datamodule.norm,
         stamp_size=cfg.stamp_size,
         max_frames=cfg.max_frames,
+        other_bands="error" if list(bands) == list(store.bands) else "drop",
     )
     save_model(folder, module.model, settings_out)
     summary = {
