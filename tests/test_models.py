@@ -25,9 +25,18 @@ def batch(lengths, size, n_bands=5, seed=0, lightcurve=False):
 def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
-    lightcurve = getattr(model.config, "input", "stamps") == "lightcurve"
-    frames, bands, times, mask = batch([7, 4, 3], model.config.stamp_size, lightcurve=lightcurve)
-    bands[0, :5] = torch.arange(1, 6)  # every band gets a gradient
+    reads = getattr(model.config, "input", "stamps")
+    lengths = [1, 1, 1] if reads == "heatmap" else [7, 4, 3]
+    frames, bands, times, mask = batch(lengths, model.config.stamp_size, lightcurve=True)
+    if reads != "lightcurve":
+        example = model.example_frames(7) if reads == "heatmap" else None
+        frames = (
+            torch.randn(3, *example.shape[1:])
+            if example is not None
+            else batch(lengths, model.config.stamp_size)[0]
+        )
+    if bands.shape[1] >= 5:
+        bands[0, :5] = torch.arange(1, 6)  # every band gets a gradient
     logits = model(frames, bands, times, mask)
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     logits.sum().backward()

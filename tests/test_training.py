@@ -194,7 +194,7 @@ def test_stamp_size_mismatch_is_refused(tmp_path, train_store):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["lc-transformer", "cnn-gru"])
+@pytest.mark.parametrize("name", ["lc-transformer", "cnn-gru", "scone"])
 def test_baselines_train_and_predict(train_store, tmp_path, name):
     from convention.training import TrainSettings, train
 

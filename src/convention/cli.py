@@ -212,7 +212,7 @@ def models(
     from convention.models import create_model, gflops_per_object, list_models
 
     table = RichTable(title=f"models ({classes} classes, {n_bands} bands, 99 frames)")
-    for col in ("model", "preset", "parameters", "GFLOPs / object", "stamp", "tokens"):
+    for col in ("model", "preset", "parameters", "GFLOPs / object", "stamp", "steps"):
         table.add_column(col, justify="left" if col in ("model", "preset") else "right")
     for name, presets in list_models().items():
         for preset in presets:
@@ -220,11 +220,13 @@ def models(
             params = sum(p.numel() for p in model.parameters())
             cfg = model.config
             tokenizer = getattr(model, "tokenizer", None)
-            tokens = (
-                f"{cfg.max_tokens} of {'x'.join(map(str, tokenizer.token_shape))}"
-                if tokenizer is not None
-                else f"{cfg.max_frames} " + ("points" if getattr(cfg, "input", "") else "frames")
-            )
+            if tokenizer is not None:
+                tokens = f"{cfg.max_tokens} of {'x'.join(map(str, tokenizer.token_shape))}"
+            elif hasattr(model, "example_frames"):
+                shape = tuple(model.example_frames(cfg.max_frames).shape[1:])
+                tokens = f"{shape[0]} of {'x'.join(map(str, shape[1:]))}"
+            else:
+                tokens = f"{cfg.max_frames} frames"
             table.add_row(
                 name,
                 preset,

@@ -9,6 +9,7 @@ difference flux light-curve classifiers expect.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -84,6 +85,15 @@ def moffat_enclosed(radius_pix: float, fwhm_pix: np.ndarray, beta: float = MOFFA
     return 1.0 - (1.0 + radius_pix**2 / alpha**2) ** (1.0 - beta)
 
 
+@lru_cache(maxsize=2048)
+def _cached_psf(shape: tuple[int, int], fwhm_pix: float, beta: float) -> np.ndarray:
+    """moffat_psf for a FWHM rounded to 0.01 pixel (a 0.3% change at most): frames share
+    a few hundred PSFs, each built once."""
+    psf = moffat_psf(shape, fwhm_pix, beta)
+    psf.flags.writeable = False
+    return psf
+
+
 def psf_flux(
     frames: np.ndarray,
     fwhm_pix: np.ndarray,
@@ -112,7 +122,7 @@ def psf_flux(
     for k in range(m):
         if not np.isfinite(fwhm_pix[k]) or fwhm_pix[k] <= 0:
             continue
-        psf = moffat_psf(frames.shape[1:], float(fwhm_pix[k]), beta)
+        psf = _cached_psf(frames.shape[1:], round(float(fwhm_pix[k]), 2), beta)
         valid = np.isfinite(frames[k])
         norm = np.sum(psf[valid] ** 2)
         if norm <= 0:

@@ -107,6 +107,12 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             input="forced PSF light curves (ugriz)",
         ),
         BenchModel(
+            "SCONE (GP heatmap + CNN)",
+            model="scone",
+            preset=rnn_preset,
+            input="GP heatmaps of forced PSF light curves",
+        ),
+        BenchModel(
             "light-curve features + boosting",
             kind="features",
             input="forced PSF light curves (ugriz)",

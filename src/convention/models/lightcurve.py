@@ -85,6 +85,10 @@ class LightCurveClassifier(nn.Module):
             nn.Linear(cfg.hidden, n_classes),
         )
 
+    def example_frames(self, n_frames: int) -> torch.Tensor:
+        """A zero input of one object of ``n_frames`` points (for counting FLOPs)."""
+        return torch.zeros(1, n_frames, 2)
+
     def forward(
         self,
         frames: torch.Tensor,

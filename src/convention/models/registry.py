@@ -62,7 +62,8 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **kwargs)
 def _load_builtin() -> None:
     import convention.models.convention
     import convention.models.lightcurve
-    import convention.models.recurrent  # noqa: F401
+    import convention.models.recurrent
+    import convention.models.scone  # noqa: F401
 
 
 def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
@@ -72,9 +73,12 @@ def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    size = model.config.stamp_size
-    reads_stamps = getattr(model.config, "input", "stamps") == "stamps"
-    frames = torch.zeros(1, n_frames, size, size) if reads_stamps else torch.zeros(1, n_frames, 2)
+    if hasattr(model, "example_frames"):
+        frames = model.example_frames(n_frames)
+        n_frames = frames.shape[1]
+    else:
+        size = model.config.stamp_size
+        frames = torch.zeros(1, n_frames, size, size)
     bands = torch.ones(1, n_frames, dtype=torch.long)
     times = torch.arange(n_frames, dtype=torch.float32)[None]
     mask = torch.ones(1, n_frames, dtype=torch.bool)

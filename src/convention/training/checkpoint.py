@@ -130,6 +130,10 @@ class Classifier:
             settings.max_frames,
             getattr(self.models[0].config, "input", "stamps"),
             other_bands=settings.other_bands,
+            heatmap_shape=(
+                getattr(self.models[0].config, "wavelength_bins", 32),
+                getattr(self.models[0].config, "time_bins", 48),
+            ),
         )
 
     @property

@@ -8,7 +8,8 @@ padding), times in days since the first frame, capped at ``max_frames`` frames.
 Light-curve models (``input = "lightcurve"`` in their config) read, in place of each
 frame, its forced PSF photometry on the stamps less each band's median stamp:
 ``(asinh(flux / scale_b), log(flux_err / scale_b))`` with ``scale_b`` the band's median
-flux error on the training split.
+flux error on the training split. Heatmap models (``input = "heatmap"``, SCONE) read one
+(2, wavelength, time) Gaussian-process image of that photometry per object.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
 
-INPUTS = ("stamps", "lightcurve")
+INPUTS = ("stamps", "lightcurve", "heatmap")
 
 
 def photometry_features(series: StampSeries) -> np.ndarray:
@@ -128,11 +129,13 @@ class SequenceEncoder:
         max_frames: int,
         input: str = "stamps",
         other_bands: str = "error",
+        heatmap_shape: tuple[int, int] = (32, 48),
     ):
         if input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
         self.input = input
         self.other_bands = other_bands
+        self.heatmap_shape = tuple(heatmap_shape)
         self.bands = list(bands)
         self.norm = norm
         self.stamp_size = stamp_size
@@ -187,6 +190,12 @@ class SequenceEncoder:
                 bands, None, None
             ]
             frames = np.nan_to_num(np.arcsinh(frames), nan=0.0).astype(np.float32)
+        elif self.input == "heatmap":
+            from convention.baselines.heatmaps import heatmap
+
+            lc = series[idx].to_lightcurve(method="psf", reference="median")
+            image = heatmap(lc, self.bands, *self.heatmap_shape)
+            return Encoded(image[None], np.ones(1, dtype=np.int64), np.zeros(1, np.float32), label)
         else:
             flux, err = photometry_features(series)[idx].T
             scale = self._scale[bands]
@@ -320,6 +329,7 @@ class StampDataModule(L.LightningDataModule):
         norm: normalisation to use (fitted on the training split when None).
         input: ``stamps`` or ``lightcurve`` (what the model reads).
         bands: the bands the model reads (default all of the store's; others are dropped).
+        heatmap_shape: (wavelength, time) bins of a heatmap model's input.
     """
 
     def __init__(
@@ -335,6 +345,7 @@ class StampDataModule(L.LightningDataModule):
         norm: Normalisation | None = None,
         input: str = "stamps",
         bands: Sequence[str] | None = None,
+        heatmap_shape: tuple[int, int] = (32, 48),
     ):
         super().__init__()
         self.bands = list(bands or store.bands)
@@ -350,6 +361,10 @@ class StampDataModule(L.LightningDataModule):
                 f"no training objects of class {', '.join(missing)}", path=store.path
             )
         train = (store[int(i)] for i in split["train"])
+        if norm is None and input == "heatmap":  # each heatmap is scaled on its own
+            norm = Normalisation(
+                tuple(self.bands), (0.0,) * len(self.bands), (1.0,) * len(self.bands)
+            )
         if norm is None:
             norm = (
                 Normalisation.fit(train, self.bands, seed=seed)
@@ -358,7 +373,7 @@ class StampDataModule(L.LightningDataModule):
             )
         self.norm = norm
         self.encoder = SequenceEncoder(
-            self.bands, self.norm, stamp_size, max_frames, input, other_bands=other
+            self.bands, self.norm, stamp_size, max_frames, input, other, heatmap_shape
         )
         self._encoded: dict[str, list[Encoded]] = {}
 

@@ -135,6 +135,10 @@ def train(settings: TrainSettings) -> Path:
     return out
 
 
+def _heatmap_shape(cfg) -> tuple[int, int]:
+    return (getattr(cfg, "wavelength_bins", 32), getattr(cfg, "time_bins", 48))
+
+
 def _bands(settings: TrainSettings, store) -> list[str]:
     """The bands to train on, canonical names in the store's order.
 
@@ -178,6 +182,7 @@ def _train_fold(
         seed,
         input=reads,
         bands=bands,
+        heatmap_shape=_heatmap_shape(cfg),
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay

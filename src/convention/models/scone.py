@@ -1,0 +1,88 @@
+"""``scone``: a small 2D CNN over a light curve's Gaussian-process heatmap (Qu et al.
+2021, AJ 162, 67). Its input (``input = "heatmap"``) is one (2, wavelength, time) image
+per object: the GP mean and standard deviation of the forced photometry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from convention.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class SconeConfig:
+    """Hyper-parameters of the heatmap CNN."""
+
+    wavelength_bins: int = 32
+    time_bins: int = 48
+    widths: tuple[int, ...] = (16, 32, 32)
+    hidden: int = 64
+    dropout: float = 0.3
+    max_frames: int = 99  # frames the photometry is measured on (the central ones)
+    stamp_size: int = 32
+    input: str = "heatmap"
+
+
+class Scone(nn.Module):
+    """2D CNN classifier of GP heatmaps.
+
+    Args:
+        n_classes: number of output classes.
+        n_bands: number of bands (unused: the bands are the heatmap's wavelength axis).
+        config: architecture.
+    """
+
+    def __init__(self, n_classes: int, n_bands: int, config: SconeConfig | None = None):
+        super().__init__()
+        cfg = config or SconeConfig()
+        self.config = cfg
+        layers: list[nn.Module] = []
+        channels = 2
+        for width in cfg.widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(channels, cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden, n_classes),
+        )
+
+    def example_frames(self, n_frames: int) -> torch.Tensor:
+        """A zero input of one object (for counting FLOPs)."""
+        return torch.zeros(1, 1, 2, self.config.wavelength_bins, self.config.time_bins)
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        bands: torch.Tensor,
+        times: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Class logits from (B, 1, 2, wavelength, time) heatmaps (the other inputs are the
+        training system's and unused)."""
+        return self.head(self.net(frames[:, 0]))
+
+
+PRESETS = {
+    "cpu": SconeConfig(),
+    "tiny": SconeConfig(wavelength_bins=8, time_bins=12, widths=(4, 8), hidden=16),
+}
+
+
+@register_model("scone", presets=tuple(PRESETS))
+def scone(n_classes: int, n_bands: int, preset: str = "cpu", **overrides) -> Scone:
+    """The SCONE idea: a 2D CNN on Gaussian-process heatmaps of the light curve."""
+    if preset not in PRESETS:
+        raise KeyError(preset)
+    cfg = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+    return Scone(n_classes, n_bands, cfg)
