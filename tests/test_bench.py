@@ -130,3 +130,17 @@ def test_robustness_curves(bench_results):
     row = results["models"]["ConvEntion (tiny)"]
     assert index["accuracy"][0] == pytest.approx(row["accuracy"]["mean"])
     assert (out / "results" / "robustness.png").is_file()
+
+
+def test_the_suites_hold_every_row_of_the_paper_table():
+    from convention.bench.suites import SUITES
+
+    kinds = {(m.kind, m.model) for m in SUITES["sdss2-twin"].models}
+    for model in ("convention", "cnn-lstm", "cnn-gru", "lc-lstm", "lc-transformer", "scone"):
+        assert ("image", model) in kinds
+    assert ("features", "convention") in kinds
+    names = [m.name for m in SUITES["sdss2-twin"].models]
+    assert {"SuperNNova (RNN)", "SuperNNova (Bayesian RNN)"} <= set(names)
+    assert sum(m.bands == ("g",) for m in SUITES["sdss2-twin"].models) == 3
+    quick = {m.kind for m in SUITES["quick"].models}
+    assert quick == {"image", "features", "supernnova"}

@@ -10,7 +10,7 @@ training per split (an equal-compute comparison; none of them has converged by t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from convention.errors import ConventionError
 
@@ -117,6 +117,18 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             kind="features",
             input="forced PSF light curves (ugriz)",
         ),
+        BenchModel(
+            "SuperNNova (RNN)",
+            kind="supernnova",
+            overrides={"variant": "vanilla", "epochs": 30},
+            input="forced PSF light curves (ugriz)",
+        ),
+        BenchModel(
+            "SuperNNova (Bayesian RNN)",
+            kind="supernnova",
+            overrides={"variant": "bayesian", "epochs": 30},
+            input="forced PSF light curves (ugriz)",
+        ),
         BenchModel("no oversampling", preset=preset, oversample=False, table="ablation"),
         BenchModel(
             "no band embedding",
@@ -145,9 +157,28 @@ ENCODINGS = {
     "observation-time encoding": "observation-time positional encoding",
 }
 
+QUICK_ROWS = (
+    "ConvEntion (cpu)",
+    "CNN + GRU",
+    "transformer on light curves",
+    "SCONE (GP heatmap + CNN)",
+    "light-curve features + boosting",
+    "SuperNNova (RNN)",
+    "observation-time positional encoding",
+)
+
+
+def _quick_rows() -> tuple[BenchModel, ...]:
+    rows = {r.name: r for r in _rows("cpu")}
+    snn = rows["SuperNNova (RNN)"]
+    rows["SuperNNova (RNN)"] = replace(snn, overrides={**snn.overrides, "epochs": 5})
+    return tuple(rows[name] for name in QUICK_ROWS)
+
+
 SUITES = {
-    # The same code on 600 simulated objects, 30 s of training per row: <= 10 minutes.
-    "quick": Suite("quick", 600, 32, (0,), 12, 0.5, models=_rows("cpu"), robustness=ENCODINGS),
+    # One row of every kind on 500 simulated objects, 25 s of training per network:
+    # the same code end to end in minutes.
+    "quick": Suite("quick", 500, 32, (0,), 12, 0.4, models=_quick_rows(), robustness=ENCODINGS),
     "sdss2-twin": Suite(
         "sdss2-twin", None, 32, (0, 1, 2), 40, 5.0, models=_rows("cpu"), robustness=ENCODINGS
     ),
