@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from convention.models.layers.blocks import mlp_head
 from convention.models.registry import register_model
 
 
@@ -78,12 +79,7 @@ class LightCurveClassifier(nn.Module):
                 norm_first=True,
             )
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.hidden, cfg.hidden),
-            nn.ReLU(),
-            nn.Linear(cfg.hidden, n_classes),
-        )
+        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout)
 
     def example_frames(self, n_frames: int) -> torch.Tensor:
         """A zero input of one object of ``n_frames`` points (for counting FLOPs)."""

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from convention.models.layers.band_embedding import BandEmbedding
+from convention.models.layers.blocks import conv_encoder, mlp_head
 from convention.models.registry import register_model
 
 
@@ -40,18 +41,8 @@ class FrameEncoder(nn.Module):
 
     def __init__(self, in_channels: int, cfg: RecurrentConfig):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for width in cfg.widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            channels = width
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.features)]
-        self.net = nn.Sequential(*layers)
+        cnn, channels = conv_encoder(in_channels, cfg.widths)
+        self.net = nn.Sequential(cnn, nn.Linear(channels, cfg.features))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames)
@@ -82,12 +73,7 @@ class CnnRnn(nn.Module):
             batch_first=True,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
         )
-        self.head = nn.Sequential(
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.hidden, cfg.hidden),
-            nn.ReLU(),
-            nn.Linear(cfg.hidden, n_classes),
-        )
+        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout)
 
     def forward(
         self,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from convention.models.layers.blocks import conv_encoder, mlp_head
 from convention.models.registry import register_model
 
 
@@ -39,23 +40,8 @@ class Scone(nn.Module):
         super().__init__()
         cfg = config or SconeConfig()
         self.config = cfg
-        layers: list[nn.Module] = []
-        channels = 2
-        for width in cfg.widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            channels = width
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(
-            nn.Dropout(cfg.dropout),
-            nn.Linear(channels, cfg.hidden),
-            nn.ReLU(),
-            nn.Linear(cfg.hidden, n_classes),
-        )
+        self.net, channels = conv_encoder(2, cfg.widths)
+        self.head = mlp_head(channels, cfg.hidden, n_classes, cfg.dropout)
 
     def example_frames(self, n_frames: int) -> torch.Tensor:
         """A zero input of one object (for counting FLOPs)."""

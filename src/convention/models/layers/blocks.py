@@ -1,0 +1,34 @@
+"""Small building blocks the baselines share: a 2D CNN encoder and an MLP head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+
+def conv_encoder(in_channels: int, widths: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """3x3 conv + BatchNorm + ReLU + 2x2 max-pool per width, then global average pooling:
+    (N, C, H, W) -> (N, widths[-1]). Returns the network and its output width."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for width in widths:
+        layers += [
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), channels
+
+
+def mlp_head(features: int, hidden: int, n_classes: int, dropout: float) -> nn.Sequential:
+    """Dropout, one hidden ReLU layer, logits."""
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(features, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_classes),
+    )
