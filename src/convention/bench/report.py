@@ -87,7 +87,9 @@ def _markdown(results: dict) -> str:
         "",
         f"Data: `{results['data']}`; {len(results['seeds'])} stratified 70/10/20 split(s) "
         f"(seeds {', '.join(map(str, results['seeds']))}); test-split scores, mean ± standard "
-        "deviation over the splits. Best epoch chosen on the validation split only.",
+        "deviation over the splits finished (column `splits`). Best epoch chosen on the "
+        f"validation split only; image and light-curve networks trained for at most "
+        f"{results['max_minutes_per_run']:g} minutes per split.",
         "",
         f"Command: `{env['command']}`; commit `{env['git_commit'][:12]}`; "
         f"{env['cpu_count']} CPUs; Python {env['python']}; "
@@ -104,8 +106,8 @@ def _markdown(results: dict) -> str:
             "",
             "| model | input | accuracy | macro-F1 | "
             + " | ".join(f"F1 {c}" for c in classes)
-            + " | parameters | GFLOPs/object | train s | objects/s | peak RSS MiB |",
-            "|---" * (9 + len(classes)) + "|",
+            + " | splits | parameters | GFLOPs/object | train s | objects/s | peak RSS MiB |",
+            "|---" * (10 + len(classes)) + "|",
         ]
         for name, row in rows.items():
             if row["status"] == "failed":
@@ -114,14 +116,18 @@ def _markdown(results: dict) -> str:
             size = (
                 f"{row['parameters']:,}"
                 if row.get("parameters")
-                else f"{row.get('features')} features"
+                else f"{row['features']} features"
+                if row.get("features")
+                else "-"
             )
-            gflops = f"{row['gflops_per_object']:.3f}" if row.get("gflops_per_object") else "-"
+            counted = row.get("gflops_per_object") or 0.0
+            gflops = f"{counted:.3f}" if counted >= 5e-4 else "-"
+            splits = f"{row['n_splits']}/{len(results['seeds'])}"
             lines.append(
                 f"| {name} | {row['input']} | {_cell(row['accuracy'])} | "
                 f"{_cell(row['macro_f1'])} | "
                 + " | ".join(_cell(row["per_class_f1"][c], 2) for c in classes)
-                + f" | {size} | {gflops} | {row['train_seconds']['mean']:.0f} | "
+                + f" | {splits} | {size} | {gflops} | {row['train_seconds']['mean']:.0f} | "
                 f"{row['inference_objects_per_s']['mean']:.0f} | {row['peak_rss_mib']:.0f} |"
             )
         lines.append("")
