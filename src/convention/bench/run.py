@@ -84,7 +84,7 @@ def prepare_data(suite: Suite, work: Path, data: Path | None, catalog: Path | No
     return simulate(settings, path, workers=os.cpu_count() or 1)
 
 
-def _run_row(spec: dict, result_path: Path, log: Path) -> dict:
+def _run_row(spec: dict, result_path: Path, log: Path, commit: str) -> dict:
     spec_path = result_path.with_suffix(".spec.json")
     spec_path.write_text(json.dumps(spec, indent=1))
     start = time.perf_counter()
@@ -99,6 +99,7 @@ def _run_row(spec: dict, result_path: Path, log: Path) -> dict:
     if process.returncode == 0 and result_path.is_file():
         result = json.loads(result_path.read_text())
         result["wall_seconds"] = time.perf_counter() - start
+        result["git_commit"] = commit
         result_path.write_text(json.dumps(result, indent=1) + "\n")
         return result
     lines = [line for line in log.read_text().splitlines() if line.strip()]
@@ -166,7 +167,8 @@ def run_suite(
                 "run_dir": str(run_dir),
                 "supernnova_venv": str(venv_path(work)),
             }
-            result = _run_row(spec, result_path, work / f"{slug(row.name)}_seed_{seed}.log")
+            log = work / f"{slug(row.name)}_seed_{seed}.log"
+            result = _run_row(spec, result_path, log, env["git_commit"])
             failed = out / "runs" / slug(row.name) / f"seed_{seed}.failed.json"
             if result["status"] == "ok":
                 failed.unlink(missing_ok=True)
