@@ -16,8 +16,6 @@ from astropy.table import Table
 
 from convention.bands import get_band
 
-LIGHTCURVE_COLUMNS = ("mjd", "band", "flux", "flux_err", "detected")
-
 
 def make_lightcurve(
     mjd: Sequence[float] | np.ndarray,
