@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from convention.bench.run import run_suite
@@ -144,3 +145,43 @@ def test_the_suites_hold_every_row_of_the_paper_table():
     assert sum(m.bands == ("g",) for m in SUITES["sdss2-twin"].models) == 3
     quick = {m.kind for m in SUITES["quick"].models}
     assert quick == {"image", "features", "supernnova"}
+
+
+def test_on_a_gpu_convention_takes_the_paper_preset():
+    from convention.bench.suites import SUITES, get_suite
+
+    cpu, gpu = SUITES["sdss2-twin"], get_suite("sdss2-twin", "cuda")
+    assert get_suite("sdss2-twin") is cpu
+    presets = {m.name: m.preset for m in gpu.models if m.model == "convention"}
+    assert presets["ConvEntion (paper)"] == "paper"
+    assert set(presets.values()) == {"paper"}
+    baselines = [m for m in gpu.models if m.model != "convention"]
+    assert baselines == [m for m in cpu.models if m.model != "convention"]
+    assert set(gpu.robustness.values()) <= {m.name for m in gpu.models}
+    assert gpu.max_minutes > cpu.max_minutes and gpu.epochs > cpu.epochs
+    quick = get_suite("quick", "cuda")
+    assert quick.max_minutes == SUITES["quick"].max_minutes
+    with pytest.raises(ConventionError, match="unknown device 'tpu'"):
+        get_suite("quick", "tpu")
+
+
+def test_results_of_one_device_are_not_resumed_on_another(bench_results, train_store, tmp_path):
+    out, _ = bench_results
+    made_on_gpu = tmp_path / "results"
+    made_on_gpu.mkdir()
+    results = json.loads((out / "results" / "results.json").read_text())
+    results["environment"]["device"] = "NVIDIA H100 80GB HBM3"
+    (made_on_gpu / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ConventionError, match="made on NVIDIA H100 80GB HBM3, this run is on cpu"):
+        run_suite(SUITE, made_on_gpu, tmp_path / "work", data=train_store)
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_is_one_line(tmp_path):
+    result = runner.invoke(app, ["bench", "--device", "cuda", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: device cuda asked for, but torch {torch.__version__} sees no CUDA GPU"
+    )
+    assert not (tmp_path / "x").exists()

@@ -32,6 +32,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 EXIT_USER_ERROR = 2
+DeviceOption = Annotated[
+    str, typer.Option(help="Where the model runs: cpu, cuda, or auto (CUDA when there is a GPU).")
+]
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -272,6 +275,7 @@ def train_command(
     bands: Annotated[
         str | None, typer.Option(help="Train on these bands only, comma-separated (g).")
     ] = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Train a model on a store (seeded stratified splits; best epoch by validation macro-F1)."""
     from convention.training import TrainSettings, train
@@ -299,6 +303,7 @@ def train_command(
         max_minutes=max_minutes,
         overrides={k: v for k, v in overrides.items() if v is not None},
         bands=tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None,
+        device=device,
     )
     if loss not in ("focal", "ce"):
         raise ConventionError(f"loss must be focal or ce, got {loss!r}")
@@ -312,11 +317,12 @@ def evaluate(
     run: Annotated[Path, typer.Option(help="Training run folder.")],
     data: Annotated[Path, typer.Option(help="Data to score (HDF5 store).")],
     out: Annotated[Path | None, typer.Option(help="Report folder [RUN/evaluation].")] = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Score a run: metrics.json, predictions.csv and a Markdown/HTML report with figures."""
     from convention.evaluate import evaluate_run
 
-    metrics = evaluate_run(run, data, out)
+    metrics = evaluate_run(run, data, out, device=device)
     _print_metrics(metrics)
     console.print(f"report: {(out or run / 'evaluation') / 'report.html'}")
 
@@ -343,6 +349,7 @@ def predict(
     data: Annotated[Path, typer.Option(help="Data to classify (HDF5 store).")],
     out: Annotated[Path, typer.Option(help="CSV file to write (.parquet: Parquet).")],
     batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
+    device: DeviceOption = "auto",
 ) -> None:
     """Class probabilities for every object: object_id, p_<class>..., predicted."""
     from convention.files import check_output_path
@@ -351,7 +358,7 @@ def predict(
     from convention.training import Classifier
 
     out = check_output_path(out)
-    classifier = Classifier.load(checkpoint)
+    classifier = Classifier.load(checkpoint, device)
     store = read(data)
     classifier.check_bands(store.bands, data)
     ids, probas = [], []
@@ -501,13 +508,16 @@ def bench(
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these rows (repeat the option).")
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, or cuda: the paper preset of ConvEntion on a GPU.")
+    ] = "cpu",
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept)."""
     from convention.bench.run import run_suite
     from convention.bench.suites import get_suite
 
-    chosen = get_suite(suite)
+    chosen = get_suite(suite, device)
     start = time.perf_counter()
 
     def report(name: str, seed: int, result: dict) -> None:
@@ -528,6 +538,7 @@ def bench(
         catalog=catalog,
         only=only,
         command=" ".join(["convention", *sys.argv[1:]]),
+        device=device,
         on_row=report,
     )
     failed = [k for k, v in results["models"].items() if v["status"] != "ok"]

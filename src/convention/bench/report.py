@@ -92,7 +92,9 @@ def _markdown(results: dict) -> str:
         f"{results['max_minutes_per_run']:g} minutes per split.",
         "",
         f"Command: `{env['command']}`; commit `{env['git_commit'][:12]}`; "
-        f"{env['cpu_count']} CPUs; Python {env['python']}; "
+        f"{env['cpu_count']} CPUs; "
+        + (f"networks on {env['device']}; " if env.get("device", "cpu") != "cpu" else "")
+        + f"Python {env['python']}; "
         + ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v),
         "",
     ]

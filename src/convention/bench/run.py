@@ -24,12 +24,13 @@ from convention.bench.report import write_results
 from convention.bench.suites import Suite, slug
 from convention.bench.supernnova import venv_path
 from convention.errors import ConventionError
+from convention.training.device import device_name, resolve_device
 
 LIBRARIES = ("torch", "lightning", "numpy", "scikit-learn", "astropy", "galsim", "light-curve")
 
 
-def environment(command: str) -> dict:
-    """Where the results come from: command, git commit, CPUs, library versions."""
+def environment(command: str, device: str = "cpu") -> dict:
+    """Where the results come from: command, git commit, CPUs, device, library versions."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -50,6 +51,7 @@ def environment(command: str) -> dict:
         "command": command,
         "git_commit": commit,
         "cpu_count": os.cpu_count(),
+        "device": device_name(device),
         "python": platform.python_version(),
         "libraries": versions,
     }
@@ -116,6 +118,7 @@ def run_suite(
     catalog: Path | None = None,
     only: list[str] | None = None,
     command: str = "",
+    device: str = "cpu",
     on_row: Callable[[str, int, dict], None] | None = None,
 ) -> dict:
     """Run every row of a suite on every seed's split, skipping rows already finished.
@@ -128,13 +131,16 @@ def run_suite(
         catalog: the SDSS-II HEAD catalog, for the twin.
         only: row names or slugs to run (default all).
         command: the command line, recorded.
+        device: where the networks train and predict (cpu or cuda); ``suite`` should be
+            the suite as it runs there (``get_suite(name, device)``).
         on_row: called with (row name, seed, result) after each run.
 
     Returns:
         The results (also written to ``out/results.json``).
 
     Raises:
-        ConventionError: unknown rows in ``only``, missing data.
+        ConventionError: unknown rows in ``only``, missing data, cuda without a GPU, or
+            ``out`` holding results made on another device.
     """
     rows = list(suite.models)
     if only:
@@ -143,10 +149,12 @@ def run_suite(
         if unknown:
             raise ConventionError(f"unknown model(s) {unknown}; known: {', '.join(known)}")
         rows = [known[slug(name)] for name in only]
+    resolve_device(device)
+    env = environment(command, device)
+    _check_same_device(out, env["device"])
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     data_path = prepare_data(suite, work, data, catalog)
-    env = environment(command)
     # Seed by seed: a stopped suite leaves whole tables of the first splits.
     for seed in suite.seeds:
         for row in rows:
@@ -166,6 +174,7 @@ def run_suite(
                 "patience": suite.patience,
                 "run_dir": str(run_dir),
                 "supernnova_venv": str(venv_path(work)),
+                "device": device,
             }
             log = work / f"{slug(row.name)}_seed_{seed}.log"
             result = _run_row(spec, result_path, log, env["git_commit"])
@@ -180,6 +189,27 @@ def run_suite(
         if seed == suite.seeds[0]:
             _robustness(suite, out, work, data_path)
     return write_results(suite, out, str(data_path), env)
+
+
+def _check_same_device(out: Path, device: str) -> None:
+    """Refuse to resume, on one device, a results folder made on another.
+
+    Raises:
+        ConventionError: ``out/results.json`` records another device.
+    """
+    path = out / "results.json"
+    if not path.is_file():
+        return
+    try:
+        made_on = json.loads(path.read_text())["environment"].get("device", "cpu")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConventionError("unreadable results", path=path) from None
+    if made_on != device:
+        raise ConventionError(
+            f"these results were made on {made_on}, this run is on {device}: "
+            "give the run another --out",
+            path=path,
+        )
 
 
 def _robustness(suite: Suite, out: Path, work: Path, data: Path) -> None:

@@ -5,6 +5,8 @@ Every row is trained and tested on the same stratified seeded 70/10/20 splits (o
 seed). The twin suite must fit 3 hours on two CPU cores: five folds of eight image rows do
 not, three seeds of one split do, with every image model given the same 5 minutes of
 training per split (an equal-compute comparison; none of them has converged by then).
+On a GPU (``device="cuda"``) the ConvEntion rows take the published (paper) configuration
+and the twin's networks a larger budget.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Suite:
         models: the rows.
         robustness: curve name -> row, the models whose scores against frames removed at
             test time are drawn (on the first seed's split).
+        gpu_budget: the epochs, max_minutes and patience that replace the suite's own on a
+            GPU.
     """
 
     name: str
@@ -69,6 +73,7 @@ class Suite:
     models: tuple[BenchModel, ...]
     patience: int = 8
     robustness: dict = field(default_factory=dict)
+    gpu_budget: dict = field(default_factory=dict)
 
 
 def _rows(preset: str) -> tuple[BenchModel, ...]:
@@ -180,20 +185,51 @@ SUITES = {
     # the same code end to end in minutes.
     "quick": Suite("quick", 500, 32, (0,), 12, 0.4, models=_quick_rows(), robustness=ENCODINGS),
     "sdss2-twin": Suite(
-        "sdss2-twin", None, 32, (0, 1, 2), 40, 5.0, models=_rows("cpu"), robustness=ENCODINGS
+        "sdss2-twin",
+        None,
+        32,
+        (0, 1, 2),
+        40,
+        5.0,
+        models=_rows("cpu"),
+        robustness=ENCODINGS,
+        # Early stopping, not the clock, ends the paper preset's runs on a GPU.
+        gpu_budget={"epochs": 100, "max_minutes": 30.0, "patience": 10},
     ),
 }
 
+DEVICES = ("cpu", "cuda")
 
-def get_suite(name: str) -> Suite:
-    """A suite by name.
+
+def get_suite(name: str, device: str = "cpu") -> Suite:
+    """A suite by name, as it runs on ``device`` (cpu, or cuda: the paper preset).
 
     Raises:
-        ConventionError: unknown suite.
+        ConventionError: unknown suite or device.
     """
     if name not in SUITES:
         raise ConventionError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
-    return SUITES[name]
+    if device not in DEVICES:
+        raise ConventionError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
+    suite = SUITES[name]
+    return suite if device == "cpu" else _on_gpu(suite)
+
+
+def _on_gpu(suite: Suite) -> Suite:
+    """The suite with ConvEntion's rows in the paper preset and the GPU budget."""
+
+    def paper(row: BenchModel) -> BenchModel:
+        if row.model != "convention":
+            return row
+        return replace(row, name=row.name.replace(f"({row.preset})", "(paper)"), preset="paper")
+
+    names = {row.name: paper(row).name for row in suite.models}
+    return replace(
+        suite,
+        models=tuple(paper(row) for row in suite.models),
+        robustness={curve: names[row] for curve, row in suite.robustness.items()},
+        **suite.gpu_budget,
+    )
 
 
 def slug(name: str) -> str:

@@ -42,11 +42,12 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         overrides=dict(row.overrides),
         progress=False,
         bands=row.bands,
+        device=spec.get("device", "cpu"),
     )
     start = time.perf_counter()
     train(settings)
     train_seconds = time.perf_counter() - start
-    classifier = Classifier.load(run_dir / "fold_0")
+    classifier = Classifier.load(run_dir / "fold_0", spec.get("device", "cpu"))
     config = json.loads((run_dir / "config.json").read_text())
     store = read(spec["data"])
     position = {oid: k for k, oid in enumerate(store.object_ids)}

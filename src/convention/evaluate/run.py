@@ -33,7 +33,11 @@ def _score(classifier: Classifier, store, rows: np.ndarray, targets: np.ndarray)
 
 
 def evaluate_run(
-    run: str | Path, data: str | Path, out: str | Path | None = None, n_examples: int = 3
+    run: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    n_examples: int = 3,
+    device: str = "cpu",
 ) -> dict:
     """Score a run on a store and write metrics.json, predictions.csv and the report.
 
@@ -42,6 +46,7 @@ def evaluate_run(
         data: the store to score.
         out: report folder (default ``<run>/evaluation``).
         n_examples: correctly and wrongly classified objects drawn as stamp grids.
+        device: where the models run (cpu, cuda or auto).
 
     Returns:
         The aggregated metrics (also in metrics.json).
@@ -62,11 +67,11 @@ def evaluate_run(
     fold_metrics, all_ids, all_true, all_proba = [], [], [], []
     plans = (
         [
-            (Classifier.load(f), np.array([position[o] for o in s["test"]]))
+            (Classifier.load(f, device), np.array([position[o] for o in s["test"]]))
             for f, s in zip(folds, config["splits"], strict=True)
         ]
         if same_data
-        else [(Classifier.load(run), np.flatnonzero(targets >= 0))]
+        else [(Classifier.load(run, device), np.flatnonzero(targets >= 0))]
     )
     for classifier, rows in plans:
         classifier.check_bands(store.bands, store.path)

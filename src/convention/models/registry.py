@@ -82,9 +82,10 @@ def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
     bands = torch.ones(1, n_frames, dtype=torch.long)
     times = torch.arange(n_frames, dtype=torch.float32)[None]
     mask = torch.ones(1, n_frames, dtype=torch.bool)
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(frames, bands, times, mask)
+        model(*(x.to(device) for x in (frames, bands, times, mask)))
     model.train(was_training)
     return counter.get_total_flops() / 1e9

@@ -24,6 +24,7 @@ from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.models import create_model
 from convention.training.data import Normalisation, SequenceEncoder, collate
+from convention.training.device import resolve_device
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
@@ -120,9 +121,12 @@ class Classifier:
     Use ``Classifier.load(path)`` with a model folder or a run folder.
     """
 
-    def __init__(self, settings: ModelSettings, models: Sequence[torch.nn.Module]):
+    def __init__(
+        self, settings: ModelSettings, models: Sequence[torch.nn.Module], device: str = "cpu"
+    ):
         self.settings = settings
-        self.models = list(models)
+        self.device = resolve_device(device)
+        self.models = [m.to(self.device) for m in models]
         self.encoder = SequenceEncoder(
             settings.bands,
             settings.normalisation,
@@ -142,11 +146,12 @@ class Classifier:
         return list(self.settings.classes)
 
     @classmethod
-    def load(cls, path: str | Path) -> Classifier:
-        """Load a model folder (``settings.json`` + ``model.pt``) or a run of fold folders.
+    def load(cls, path: str | Path, device: str = "cpu") -> Classifier:
+        """Load a model folder (``settings.json`` + ``model.pt``) or a run of fold folders,
+        to predict on ``device`` (cpu, cuda or auto).
 
         Raises:
-            ConventionError: missing, unreadable or corrupt checkpoint.
+            ConventionError: missing, unreadable or corrupt checkpoint; cuda without a GPU.
         """
         path = Path(path)
         if path.is_file() and path.name == SETTINGS_FILE:
@@ -165,7 +170,7 @@ class Classifier:
         for other, _ in loaded[1:]:
             if (other.classes, other.bands) != (settings.classes, settings.bands):
                 raise ConventionError("fold models disagree on classes or bands", path=path)
-        return cls(settings, [m for _, m in loaded])
+        return cls(settings, [m for _, m in loaded], device)
 
     def check_bands(self, bands: Iterable[str], source: str | Path | None = None) -> None:
         """Fail unless every band of the data is one the model was trained on (for a model of
@@ -215,9 +220,9 @@ class Classifier:
     @torch.no_grad()
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
         inputs = collate([self.encoder.encode(s) for s in batch])
-        args = (inputs["frames"], inputs["bands"], inputs["times"], inputs["mask"])
+        args = tuple(inputs[k].to(self.device) for k in ("frames", "bands", "times", "mask"))
         proba = torch.stack([torch.softmax(m(*args), dim=1) for m in self.models]).mean(0)
-        return [s.object_id for s in batch], proba.numpy()
+        return [s.object_id for s in batch], proba.cpu().numpy()
 
     def predict(self, series: StampSeries) -> dict[str, float]:
         """Class probabilities of one object, by class name."""

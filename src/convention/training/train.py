@@ -30,6 +30,7 @@ from convention.io import read
 from convention.models import create_model
 from convention.training.checkpoint import ModelSettings, save_model
 from convention.training.data import StampDataModule, class_targets, make_splits
+from convention.training.device import device_name, resolve_device
 from convention.training.module import ClassifierModule
 
 CONFIG_FILE = "config.json"
@@ -58,6 +59,7 @@ class TrainSettings:
     overrides: dict = field(default_factory=dict)
     progress: bool = True
     bands: tuple[str, ...] | None = None  # train on these bands only (default: all)
+    device: str = "auto"  # cpu, cuda, or auto (CUDA when torch sees a GPU)
 
 
 def _quiet_lightning() -> None:
@@ -87,6 +89,7 @@ def train(settings: TrainSettings) -> Path:
     """
     out = Path(settings.out)
     _check_out(out)
+    device = resolve_device(settings.device)
     _quiet_lightning()
     store = read(settings.data)
     bands = _bands(settings, store)
@@ -125,6 +128,7 @@ def train(settings: TrainSettings) -> Path:
                 split,
                 partial / f"fold_{k}",
                 seed=settings.seed + k,
+                device=device,
             )
         if out.exists():
             out.rmdir()
@@ -157,7 +161,7 @@ def _bands(settings: TrainSettings, store) -> list[str]:
 
 
 def _train_fold(
-    settings: TrainSettings, store, bands, classes, split, folder: Path, seed: int
+    settings: TrainSettings, store, bands, classes, split, folder: Path, seed: int, device: str
 ) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     model = create_model(
@@ -199,9 +203,11 @@ def _train_fold(
         max_time=timedelta(minutes=settings.max_minutes) if settings.max_minutes else None,
         callbacks=[best, EarlyStopping("val_macro_f1", mode="max", patience=settings.patience)],
         logger=CSVLogger(folder, name="", version=""),
-        accelerator="auto",
+        accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
-        deterministic=True,
+        # Some CUDA kernels (scatter-adds in backward passes) have no deterministic
+        # version: there torch warns instead of stopping the run.
+        deterministic=True if device == "cpu" else "warn",
         enable_progress_bar=settings.progress,
         enable_model_summary=False,
         log_every_n_steps=10,
@@ -227,6 +233,7 @@ def _train_fold(
         "best_val_macro_f1": float(best.best_model_score),
         "epochs": trainer.current_epoch,
         "train_seconds": round(seconds, 1),
+        "device": device_name(device),
         "model_config": asdict(cfg),
     }
     (folder / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
