@@ -59,6 +59,29 @@ def test_paper_preset_matches_the_publication():
     assert gflops_per_object(create_model("convention", 4, 5, "cpu")) < 0.2
 
 
+def _matrix_flops_per_step(model: torch.nn.Module) -> float:
+    """2 x the weights every step multiplies through in the recurrent or attention layers
+    (an LSTM or GRU layer multiplies its input and its hidden state by every gate's
+    weights)."""
+    layers = (torch.nn.LSTM, torch.nn.GRU, torch.nn.TransformerEncoderLayer)
+    weights = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, layers)
+        for name, p in m.named_parameters()
+        if p.dim() == 2
+    )
+    return 2.0 * weights
+
+
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-gru", "lc-lstm", "lc-transformer"])
+def test_gflops_count_the_recurrent_and_attention_layers(name):
+    model = create_model(name, 4, 5, "cpu")
+    counted = gflops_per_object(model, n_frames=99) * 1e9
+    assert counted >= 99 * _matrix_flops_per_step(model)
+    assert model.training  # counted on a copy
+
+
 @pytest.mark.parametrize("encoding", ["index", "time"])
 @pytest.mark.parametrize("band_embedding", ["learned", "fixed", "none"])
 def test_padding_does_not_change_logits(encoding, band_embedding):
