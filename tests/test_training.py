@@ -1,22 +1,29 @@
+import csv
 import json
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
 
 import convention
 from convention.data.store import write_store
 from convention.errors import ConventionError
+from convention.models import create_model
 from convention.training import Classifier
 from convention.training.checkpoint import ModelSettings, save_model
 from convention.training.data import (
     Normalisation,
     SequenceEncoder,
+    StampDataModule,
     augment,
     class_targets,
     collate,
     make_splits,
 )
+from convention.training.module import ClassifierModule
 from tests.test_series import make_series
 
 
@@ -251,3 +258,45 @@ def test_single_band_model_drops_the_other_bands(train_store, tmp_path):
                 data=str(train_store), out=str(tmp_path / "r2"), preset="tiny", bands=("lsst::y",)
             )
         )
+
+
+def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
+    store = convention.read(train_store)
+    targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
+    split = make_splits(targets, 1, 0)[0]
+    data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, 16, 40, 8)
+    model = create_model("convention", 4, 5, "tiny", stamp_size=16)
+    module = ClassifierModule(model, 4, lr=1e-3, lr_schedule="onecycle")
+    monitor = LearningRateMonitor(logging_interval="step")
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=[monitor],
+        logger=CSVLogger(tmp_path, name=""),
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=data)
+    lrs = [float(row["lr-AdamW"]) for row in _csv_rows(tmp_path) if row.get("lr-AdamW")]
+    peak = int(np.argmax(lrs))
+    assert 0 < peak < len(lrs) - 1
+    assert max(lrs) == pytest.approx(1e-3, rel=0.05)
+    assert lrs[0] < 1e-4 and lrs[-1] < 1e-4
+
+
+def _csv_rows(folder):
+    (path,) = folder.rglob("metrics.csv")
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_unknown_lr_schedule_is_refused(tmp_path, train_store):
+    from convention.training import TrainSettings, train
+
+    settings = TrainSettings(
+        data=str(train_store), out=str(tmp_path / "run"), lr_schedule="warm", progress=False
+    )
+    with pytest.raises(ConventionError, match="unknown learning-rate schedule 'warm'"):
+        train(settings)
+    assert list(tmp_path.iterdir()) == []

@@ -159,8 +159,9 @@ class ConvEntion(nn.Module):
         frame_mask = mask.unflatten(1, (n, cfg.chunk))
         token_mask = frame_mask.any(dim=2)  # (B, N)
         # The CNN sees real chunks only: padding never enters the BatchNorm statistics.
-        tokens = chunks.new_zeros(b, n, *self.tokenizer.token_shape)
-        tokens[token_mask] = self.tokenizer(chunks[token_mask])
+        real = self.tokenizer(chunks[token_mask])
+        tokens = real.new_zeros(b, n, *self.tokenizer.token_shape)
+        tokens[token_mask] = real
         weights = frame_mask.float()
         token_times = (times.unflatten(1, (n, cfg.chunk)) * weights).sum(2) / weights.sum(2).clamp(
             min=1

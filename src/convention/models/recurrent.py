@@ -99,8 +99,9 @@ class CnnRnn(nn.Module):
             channels.append(self.band_embedding(bands * mask))
         x = torch.stack(channels, dim=2)  # (B, M, C, H, W)
         # The CNN sees real frames only: padding never enters the BatchNorm statistics.
-        codes = x.new_zeros(b, m, self.config.features)
-        codes[mask] = self.encoder(x[mask])
+        real = self.encoder(x[mask])
+        codes = real.new_zeros(b, m, self.config.features)
+        codes[mask] = real
         gaps = torch.diff(times, dim=1, prepend=times[:, :1]).clamp(min=0)
         steps = torch.cat([codes, torch.log1p(gaps)[..., None]], dim=-1)
         lengths = mask.sum(dim=1).cpu()

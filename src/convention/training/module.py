@@ -9,11 +9,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from convention.training.losses import make_loss
 
+LR_SCHEDULES = ("constant", "onecycle")
+
 
 class ClassifierModule(L.LightningModule):
     """Trains a model whose forward takes (frames, bands, times, mask) and returns logits.
 
     Logs ``train_loss``, ``val_loss``, ``val_acc`` and ``val_macro_f1`` (the monitored one).
+
+    ``lr_schedule``: ``constant`` keeps ``lr`` throughout; ``onecycle`` warms up to ``lr``
+    over the first 30% of the run's optimiser steps and anneals it to ~0 by the last
+    (Smith & Topin 2019), the choice when the number of epochs is a fixed budget.
     """
 
     def __init__(
@@ -23,8 +29,12 @@ class ClassifierModule(L.LightningModule):
         loss: str = "focal",
         lr: float = 5e-4,
         weight_decay: float = 0.13,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.model = model
         self.loss = make_loss(loss)
         self.lr, self.weight_decay = lr, weight_decay
@@ -55,7 +65,19 @@ class ClassifierModule(L.LightningModule):
         self.log("val_macro_f1", self.val_f1, prog_bar=True, batch_size=n)
         self.log("val_acc", self.val_acc, batch_size=n)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.lr, weight_decay=self.weight_decay, amsgrad=True
         )
+        if self.lr_schedule == "constant":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.lr,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            cycle_momentum=False,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -31,9 +31,10 @@ from convention.models import create_model
 from convention.training.checkpoint import ModelSettings, save_model
 from convention.training.data import StampDataModule, class_targets, make_splits
 from convention.training.device import device_name, resolve_device
-from convention.training.module import ClassifierModule
+from convention.training.module import LR_SCHEDULES, ClassifierModule
 
 CONFIG_FILE = "config.json"
+PRECISIONS = ("32", "bf16-mixed")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainSettings:
     batch_size: int = 32
     # The paper's 2e-3 at batch 128, scaled linearly to batch 32 (2e-3 oscillates here).
     lr: float = 5e-4
+    lr_schedule: str = "constant"  # or onecycle: warm-up, then annealed over the epochs
     weight_decay: float = 0.13
     loss: str = "focal"
     oversample: bool = True
@@ -60,6 +62,9 @@ class TrainSettings:
     progress: bool = True
     bands: tuple[str, ...] | None = None  # train on these bands only (default: all)
     device: str = "auto"  # cpu, cuda, or auto (CUDA when torch sees a GPU)
+    # 32, or bf16-mixed: bfloat16 autocast in training (weights, inference stay float32);
+    # about 1.3-1.8x faster on CPUs with AMX or AVX512-BF16, slower on others.
+    precision: str = "32"
 
 
 def _quiet_lightning() -> None:
@@ -88,6 +93,15 @@ def train(settings: TrainSettings) -> Path:
             unknown model or preset, or an output folder already in use.
     """
     out = Path(settings.out)
+    if settings.precision not in PRECISIONS:
+        raise ConventionError(
+            f"unknown precision {settings.precision!r}; known: {', '.join(PRECISIONS)}"
+        )
+    if settings.lr_schedule not in LR_SCHEDULES:
+        raise ConventionError(
+            f"unknown learning-rate schedule {settings.lr_schedule!r}; "
+            f"known: {', '.join(LR_SCHEDULES)}"
+        )
     _check_out(out)
     device = resolve_device(settings.device)
     _quiet_lightning()
@@ -189,7 +203,7 @@ def _train_fold(
         heatmap_shape=_heatmap_shape(cfg),
     )
     module = ClassifierModule(
-        model, len(classes), settings.loss, settings.lr, settings.weight_decay
+        model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule
     )
     best = ModelCheckpoint(
         dirpath=folder / "lightning",
@@ -205,6 +219,7 @@ def _train_fold(
         logger=CSVLogger(folder, name="", version=""),
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
+        precision=settings.precision,
         # Some CUDA kernels (scatter-adds in backward passes) have no deterministic
         # version: there torch warns instead of stopping the run.
         deterministic=True if device == "cpu" else "warn",
