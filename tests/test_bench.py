@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -24,7 +25,6 @@ SUITE = Suite(
     stamp_size=16,
     seeds=(0,),
     epochs=1,
-    max_minutes=1.0,
     models=(
         BenchModel("ConvEntion (tiny)", preset="tiny", overrides={"stamp_size": 16}),
         BenchModel("features", kind="features", input="light curves"),
@@ -53,7 +53,9 @@ def bench_results(train_store, tmp_path_factory):
     (fake / "snn").chmod(0o755)
     os.environ[VENV_VARIABLE] = str(out / "snn-venv")
     try:
-        results = run_suite(SUITE, out / "results", out / "work", data=train_store, command="test")
+        results = run_suite(
+            SUITE, out / "results", out / "work", data=train_store, command="test", jobs=2
+        )
     finally:
         del os.environ[VENV_VARIABLE]
     return out, results
@@ -76,6 +78,9 @@ def test_rows_results_and_tables(bench_results):
     assert rows["ConvEntion (tiny)"]["test_objects"] == rows["features"]["test_objects"]
     on_disk = json.loads((out / "results" / "results.json").read_text())
     assert on_disk["environment"]["cpu_count"] >= 1 and on_disk["environment"]["command"]
+    assert on_disk["environment"]["jobs"] == 2
+    assert on_disk["budget"]["lr_schedule"] == "onecycle"
+    assert rows["ConvEntion (tiny)"]["epochs"] == 1
     text = (out / "results" / "results.md").read_text()
     assert "## Comparison" in text and "## Ablations of ConvEntion" in text
     assert (out / "results" / "macro_f1.png").is_file()
@@ -110,6 +115,16 @@ def test_rerun_keeps_finished_rows(bench_results, train_store):
     assert results["models"]["features"]["status"] == "ok"
 
 
+def test_a_seed_gives_the_same_metrics(bench_results, train_store, tmp_path):
+    _, results = bench_results
+    again = run_suite(
+        SUITE, tmp_path / "r", tmp_path / "w", data=train_store, only=["ConvEntion (tiny)"], jobs=2
+    )
+    first, second = results["models"]["ConvEntion (tiny)"], again["models"]["ConvEntion (tiny)"]
+    assert second["macro_f1"] == first["macro_f1"]
+    assert second["confusion_matrix_normalised"] == first["confusion_matrix_normalised"]
+
+
 def test_unknown_rows_and_suites(tmp_path, train_store):
     with pytest.raises(ConventionError, match="unknown model"):
         run_suite(SUITE, tmp_path / "r", tmp_path / "w", data=train_store, only=["nope"])
@@ -119,6 +134,9 @@ def test_unknown_rows_and_suites(tmp_path, train_store):
         app, ["bench", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none.h5")]
     )
     assert result.exit_code == 2 and "no such data set" in result.output
+    result = runner.invoke(app, ["bench", "--jobs", "0", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "--jobs must be at least 1, got 0" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_robustness_curves(bench_results):
@@ -156,11 +174,13 @@ def test_on_a_gpu_convention_takes_the_paper_preset():
     assert presets["ConvEntion (paper)"] == "paper"
     assert set(presets.values()) == {"paper"}
     baselines = [m for m in gpu.models if m.model != "convention"]
-    assert baselines == [m for m in cpu.models if m.model != "convention"]
+    assert baselines == [replace(m, epochs=None) for m in cpu.models if m.model != "convention"]
     assert set(gpu.robustness.values()) <= {m.name for m in gpu.models}
-    assert gpu.max_minutes > cpu.max_minutes and gpu.epochs > cpu.epochs
-    quick = get_suite("quick", "cuda")
-    assert quick.max_minutes == SUITES["quick"].max_minutes
+    # the CPU suite's budgets are epochs; a GPU run stops early, the clock a safety net
+    assert cpu.max_minutes is None and all(m.epochs for m in cpu.models if m.kind == "image")
+    assert gpu.max_minutes == 30 and all(m.epochs is None for m in gpu.models)
+    assert gpu.epochs > max(m.epochs or 0 for m in cpu.models)
+    assert get_suite("quick", "cuda").max_minutes is None
     with pytest.raises(ConventionError, match="unknown device 'tpu'"):
         get_suite("quick", "tpu")
 

@@ -255,6 +255,10 @@ def train_command(
     lr: Annotated[
         float, typer.Option(help="AdamW learning rate (the paper: 2e-3 at batch 128).")
     ] = 5e-4,
+    lr_schedule: Annotated[
+        str,
+        typer.Option(help="constant, or onecycle (warm up, then anneal over --epochs)."),
+    ] = "constant",
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.13,
     loss: Annotated[str, typer.Option(help="focal (gamma 2) or ce.")] = "focal",
     oversample: Annotated[bool, typer.Option(help="Class-balanced oversampling.")] = True,
@@ -276,6 +280,12 @@ def train_command(
         str | None, typer.Option(help="Train on these bands only, comma-separated (g).")
     ] = None,
     device: DeviceOption = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="32, or bf16-mixed (bfloat16 autocast: faster on CPUs with AMX/AVX512-BF16)."
+        ),
+    ] = "32",
 ) -> None:
     """Train a model on a store (seeded stratified splits; best epoch by validation macro-F1)."""
     from convention.training import TrainSettings, train
@@ -295,6 +305,7 @@ def train_command(
         classes=classes,
         batch_size=batch_size,
         lr=lr,
+        lr_schedule=lr_schedule,
         weight_decay=weight_decay,
         loss=loss,
         oversample=oversample,
@@ -304,6 +315,7 @@ def train_command(
         overrides={k: v for k, v in overrides.items() if v is not None},
         bands=tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None,
         device=device,
+        precision=precision,
     )
     if loss not in ("focal", "ce"):
         raise ConventionError(f"loss must be focal or ce, got {loss!r}")
@@ -511,6 +523,10 @@ def bench(
     device: Annotated[
         str, typer.Option(help="cpu, or cuda: the paper preset of ConvEntion on a GPU.")
     ] = "cpu",
+    jobs: Annotated[
+        int,
+        typer.Option(help="Runs at once, each with CPUs/jobs threads (2 on two cores is fastest)."),
+    ] = 1,
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept)."""
@@ -539,6 +555,7 @@ def bench(
         only=only,
         command=" ".join(["convention", *sys.argv[1:]]),
         device=device,
+        jobs=jobs,
         on_row=report,
     )
     failed = [k for k, v in results["models"].items() if v["status"] != "ok"]

@@ -37,6 +37,7 @@ def _aggregate(runs: list[dict]) -> dict:
         "parameters": ok[0].get("parameters"),
         "features": ok[0].get("features"),
         "gflops_per_object": ok[0].get("gflops_per_object"),
+        "epochs": ok[0].get("epochs"),
         "train_seconds": stats([r["train_seconds"] for r in ok]),
         "inference_objects_per_s": stats([r["inference_objects_per_s"] for r in ok]),
         "peak_rss_mib": float(max(r["peak_rss_mib"] for r in ok)),
@@ -80,6 +81,23 @@ def _cell(stats: dict | None, digits: int = 3) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
+def _budget(results: dict) -> str:
+    """How the networks were trained, in words."""
+    budget = results["budget"]
+    text = (
+        f"Networks trained for the epochs in column `epochs` (AdamW, learning rate "
+        f"{budget['lr']:g}, schedule {budget['lr_schedule']}, precision {budget['precision']}"
+    )
+    if budget["patience"]:
+        text += f", early stopping after {budget['patience']} epochs without progress"
+    if budget["max_minutes"]:
+        text += f", at most {budget['max_minutes']:g} minutes each"
+    env = results["environment"]
+    if "jobs" in env:
+        text += f"; {env['jobs']} run(s) at once, {env['threads_per_run']} thread(s) each"
+    return text + "."
+
+
 def _markdown(results: dict) -> str:
     env = results["environment"]
     lines = [
@@ -88,8 +106,7 @@ def _markdown(results: dict) -> str:
         f"Data: `{results['data']}`; {len(results['seeds'])} stratified 70/10/20 split(s) "
         f"(seeds {', '.join(map(str, results['seeds']))}); test-split scores, mean ± standard "
         "deviation over the splits finished (column `splits`). Best epoch chosen on the "
-        f"validation split only; image and light-curve networks trained for at most "
-        f"{results['max_minutes_per_run']:g} minutes per split.",
+        "validation split only. " + _budget(results),
         "",
         f"Command: `{env['command']}`; commit `{env['git_commit'][:12]}`; "
         f"{env['cpu_count']} CPUs; "
@@ -108,8 +125,9 @@ def _markdown(results: dict) -> str:
             "",
             "| model | input | accuracy | macro-F1 | "
             + " | ".join(f"F1 {c}" for c in classes)
-            + " | splits | parameters | GFLOPs/object | train s | objects/s | peak RSS MiB |",
-            "|---" * (10 + len(classes)) + "|",
+            + " | splits | epochs | parameters | GFLOPs/object | train s | objects/s "
+            "| peak RSS MiB |",
+            "|---" * (11 + len(classes)) + "|",
         ]
         for name, row in rows.items():
             if row["status"] == "failed":
@@ -129,7 +147,8 @@ def _markdown(results: dict) -> str:
                 f"| {name} | {row['input']} | {_cell(row['accuracy'])} | "
                 f"{_cell(row['macro_f1'])} | "
                 + " | ".join(_cell(row["per_class_f1"][c], 2) for c in classes)
-                + f" | {splits} | {size} | {gflops} | {row['train_seconds']['mean']:.0f} | "
+                + f" | {splits} | {row.get('epochs') or '-'} | {size} | {gflops} | "
+                f"{row['train_seconds']['mean']:.0f} | "
                 f"{row['inference_objects_per_s']['mean']:.0f} | {row['peak_rss_mib']:.0f} |"
             )
         lines.append("")
@@ -162,8 +181,14 @@ def write_results(suite: Suite, out: Path, data: str, env: dict) -> dict:
         "suite": suite.name,
         "data": data,
         "seeds": list(suite.seeds),
-        "epochs": suite.epochs,
-        "max_minutes_per_run": suite.max_minutes,
+        "budget": {
+            "epochs": suite.epochs,
+            "patience": suite.patience,
+            "max_minutes": suite.max_minutes,
+            "lr": suite.lr,
+            "lr_schedule": suite.lr_schedule,
+            "precision": suite.precision,
+        },
         "environment": env,
         "models": collect(suite, out),
     }

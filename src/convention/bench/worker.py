@@ -20,24 +20,26 @@ from convention.evaluate.metrics import classification_metrics
 from convention.io import read
 from convention.training.data import class_targets, make_splits
 
-FEATURE_WORKERS = 2
-
 
 def _image_run(spec: dict, row: BenchModel) -> dict:
     from convention.models import gflops_per_object
     from convention.training import Classifier, TrainSettings, train
 
     run_dir = Path(spec["run_dir"])
+    epochs = row.epochs or spec["epochs"]
     settings = TrainSettings(
         data=spec["data"],
         out=str(run_dir),
         model=row.model,
         preset=row.preset,
         folds=1,
-        epochs=spec["epochs"],
+        epochs=epochs,
         seed=spec["seed"],
         max_minutes=spec["max_minutes"],
-        patience=spec["patience"],
+        patience=spec["patience"] or epochs,
+        lr=spec["lr"],
+        lr_schedule=spec["lr_schedule"],
+        precision=spec["precision"],
         oversample=row.oversample,
         overrides=dict(row.overrides),
         progress=False,
@@ -63,6 +65,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         "metrics": classification_metrics(targets, proba, classifier.classes),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "gflops_per_object": gflops_per_object(model),
+        "epochs": epochs,
         "train_seconds": train_seconds,
         "inference_objects_per_s": len(rows) / infer_seconds,
     }
@@ -79,7 +82,7 @@ def _features_run(spec: dict) -> dict:
     split = make_splits(targets, 1, spec["seed"])[0]
     start = time.perf_counter()
     fit_rows = np.concatenate([split["train"], split["val"]])
-    x_fit = feature_matrix(store, fit_rows, workers=FEATURE_WORKERS)
+    x_fit = feature_matrix(store, fit_rows, workers=spec["threads"])
     n_train = len(split["train"])
     model = fit_feature_gbm(
         x_fit[:n_train],
@@ -90,7 +93,7 @@ def _features_run(spec: dict) -> dict:
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    proba = model.predict_proba(feature_matrix(store, split["test"], workers=FEATURE_WORKERS))
+    proba = model.predict_proba(feature_matrix(store, split["test"], workers=spec["threads"]))
     infer_seconds = time.perf_counter() - start
     return {
         "metrics": classification_metrics(targets[split["test"]], proba, classes),
@@ -134,6 +137,9 @@ def _supernnova_run(spec: dict, row: BenchModel) -> dict:
 
 def run(spec: dict) -> dict:
     """Train and test one row on one split; the result with timings and peak memory."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
     row = BenchModel(**spec["model"])
     runners = {"features": _features_run, "supernnova": lambda s: _supernnova_run(s, row)}
     result = runners[row.kind](spec) if row.kind in runners else _image_run(spec, row)
@@ -142,6 +148,7 @@ def run(spec: dict) -> dict:
     result["peak_rss_mib"] = max(own, children) / 1024  # Linux reports KiB
     result["status"] = "ok"
     result["seed"] = spec["seed"]
+    result["threads"] = spec["threads"]
     return result
 
 
