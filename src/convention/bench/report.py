@@ -92,6 +92,7 @@ def _budget(results: dict) -> str:
         text += f", early stopping after {budget['patience']} epochs without progress"
     if budget["max_minutes"]:
         text += f", at most {budget['max_minutes']:g} minutes each"
+    text += ")"
     env = results["environment"]
     if "jobs" in env:
         text += f"; {env['jobs']} run(s) at once, {env['threads_per_run']} thread(s) each"

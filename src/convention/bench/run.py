@@ -217,7 +217,7 @@ def run_suite(
             if on_row is not None:
                 on_row(row.name, seed, result)
             write_results(suite, out, str(data_path), env)
-            _robustness(suite, out, work, data_path)
+            _robustness(suite, out, work, data_path, threads)
     finally:
         # On an interrupt, no queued run starts; the running ones end with it.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -245,8 +245,11 @@ def _check_same_device(out: Path, device: str) -> None:
         )
 
 
-def _robustness(suite: Suite, out: Path, work: Path, data: Path) -> None:
-    """The robustness figure on the first split, once every model it needs has finished."""
+def _robustness(suite: Suite, out: Path, work: Path, data: Path, threads: int) -> None:
+    """The robustness figure on the first split, once every model it needs has finished
+    (scored here with a run's share of the CPUs, beside the runs still going)."""
+    import torch
+
     from convention.bench.robustness import robustness, write_robustness
 
     seed = suite.seeds[0]
@@ -259,4 +262,5 @@ def _robustness(suite: Suite, out: Path, work: Path, data: Path) -> None:
     )
     if not runs or not finished or (out / "robustness.json").is_file():
         return
+    torch.set_num_threads(threads)
     write_robustness(robustness(runs, data, seed=seed), out)
