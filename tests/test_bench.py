@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from convention.bench.run import run_suite
-from convention.bench.suites import BenchModel, Suite
+from convention.bench.suites import BenchModel, Suite, get_suite, part_of
 from convention.bench.supernnova import VENV_VARIABLE, class_order
 from convention.cli import app
 from convention.errors import ConventionError
@@ -136,6 +136,22 @@ def test_unknown_rows_and_suites(tmp_path, train_store):
     assert result.exit_code == 2 and "no such data set" in result.output
     result = runner.invoke(app, ["bench", "--jobs", "0", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "--jobs must be at least 1, got 0" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_part_of_a_suite():
+    twin = get_suite("sdss2-twin", "cuda")
+    part = part_of(twin, [2, 2], 5.0)
+    assert part.seeds == (2,) and part.max_minutes == 5.0
+    assert part.models == twin.models and part.epochs == twin.epochs
+    assert part_of(twin, None, None) == twin
+
+
+def test_bad_seeds_and_caps_are_one_line(tmp_path):
+    result = runner.invoke(app, ["bench", "--seed", "-1", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "seeds must be 0 or more, got [-1]" in result.output
+    result = runner.invoke(app, ["bench", "--max-minutes", "0", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "--max-minutes must be positive, got 0" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -527,13 +527,21 @@ def bench(
         int,
         typer.Option(help="Runs at once, each with CPUs/jobs threads (2 on two cores is fastest)."),
     ] = 1,
+    seeds: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="Run only these splits (repeat the option) [the suite's]."),
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(help="Cap each network's training (minutes); give it its own --out."),
+    ] = None,
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept)."""
     from convention.bench.run import run_suite
-    from convention.bench.suites import get_suite
+    from convention.bench.suites import get_suite, part_of
 
-    chosen = get_suite(suite, device)
+    chosen = part_of(get_suite(suite, device), seeds, max_minutes)
     start = time.perf_counter()
 
     def report(name: str, seed: int, result: dict) -> None:

@@ -15,6 +15,7 @@ and every network the larger GPU budget with early stopping.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from convention.errors import ConventionError
@@ -239,6 +240,24 @@ def get_suite(name: str, device: str = "cpu") -> Suite:
         raise ConventionError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
     suite = SUITES[name]
     return suite if device == "cpu" else _on_gpu(suite)
+
+
+def part_of(suite: Suite, seeds: Sequence[int] | None, max_minutes: float | None) -> Suite:
+    """The suite on some of its splits, or with each network's training capped at
+    ``max_minutes`` of wall clock (a GPU lent for a short while runs one split this way).
+
+    Raises:
+        ConventionError: a negative seed or a cap that is not positive.
+    """
+    if seeds:
+        if min(seeds) < 0:
+            raise ConventionError(f"seeds must be 0 or more, got {list(seeds)}")
+        suite = replace(suite, seeds=tuple(dict.fromkeys(seeds)))
+    if max_minutes is not None:
+        if max_minutes <= 0:
+            raise ConventionError(f"--max-minutes must be positive, got {max_minutes:g}")
+        suite = replace(suite, max_minutes=max_minutes)
+    return suite
 
 
 def _on_gpu(suite: Suite) -> Suite:
