@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import replace
@@ -10,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from convention.bench.report import _markdown
 from convention.bench.run import run_suite
 from convention.bench.suites import BenchModel, Suite, get_suite, part_of
 from convention.bench.supernnova import VENV_VARIABLE, class_order
@@ -81,9 +83,18 @@ def test_rows_results_and_tables(bench_results):
     assert on_disk["environment"]["jobs"] == 2
     assert on_disk["budget"]["lr_schedule"] == "onecycle"
     assert rows["ConvEntion (tiny)"]["epochs"] == 1
+    assert rows["ConvEntion (tiny)"]["epochs_trained"] == [1]
     text = (out / "results" / "results.md").read_text()
     assert "## Comparison" in text and "## Ablations of ConvEntion" in text
     assert (out / "results" / "macro_f1.png").is_file()
+
+
+def test_the_table_says_when_a_run_stopped_before_its_budget(bench_results):
+    _, results = bench_results
+    stopped = copy.deepcopy(results)
+    stopped["models"]["ConvEntion (tiny)"].update(epochs=100, epochs_trained=[22, 35])
+    line = next(x for x in _markdown(stopped).splitlines() if x.startswith("| ConvEntion (tiny) |"))
+    assert "| 22-35 of 100 |" in line
 
 
 def test_a_failing_row_is_recorded_and_the_others_run(bench_results):

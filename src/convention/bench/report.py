@@ -38,6 +38,7 @@ def _aggregate(runs: list[dict]) -> dict:
         "features": ok[0].get("features"),
         "gflops_per_object": ok[0].get("gflops_per_object"),
         "epochs": ok[0].get("epochs"),
+        "epochs_trained": [r["epochs_trained"] for r in ok if "epochs_trained" in r] or None,
         "train_seconds": stats([r["train_seconds"] for r in ok]),
         "inference_objects_per_s": stats([r["inference_objects_per_s"] for r in ok]),
         "peak_rss_mib": float(max(r["peak_rss_mib"] for r in ok)),
@@ -79,6 +80,18 @@ def _cell(stats: dict | None, digits: int = 3) -> str:
     if not stats:
         return "-"
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+
+
+def _epochs(row: dict) -> str:
+    """The row's epoch budget, with the epochs trained where early stopping or the clock
+    ended a run sooner."""
+    budget, trained = row.get("epochs"), row.get("epochs_trained")
+    if not budget:
+        return "-"
+    if not trained or min(trained) >= budget:
+        return str(budget)
+    low, high = min(trained), max(trained)
+    return f"{low if low == high else f'{low}-{high}'} of {budget}"
 
 
 def _budget(results: dict) -> str:
@@ -148,7 +161,7 @@ def _markdown(results: dict) -> str:
                 f"| {name} | {row['input']} | {_cell(row['accuracy'])} | "
                 f"{_cell(row['macro_f1'])} | "
                 + " | ".join(_cell(row["per_class_f1"][c], 2) for c in classes)
-                + f" | {splits} | {row.get('epochs') or '-'} | {size} | {gflops} | "
+                + f" | {splits} | {_epochs(row)} | {size} | {gflops} | "
                 f"{row['train_seconds']['mean']:.0f} | "
                 f"{row['inference_objects_per_s']['mean']:.0f} | {row['peak_rss_mib']:.0f} |"
             )

@@ -49,6 +49,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
     start = time.perf_counter()
     train(settings)
     train_seconds = time.perf_counter() - start
+    trained = json.loads((run_dir / "fold_0" / "training.json").read_text())["epochs"]
     classifier = Classifier.load(run_dir / "fold_0", spec.get("device", "cpu"))
     config = json.loads((run_dir / "config.json").read_text())
     store = read(spec["data"])
@@ -66,6 +67,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "gflops_per_object": gflops_per_object(model),
         "epochs": epochs,
+        "epochs_trained": trained,
         "train_seconds": train_seconds,
         "inference_objects_per_s": len(rows) / infer_seconds,
     }
