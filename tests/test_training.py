@@ -300,3 +300,15 @@ def test_unknown_lr_schedule_is_refused(tmp_path, train_store):
     with pytest.raises(ConventionError, match="unknown learning-rate schedule 'warm'"):
         train(settings)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_precision_is_one_line(tmp_path, train_store):
+    from typer.testing import CliRunner
+
+    from convention.cli import app
+
+    args = ["train", "--data", str(train_store), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--precision", "16"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: unknown precision '16'; known: 32, bf16-mixed"
+    assert list(tmp_path.iterdir()) == []
