@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from convention.bench.report import _markdown
 from convention.bench.run import run_suite
-from convention.bench.suites import BenchModel, Suite, get_suite, part_of
+from convention.bench.suites import BenchModel, Suite, get_suite, tailor
 from convention.bench.supernnova import VENV_VARIABLE, class_order
 from convention.cli import app
 from convention.errors import ConventionError
@@ -150,12 +150,12 @@ def test_unknown_rows_and_suites(tmp_path, train_store):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_part_of_a_suite():
+def test_a_tailored_suite():
     twin = get_suite("sdss2-twin", "cuda")
-    part = part_of(twin, [2, 2], 5.0)
-    assert part.seeds == (2,) and part.max_minutes == 5.0
+    part = tailor(twin, [2, 2], 5.0, "32")
+    assert part.seeds == (2,) and part.max_minutes == 5.0 and part.precision == "32"
     assert part.models == twin.models and part.epochs == twin.epochs
-    assert part_of(twin, None, None) == twin
+    assert tailor(twin) == twin
 
 
 def test_bad_seeds_and_caps_are_one_line(tmp_path):
@@ -163,6 +163,8 @@ def test_bad_seeds_and_caps_are_one_line(tmp_path):
     assert result.exit_code == 2 and "seeds must be 0 or more, got [-1]" in result.output
     result = runner.invoke(app, ["bench", "--max-minutes", "0", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "--max-minutes must be positive, got 0" in result.output
+    result = runner.invoke(app, ["bench", "--precision", "16", "--out", str(tmp_path / "z")])
+    assert result.exit_code == 2 and "unknown precision '16'" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -232,3 +234,12 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
         f"error: device cuda asked for, but torch {torch.__version__} sees no CUDA GPU"
     )
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_note_where_bfloat16_is_emulated(tmp_path, monkeypatch, native):
+    monkeypatch.setattr("convention.training.device.native_bfloat16", lambda device: native)
+    args = ["bench", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none.h5")]
+    result = runner.invoke(app, [*args, "--device", "cpu"])
+    assert result.exit_code == 2 and "no such data set" in result.output
+    assert ("no native bfloat16" in result.output) is not native

@@ -241,6 +241,18 @@ def models(
     console.print(table)
 
 
+def _note_slow_bfloat16(precision: str, device: str) -> None:
+    """Say so when bfloat16 autocast would be emulated, slower than float32, on this CPU."""
+    from convention.training.device import native_bfloat16, resolve_device
+
+    if precision == "bf16-mixed" and resolve_device(device) == "cpu":
+        if not native_bfloat16("cpu"):
+            console.print(
+                "note: this CPU has no native bfloat16 (oneDNN needs AVX-512 or AMX), so "
+                "bf16-mixed runs several times slower here than --precision 32"
+            )
+
+
 @app.command("train")
 @user_errors
 def train_command(
@@ -283,7 +295,8 @@ def train_command(
     precision: Annotated[
         str,
         typer.Option(
-            help="32, or bf16-mixed (bfloat16 autocast: faster on CPUs with AMX/AVX512-BF16)."
+            help="32, or bf16-mixed (bfloat16 autocast: faster on GPUs and on CPUs with "
+            "AVX-512 or AMX, slower elsewhere)."
         ),
     ] = "32",
 ) -> None:
@@ -319,6 +332,7 @@ def train_command(
     )
     if loss not in ("focal", "ce"):
         raise ConventionError(f"loss must be focal or ce, got {loss!r}")
+    _note_slow_bfloat16(precision, device)
     run = train(settings)
     console.print(f"trained run in {run}")
 
@@ -535,13 +549,18 @@ def bench(
         float | None,
         typer.Option(help="Cap each network's training (minutes); give it its own --out."),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="32 or bf16-mixed [the suite's]; give it its own --out."),
+    ] = None,
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept)."""
     from convention.bench.run import run_suite
-    from convention.bench.suites import get_suite, part_of
+    from convention.bench.suites import get_suite, tailor
 
-    chosen = part_of(get_suite(suite, device), seeds, max_minutes)
+    chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
+    _note_slow_bfloat16(chosen.precision, device)
     start = time.perf_counter()
 
     def report(name: str, seed: int, result: dict) -> None:

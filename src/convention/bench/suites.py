@@ -242,13 +242,21 @@ def get_suite(name: str, device: str = "cpu") -> Suite:
     return suite if device == "cpu" else _on_gpu(suite)
 
 
-def part_of(suite: Suite, seeds: Sequence[int] | None, max_minutes: float | None) -> Suite:
-    """The suite on some of its splits, or with each network's training capped at
-    ``max_minutes`` of wall clock (a GPU lent for a short while runs one split this way).
+def tailor(
+    suite: Suite,
+    seeds: Sequence[int] | None = None,
+    max_minutes: float | None = None,
+    precision: str | None = None,
+) -> Suite:
+    """The suite on some of its splits, with each network's training capped at
+    ``max_minutes`` of wall clock (a GPU lent for a short while runs one split this way),
+    or at another precision (``32`` on a CPU without native bfloat16).
 
     Raises:
-        ConventionError: a negative seed or a cap that is not positive.
+        ConventionError: a negative seed, a cap that is not positive, an unknown precision.
     """
+    from convention.training.train import PRECISIONS
+
     if seeds:
         if min(seeds) < 0:
             raise ConventionError(f"seeds must be 0 or more, got {list(seeds)}")
@@ -257,6 +265,12 @@ def part_of(suite: Suite, seeds: Sequence[int] | None, max_minutes: float | None
         if max_minutes <= 0:
             raise ConventionError(f"--max-minutes must be positive, got {max_minutes:g}")
         suite = replace(suite, max_minutes=max_minutes)
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ConventionError(
+                f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
+            )
+        suite = replace(suite, precision=precision)
     return suite
 
 

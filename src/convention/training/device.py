@@ -30,3 +30,15 @@ def resolve_device(name: str) -> str:
 def device_name(device: str) -> str:
     """What the device is, for records: the GPU's name, or ``cpu``."""
     return torch.cuda.get_device_name() if device == "cuda" else "cpu"
+
+
+def native_bfloat16(device: str) -> bool:
+    """Whether bfloat16 arithmetic runs natively on ``device`` (``cpu`` or ``cuda``).
+
+    On a CPU, oneDNN's bfloat16 kernels need AVX-512 or AMX; without them bfloat16 autocast
+    is emulated and slower than float32 (a ConvEntion cpu-preset training step took 3.5 s
+    against 0.78 s on an AVX2-only AMD EPYC, one thread).
+    """
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
