@@ -245,12 +245,12 @@ def _note_slow_bfloat16(precision: str, device: str) -> None:
     """Say so when bfloat16 autocast would be emulated, slower than float32, on this CPU."""
     from convention.training.device import native_bfloat16, resolve_device
 
-    if precision == "bf16-mixed" and resolve_device(device) == "cpu":
-        if not native_bfloat16("cpu"):
-            console.print(
-                "note: this CPU has no native bfloat16 (oneDNN needs AVX-512 or AMX), so "
-                "bf16-mixed runs several times slower here than --precision 32"
-            )
+    emulated = resolve_device(device) == "cpu" and not native_bfloat16("cpu")
+    if precision == "bf16-mixed" and emulated:
+        console.print(
+            "note: this CPU has no native bfloat16 (oneDNN needs AVX-512 or AMX), so "
+            "bf16-mixed runs several times slower here than --precision 32"
+        )
 
 
 @app.command("train")
