@@ -255,7 +255,7 @@ def tailor(
     Raises:
         ConventionError: a negative seed, a cap that is not positive, an unknown precision.
     """
-    from convention.training.train import PRECISIONS
+    from convention.training.train import check_precision
 
     if seeds:
         if min(seeds) < 0:
@@ -266,10 +266,7 @@ def tailor(
             raise ConventionError(f"--max-minutes must be positive, got {max_minutes:g}")
         suite = replace(suite, max_minutes=max_minutes)
     if precision is not None:
-        if precision not in PRECISIONS:
-            raise ConventionError(
-                f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
-            )
+        check_precision(precision)
         suite = replace(suite, precision=precision)
     return suite
 

@@ -85,6 +85,16 @@ def _check_out(out: Path) -> None:
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
 
 
+def check_precision(precision: str) -> None:
+    """Refuse a precision Lightning is not asked for here.
+
+    Raises:
+        ConventionError: ``precision`` is not one of ``PRECISIONS``.
+    """
+    if precision not in PRECISIONS:
+        raise ConventionError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+
+
 def train(settings: TrainSettings) -> Path:
     """Train every fold and return the run folder.
 
@@ -93,10 +103,7 @@ def train(settings: TrainSettings) -> Path:
             unknown model or preset, or an output folder already in use.
     """
     out = Path(settings.out)
-    if settings.precision not in PRECISIONS:
-        raise ConventionError(
-            f"unknown precision {settings.precision!r}; known: {', '.join(PRECISIONS)}"
-        )
+    check_precision(settings.precision)
     if settings.lr_schedule not in LR_SCHEDULES:
         raise ConventionError(
             f"unknown learning-rate schedule {settings.lr_schedule!r}; "
