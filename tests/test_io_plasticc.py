@@ -16,13 +16,13 @@ from convention.io.plasticc import (
     FLUXCAL_TO_NMGY,
     PIXEL_SCALE,
     RenderSettings,
-    _moffat_psf,
     psf_orthogonal_noise,
     read_plasticc,
     render_items,
     render_lightcurve,
 )
 from convention.io.snana import read_snana
+from convention.psf import moffat_sampled
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_read_maps_targets_and_units(plasticc_files):
 
 def test_noise_is_invisible_to_psf_photometry():
     rng = np.random.default_rng(0)
-    psf = _moffat_psf((32, 32), 4.0, np.array([0.3, -0.2]))
+    psf = moffat_sampled((32, 32), 4.0, np.array([0.3, -0.2]))
     noise = psf_orthogonal_noise(psf, 2.0, rng)
     assert abs(np.sum(psf * noise) / np.sum(psf * psf)) < 1e-9
     assert np.std(noise) == pytest.approx(2.0, rel=0.05)
@@ -89,7 +89,7 @@ def test_rendered_point_source_carries_the_catalogue_flux(plasticc_files):
         type(sn)(**{**sn.__dict__, "lightcurve": quiet}), 0, RenderSettings()
     )
     bright = np.argmax(sn.lightcurve["flux"])
-    psf = _moffat_psf((32, 32), series.psf_fwhm[bright] / PIXEL_SCALE, np.zeros(2))
+    psf = moffat_sampled((32, 32), series.psf_fwhm[bright] / PIXEL_SCALE, np.zeros(2))
     diff = series.frames[bright] - host_only.frames[bright]
     fitted = np.sum(psf * diff) / np.sum(psf * psf)
     assert fitted == pytest.approx(sn.lightcurve["flux"][bright], rel=0.05)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from convention.data.series import StampSeries
-from convention.photometry import forced_photometry, moffat_psf, psf_flux
+from convention.photometry import forced_photometry, psf_flux
+from convention.psf import moffat_psf
 from convention.sim.render import FrameConditions, render_frames
 
 

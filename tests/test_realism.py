@@ -7,12 +7,13 @@ from astropy.cosmology import Planck18
 from astropy.timeseries import LombScargle
 
 from convention.photometry import aperture_flux
+from convention.psf import moffat_effective_area
 from convention.sim.filters import bandpass
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.sources import AGN, SNIa, VariableStar
 from convention.sim.sources.sed import set_model
 from convention.sim.sources.snia import _model
-from convention.sim.survey import SDSS2, moffat_effective_area
+from convention.sim.survey import SDSS2
 
 SDSS_BANDS = SDSS2.bands
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convention.data.lightcurve import make_lightcurve
+from convention.psf import MOFFAT_BETA, moffat_enclosed, moffat_psf
 
 if TYPE_CHECKING:
     from astropy.table import Table
 
     from convention.data.series import StampSeries
 
-MOFFAT_BETA = 3.5  # the simulator's PSF; a fair model of ground-based PSFs
 METHODS = ("psf", "aperture")
 REFERENCES = ("none", "median")
 
@@ -60,29 +60,6 @@ def aperture_flux(
         return flux, np.full_like(flux, np.nan)
     err = np.asarray(sky_sigma, dtype=np.float64) * np.sqrt(mask.sum())
     return flux, err
-
-
-def moffat_psf(
-    shape: tuple[int, int], fwhm_pix: float, beta: float = MOFFAT_BETA, oversample: int = 4
-) -> np.ndarray:
-    """(H, W) Moffat profile centred on the stamp, integrated over each pixel (by
-    ``oversample`` x ``oversample`` sub-pixels, as a CCD samples it) and normalised to unit
-    total flux over the whole plane (a PSF wider than the stamp keeps its scale)."""
-    h, w = shape
-    alpha = fwhm_pix / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    sub = (np.arange(oversample) + 0.5) / oversample - 0.5
-    y = (np.arange(h)[:, None] + sub[None, :]).reshape(-1) - (h - 1) / 2.0
-    x = (np.arange(w)[:, None] + sub[None, :]).reshape(-1) - (w - 1) / 2.0
-    profile = (1.0 + (x[None, :] ** 2 + y[:, None] ** 2) / alpha**2) ** -beta
-    profile = profile.reshape(h, oversample, w, oversample).mean(axis=(1, 3))
-    return profile * (beta - 1.0) / (np.pi * alpha**2)
-
-
-def moffat_enclosed(radius_pix: float, fwhm_pix: np.ndarray, beta: float = MOFFAT_BETA):
-    """Fraction of a Moffat PSF's flux within ``radius_pix`` of its centre (the aperture
-    correction): ``1 - (1 + r^2 / alpha^2)^(1 - beta)``."""
-    alpha = np.asarray(fwhm_pix, dtype=np.float64) / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    return 1.0 - (1.0 + radius_pix**2 / alpha**2) ** (1.0 - beta)
 
 
 @lru_cache(maxsize=2048)

@@ -34,9 +34,9 @@ from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.io.ingest import Collection, Rejected
 from convention.io.tables import group_rows, read_table
+from convention.psf import MOFFAT_BETA, moffat_effective_area, moffat_sampled
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.sources.host import SERSIC_GRID, SERSIC_WEIGHTS, HostGalaxy
-from convention.sim.survey import moffat_effective_area
 
 LIGHTCURVE_COLUMNS = ("object_id", "mjd", "passband", "flux", "flux_err")
 METADATA_COLUMNS = ("object_id", "target")
@@ -45,11 +45,10 @@ LSST_BANDS = [b.name for b in survey_bands("lsst")]
 
 # LSST observing figures for rendering. Median delivered seeing in r ~0.83" (Ivezic et al.
 # 2019, ApJ 873, 111: the survey's median FWHM); lognormal scatter assumed; Kolmogorov
-# scaling with wavelength as for SDSS; Moffat beta assumed as for SDSS.
+# scaling with wavelength as for SDSS; the package's Moffat beta, as for SDSS.
 PIXEL_SCALE = 0.2
 SEEING_MEDIAN_R = 0.83
 SEEING_SIGMA_LN = 0.2
-MOFFAT_BETA = 3.5
 REGISTRATION_JITTER_PIX = 0.1  # assumed
 HOST_RE_KPC = 3.0  # median half-light radius of hosts (assumed; Shen et al. 2003 scale)
 MAX_HOST_RE_ARCSEC = 8.0
@@ -121,16 +120,6 @@ class RenderSettings:
 
     stamp_size: int = 32
     seed: int = 0
-
-
-def _moffat_psf(shape: tuple[int, int], fwhm_pix: float, offset: np.ndarray) -> np.ndarray:
-    """Unit-sum Moffat profile sampled at pixel centres, centred like GalSim's drawing."""
-    h, w = shape
-    alpha = fwhm_pix / (2.0 * np.sqrt(2.0 ** (1.0 / MOFFAT_BETA) - 1.0))
-    y, x = np.mgrid[:h, :w]
-    cy, cx = h / 2.0 - 0.5 + offset[1], w / 2.0 - 0.5 + offset[0]
-    profile = (1.0 + ((x - cx) ** 2 + (y - cy) ** 2) / alpha**2) ** -MOFFAT_BETA
-    return profile / profile.sum()
 
 
 def psf_orthogonal_noise(psf: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -219,7 +208,7 @@ def render_lightcurve(obj: LabelledLightCurve, index: int, settings: RenderSetti
     for k in range(len(lc)):
         area = moffat_effective_area(float(fwhm[k]), MOFFAT_BETA) / PIXEL_SCALE**2
         sigma = err[k] / np.sqrt(area)
-        psf = _moffat_psf((size, size), float(fwhm[k]) / PIXEL_SCALE, offset[k])
+        psf = moffat_sampled((size, size), float(fwhm[k]) / PIXEL_SCALE, offset[k])
         frames[k] += psf_orthogonal_noise(psf, sigma, rng).astype(np.float32)
         sky_sigma[k] = sigma
     return StampSeries(

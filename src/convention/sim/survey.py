@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convention.errors import ConventionError
+from convention.psf import MOFFAT_BETA, moffat_effective_area
 
 # Days of the year (1 Sep .. 30 Nov) and the MJD of 1 Sep of each season.
 _SEP1 = {2005: 53614.0, 2006: 53979.0, 2007: 54344.0}
@@ -89,12 +90,6 @@ class SurveyDefinition:
         return self.seeing_median_r * ratio**self.seeing_band_exponent
 
 
-def moffat_effective_area(fwhm: float, beta: float) -> float:
-    """Noise-equivalent area (arcsec^2) of a Moffat PSF: 1 / integral(psf^2)."""
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    return np.pi * alpha**2 * (2.0 * beta - 1.0) / (beta - 1.0) ** 2
-
-
 SDSS2 = SurveyDefinition(
     name="sdss2",
     bands=("sdss::u", "sdss::g", "sdss::r", "sdss::i", "sdss::z"),
@@ -116,7 +111,7 @@ SDSS2 = SurveyDefinition(
     seeing_median_r=1.4,
     seeing_sigma_ln=0.2,
     seeing_band_exponent=-0.2,  # Kolmogorov turbulence (Roddier 1981)
-    moffat_beta=3.5,  # assumed; typical ground-based PSF wings (Trujillo et al. 2001)
+    moffat_beta=MOFFAT_BETA,  # assumed; typical ground-based PSF wings (Trujillo et al. 2001)
     # Dark-sky brightness: SDSS DR7 typical values (Abazajian et al. 2009; Stoughton 2002).
     sky_dark=(22.1, 21.9, 21.2, 20.5, 19.0),
     # Assumed: Stripe 82 fall moonlight brightens the blue sky most.
