@@ -1,15 +1,16 @@
-"""Figures of stamp series: band x epoch stamp grids and aperture light curves."""
+"""Figures of stamp series: band x epoch stamp grids and aperture light curves.
+
+Figures are made with matplotlib's object API (``matplotlib.figure.Figure``), never
+through pyplot, so drawing them neither needs nor changes the user's backend.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
 from convention.bands import get_band
@@ -17,7 +18,6 @@ from convention.files import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     from convention.data.series import StampSeries
 
@@ -33,13 +33,9 @@ BAND_COLOURS = {
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = 100) -> None:
-    """Save a figure atomically (format from the file name's suffix, PNG without one) and
-    close it."""
+    """Save a figure atomically (format from the file name's suffix, PNG without one)."""
     fmt = path.suffix.lstrip(".") or "png"
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt))
-    finally:
-        plt.close(fig)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt))
 
 
 def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:
@@ -52,7 +48,7 @@ def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:
 def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
     """The object's own light curve where it has one (alerts, PLAsTiCC; non-detections as
     open markers), else aperture photometry on its stamps; one colour per band."""
-    ax = ax or plt.figure(figsize=(8, 3)).gca()
+    ax = ax or Figure(figsize=(8, 3)).add_subplot()
     own = series.lightcurve is not None and len(series.lightcurve) > 0
     lc = series.lightcurve if own else series.to_lightcurve()
     for name in sorted(set(lc["band"]), key=lambda n: get_band(n).id):
@@ -87,7 +83,7 @@ def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = 
     bands = sorted(set(series.band.tolist()))
     nights = _epochs(series, max_epochs)
     n_rows, n_cols = len(bands), max(len(nights), 1)
-    fig = fig or plt.figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 3))
+    fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 3))
     grid = GridSpec(n_rows + 2, n_cols, figure=fig, hspace=0.08, wspace=0.04)
     for row, band_id in enumerate(bands):
         in_band = series.band == band_id

@@ -15,7 +15,7 @@ import numpy as np
 from convention.evaluate.metrics import classification_metrics
 from convention.files import write_atomic
 from convention.io import read
-from convention.training.data import class_targets
+from convention.training.run_folder import RunFolder
 
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8)
 
@@ -30,6 +30,7 @@ def robustness(
     data: str | Path,
     fractions: tuple[float, ...] = FRACTIONS,
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict:
     """Accuracy and macro-F1 of each run's model against the fraction of frames removed.
 
@@ -38,32 +39,24 @@ def robustness(
         data: the store the runs were trained on.
         fractions: fractions of each object's frames removed.
         seed: seeds which frames go.
+        device: where the models run.
 
     Returns:
         ``{"fractions": [...], "curves": {name: {"accuracy": [...], "macro_f1": [...]}}}``.
     """
-    from convention.training import Classifier
-
     store = read(data)
-    position = {oid: k for k, oid in enumerate(store.object_ids)}
     curves = {}
-    for name, run in runs.items():
-        config = json.loads((Path(run) / "config.json").read_text())
-        rows = [position[o] for o in config["splits"][0]["test"]]
-        classifier = Classifier.load(Path(run) / "fold_0")
-        targets = class_targets(store.labels, classifier.classes)[rows]
+    for name, path in runs.items():
+        run = RunFolder(path)
         accuracy, macro_f1 = [], []
         for f, fraction in enumerate(fractions):
-            thinned = (
-                _thinned(
-                    store[r],
-                    fraction,
-                    np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(f, r))),
-                )
-                for r in rows
-            )
-            proba = np.concatenate([p for _, p in classifier.predict_proba(thinned)])
-            metrics = classification_metrics(targets, proba, classifier.classes)
+
+            def thinned(series, row: int, f: int = f, fraction: float = fraction):
+                rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(f, row)))
+                return _thinned(series, fraction, rng)
+
+            scores = run.score(store, 0, device=device, transform=thinned)
+            metrics = classification_metrics(scores.targets, scores.proba, run.classes)
             accuracy.append(metrics["accuracy"])
             macro_f1.append(metrics["macro_f1"])
         curves[name] = {"accuracy": accuracy, "macro_f1": macro_f1}
@@ -72,12 +65,13 @@ def robustness(
 
 def write_robustness(result: dict, out: Path) -> None:
     """robustness.json and robustness.png (accuracy and macro-F1 against frames removed)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from convention.plotting import save_figure
 
     write_atomic(out / "robustness.json", lambda t: t.write_text(json.dumps(result, indent=1)))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 2)
     x = 100 * np.asarray(result["fractions"])
     for name, curve in result["curves"].items():
         for ax, key in zip(axes, ("accuracy", "macro_f1"), strict=True):

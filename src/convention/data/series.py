@@ -16,7 +16,6 @@ from astropy.table import Table
 
 from convention.bands import get_band
 from convention.errors import ConventionError
-from convention.photometry import forced_photometry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -189,6 +188,9 @@ class StampSeries:
             aperture_arcsec: aperture radius; the default holds > 99% of the light of a
                 point source at 1.4" seeing.
         """
+        # Imported here: photometry (like plotting) builds on the data model, not under it.
+        from convention.photometry import forced_photometry
+
         table = forced_photometry(self, method, reference, aperture_arcsec)
         table.meta["object_id"] = self.object_id
         return table

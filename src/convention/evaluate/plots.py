@@ -6,10 +6,6 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
@@ -19,7 +15,8 @@ def confusion_figure(
     mean: np.ndarray, std: np.ndarray | None, class_names: Sequence[str], title: str
 ) -> Figure:
     """Row-normalised confusion matrix; cells show the mean and, over folds, its spread."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig = Figure(figsize=(5.2, 4.6))
+    ax = fig.subplots()
     image = ax.imshow(mean, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(class_names)):
         for j in range(len(class_names)):
@@ -45,7 +42,8 @@ def confusion_figure(
 
 def training_curves_figure(metrics_files: Sequence[Path]) -> Figure:
     """Training loss and validation loss / macro-F1 per epoch, one line per fold."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for k, path in enumerate(metrics_files):
         rows = list(csv.DictReader(path.open()))
         for key, ax, style in (
@@ -68,7 +66,8 @@ def training_curves_figure(metrics_files: Sequence[Path]) -> Figure:
 
 def roc_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> Figure:
     """One-vs-rest ROC curve per class."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    fig = Figure(figsize=(4.8, 4.4))
+    ax = fig.subplots()
     for k, name in enumerate(class_names):
         positive = y_true == k
         if 0 < positive.sum() < len(y_true):
