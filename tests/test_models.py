@@ -3,10 +3,13 @@ import pytest
 import torch
 
 from convention.errors import ConventionError
+from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model, gflops_per_object, list_models
 from convention.models.layers.band_embedding import BandEmbedding
+from tests.test_series import make_series
 
-ALL = [(name, preset) for name, presets in list_models().items() for preset in presets]
+ALL = [(name, preset) for name, entry in list_models().items() for preset in entry.presets]
+UGRIZ = ["sdss::u", "sdss::g", "sdss::r", "sdss::i", "sdss::z"]
 
 
 def batch(lengths, size, n_bands=5, seed=0, lightcurve=False):
@@ -21,23 +24,29 @@ def batch(lengths, size, n_bands=5, seed=0, lightcurve=False):
     return frames * weights, bands * mask, times * mask, mask
 
 
+def encoded_batch(spec: InputSpec, lengths=(10, 7, 5)) -> dict:
+    """A batch of made-up ugriz series as the model's declared inputs."""
+    series = [
+        make_series(
+            m=m,
+            size=spec.stamp_size,
+            band=np.array(UGRIZ * 2)[:m],
+            object_id=f"o{k}",
+            frames=np.random.default_rng(k).normal(size=(m, spec.stamp_size, spec.stamp_size)),
+        )
+        for k, m in enumerate(lengths)
+    ]
+    encoder = InputEncoder(spec, UGRIZ)
+    encoder.fit(series)
+    return encoder.collate([encoder.encode(s) for s in series])["inputs"]
+
+
 @pytest.mark.parametrize("name, preset", ALL)
 def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
-    reads = getattr(model.config, "input", "stamps")
-    lengths = [1, 1, 1] if reads == "heatmap" else [7, 4, 3]
-    frames, bands, times, mask = batch(lengths, model.config.stamp_size, lightcurve=True)
-    if reads != "lightcurve":
-        example = model.example_frames(7) if reads == "heatmap" else None
-        frames = (
-            torch.randn(3, *example.shape[1:])
-            if example is not None
-            else batch(lengths, model.config.stamp_size)[0]
-        )
-    if bands.shape[1] >= 5:
-        bands[0, :5] = torch.arange(1, 6)  # every band gets a gradient
-    logits = model(frames, bands, times, mask)
+    assert model.input_spec.kinds == list_models()[name].inputs
+    logits = model(**encoded_batch(model.input_spec))
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     logits.sum().backward()
     for pname, p in model.named_parameters():

@@ -9,20 +9,15 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 
 import convention
+from convention.classes import class_targets
+from convention.data.splits import make_splits
 from convention.data.store import write_store
 from convention.errors import ConventionError
+from convention.inputs import InputEncoder, InputSpec, Normalisation
 from convention.models import create_model
 from convention.training import Classifier
 from convention.training.checkpoint import ModelSettings, save_model
-from convention.training.data import (
-    Normalisation,
-    SequenceEncoder,
-    StampDataModule,
-    augment,
-    class_targets,
-    collate,
-    make_splits,
-)
+from convention.training.datamodule import StampDataModule
 from convention.training.module import ClassifierModule
 from tests.test_series import make_series
 
@@ -48,9 +43,11 @@ def test_three_class_targets():
     assert t.tolist() == [1, 1, 0, -1, 2]
 
 
-def encoder_for(series, max_frames=99):
-    norm = Normalisation.fit([series], ["sdss::g", "sdss::r"])
-    return SequenceEncoder(["sdss::g", "sdss::r"], norm, series.frames.shape[1], max_frames)
+def encoder_for(series, max_frames=99, kinds=("stamps",)):
+    spec = InputSpec(kinds, series.frames.shape[1], max_frames)
+    encoder = InputEncoder(spec, ["sdss::g", "sdss::r"])
+    encoder.fit([series])
+    return encoder
 
 
 def test_encoder_handles_nan_and_caps_length():
@@ -58,9 +55,11 @@ def test_encoder_handles_nan_and_caps_length():
     series.frames[2] = np.nan  # a frame without valid pixels is dropped
     series.frames[3, 0, 0] = np.nan  # a missing pixel becomes 0
     enc = encoder_for(series, max_frames=6).encode(series, label=1)
-    assert len(enc.frames) == 6 and np.isfinite(enc.frames).all()
-    assert set(enc.bands.tolist()) <= {1, 2}  # 0 is padding
-    assert enc.times[0] == 0
+    assert enc.label == 1
+    enc = enc.inputs
+    assert len(enc["frames"]) == 6 and np.isfinite(enc["frames"]).all()
+    assert set(enc["bands"].tolist()) <= {1, 2}  # 0 is padding
+    assert enc["times"][0] == 0
 
 
 @pytest.mark.parametrize(
@@ -85,21 +84,60 @@ def test_encoder_rejects(change, message):
 
 def test_augment_and_collate():
     series = make_series(m=12)
-    enc = encoder_for(series).encode(series, 0)
+    encoder = encoder_for(series)
+    enc = encoder.encode(series, 0)
     rng = np.random.default_rng(0)
-    items = [augment(enc, rng) for _ in range(20)]
-    assert all(1 <= len(it.frames) <= 12 and it.times[0] == 0 for it in items)
-    batch = collate(items[:4])
-    lengths = batch["mask"].sum(1).tolist()
-    assert lengths == [len(it.frames) for it in items[:4]]
-    assert batch["frames"].shape[1] == max(lengths)
-    assert (batch["bands"][~batch["mask"]] == 0).all()
+    items = [encoder.augment(enc, rng) for _ in range(20)]
+    assert all(1 <= len(it.inputs["frames"]) <= 12 and it.inputs["times"][0] == 0 for it in items)
+    batch = encoder.collate(items[:4])
+    inputs = batch["inputs"]
+    lengths = inputs["mask"].sum(1).tolist()
+    assert lengths == [len(it.inputs["frames"]) for it in items[:4]]
+    assert inputs["frames"].shape[1] == max(lengths)
+    assert (inputs["bands"][~inputs["mask"]] == 0).all()
+    assert batch["label"].tolist() == [0] * 4
+
+
+def test_composite_encoder_augments_every_input_alike():
+    series = make_series(m=12)
+    encoder = encoder_for(series, kinds=("stamps", "lightcurve"))
+    enc = encoder.encode(series, 0)
+    assert enc.inputs["lc"].shape == (12, 2)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        item = encoder.augment(enc, rng).inputs
+        assert len(item["frames"]) == len(item["lc"])
+        assert np.array_equal(item["bands"], item["lc_bands"])
+        assert np.array_equal(item["times"], item["lc_times"])
+    batch = encoder.collate([enc, encoder.augment(enc, rng)])["inputs"]
+    assert set(batch) == {
+        "frames",
+        "bands",
+        "times",
+        "mask",
+        "lc",
+        "lc_bands",
+        "lc_times",
+        "lc_mask",
+    }
+    assert torch.equal(batch["mask"], batch["lc_mask"])
+
+
+def test_unknown_input_kind_is_one_line():
+    with pytest.raises(ConventionError, match="unknown input kind 'spectrum'; known: "):
+        InputEncoder(InputSpec(("spectrum",)), ["sdss::g"])
 
 
 def _settings(bands=("sdss::g", "sdss::r")):
-    norm = Normalisation(tuple(bands), (0.0,) * len(bands), (1.0,) * len(bands))
+    norm = Normalisation.identity(bands).to_dict()
     return ModelSettings(
-        "convention", "tiny", {"stamp_size": 8}, ("AGN", "SNIa"), tuple(bands), norm, 8, 99
+        "convention",
+        "tiny",
+        {"stamp_size": 8},
+        ("AGN", "SNIa"),
+        tuple(bands),
+        InputSpec(("stamps",), 8, 99),
+        {"stamps": {"normalisation": norm}},
     )
 
 
@@ -110,11 +148,9 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     save_model(tmp_path / "m", model, settings)
     loaded = Classifier.load(tmp_path / "m")
     series = make_series(label=None)
-    encoded = collate([loaded.encoder.encode(series)])
+    encoded = loaded.encoder.collate([loaded.encoder.encode(series)])["inputs"]
     with torch.no_grad():
-        direct = torch.softmax(
-            model(encoded["frames"], encoded["bands"], encoded["times"], encoded["mask"]), 1
-        )[0].numpy()
+        direct = torch.softmax(model(**encoded), 1)[0].numpy()
     assert np.array_equal(list(loaded.predict(series).values()), direct)
     again = Classifier.load(tmp_path / "m" / "settings.json")
     assert again.predict(series) == loaded.predict(series)
@@ -223,8 +259,8 @@ def test_baselines_train_and_predict(train_store, tmp_path, name):
     assert set(proba) == {"AGN", "SNIa", "Variable", "SNOther"}
     assert sum(proba.values()) == pytest.approx(1.0, abs=1e-5)
     if name == "lc-transformer":
-        assert classifier.encoder.input == "lightcurve"
-        assert classifier.encoder.encode(series).frames.shape == (len(series), 2)
+        assert classifier.settings.inputs.kinds == ("lightcurve",)
+        assert classifier.encoder.encode(series).inputs["lc"].shape == (len(series), 2)
 
 
 def test_single_band_model_drops_the_other_bands(train_store, tmp_path):
@@ -247,8 +283,8 @@ def test_single_band_model_drops_the_other_bands(train_store, tmp_path):
     store = convention.read(train_store)
     classifier.check_bands(store.bands)  # ugriz data: the other bands are left out
     series = store[0]
-    encoded = classifier.encoder.encode(series)
-    assert len(encoded.frames) == (series.band == 2).sum()
+    encoded = classifier.encoder.encode(series).inputs
+    assert len(encoded["frames"]) == (series.band == 2).sum()
     assert sum(classifier.predict(series).values()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ConventionError, match="none of the model's bands"):
         classifier.check_bands(["sdss::r"])
@@ -264,8 +300,9 @@ def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
     store = convention.read(train_store)
     targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
     split = make_splits(targets, 1, 0)[0]
-    data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, 16, 40, 8)
-    model = create_model("convention", 4, 5, "tiny", stamp_size=16)
+    model = create_model("convention", 4, 5, "tiny", stamp_size=16, max_frames=40)
+    encoder = InputEncoder(model.input_spec, store.bands)
+    data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, encoder, 8)
     module = ClassifierModule(model, 4, lr=1e-3, lr_schedule="onecycle")
     monitor = LearningRateMonitor(logging_interval="step")
     trainer = L.Trainer(

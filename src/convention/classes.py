@@ -6,7 +6,10 @@ outputs, saved with every store and checkpoint, never taken from dict iteration 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from convention.errors import ConventionError
 
@@ -147,3 +150,17 @@ def class_from_sdss2_sntype(code: int) -> str | None:
 def class_from_plasticc_target(code: int) -> str | None:
     """The 4-class label of a PLAsTiCC target; None for the excluded and unknown targets."""
     return PLASTICC_TARGET.get(int(code))
+
+
+def class_targets(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
+    """Class index per object (-1 for unlabelled or another class), mapping 4-class labels
+    onto 3 classes when ``classes`` is the 3-class taxonomy."""
+    three = list(classes) == list(get_taxonomy(3).classes)
+    out = []
+    for label in labels:
+        if label is None:
+            out.append(-1)
+            continue
+        label = TO_THREE_CLASS.get(label, label) if three else label
+        out.append(list(classes).index(label) if label in classes else -1)
+    return np.array(out, dtype=np.int64)

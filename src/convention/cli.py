@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table as RichTable
 
 from convention.errors import ConventionError
+from convention.training.settings import DEFAULTS
 
 app = typer.Typer(
     help="Classify astronomical image time series (multi-band stamp sequences) with ConvEntion.",
@@ -32,6 +33,8 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 EXIT_USER_ERROR = 2
+DATA_KINDS = "a store, a FITS stamp folder, CRTS files or a folder of alerts"
+DATA_HELP = f"A data set: {DATA_KINDS}."
 DeviceOption = Annotated[
     str, typer.Option(help="Where the model runs: cpu, cuda, or auto (CUDA when there is a GPU).")
 ]
@@ -176,7 +179,7 @@ def _describe(path: Path) -> None:
 @app.command()
 @user_errors
 def describe(
-    data: Annotated[Path, typer.Argument(help="A data set (HDF5 store).")],
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
 ) -> None:
     """Print class counts and the distributions of sequence length, seeing and sky noise."""
     _describe(data)
@@ -185,7 +188,7 @@ def describe(
 @app.command()
 @user_errors
 def plot(
-    data: Annotated[Path, typer.Argument(help="A data set (HDF5 store).")],
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
     object_id: Annotated[str, typer.Option("--object", help="Object to draw.")],
     out: Annotated[Path, typer.Option(help="Image file to write (.png, .pdf, ...).")],
     max_epochs: Annotated[int, typer.Option(help="Most epochs (columns) shown.")] = 12,
@@ -196,10 +199,7 @@ def plot(
     from convention.plotting import save_figure
 
     out = check_output_path(out)
-    store = read(data)
-    if not hasattr(store, "get"):
-        raise ConventionError("plotting needs an HDF5 store", path=data)
-    series = store.get(object_id)
+    series = read(data).get(object_id)
     save_figure(series.plot(max_epochs=max_epochs), out, dpi=110)
     console.print(f"wrote {out}")
 
@@ -210,35 +210,37 @@ def models(
     classes: Annotated[int, typer.Option(help="Output classes.")] = 4,
     n_bands: Annotated[int, typer.Option(help="Bands.")] = 5,
 ) -> None:
-    """List the registered models and presets: parameters and forward GFLOPs per object
-    (99 frames)."""
+    """List the registered models and presets: what they read, parameters and forward
+    GFLOPs per object (of the preset's most frames)."""
     from convention.models import create_model, gflops_per_object, list_models
 
-    table = RichTable(title=f"models ({classes} classes, {n_bands} bands, 99 frames)")
-    for col in ("model", "preset", "parameters", "GFLOPs / object", "stamp", "steps"):
-        table.add_column(col, justify="left" if col in ("model", "preset") else "right")
-    for name, presets in list_models().items():
-        for preset in presets:
+    table = RichTable(title=f"models ({classes} classes, {n_bands} bands)")
+    for col in ("model", "preset", "reads", "parameters", "GFLOPs / object"):
+        table.add_column(
+            col, justify="right" if col in ("parameters", "GFLOPs / object") else "left"
+        )
+    for name, entry in list_models().items():
+        for preset in entry.presets:
             model = create_model(name, classes, n_bands, preset)
-            params = sum(p.numel() for p in model.parameters())
-            cfg = model.config
-            tokenizer = getattr(model, "tokenizer", None)
-            if tokenizer is not None:
-                tokens = f"{cfg.max_tokens} of {'x'.join(map(str, tokenizer.token_shape))}"
-            elif hasattr(model, "example_frames"):
-                shape = tuple(model.example_frames(cfg.max_frames).shape[1:])
-                tokens = f"{shape[0]} of {'x'.join(map(str, shape[1:]))}"
-            else:
-                tokens = f"{cfg.max_frames} frames"
             table.add_row(
                 name,
                 preset,
-                f"{params:,}",
+                _reads(model.input_spec),
+                f"{sum(p.numel() for p in model.parameters()):,}",
                 f"{gflops_per_object(model):.3f}",
-                f"{cfg.stamp_size}x{cfg.stamp_size}",
-                tokens,
             )
     console.print(table)
+
+
+def _reads(spec) -> str:
+    """What an input spec reads, in words."""
+    s, m = spec.stamp_size, spec.max_frames
+    words = {
+        "stamps": f"{m} stamps of {s}x{s}",
+        "lightcurve": f"{m}-point light curve",
+        "heatmap": f"{spec.heatmap_shape[0]}x{spec.heatmap_shape[1]} heatmap",
+    }
+    return " + ".join(words.get(kind, kind) for kind in spec.kinds)
 
 
 def _note_slow_bfloat16(precision: str, device: str) -> None:
@@ -256,29 +258,43 @@ def _note_slow_bfloat16(precision: str, device: str) -> None:
 @app.command("train")
 @user_errors
 def train_command(
-    data: Annotated[Path, typer.Option(help="Training data (HDF5 store).")],
+    data: Annotated[Path, typer.Option(help=f"Training data: {DATA_KINDS}.")],
     out: Annotated[Path, typer.Option(help="Run folder to create.")],
-    model: Annotated[str, typer.Option(help="Registered model name.")] = "convention",
-    preset: Annotated[str, typer.Option(help="Model preset (paper, cpu, tiny).")] = "cpu",
-    folds: Annotated[int, typer.Option(help="k-fold CV; 1 = one 70/10/20 split.")] = 1,
-    epochs: Annotated[int, typer.Option(help="Most epochs per fold.")] = 30,
-    classes: Annotated[int, typer.Option(help="4 (AGN, SNIa, Variable, SNOther) or 3.")] = 4,
-    batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 32,
+    model: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULTS.model,
+    preset: Annotated[
+        str, typer.Option(help="Model preset (`convention models` lists each model's).")
+    ] = DEFAULTS.preset,
+    folds: Annotated[int, typer.Option(help="k-fold CV; 1 = one 70/10/20 split.")] = (
+        DEFAULTS.folds
+    ),
+    epochs: Annotated[int, typer.Option(help="Most epochs per fold.")] = DEFAULTS.epochs,
+    classes: Annotated[int, typer.Option(help="4 (AGN, SNIa, Variable, SNOther) or 3.")] = (
+        DEFAULTS.classes
+    ),
+    batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = DEFAULTS.batch_size,
     lr: Annotated[
         float, typer.Option(help="AdamW learning rate (the paper: 2e-3 at batch 128).")
-    ] = 5e-4,
+    ] = DEFAULTS.lr,
     lr_schedule: Annotated[
         str,
         typer.Option(help="constant, or onecycle (warm up, then anneal over --epochs)."),
-    ] = "constant",
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.13,
-    loss: Annotated[str, typer.Option(help="focal (gamma 2) or ce.")] = "focal",
-    oversample: Annotated[bool, typer.Option(help="Class-balanced oversampling.")] = True,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience, epochs.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of splits, sampling and weights.")] = 0,
+    ] = DEFAULTS.lr_schedule,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = (
+        DEFAULTS.weight_decay
+    ),
+    loss: Annotated[str, typer.Option(help="focal (gamma 2) or ce.")] = DEFAULTS.loss,
+    oversample: Annotated[bool, typer.Option(help="Class-balanced oversampling.")] = (
+        DEFAULTS.oversample
+    ),
+    patience: Annotated[int, typer.Option(help="Early-stopping patience, epochs.")] = (
+        DEFAULTS.patience
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of splits, sampling and weights.")] = (
+        DEFAULTS.seed
+    ),
     max_minutes: Annotated[
         float | None, typer.Option(help="Wall-time cap per fold, minutes.")
-    ] = None,
+    ] = DEFAULTS.max_minutes,
     band_embedding: Annotated[
         str | None, typer.Option(help="learned, fixed or none (ablation).")
     ] = None,
@@ -288,25 +304,33 @@ def train_command(
     stamp_size: Annotated[
         int | None, typer.Option(help="Override the preset's stamp size.")
     ] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Override the preset's most frames (a longer sequence keeps its central ones)."
+        ),
+    ] = None,
     bands: Annotated[
         str | None, typer.Option(help="Train on these bands only, comma-separated (g).")
     ] = None,
-    device: DeviceOption = "auto",
+    device: DeviceOption = DEFAULTS.device,
     precision: Annotated[
         str,
         typer.Option(
             help="32, or bf16-mixed (bfloat16 autocast: faster on GPUs and on CPUs with "
             "AVX-512 or AMX, slower elsewhere)."
         ),
-    ] = "32",
+    ] = DEFAULTS.precision,
 ) -> None:
-    """Train a model on a store (seeded stratified splits; best epoch by validation macro-F1)."""
+    """Train a model on a data set (seeded stratified splits; best epoch by validation
+    macro-F1)."""
     from convention.training import TrainSettings, train
 
     overrides = {
         "band_embedding": band_embedding,
         "positional_encoding": positional_encoding,
         "stamp_size": stamp_size,
+        "max_frames": max_frames,
     }
     settings = TrainSettings(
         data=str(data),
@@ -330,8 +354,7 @@ def train_command(
         device=device,
         precision=precision,
     )
-    if loss not in ("focal", "ce"):
-        raise ConventionError(f"loss must be focal or ce, got {loss!r}")
+    settings.validate()
     _note_slow_bfloat16(precision, device)
     run = train(settings)
     console.print(f"trained run in {run}")
@@ -341,7 +364,7 @@ def train_command(
 @user_errors
 def evaluate(
     run: Annotated[Path, typer.Option(help="Training run folder.")],
-    data: Annotated[Path, typer.Option(help="Data to score (HDF5 store).")],
+    data: Annotated[Path, typer.Option(help=f"Data to score: {DATA_KINDS}.")],
     out: Annotated[Path | None, typer.Option(help="Report folder [RUN/evaluation].")] = None,
     device: DeviceOption = "auto",
 ) -> None:
@@ -363,8 +386,8 @@ def _print_metrics(metrics: dict) -> None:
         )
     console.print(table)
     console.print(
-        f"accuracy {metrics['accuracy']:.3f} ± {metrics['accuracy_std']:.3f}   "
-        f"macro-F1 {metrics['macro_f1']:.3f} ± {metrics['macro_f1_std']:.3f}"
+        f"accuracy {metrics['accuracy']['mean']:.3f} ± {metrics['accuracy']['std']:.3f}   "
+        f"macro-F1 {metrics['macro_f1']['mean']:.3f} ± {metrics['macro_f1']['std']:.3f}"
     )
 
 
@@ -372,7 +395,7 @@ def _print_metrics(metrics: dict) -> None:
 @user_errors
 def predict(
     checkpoint: Annotated[Path, typer.Option(help="Run folder or model folder.")],
-    data: Annotated[Path, typer.Option(help="Data to classify (HDF5 store).")],
+    data: Annotated[Path, typer.Option(help=f"Data to classify: {DATA_KINDS}.")],
     out: Annotated[Path, typer.Option(help="CSV file to write (.parquet: Parquet).")],
     batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
     device: DeviceOption = "auto",

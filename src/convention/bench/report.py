@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convention.bench.suites import Suite, slug
+from convention.bench.suites import BenchModel, Suite, slug
+from convention.evaluate.metrics import aggregate
 from convention.files import write_atomic
 
 
@@ -16,34 +17,35 @@ def _aggregate(runs: list[dict]) -> dict:
     ok = [r for r in runs if r["status"] == "ok"]
     if not ok:
         return {}
-    metrics = [r["metrics"] for r in ok]
-    classes = metrics[0]["class_names"]
-
-    def stats(values) -> dict:
-        values = np.asarray(values, dtype=float)
-        return {"mean": float(values.mean()), "std": float(values.std())}
-
-    matrices = np.array([m["confusion_matrix_normalised"] for m in metrics])
+    metrics = aggregate([r["metrics"] for r in ok])
     return {
-        "n_splits": len(ok),
         "seeds": [r["seed"] for r in ok],
-        "accuracy": stats([m["accuracy"] for m in metrics]),
-        "macro_f1": stats([m["macro_f1"] for m in metrics]),
-        "roc_auc_macro": stats([m["roc_auc_macro"] for m in metrics]),
-        "per_class_f1": {c: stats([m["per_class"][c]["f1"] for m in metrics]) for c in classes},
-        "confusion_matrix_normalised": matrices.mean(axis=0).tolist(),
-        "confusion_matrix_normalised_std": matrices.std(axis=0).tolist(),
-        "class_names": classes,
+        **metrics,
         "parameters": ok[0].get("parameters"),
         "features": ok[0].get("features"),
         "gflops_per_object": ok[0].get("gflops_per_object"),
         "epochs": ok[0].get("epochs"),
         "epochs_trained": [r["epochs_trained"] for r in ok if "epochs_trained" in r] or None,
-        "train_seconds": stats([r["train_seconds"] for r in ok]),
-        "inference_objects_per_s": stats([r["inference_objects_per_s"] for r in ok]),
+        "train_seconds": _stats([r["train_seconds"] for r in ok]),
+        "inference_objects_per_s": _stats([r["inference_objects_per_s"] for r in ok]),
         "peak_rss_mib": float(max(r["peak_rss_mib"] for r in ok)),
-        "test_objects": int(metrics[0]["n_objects"]),
+        "test_objects": int(ok[0]["metrics"]["n_objects"]),
     }
+
+
+def _stats(values: list[float]) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std())}
+
+
+def _model_name(row: BenchModel) -> str:
+    """What a row runs: the registered network, the boosting baseline or SuperNNova's
+    variant."""
+    if row.kind == "features":
+        return "lc-features-gbm"
+    if row.kind == "supernnova":
+        return f"supernnova-{row.overrides.get('variant', 'vanilla')}"
+    return row.model
 
 
 def collect(suite: Suite, out: Path) -> dict:
@@ -63,7 +65,7 @@ def collect(suite: Suite, out: Path) -> dict:
             continue
         rows[row.name] = {
             "kind": row.kind,
-            "model": row.model if row.kind == "image" else "lc-features-gbm",
+            "model": _model_name(row),
             "preset": row.preset if row.kind == "image" else None,
             "overrides": row.overrides,
             "oversample": row.oversample,
@@ -156,7 +158,7 @@ def _markdown(results: dict) -> str:
             )
             counted = row.get("gflops_per_object") or 0.0
             gflops = f"{counted:.3f}" if counted >= 5e-4 else "-"
-            splits = f"{row['n_splits']}/{len(results['seeds'])}"
+            splits = f"{row['n_folds']}/{len(results['seeds'])}"
             lines.append(
                 f"| {name} | {row['input']} | {_cell(row['accuracy'])} | "
                 f"{_cell(row['macro_f1'])} | "
@@ -170,14 +172,15 @@ def _markdown(results: dict) -> str:
 
 
 def _figure(results: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from convention.plotting import save_figure
 
     rows = [(k, v) for k, v in results["models"].items() if v.get("macro_f1")]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    fig = Figure(figsize=(7, 0.45 * len(rows) + 1.2))
+    ax = fig.subplots()
     names = [k for k, _ in rows][::-1]
     means = [v["macro_f1"]["mean"] for _, v in rows][::-1]
     stds = [v["macro_f1"]["std"] for _, v in rows][::-1]

@@ -217,7 +217,7 @@ def run_suite(
             if on_row is not None:
                 on_row(row.name, seed, result)
             write_results(suite, out, str(data_path), env)
-            _robustness(suite, out, work, data_path, threads)
+            _robustness(suite, out, work, data_path, threads, device)
     finally:
         # On an interrupt, no queued run starts; the running ones end with it.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -245,7 +245,7 @@ def _check_same_device(out: Path, device: str) -> None:
         )
 
 
-def _robustness(suite: Suite, out: Path, work: Path, data: Path, threads: int) -> None:
+def _robustness(suite: Suite, out: Path, work: Path, data: Path, threads: int, device: str) -> None:
     """The robustness figure on the first split, once every model it needs has finished
     (scored here with a run's share of the CPUs, beside the runs still going)."""
     import torch
@@ -263,4 +263,4 @@ def _robustness(suite: Suite, out: Path, work: Path, data: Path, threads: int) -
     if not runs or not finished or (out / "robustness.json").is_file():
         return
     torch.set_num_threads(threads)
-    write_robustness(robustness(runs, data, seed=seed), out)
+    write_robustness(robustness(runs, data, seed=seed, device=device), out)

@@ -255,7 +255,7 @@ def tailor(
     Raises:
         ConventionError: a negative seed, a cap that is not positive, an unknown precision.
     """
-    from convention.training.train import check_precision
+    from convention.training.settings import check_precision
 
     if seeds:
         if min(seeds) < 0:

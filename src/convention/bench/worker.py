@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from convention.bench.suites import BenchModel
+from convention.classes import class_targets
+from convention.data.splits import make_splits
 from convention.errors import ConventionError
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
-from convention.training.data import class_targets, make_splits
 
 
 def _image_run(spec: dict, row: BenchModel) -> dict:
     from convention.models import gflops_per_object
-    from convention.training import Classifier, TrainSettings, train
+    from convention.training import RunFolder, TrainSettings, train
 
     run_dir = Path(spec["run_dir"])
     epochs = row.epochs or spec["epochs"]
@@ -47,29 +48,21 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         device=spec.get("device", "cpu"),
     )
     start = time.perf_counter()
-    train(settings)
+    run = RunFolder(train(settings))
     train_seconds = time.perf_counter() - start
-    trained = json.loads((run_dir / "fold_0" / "training.json").read_text())["epochs"]
-    classifier = Classifier.load(run_dir / "fold_0", spec.get("device", "cpu"))
-    config = json.loads((run_dir / "config.json").read_text())
     store = read(spec["data"])
-    position = {oid: k for k, oid in enumerate(store.object_ids)}
-    rows = [position[o] for o in config["splits"][0]["test"]]
-    targets = class_targets(store.labels, classifier.classes)[rows]
     start = time.perf_counter()
-    proba = np.concatenate(
-        [p for _, p in classifier.predict_proba((store[r] for r in rows), batch_size=64)]
-    )
+    scores = run.score(store, 0, device=settings.device)
     infer_seconds = time.perf_counter() - start
-    model = classifier.models[0]
+    model = run.classifier(0).models[0]
     return {
-        "metrics": classification_metrics(targets, proba, classifier.classes),
+        "metrics": classification_metrics(scores.targets, scores.proba, run.classes),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "gflops_per_object": gflops_per_object(model),
         "epochs": epochs,
-        "epochs_trained": trained,
+        "epochs_trained": run.training(0)["epochs"],
         "train_seconds": train_seconds,
-        "inference_objects_per_s": len(rows) / infer_seconds,
+        "inference_objects_per_s": len(scores.rows) / infer_seconds,
     }
 
 

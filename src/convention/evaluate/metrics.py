@@ -1,4 +1,4 @@
-"""Classification metrics (scikit-learn) and their mean and spread over folds."""
+"""Classification metrics (scikit-learn) and their mean and spread over folds or seeds."""
 
 from __future__ import annotations
 
@@ -64,37 +64,36 @@ def classification_metrics(
     }
 
 
-def aggregate_folds(folds: Sequence[dict]) -> dict:
-    """Mean and standard deviation over folds of every scalar metric, per-class F1 and the
-    normalised confusion matrix; the fold results are kept under ``folds``."""
-    names = folds[0]["class_names"]
+def aggregate(results: Sequence[dict]) -> dict:
+    """Mean and standard deviation over folds (or seeds) of classification_metrics outputs.
+
+    Returns:
+        ``class_names``, ``n_folds``, ``n_objects`` (all folds), ``accuracy``,
+        ``macro_f1``, ``roc_auc_macro`` and ``per_class_f1[c]`` each as ``{"mean", "std"}``,
+        ``per_class[c][m]`` likewise for precision, recall, F1 and ROC AUC, the normalised
+        confusion matrix's mean and spread, and the summed counts.
+    """
+    names = results[0]["class_names"]
 
     def stats(values: list[float]) -> dict:
         values = np.asarray(values, dtype=float)
         return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
-    matrices = np.array([f["confusion_matrix_normalised"] for f in folds])
+    matrices = np.array([r["confusion_matrix_normalised"] for r in results])
     return {
         "class_names": names,
-        "n_folds": len(folds),
-        "n_objects": int(sum(f["n_objects"] for f in folds)),
-        "accuracy": float(np.mean([f["accuracy"] for f in folds])),
-        "macro_f1": float(np.mean([f["macro_f1"] for f in folds])),
-        "accuracy_std": float(np.std([f["accuracy"] for f in folds])),
-        "macro_f1_std": float(np.std([f["macro_f1"] for f in folds])),
-        "roc_auc_macro": float(np.mean([f["roc_auc_macro"] for f in folds])),
-        "per_class_f1": {
-            n: float(np.mean([f["per_class"][n]["f1"] for f in folds])) for n in names
-        },
+        "n_folds": len(results),
+        "n_objects": int(sum(r["n_objects"] for r in results)),
+        **{m: stats([r[m] for r in results]) for m in ("accuracy", "macro_f1", "roc_auc_macro")},
+        "per_class_f1": {n: stats([r["per_class"][n]["f1"] for r in results]) for n in names},
         "per_class": {
             n: {
-                m: stats([f["per_class"][n][m] for f in folds])
+                m: stats([r["per_class"][n][m] for r in results])
                 for m in ("precision", "recall", "f1", "roc_auc")
             }
             for n in names
         },
         "confusion_matrix_normalised": matrices.mean(axis=0).tolist(),
         "confusion_matrix_normalised_std": matrices.std(axis=0).tolist(),
-        "confusion_matrix": np.sum([f["confusion_matrix"] for f in folds], axis=0).tolist(),
-        "folds": list(folds),
+        "confusion_matrix": np.sum([r["confusion_matrix"] for r in results], axis=0).tolist(),
     }

@@ -22,6 +22,10 @@ def _table(metrics: dict) -> list[list[str]]:
     return rows
 
 
+def _mean_std(stats: dict) -> str:
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+
 def write_report(
     out: Path, metrics: dict, figures: dict[str, str], title: str, context: dict[str, str]
 ) -> None:
@@ -29,7 +33,7 @@ def write_report(
 
     Args:
         out: folder (holding the figures already).
-        metrics: aggregate_folds output.
+        metrics: ``evaluate.metrics.aggregate`` output.
         figures: caption -> PNG file name in ``out``.
         title: report heading.
         context: label -> value lines shown under the heading (data, run, command...).
@@ -37,9 +41,9 @@ def write_report(
     text = json.dumps(metrics, indent=1)
     write_atomic(out / "metrics.json", lambda p: p.write_text(text + "\n"))
     summary = (
-        f"accuracy {metrics['accuracy']:.3f} ± {metrics['accuracy_std']:.3f}, "
-        f"macro-F1 {metrics['macro_f1']:.3f} ± {metrics['macro_f1_std']:.3f}, "
-        f"macro ROC AUC {metrics['roc_auc_macro']:.3f} "
+        f"accuracy {_mean_std(metrics['accuracy'])}, "
+        f"macro-F1 {_mean_std(metrics['macro_f1'])}, "
+        f"macro ROC AUC {metrics['roc_auc_macro']['mean']:.3f} "
         f"({metrics['n_objects']} test objects, {metrics['n_folds']} fold(s))"
     )
     rows = _table(metrics)

@@ -2,8 +2,11 @@
 
 Formats: ``store`` (the package's HDF5 store), ``fits`` (a folder of FITS stamps described
 by an epochs table), ``crts`` (CRTS-TAO files, one per object) and ``alerts`` (ZTF or
-Rubin alert packets, Avro). ``read`` opens a store lazily and reads the other formats into
-memory (strictly: a bad file raises); ``convention ingest`` writes them to a store.
+Rubin alert packets, Avro). ``read`` opens a store lazily and reads the other formats into a
+:class:`~convention.data.collection.MemoryCollection` (strictly: a bad file raises, and
+stamps are fitted to one size as ``ingest`` does); either satisfies the
+:class:`~convention.data.collection.SeriesCollection` protocol. ``convention ingest``
+writes them to a store.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from convention.data.series import StampSeries
+from convention.data.collection import MemoryCollection, SeriesCollection
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io.alerts import is_alert_file, scan_alerts
 from convention.io.crts import is_crts_file, scan_crts
 from convention.io.fits_table import is_stamp_folder, scan_stamp_folders
-from convention.io.ingest import Collection, Rejected
+from convention.io.ingest import Collection, Rejected, resize_series
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -56,14 +59,25 @@ def scan(format: str, inputs: Sequence[Path], **options) -> Collection:
     return SCANNERS[format](inputs, **options)
 
 
-def _read_all(format: str) -> Callable[[Path], Sequence[StampSeries]]:
-    def read_all(path: Path) -> list[StampSeries]:
+def _read_all(format: str) -> Callable[[Path], MemoryCollection]:
+    def read_all(path: Path) -> MemoryCollection:
+        collection = scan(format, [path])
         series = []
-        for item in scan(format, [path]).items:
+        for item in collection.items:
             if isinstance(item, Rejected):
                 raise item.error
-            series.append(item)
-        return series
+            shape = collection.stamp_shape or (series[0] if series else item).frames.shape[1:]
+            series.append(resize_series(item, shape))
+        return MemoryCollection(
+            series,
+            path=path,
+            survey=collection.survey,
+            bands=collection.bands,
+            class_names=collection.class_names,
+            pixel_scale=collection.pixel_scale,
+            channels=collection.channels,
+            provenance=collection.provenance,
+        )
 
     return read_all
 
@@ -74,7 +88,7 @@ SCANNERS: dict[str, Callable[..., Collection]] = {
     "alerts": scan_alerts,
 }
 
-READERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Sequence[StampSeries]]]] = {
+READERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], SeriesCollection]]] = {
     "store": (_is_hdf5, Store),
     "fits": (is_stamp_folder, _read_all("fits")),
     "crts": (_is_crts, _read_all("crts")),
@@ -82,8 +96,8 @@ READERS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Sequence[Stamp
 }
 
 
-def read(path: str | Path, format: str | None = None) -> Sequence[StampSeries]:
-    """Open a data set as a sequence of StampSeries.
+def read(path: str | Path, format: str | None = None) -> SeriesCollection:
+    """Open a data set: a store, or the objects of another format read into memory.
 
     Args:
         path: a file (or folder) in one of the registered formats.

@@ -12,7 +12,7 @@ PHOTOMETRY = ("auto", "source", "psf", "aperture")
 
 
 def resolve_photometry(store: Store, photometry: str) -> str:
-    """``auto`` -> ``source`` when the store's objects carry light curves, else ``aperture``."""
+    """``auto`` -> ``source`` when the store's objects carry light curves, else ``psf``."""
     if photometry not in PHOTOMETRY:
         raise ConventionError(f"unknown photometry {photometry!r}; known: {', '.join(PHOTOMETRY)}")
     if photometry == "auto":
@@ -29,8 +29,7 @@ def store_lightcurves(store: Store, photometry: str = "auto") -> Iterator[Labell
     Raises:
         ConventionError: an unknown photometry, or ``source`` for an object without one.
     """
-    if photometry not in PHOTOMETRY:
-        raise ConventionError(f"unknown photometry {photometry!r}; known: {', '.join(PHOTOMETRY)}")
+    photometry = resolve_photometry(store, photometry)
     for series in store:
         if photometry == "source":
             if series.lightcurve is None:

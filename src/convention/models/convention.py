@@ -9,12 +9,13 @@ and sequences of any length (not only multiples of K) are padded and masked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convention.inputs.spec import InputSpec
 from convention.models.layers.attention import ConvTransformerLayer
 from convention.models.layers.band_embedding import BandEmbedding
 from convention.models.layers.positional import PositionalEncoding
@@ -106,6 +107,7 @@ class ConvEntion(nn.Module):
         super().__init__()
         cfg = config or ConvEntionConfig()
         self.config = cfg
+        self.input_spec = InputSpec(("stamps",), cfg.stamp_size, cfg.max_frames)
         self.band_embedding = BandEmbedding(n_bands, cfg.stamp_size, cfg.band_embedding)
         self.tokenizer = ChunkTokenizer(1 + self.band_embedding.channels, cfg)
         shape = self.tokenizer.token_shape
@@ -197,15 +199,7 @@ PRESETS: dict[str, ConvEntionConfig] = {
 }
 
 
-def convention_config(preset: str = "cpu", **overrides) -> ConvEntionConfig:
-    """A preset's config with some fields replaced (None values are ignored)."""
-    if preset not in PRESETS:
-        raise KeyError(preset)
-    cfg = PRESETS[preset]
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-
-
-@register_model("convention", presets=tuple(PRESETS))
-def convention(n_classes: int, n_bands: int, preset: str = "cpu", **overrides) -> ConvEntion:
-    """ConvEntion from a preset (``paper``, ``cpu``, ``tiny``) with config overrides."""
-    return ConvEntion(n_classes, n_bands, convention_config(preset, **overrides))
+@register_model("convention", presets=PRESETS, inputs=("stamps",))
+def convention(n_classes: int, n_bands: int, config: ConvEntionConfig) -> ConvEntion:
+    """ConvEntion (Bairouk et al. 2023): 3D-CNN tokens, convolutional BERT."""
+    return ConvEntion(n_classes, n_bands, config)

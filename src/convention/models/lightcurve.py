@@ -1,5 +1,5 @@
 """Light-curve baselines: networks over the forced photometry of the stamps, one step per
-frame (``input = "lightcurve"``: each step is ``asinh(flux / s_b), log(err / s_b)``).
+frame (the ``lightcurve`` input kind: each step is ``asinh(flux / s_b), log(err / s_b)``).
 
 ``lc-lstm`` is the recurrent classifier of SuperNNova's kind (Moller & de Boissiere 2020)
 in this training system: flux, error, band and the time since the previous point per step.
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from convention.inputs.spec import InputSpec
 from convention.models.layers.blocks import mlp_head
 from convention.models.registry import register_model
 
@@ -33,7 +34,6 @@ class LightCurveConfig:
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
-    input: str = "lightcurve"
 
 
 def _time_encoding(times: torch.Tensor, dim: int, max_days: float = 1000.0) -> torch.Tensor:
@@ -59,6 +59,7 @@ class LightCurveClassifier(nn.Module):
         if cfg.architecture not in ("lstm", "transformer"):
             raise ValueError(f"architecture must be lstm or transformer, got {cfg.architecture!r}")
         self.config = cfg
+        self.input_spec = InputSpec(("lightcurve",), cfg.stamp_size, cfg.max_frames)
         self.bands = nn.Embedding(n_bands + 1, cfg.band_dim, padding_idx=0)
         if cfg.architecture == "lstm":
             self.rnn = nn.LSTM(
@@ -81,37 +82,34 @@ class LightCurveClassifier(nn.Module):
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout)
 
-    def example_frames(self, n_frames: int) -> torch.Tensor:
-        """A zero input of one object of ``n_frames`` points (for counting FLOPs)."""
-        return torch.zeros(1, n_frames, 2)
-
     def forward(
         self,
-        frames: torch.Tensor,
-        bands: torch.Tensor,
-        times: torch.Tensor,
-        mask: torch.Tensor,
+        lc: torch.Tensor,
+        lc_bands: torch.Tensor,
+        lc_times: torch.Tensor,
+        lc_mask: torch.Tensor,
     ) -> torch.Tensor:
         """Class logits.
 
         Args:
-            frames: (B, M, 2) light-curve features, valid points first, zeros after.
-            bands: (B, M) band indices, 0 for padding.
-            times: (B, M) days since the first point.
-            mask: (B, M) True for real points; every sequence needs at least one.
+            lc: (B, M, 2) light-curve features, valid points first, zeros after.
+            lc_bands: (B, M) band indices, 0 for padding.
+            lc_times: (B, M) days since the first point.
+            lc_mask: (B, M) True for real points; every sequence needs at least one.
 
         Returns:
             (B, n_classes) logits.
         """
-        steps = torch.cat([frames, self.bands(bands * mask)], dim=-1)
+        mask = lc_mask
+        steps = torch.cat([lc, self.bands(lc_bands * mask)], dim=-1)
         if self.config.architecture == "lstm":
-            gaps = torch.diff(times, dim=1, prepend=times[:, :1]).clamp(min=0)
+            gaps = torch.diff(lc_times, dim=1, prepend=lc_times[:, :1]).clamp(min=0)
             steps = torch.cat([steps, torch.log1p(gaps)[..., None]], dim=-1)
             lengths = mask.sum(dim=1).cpu()
             packed = pack_padded_sequence(steps, lengths, batch_first=True, enforce_sorted=False)
             _, (hidden, _) = self.rnn(packed)
             return self.head(hidden[-1])
-        x = self.embed(steps) + _time_encoding(times, self.config.hidden)
+        x = self.embed(steps) + _time_encoding(lc_times, self.config.hidden)
         x = self.encoder(x, src_key_padding_mask=~mask)
         weights = mask[..., None].float()
         pooled = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
@@ -124,20 +122,17 @@ PRESETS: dict[str, LightCurveConfig] = {
 }
 
 
-def _config(preset: str, architecture: str, **overrides) -> LightCurveConfig:
-    if preset not in PRESETS:
-        raise KeyError(preset)
-    cfg = replace(PRESETS[preset], architecture=architecture)
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+def _with_architecture(architecture: str) -> dict[str, LightCurveConfig]:
+    return {name: replace(cfg, architecture=architecture) for name, cfg in PRESETS.items()}
 
 
-@register_model("lc-lstm", presets=tuple(PRESETS))
-def lc_lstm(n_classes: int, n_bands: int, preset: str = "cpu", **overrides):
+@register_model("lc-lstm", presets=_with_architecture("lstm"), inputs=("lightcurve",))
+def lc_lstm(n_classes: int, n_bands: int, config: LightCurveConfig) -> LightCurveClassifier:
     """LSTM over forced-photometry light curves (flux, error, band, time step)."""
-    return LightCurveClassifier(n_classes, n_bands, _config(preset, "lstm", **overrides))
+    return LightCurveClassifier(n_classes, n_bands, config)
 
 
-@register_model("lc-transformer", presets=tuple(PRESETS))
-def lc_transformer(n_classes: int, n_bands: int, preset: str = "cpu", **overrides):
+@register_model("lc-transformer", presets=_with_architecture("transformer"), inputs=("lightcurve",))
+def lc_transformer(n_classes: int, n_bands: int, config: LightCurveConfig) -> LightCurveClassifier:
     """Transformer over light-curve observations with a time encoding (SITS-BERT idea)."""
-    return LightCurveClassifier(n_classes, n_bands, _config(preset, "transformer", **overrides))
+    return LightCurveClassifier(n_classes, n_bands, config)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from convention.inputs.spec import InputSpec
 from convention.models.layers.band_embedding import BandEmbedding
 from convention.models.layers.blocks import conv_encoder, mlp_head
 from convention.models.registry import register_model
@@ -63,6 +64,7 @@ class CnnRnn(nn.Module):
         if cfg.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be lstm or gru, got {cfg.cell!r}")
         self.config = cfg
+        self.input_spec = InputSpec(("stamps",), cfg.stamp_size, cfg.max_frames)
         self.band_embedding = BandEmbedding(n_bands, cfg.stamp_size, cfg.band_embedding)
         self.encoder = FrameEncoder(1 + self.band_embedding.channels, cfg)
         rnn = nn.LSTM if cfg.cell == "lstm" else nn.GRU
@@ -118,20 +120,17 @@ PRESETS: dict[str, RecurrentConfig] = {
 }
 
 
-def _config(preset: str, cell: str, **overrides) -> RecurrentConfig:
-    if preset not in PRESETS:
-        raise KeyError(preset)
-    cfg = replace(PRESETS[preset], cell=cell)
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+def _with_cell(cell: str) -> dict[str, RecurrentConfig]:
+    return {name: replace(cfg, cell=cell) for name, cfg in PRESETS.items()}
 
 
-@register_model("cnn-lstm", presets=tuple(PRESETS))
-def cnn_lstm(n_classes: int, n_bands: int, preset: str = "cpu", **overrides) -> CnnRnn:
+@register_model("cnn-lstm", presets=_with_cell("lstm"), inputs=("stamps",))
+def cnn_lstm(n_classes: int, n_bands: int, config: RecurrentConfig) -> CnnRnn:
     """Per-frame CNN + LSTM (Carrasco-Davis et al. 2019)."""
-    return CnnRnn(n_classes, n_bands, _config(preset, "lstm", **overrides))
+    return CnnRnn(n_classes, n_bands, config)
 
 
-@register_model("cnn-gru", presets=tuple(PRESETS))
-def cnn_gru(n_classes: int, n_bands: int, preset: str = "cpu", **overrides) -> CnnRnn:
+@register_model("cnn-gru", presets=_with_cell("gru"), inputs=("stamps",))
+def cnn_gru(n_classes: int, n_bands: int, config: RecurrentConfig) -> CnnRnn:
     """Per-frame CNN + GRU (Gomez et al. 2020)."""
-    return CnnRnn(n_classes, n_bands, _config(preset, "gru", **overrides))
+    return CnnRnn(n_classes, n_bands, config)

@@ -1,62 +1,126 @@
-"""Model registry: ``create_model(name, preset=..., **kwargs)`` and ``list_models()``."""
+"""Model registry: ``create_model(name, n_classes, n_bands, preset, **overrides)``.
+
+Every model family registers a constructor ``f(n_classes, n_bands, config)``, its presets
+(name -> config dataclass) and the input kinds it reads; presets and overrides are
+resolved here, in one place. A registered model exposes ``input_spec``, the declared
+:class:`~convention.inputs.InputSpec` that training, prediction and the bench feed it by.
+Model families live in their own modules and load on first use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from torch import nn
 
 from convention.errors import ConventionError
+from convention.inputs.spec import InputSpec
+
+
+class Network(Protocol):
+    """What a registered model is: an nn.Module whose ``forward`` takes the named tensors of
+    its input kinds as keyword arguments and returns (B, n_classes) logits."""
+
+    input_spec: InputSpec
+    config: Any  # the resolved config dataclass, saved in training.json
+
+    def __call__(self, **inputs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered constructor and the presets it accepts."""
+    """A registered model family.
+
+    Attributes:
+        name: registry name.
+        constructor: ``f(n_classes, n_bands, config) -> nn.Module``.
+        presets: preset name -> config (a frozen dataclass).
+        inputs: the input kinds the model reads.
+        summary: one line saying what it is.
+    """
 
     name: str
     constructor: Callable[..., nn.Module]
-    presets: tuple[str, ...]
+    presets: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    summary: str
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, presets: tuple[str, ...]) -> Callable:
-    """Decorator registering a constructor ``f(n_classes, n_bands, preset, **kwargs)``."""
+def register_model(name: str, presets: Mapping[str, Any], inputs: tuple[str, ...]) -> Callable:
+    """Decorator registering a constructor ``f(n_classes, n_bands, config)`` with its
+    presets and the input kinds it reads."""
 
     def decorate(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = ModelEntry(name, constructor, presets)
+        summary = (constructor.__doc__ or name).strip().splitlines()[0]
+        _REGISTRY[name] = ModelEntry(name, constructor, dict(presets), tuple(inputs), summary)
         return constructor
 
     return decorate
 
 
-def list_models() -> dict[str, tuple[str, ...]]:
-    """Registered model names and their presets."""
+def list_models() -> dict[str, ModelEntry]:
+    """Registered model families by name."""
     _load_builtin()
-    return {name: entry.presets for name, entry in _REGISTRY.items()}
+    return dict(_REGISTRY)
 
 
-def create_model(name: str, n_classes: int, n_bands: int, preset: str, **kwargs) -> nn.Module:
-    """Build a registered model; None-valued kwargs are dropped.
+def get_model_entry(name: str) -> ModelEntry:
+    """A registered model family.
 
     Raises:
-        ConventionError: unknown model or preset, or kwargs the model does not take.
+        ConventionError: unknown model.
     """
     _load_builtin()
     if name not in _REGISTRY:
         raise ConventionError(f"unknown model {name!r}; known: {', '.join(_REGISTRY)}")
-    entry = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def resolve_config(name: str, preset: str, **overrides: Any) -> Any:
+    """A preset's config with some fields replaced (None values are ignored).
+
+    Raises:
+        ConventionError: unknown model, preset or config field.
+    """
+    entry = get_model_entry(name)
     if preset not in entry.presets:
         raise ConventionError(
             f"unknown preset {preset!r} for model {name!r}; known: {', '.join(entry.presets)}"
         )
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    config = entry.presets[preset]
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConventionError(
+            f"cannot build {name} ({preset}): no setting {', '.join(unknown)} "
+            f"(settings: {', '.join(sorted(fields))})"
+        )
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrides) -> nn.Module:
+    """Build a registered model; None-valued overrides are dropped.
+
+    Raises:
+        ConventionError: unknown model, preset or setting, or values the model refuses.
+    """
+    entry = get_model_entry(name)
+    config = resolve_config(name, preset, **overrides)
     try:
-        return entry.constructor(n_classes=n_classes, n_bands=n_bands, preset=preset, **kwargs)
+        model = entry.constructor(n_classes, n_bands, config)
     except (TypeError, ValueError) as err:
         raise ConventionError(f"cannot build {name} ({preset}): {err}") from None
+    if model.input_spec.kinds != entry.inputs:
+        raise ConventionError(
+            f"model {name} reads {list(model.input_spec.kinds)}, registered as {list(entry.inputs)}"
+        )
+    return model
 
 
 def _load_builtin() -> None:
@@ -66,10 +130,9 @@ def _load_builtin() -> None:
     import convention.models.scone  # noqa: F401
 
 
-def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
+def gflops_per_object(model: nn.Module, n_frames: int | None = None) -> float:
     """Forward GFLOPs (torch.utils.flop_counter; a multiply-add counts 2) of one object of
-    ``n_frames`` frames (or light-curve points), for models taking (frames, bands, times,
-    mask).
+    ``n_frames`` frames (default: the model's ``max_frames``).
 
     Counted on a CPU copy with oneDNN and the fused attention path off: their fused LSTM
     and transformer-layer kernels are invisible to the counter, the plain kernels are not.
@@ -80,16 +143,10 @@ def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from convention.inputs import example_inputs
+
+    inputs = example_inputs(model.input_spec, n_frames or model.input_spec.max_frames)
     model = copy.deepcopy(model).cpu().eval()
-    if hasattr(model, "example_frames"):
-        frames = model.example_frames(n_frames)
-        n_frames = frames.shape[1]
-    else:
-        size = model.config.stamp_size
-        frames = torch.zeros(1, n_frames, size, size)
-    bands = torch.ones(1, n_frames, dtype=torch.long)
-    times = torch.arange(n_frames, dtype=torch.float32)[None]
-    mask = torch.ones(1, n_frames, dtype=torch.bool)
     fast_path = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
@@ -100,7 +157,7 @@ def gflops_per_object(model: nn.Module, n_frames: int = 99) -> float:
             FlopCounterMode(display=False) as counter,
         ):
             warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-            model(frames, bands, times, mask)
+            model(**inputs)
     finally:
         torch.backends.mha.set_fastpath_enabled(fast_path)
     return counter.get_total_flops() / 1e9

@@ -1,14 +1,15 @@
 """``scone``: a small 2D CNN over a light curve's Gaussian-process heatmap (Qu et al.
-2021, AJ 162, 67). Its input (``input = "heatmap"``) is one (2, wavelength, time) image
+2021, AJ 162, 67). Its input (the ``heatmap`` kind) is one (2, wavelength, time) image
 per object: the GP mean and standard deviation of the forced photometry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from convention.inputs.spec import InputSpec
 from convention.models.layers.blocks import conv_encoder, mlp_head
 from convention.models.registry import register_model
 
@@ -24,7 +25,6 @@ class SconeConfig:
     dropout: float = 0.3
     max_frames: int = 99  # frames the photometry is measured on (the central ones)
     stamp_size: int = 32
-    input: str = "heatmap"
 
 
 class Scone(nn.Module):
@@ -40,23 +40,15 @@ class Scone(nn.Module):
         super().__init__()
         cfg = config or SconeConfig()
         self.config = cfg
+        self.input_spec = InputSpec(
+            ("heatmap",), cfg.stamp_size, cfg.max_frames, (cfg.wavelength_bins, cfg.time_bins)
+        )
         self.net, channels = conv_encoder(2, cfg.widths)
         self.head = mlp_head(channels, cfg.hidden, n_classes, cfg.dropout)
 
-    def example_frames(self, n_frames: int) -> torch.Tensor:
-        """A zero input of one object (for counting FLOPs)."""
-        return torch.zeros(1, 1, 2, self.config.wavelength_bins, self.config.time_bins)
-
-    def forward(
-        self,
-        frames: torch.Tensor,
-        bands: torch.Tensor,
-        times: torch.Tensor,
-        mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """Class logits from (B, 1, 2, wavelength, time) heatmaps (the other inputs are the
-        training system's and unused)."""
-        return self.head(self.net(frames[:, 0]))
+    def forward(self, heatmap: torch.Tensor) -> torch.Tensor:
+        """Class logits from (B, 2, wavelength, time) heatmaps."""
+        return self.head(self.net(heatmap))
 
 
 PRESETS = {
@@ -65,10 +57,7 @@ PRESETS = {
 }
 
 
-@register_model("scone", presets=tuple(PRESETS))
-def scone(n_classes: int, n_bands: int, preset: str = "cpu", **overrides) -> Scone:
+@register_model("scone", presets=PRESETS, inputs=("heatmap",))
+def scone(n_classes: int, n_bands: int, config: SconeConfig) -> Scone:
     """The SCONE idea: a 2D CNN on Gaussian-process heatmaps of the light curve."""
-    if preset not in PRESETS:
-        raise KeyError(preset)
-    cfg = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-    return Scone(n_classes, n_bands, cfg)
+    return Scone(n_classes, n_bands, config)

@@ -1,6 +1,31 @@
-"""Training: data module, Lightning module, checkpoints and the Classifier."""
+"""Training: data module, Lightning module, checkpoints, run folders and the Classifier.
 
-from convention.training.checkpoint import Classifier
-from convention.training.train import TrainSettings, train
+The names below load on first use, so that reading the settings (the command line does)
+does not import Lightning.
+"""
 
-__all__ = ["Classifier", "TrainSettings", "train"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from convention.training.checkpoint import Classifier
+    from convention.training.fit import train
+    from convention.training.run_folder import RunFolder
+    from convention.training.settings import TrainSettings
+
+_EXPORTS = {
+    "Classifier": "convention.training.checkpoint",
+    "RunFolder": "convention.training.run_folder",
+    "TrainSettings": "convention.training.settings",
+    "train": "convention.training.fit",
+}
+
+__all__ = ["Classifier", "RunFolder", "TrainSettings", "train"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'convention.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,10 +1,13 @@
 """Checkpoints and the Classifier that loads them.
 
 A trained model is a folder holding ``model.pt`` (the state dict, loaded with
-``weights_only=True``) and ``settings.json``: model name, preset and overrides, class list in
-order, band list, normalisation, stamp size, maximum length, schema and package versions.
-A run of k folds holds one such folder per fold; loading the run gives their ensemble
-(probabilities averaged).
+``weights_only=True``) and ``settings.json`` (:class:`ModelSettings`): model name, preset
+and overrides, class list in order, band list, the model's input spec, each input kind's
+fitted normalisation, schema and package versions. A run of k folds holds one such folder
+per fold; loading the run gives their ensemble (probabilities averaged).
+
+``settings.json`` of checkpoint version 1 (one ``normalisation``, ``stamp_size`` and
+``max_frames`` beside the model) still loads: its input spec is the model's own.
 """
 
 from __future__ import annotations
@@ -22,28 +25,38 @@ from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
 from convention.files import write_atomic
+from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model
-from convention.training.data import Normalisation, SequenceEncoder, collate
 from convention.training.device import resolve_device
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_CHECKPOINTS = (1, 2)
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Everything needed to rebuild a trained model and feed it."""
+    """Everything needed to rebuild a trained model and feed it.
+
+    Attributes:
+        model, preset, overrides: the registered model and its configuration.
+        classes: output classes, in order.
+        bands: the bands it reads, in order (band index k + 1 is ``bands[k]``).
+        inputs: its declared input spec.
+        encoders: each input kind's fitted state (normalisation), by kind name.
+        other_bands: ``error`` refuses data of other bands; ``drop`` (a model trained on
+            a subset of the bands) ignores them.
+    """
 
     model: str
     preset: str
     overrides: dict
     classes: tuple[str, ...]
     bands: tuple[str, ...]
-    normalisation: Normalisation
-    stamp_size: int
-    max_frames: int
-    other_bands: str = "error"  # "drop": trained on a subset of the bands, others ignored
+    inputs: InputSpec
+    encoders: dict
+    other_bands: str = "error"
 
     def to_dict(self) -> dict:
         """JSON form, with versions."""
@@ -56,9 +69,8 @@ class ModelSettings:
             "overrides": self.overrides,
             "classes": list(self.classes),
             "bands": list(self.bands),
-            "normalisation": self.normalisation.to_dict(),
-            "stamp_size": self.stamp_size,
-            "max_frames": self.max_frames,
+            "inputs": self.inputs.to_dict(),
+            "encoders": self.encoders,
             "other_bands": self.other_bands,
             "store_schema_version": SCHEMA_VERSION,
             "package_version": __version__,
@@ -67,24 +79,53 @@ class ModelSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSettings:
-        """Inverse of to_dict."""
+        """Inverse of to_dict; reads checkpoint versions 1 and 2.
+
+        Raises:
+            ConventionError: a checkpoint version this package cannot read.
+        """
+        version = d.get("checkpoint_version")
+        if version not in READABLE_CHECKPOINTS:
+            raise ConventionError(
+                f"checkpoint version {version} is not one of {READABLE_CHECKPOINTS}: "
+                "retrain the model with this version of convention"
+            )
+        common = {
+            "model": d["model"],
+            "preset": d["preset"],
+            "overrides": dict(d["overrides"]),
+            "classes": tuple(d["classes"]),
+            "bands": tuple(d["bands"]),
+            "other_bands": str(d.get("other_bands", "error")),
+        }
+        if version == 2:
+            return cls(**common, inputs=InputSpec.from_dict(d["inputs"]), encoders=d["encoders"])
+        spec = create_model(
+            d["model"], len(d["classes"]), len(d["bands"]), d["preset"], **d["overrides"]
+        ).input_spec
         return cls(
-            d["model"],
-            d["preset"],
-            dict(d["overrides"]),
-            tuple(d["classes"]),
-            tuple(d["bands"]),
-            Normalisation.from_dict(d["normalisation"]),
-            int(d["stamp_size"]),
-            int(d["max_frames"]),
-            str(d.get("other_bands", "error")),
+            **common, inputs=spec, encoders={spec.kinds[0]: {"normalisation": d["normalisation"]}}
         )
 
     def build(self) -> torch.nn.Module:
-        """A fresh model of these settings."""
-        return create_model(
+        """A fresh model of these settings.
+
+        Raises:
+            ConventionError: the model's declared inputs are not the saved ones.
+        """
+        model = create_model(
             self.model, len(self.classes), len(self.bands), self.preset, **self.overrides
         )
+        if model.input_spec != self.inputs:
+            raise ConventionError(
+                f"the settings' inputs {self.inputs} are not what {self.model} "
+                f"({self.preset}) reads: {model.input_spec}"
+            )
+        return model
+
+    def encoder(self) -> InputEncoder:
+        """The fitted input encoder of the model."""
+        return InputEncoder(self.inputs, self.bands, self.other_bands, self.encoders)
 
 
 def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) -> None:
@@ -96,13 +137,17 @@ def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) ->
 
 
 def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
+    path = folder / SETTINGS_FILE
     try:
-        settings = ModelSettings.from_dict(json.loads((folder / SETTINGS_FILE).read_text()))
+        settings = ModelSettings.from_dict(json.loads(path.read_text()))
+        settings.encoder()
+        model = settings.build()
+    except ConventionError as err:
+        raise ConventionError(err.cause, path=path) from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConventionError(
-            f"unreadable settings ({type(err).__name__}: {err})", path=folder / SETTINGS_FILE
+            f"unreadable settings ({type(err).__name__}: {err})", path=path
         ) from None
-    model = settings.build()
     try:
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -127,18 +172,7 @@ class Classifier:
         self.settings = settings
         self.device = resolve_device(device)
         self.models = [m.to(self.device) for m in models]
-        self.encoder = SequenceEncoder(
-            settings.bands,
-            settings.normalisation,
-            settings.stamp_size,
-            settings.max_frames,
-            getattr(self.models[0].config, "input", "stamps"),
-            other_bands=settings.other_bands,
-            heatmap_shape=(
-                getattr(self.models[0].config, "wavelength_bins", 32),
-                getattr(self.models[0].config, "time_bins", 48),
-            ),
-        )
+        self.encoder = settings.encoder()
 
     @property
     def classes(self) -> list[str]:
@@ -219,9 +253,9 @@ class Classifier:
 
     @torch.no_grad()
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
-        inputs = collate([self.encoder.encode(s) for s in batch])
-        args = tuple(inputs[k].to(self.device) for k in ("frames", "bands", "times", "mask"))
-        proba = torch.stack([torch.softmax(m(*args), dim=1) for m in self.models]).mean(0)
+        inputs = self.encoder.collate([self.encoder.encode(s) for s in batch])["inputs"]
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        proba = torch.stack([torch.softmax(m(**inputs), dim=1) for m in self.models]).mean(0)
         return [s.object_id for s in batch], proba.cpu().numpy()
 
     def predict(self, series: StampSeries) -> dict[str, float]:

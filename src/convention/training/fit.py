@@ -1,9 +1,8 @@
-"""Train a registered model on a store: seeded stratified splits, one Lightning run per fold.
+"""Train a registered model on a data set (anything ``convention.read`` opens): seeded
+stratified splits, one Lightning run per fold.
 
-A run folder holds ``config.json`` (the resolved settings and the split of every fold, by
-object id) and one ``fold_<k>`` folder per fold with the best checkpoint (``model.pt`` +
-``settings.json``, chosen on validation macro-F1), Lightning's ``metrics.csv`` and the
-Lightning checkpoint. The run is written to ``<out>.partial`` and renamed when complete.
+The run folder (:mod:`convention.training.run_folder`) is written to ``<out>.partial`` and
+renamed when complete; each fold keeps its best checkpoint, chosen on validation macro-F1.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,47 +23,19 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from convention.bands import get_band
-from convention.classes import get_taxonomy
+from convention.classes import class_targets, get_taxonomy
+from convention.data.collection import SeriesCollection
+from convention.data.splits import make_splits
 from convention.errors import ConventionError
+from convention.inputs import InputEncoder
 from convention.io import read
 from convention.models import create_model
 from convention.training.checkpoint import ModelSettings, save_model
-from convention.training.data import StampDataModule, class_targets, make_splits
+from convention.training.datamodule import StampDataModule
 from convention.training.device import device_name, resolve_device
-from convention.training.module import LR_SCHEDULES, ClassifierModule
-
-CONFIG_FILE = "config.json"
-PRECISIONS = ("32", "bf16-mixed")
-
-
-@dataclass
-class TrainSettings:
-    """Everything a training run depends on (saved as the run's config.json)."""
-
-    data: str
-    out: str
-    model: str = "convention"
-    preset: str = "cpu"
-    folds: int = 1
-    epochs: int = 30
-    classes: int = 4
-    batch_size: int = 32
-    # The paper's 2e-3 at batch 128, scaled linearly to batch 32 (2e-3 oscillates here).
-    lr: float = 5e-4
-    lr_schedule: str = "constant"  # or onecycle: warm-up, then annealed over the epochs
-    weight_decay: float = 0.13
-    loss: str = "focal"
-    oversample: bool = True
-    patience: int = 8
-    seed: int = 0
-    max_minutes: float | None = None
-    overrides: dict = field(default_factory=dict)
-    progress: bool = True
-    bands: tuple[str, ...] | None = None  # train on these bands only (default: all)
-    device: str = "auto"  # cpu, cuda, or auto (CUDA when torch sees a GPU)
-    # 32, or bf16-mixed: bfloat16 autocast in training (weights, inference stay float32);
-    # about 1.3-1.8x faster on CPUs with AMX or AVX512-BF16, slower on others.
-    precision: str = "32"
+from convention.training.module import ClassifierModule
+from convention.training.run_folder import TRAINING_FILE, RunFolder, fold_folder
+from convention.training.settings import TrainSettings
 
 
 def _quiet_lightning() -> None:
@@ -85,16 +56,6 @@ def _check_out(out: Path) -> None:
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
 
 
-def check_precision(precision: str) -> None:
-    """Refuse a precision Lightning is not asked for here.
-
-    Raises:
-        ConventionError: ``precision`` is not one of ``PRECISIONS``.
-    """
-    if precision not in PRECISIONS:
-        raise ConventionError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-
-
 def train(settings: TrainSettings) -> Path:
     """Train every fold and return the run folder.
 
@@ -103,12 +64,7 @@ def train(settings: TrainSettings) -> Path:
             unknown model or preset, or an output folder already in use.
     """
     out = Path(settings.out)
-    check_precision(settings.precision)
-    if settings.lr_schedule not in LR_SCHEDULES:
-        raise ConventionError(
-            f"unknown learning-rate schedule {settings.lr_schedule!r}; "
-            f"known: {', '.join(LR_SCHEDULES)}"
-        )
+    settings.validate()
     _check_out(out)
     device = resolve_device(settings.device)
     _quiet_lightning()
@@ -129,17 +85,7 @@ def train(settings: TrainSettings) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        config = {
-            "settings": asdict(settings),
-            "classes": list(classes),
-            "bands": bands,
-            "store_provenance": store.provenance,
-            "splits": [
-                {part: [store.object_ids[i] for i in idx] for part, idx in s.items()}
-                for s in splits
-            ],
-        }
-        (partial / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+        RunFolder.write_config(partial, settings, classes, bands, store, splits)
         for k, split in enumerate(splits):
             _train_fold(
                 settings,
@@ -147,7 +93,7 @@ def train(settings: TrainSettings) -> Path:
                 bands,
                 classes,
                 split,
-                partial / f"fold_{k}",
+                fold_folder(partial, k),
                 seed=settings.seed + k,
                 device=device,
             )
@@ -160,11 +106,7 @@ def train(settings: TrainSettings) -> Path:
     return out
 
 
-def _heatmap_shape(cfg) -> tuple[int, int]:
-    return (getattr(cfg, "wavelength_bins", 32), getattr(cfg, "time_bins", 48))
-
-
-def _bands(settings: TrainSettings, store) -> list[str]:
+def _bands(settings: TrainSettings, store: SeriesCollection) -> list[str]:
     """The bands to train on, canonical names in the store's order.
 
     Raises:
@@ -182,32 +124,35 @@ def _bands(settings: TrainSettings, store) -> list[str]:
 
 
 def _train_fold(
-    settings: TrainSettings, store, bands, classes, split, folder: Path, seed: int, device: str
+    settings: TrainSettings,
+    store: SeriesCollection,
+    bands: list[str],
+    classes: tuple[str, ...],
+    split: dict[str, np.ndarray],
+    folder: Path,
+    seed: int,
+    device: str,
 ) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     model = create_model(
         settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
-    cfg = model.config
-    reads = getattr(cfg, "input", "stamps")
-    if reads == "stamps" and store.stamp_shape != (cfg.stamp_size, cfg.stamp_size):
+    spec = model.input_spec
+    if "stamps" in spec.kinds and store.stamp_shape != (spec.stamp_size, spec.stamp_size):
         raise ConventionError(
             f"stamps are {store.stamp_shape[0]}x{store.stamp_shape[1]}, the {settings.preset} "
-            f"preset reads {cfg.stamp_size}x{cfg.stamp_size} (set stamp_size)",
+            f"preset reads {spec.stamp_size}x{spec.stamp_size} (set stamp_size)",
             path=store.path,
         )
+    other_bands = "error" if list(bands) == list(store.bands) else "drop"
     datamodule = StampDataModule(
         store,
         classes,
         split,
-        cfg.stamp_size,
-        cfg.max_frames,
+        InputEncoder(spec, bands, other_bands),
         settings.batch_size,
         settings.oversample,
         seed,
-        input=reads,
-        bands=bands,
-        heatmap_shape=_heatmap_shape(cfg),
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule
@@ -245,10 +190,9 @@ def _train_fold(
         overrides=dict(settings.overrides),
         classes=tuple(classes),
         bands=tuple(bands),
-        normalisation=datamodule.norm,
-        stamp_size=cfg.stamp_size,
-        max_frames=cfg.max_frames,
-        other_bands="error" if list(bands) == list(store.bands) else "drop",
+        inputs=spec,
+        encoders=datamodule.encoder.states,
+        other_bands=other_bands,
     )
     save_model(folder, module.model, settings_out)
     summary = {
@@ -256,6 +200,6 @@ def _train_fold(
         "epochs": trainer.current_epoch,
         "train_seconds": round(seconds, 1),
         "device": device_name(device),
-        "model_config": asdict(cfg),
+        "model_config": asdict(model.config),
     }
-    (folder / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (folder / TRAINING_FILE).write_text(json.dumps(summary, indent=1) + "\n")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("focal", "ce")
+from convention.training.settings import LOSSES
 
 
 class FocalLoss(nn.Module):

@@ -8,12 +8,12 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from convention.training.losses import make_loss
-
-LR_SCHEDULES = ("constant", "onecycle")
+from convention.training.settings import LR_SCHEDULES
 
 
 class ClassifierModule(L.LightningModule):
-    """Trains a model whose forward takes (frames, bands, times, mask) and returns logits.
+    """Trains a registered model: its forward takes a batch's named input tensors and
+    returns logits.
 
     Logs ``train_loss``, ``val_loss``, ``val_acc`` and ``val_macro_f1`` (the monitored one).
 
@@ -41,10 +41,11 @@ class ClassifierModule(L.LightningModule):
         self.val_f1 = MulticlassF1Score(n_classes, average="macro")
         self.val_acc = MulticlassAccuracy(n_classes, average="micro")
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(batch["frames"], batch["bands"], batch["times"], batch["mask"])
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Logits of a batch ``{"inputs": {name: tensor}, "label": ...}``."""
+        return self.model(**batch["inputs"])
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self(batch), batch["label"])
         self.log(
             "train_loss",
@@ -56,7 +57,7 @@ class ClassifierModule(L.LightningModule):
         )
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch)
         n = len(batch["label"])
         self.log("val_loss", self.loss(logits, batch["label"]), batch_size=n)

@@ -1,0 +1,202 @@
+"""What every input kind provides, their registry, and the frame selection they share.
+
+An input kind turns one StampSeries into named arrays of the batch. Kinds whose arrays are
+sequences over the selected frames (``sequence`` keys, ragged along their first axis) are
+padded to a batch's longest and get a boolean mask (``mask`` key); ``fixed`` keys have one
+shape for every object. A kind is registered under its name with ``@register_input_kind``;
+the built-in kinds load on first use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from convention.bands import get_band
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+from convention.inputs.spec import InputSpec
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The frames of one series a model reads.
+
+    Attributes:
+        series: the series, less the frames of bands outside the model's (when it drops them).
+        index: (M,) positions in ``series`` of the frames read: frames with a valid pixel,
+            the central ``max_frames`` of them.
+        bands: (M,) the model's band index of each frame read (1..n_bands; 0 is padding).
+    """
+
+    series: StampSeries
+    index: np.ndarray
+    bands: np.ndarray
+
+    @property
+    def times(self) -> np.ndarray:
+        """(M,) float32 days since the first frame read."""
+        mjd = self.series.mjd[self.index]
+        return (mjd - mjd[0]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One random draw of the training augmentation of a sequence: the frames kept
+    (positions into the encoded sequence), a rotation by ``rotation`` x 90 degrees and
+    flips, the same for every frame and input."""
+
+    keep: np.ndarray
+    rotation: int = 0
+    flip_x: bool = False
+    flip_y: bool = False
+
+
+class InputKind(ABC):
+    """One kind of model input.
+
+    Args:
+        spec: what the model reads.
+        bands: the model's bands, in order (band index k + 1 is ``bands[k]``).
+    """
+
+    name: ClassVar[str]
+    sequence: ClassVar[tuple[str, ...]] = ()
+    mask: ClassVar[str | None] = None
+    fixed: ClassVar[tuple[str, ...]] = ()
+    spatial: ClassVar[bool] = False  # its images rotate and flip with the augmentation
+
+    def __init__(self, spec: InputSpec, bands: Sequence[str]):
+        self.spec = spec
+        self.bands = list(bands)
+
+    def fit(self, series: Sequence[StampSeries], seed: int) -> None:  # noqa: B027
+        """Fit the normalisation on the training split (kinds without one keep nothing)."""
+
+    @property
+    def state(self) -> dict:
+        """What ``fit`` learnt, JSON-able (saved in the checkpoint)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:  # noqa: B027
+        """Restore what ``fit`` learnt."""
+
+    def check(self, series: StampSeries) -> None:  # noqa: B027
+        """Refuse a series this kind cannot read, before its frames are selected.
+
+        Raises:
+            ConventionError: naming the object and the cause.
+        """
+
+    @abstractmethod
+    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
+        """The kind's arrays of one series."""
+
+    def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
+        """The arrays under one augmentation draw (kinds without a sequence: unchanged)."""
+        return arrays
+
+    @classmethod
+    @abstractmethod
+    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+        """Zero inputs of one object of ``n_frames`` frames (batch of one), for counting
+        FLOPs."""
+
+
+_KINDS: dict[str, type[InputKind]] = {}
+
+
+def register_input_kind(name: str) -> Callable[[type[InputKind]], type[InputKind]]:
+    """Class decorator registering an input kind under ``name``."""
+
+    def decorate(cls: type[InputKind]) -> type[InputKind]:
+        cls.name = name
+        _KINDS[name] = cls
+        return cls
+
+    return decorate
+
+
+def input_kinds() -> dict[str, type[InputKind]]:
+    """The registered input kinds by name."""
+    _load_builtin()
+    return dict(_KINDS)
+
+
+def get_input_kind(name: str) -> type[InputKind]:
+    """A registered input kind.
+
+    Raises:
+        ConventionError: unknown kind.
+    """
+    _load_builtin()
+    if name not in _KINDS:
+        raise ConventionError(f"unknown input kind {name!r}; known: {', '.join(_KINDS)}")
+    return _KINDS[name]
+
+
+def _load_builtin() -> None:
+    import convention.inputs.heatmap
+    import convention.inputs.lightcurve
+    import convention.inputs.stamps  # noqa: F401
+
+
+class FrameSelector:
+    """Chooses the frames a model reads from a series (see :class:`Selection`).
+
+    ``other_bands``: ``error`` refuses frames of bands outside the model's; ``drop`` leaves
+    them out (a model trained on a subset of the bands, such as g alone).
+    """
+
+    def __init__(self, bands: Sequence[str], max_frames: int, other_bands: str = "error"):
+        self.bands = list(bands)
+        self.max_frames = max_frames
+        self.other_bands = other_bands
+        self._lut = np.zeros(max(get_band(b).id for b in bands) + 1, dtype=np.int64)
+        for k, band in enumerate(self.bands):
+            self._lut[get_band(band).id] = k + 1
+
+    def select(self, series: StampSeries) -> Selection:
+        """The frames read of one series.
+
+        Raises:
+            ConventionError: bands the model does not know, or no frame with valid pixels.
+        """
+        if self.other_bands == "drop":
+            known = series.band < len(self._lut)
+            known[known] = self._lut[series.band[known]] > 0
+            if not known.any():
+                raise ConventionError(
+                    f"no frame in the model's bands {self.bands}", obj=series.object_id
+                )
+            series = series[known]
+        if series.band.max(initial=0) >= len(self._lut) or np.any(self._lut[series.band] == 0):
+            unknown = sorted({get_band(int(b)).name for b in series.band} - set(self.bands))
+            raise ConventionError(
+                f"bands {unknown} are not the model's bands {self.bands}", obj=series.object_id
+            )
+        valid = np.isfinite(series.frames).any(axis=(1, 2))
+        if not valid.any():
+            raise ConventionError("no frame with valid pixels", obj=series.object_id)
+        index = np.flatnonzero(valid)
+        if len(index) > self.max_frames:
+            start = (len(index) - self.max_frames) // 2
+            index = index[start : start + self.max_frames]
+        return Selection(series, index, self._lut[series.band[index]])
+
+
+def sequence_example(n_frames: int, frames: torch.Tensor, keys: Sequence[str]) -> dict:
+    """Zero example of a sequence kind: ``frames`` (1, n_frames, ...), band 1 everywhere,
+    times 0..n-1 days, every frame real; ``keys`` name (values, bands, times, mask)."""
+    values, bands, times, mask = keys
+    return {
+        values: frames,
+        bands: torch.ones(1, n_frames, dtype=torch.long),
+        times: torch.arange(n_frames, dtype=torch.float32)[None],
+        mask: torch.ones(1, n_frames, dtype=torch.bool),
+    }

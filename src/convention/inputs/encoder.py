@@ -1,0 +1,159 @@
+"""A model's whole input: the encoders of its declared kinds, their augmentation and the
+collation of examples into batches of named tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+from convention.inputs.base import Augmentation, FrameSelector, get_input_kind
+from convention.inputs.spec import InputSpec
+
+FRAME_DROP = 0.1  # chance of each frame being dropped
+MIN_KEEP = 0.6  # shortest random crop of the sequence, as a fraction of its frames
+
+
+@dataclass(frozen=True)
+class Example:
+    """One object as model inputs: the arrays of every input kind, and its class index
+    (-1 = unlabelled)."""
+
+    inputs: dict[str, np.ndarray]
+    label: int = -1
+
+
+class InputEncoder:
+    """Turns StampSeries into the inputs a model declares.
+
+    Args:
+        spec: the model's input spec.
+        bands: the model's bands, in order.
+        other_bands: ``error`` refuses frames of other bands, ``drop`` leaves them out.
+        states: each kind's fitted state (from a checkpoint); None until ``fit``.
+
+    Raises:
+        ConventionError: an unknown input kind, or states of other kinds than the spec's.
+    """
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        bands: Sequence[str],
+        other_bands: str = "error",
+        states: Mapping[str, dict] | None = None,
+    ):
+        self.spec = spec
+        self.bands = list(bands)
+        self.other_bands = other_bands
+        self.kinds = [get_input_kind(name)(spec, bands) for name in spec.kinds]
+        self.selector = FrameSelector(bands, spec.max_frames, other_bands)
+        self._sequences = [k for k in self.kinds if k.sequence]
+        self._spatial = any(k.spatial for k in self.kinds)
+        if states is not None:
+            if sorted(states) != sorted(spec.kinds):
+                raise ConventionError(
+                    f"encoder states of {sorted(states)} for inputs {list(spec.kinds)}"
+                )
+            for kind in self.kinds:
+                kind.load_state(states[kind.name])
+
+    def fit(self, series: Sequence[StampSeries], seed: int = 0) -> None:
+        """Fit every kind's normalisation on ``series`` (the training split)."""
+        for kind in self.kinds:
+            kind.fit(series, seed)
+
+    @property
+    def states(self) -> dict[str, dict]:
+        """Each kind's fitted state, by kind name (saved in the checkpoint)."""
+        return {kind.name: kind.state for kind in self.kinds}
+
+    def encode(self, series: StampSeries, label: int = -1) -> Example:
+        """Encode one series; a longer one keeps its central ``max_frames`` frames.
+
+        Raises:
+            ConventionError: other stamp size, bands the model does not know, or no frame
+                with valid pixels.
+        """
+        for kind in self.kinds:
+            kind.check(series)
+        selection = self.selector.select(series)
+        inputs: dict[str, np.ndarray] = {}
+        for kind in self.kinds:
+            inputs.update(kind.encode(selection))
+        return Example(inputs, label)
+
+    def augment(self, example: Example, rng: np.random.Generator) -> Example:
+        """Random frame drop and crop of the sequence, and for stamps a rotation by k x 90
+        degrees and flips: one draw, applied alike to every input."""
+        if not self._sequences:
+            return example
+        first = self._sequences[0]
+        draw = draw_augmentation(len(example.inputs[first.sequence[0]]), rng, self._spatial)
+        inputs = dict(example.inputs)
+        for kind in self._sequences:
+            inputs.update(kind.augment(inputs, draw))
+        return Example(inputs, example.label)
+
+    def collate(self, examples: Sequence[Example]) -> dict:
+        """A batch: ``{"inputs": {name: tensor}, "label": (B,) long}``; sequence inputs are
+        zero-padded to the batch's longest, with their (B, M) bool mask."""
+        inputs: dict[str, torch.Tensor] = {}
+        for kind in self.kinds:
+            if kind.sequence:
+                inputs.update(_pad(examples, kind.sequence, kind.mask))
+            for key in kind.fixed:
+                inputs[key] = torch.from_numpy(np.stack([e.inputs[key] for e in examples]))
+        label = torch.tensor([e.label for e in examples], dtype=torch.long)
+        return {"inputs": inputs, "label": label}
+
+
+def example_inputs(spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+    """Zero inputs of one object of ``n_frames`` frames, batch of one (for counting FLOPs)."""
+    inputs: dict[str, torch.Tensor] = {}
+    for name in spec.kinds:
+        inputs.update(get_input_kind(name).example(spec, n_frames))
+    return inputs
+
+
+def draw_augmentation(
+    m: int, rng: np.random.Generator, spatial: bool, drop: float = FRAME_DROP
+) -> Augmentation:
+    """One augmentation draw for a sequence of ``m`` frames: each frame dropped with
+    probability ``drop`` (at least one kept), a random crop of at least ``MIN_KEEP`` of the
+    sequence, and when ``spatial`` a rotation and two flips."""
+    keep = rng.random(m) >= drop
+    if not keep.any():
+        keep[rng.integers(m)] = True
+    length = int(rng.integers(max(1, int(np.ceil(MIN_KEEP * m))), m + 1))
+    start = int(rng.integers(m - length + 1))
+    window = np.zeros(m, dtype=bool)
+    window[start : start + length] = True
+    index = np.flatnonzero(keep & window)
+    if index.size == 0:
+        index = np.array([start])
+    if not spatial:
+        return Augmentation(index)
+    rotation = int(rng.integers(4))
+    return Augmentation(index, rotation, bool(rng.random() < 0.5), bool(rng.random() < 0.5))
+
+
+def _pad(examples: Sequence[Example], keys: Sequence[str], mask: str) -> dict[str, torch.Tensor]:
+    first = examples[0].inputs
+    m = max(len(e.inputs[keys[0]]) for e in examples)
+    padded = {
+        key: np.zeros((len(examples), m, *first[key].shape[1:]), dtype=first[key].dtype)
+        for key in keys
+    }
+    valid = np.zeros((len(examples), m), dtype=bool)
+    for k, e in enumerate(examples):
+        n = len(e.inputs[keys[0]])
+        for key in keys:
+            padded[key][k, :n] = e.inputs[key]
+        valid[k, :n] = True
+    tensors = {key: torch.from_numpy(v) for key, v in padded.items()}
+    return {**tensors, mask: torch.from_numpy(valid)}

@@ -1,0 +1,83 @@
+"""``lightcurve``: forced PSF photometry of every frame read, one step per frame.
+
+Each step is ``(asinh(flux / s_b), log(flux_err / s_b))`` of the frame's PSF flux on the
+stamps less each band's median stamp (difference fluxes), with ``s_b`` the band's median
+flux error on the training split. Keys: ``lc`` (M, 2) float32, ``lc_bands`` (M,) int64,
+``lc_times`` (M,) float32 days since the first point; ``lc_mask`` (M,) after collation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import islice
+
+import numpy as np
+import torch
+
+from convention.data.series import StampSeries
+from convention.inputs.base import (
+    Augmentation,
+    InputKind,
+    Selection,
+    register_input_kind,
+    sequence_example,
+)
+from convention.inputs.normalisation import Normalisation
+from convention.inputs.spec import InputSpec
+
+KEYS = ("lc", "lc_bands", "lc_times", "lc_mask")
+FIT_OBJECTS = 2000  # objects whose flux errors set the scales
+
+
+def photometry_features(series: StampSeries) -> np.ndarray:
+    """(M, 2) raw forced PSF flux and error of every frame (median stamp subtracted)."""
+    lc = series.to_lightcurve(method="psf", reference="median")
+    return np.stack([np.asarray(lc["flux"]), np.asarray(lc["flux_err"])], axis=1)
+
+
+@register_input_kind("lightcurve")
+class LightCurve(InputKind):
+    """The forced-photometry light curve of the stamps (the light-curve networks' input)."""
+
+    sequence = KEYS[:3]
+    mask = KEYS[3]
+
+    def __init__(self, spec: InputSpec, bands: Sequence[str]):
+        super().__init__(spec, bands)
+        self.load_state({"normalisation": Normalisation.identity(bands).to_dict()})
+
+    def fit(self, series: Sequence[StampSeries], seed: int) -> None:
+        """The median flux error of each band over the first ``FIT_OBJECTS`` training
+        objects."""
+        errors = ((s.band, photometry_features(s)[:, 1]) for s in islice(series, FIT_OBJECTS))
+        self.load_state(
+            {"normalisation": Normalisation.fit_flux_errors(errors, self.bands).to_dict()}
+        )
+
+    @property
+    def state(self) -> dict:
+        return {"normalisation": self.normalisation.to_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.normalisation = Normalisation.from_dict(state["normalisation"])
+        self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
+
+    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
+        flux, err = photometry_features(selection.series)[selection.index].T
+        scale = self._scale[selection.bands]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)
+        values = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        return {"lc": values, "lc_bands": selection.bands, "lc_times": selection.times}
+
+    def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
+        times = arrays["lc_times"][draw.keep]
+        return {
+            "lc": np.ascontiguousarray(arrays["lc"][draw.keep]),
+            "lc_bands": arrays["lc_bands"][draw.keep],
+            "lc_times": times - times[0],
+        }
+
+    @classmethod
+    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+        return sequence_example(n_frames, torch.zeros(1, n_frames, 2), KEYS)

@@ -1,0 +1,44 @@
+"""What a model reads: its declared input spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The inputs a model declares, saved with every checkpoint.
+
+    Attributes:
+        kinds: the input kinds it reads, by registered name (``stamps``, ``lightcurve``,
+            ``heatmap``); each kind's encoder fills its own named tensors of a batch.
+        stamp_size: side of the stamps, pixels (the stamps are checked against it; the
+            photometry of the other kinds is measured on stamps of any size).
+        max_frames: most frames of a sequence (a longer one keeps its central frames).
+        heatmap_shape: (wavelength, time) bins of a light-curve heatmap.
+    """
+
+    kinds: tuple[str, ...]
+    stamp_size: int = 32
+    max_frames: int = 99
+    heatmap_shape: tuple[int, int] = (32, 48)
+
+    def to_dict(self) -> dict:
+        """JSON form."""
+        return {
+            "kinds": list(self.kinds),
+            "stamp_size": self.stamp_size,
+            "max_frames": self.max_frames,
+            "heatmap_shape": list(self.heatmap_shape),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        """Inverse of to_dict."""
+        wavelength, time = d["heatmap_shape"]
+        return cls(
+            tuple(str(k) for k in d["kinds"]),
+            int(d["stamp_size"]),
+            int(d["max_frames"]),
+            (int(wavelength), int(time)),
+        )

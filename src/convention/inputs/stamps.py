@@ -1,0 +1,91 @@
+"""``stamps``: the frames themselves, normalised per band.
+
+Keys: ``frames`` (M, H, W) float32 ``asinh((x - median_b) / scale_b)`` with the pixel
+statistics of the training split and NaN pixels set to 0; ``bands`` (M,) int64 band
+indices; ``times`` (M,) float32 days since the first frame; ``mask`` (M,) after collation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+from convention.inputs.base import (
+    Augmentation,
+    InputKind,
+    Selection,
+    register_input_kind,
+    sequence_example,
+)
+from convention.inputs.normalisation import Normalisation
+from convention.inputs.spec import InputSpec
+
+KEYS = ("frames", "bands", "times", "mask")
+
+
+@register_input_kind("stamps")
+class Stamps(InputKind):
+    """The frame sequence (ConvEntion's and the CNN + RNNs' input)."""
+
+    sequence = KEYS[:3]
+    mask = KEYS[3]
+    spatial = True
+
+    def __init__(self, spec: InputSpec, bands: Sequence[str]):
+        super().__init__(spec, bands)
+        self.load_state({"normalisation": Normalisation.identity(bands).to_dict()})
+
+    def fit(self, series: Sequence[StampSeries], seed: int) -> None:
+        """Per-band pixel median and robust sigma of the training split."""
+        self._set(Normalisation.fit_pixels(series, self.bands, seed=seed))
+
+    @property
+    def state(self) -> dict:
+        return {"normalisation": self.normalisation.to_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self._set(Normalisation.from_dict(state["normalisation"]))
+
+    def _set(self, norm: Normalisation) -> None:
+        self.normalisation = norm
+        self._median = np.array([0.0, *norm.median], dtype=np.float32)
+        self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
+
+    def check(self, series: StampSeries) -> None:
+        size = self.spec.stamp_size
+        if series.frames.shape[1:] != (size, size):
+            raise ConventionError(
+                f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
+                f"reads {size}x{size}",
+                obj=series.object_id,
+            )
+
+    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
+        bands = selection.bands
+        frames = (
+            selection.series.frames[selection.index] - self._median[bands, None, None]
+        ) / self._scale[bands, None, None]
+        frames = np.nan_to_num(np.arcsinh(frames), nan=0.0).astype(np.float32)
+        return {"frames": frames, "bands": bands, "times": selection.times}
+
+    def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
+        frames = np.rot90(arrays["frames"][draw.keep], k=draw.rotation, axes=(1, 2))
+        if draw.flip_x:
+            frames = frames[:, :, ::-1]
+        if draw.flip_y:
+            frames = frames[:, ::-1, :]
+        times = arrays["times"][draw.keep]
+        return {
+            "frames": np.ascontiguousarray(frames),
+            "bands": arrays["bands"][draw.keep],
+            "times": times - times[0],
+        }
+
+    @classmethod
+    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+        size = spec.stamp_size
+        return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), KEYS)

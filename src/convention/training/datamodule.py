@@ -1,0 +1,118 @@
+"""The LightningDataModule of one fold: the model's input encoder fitted on the training
+split, every object encoded once, class-balanced oversampling and augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from convention.classes import class_targets
+from convention.data.collection import SeriesCollection, Subset
+from convention.errors import ConventionError
+from convention.inputs import Example, InputEncoder
+
+
+class ExampleDataset(Dataset):
+    """Encoded objects (all in memory: encoded once), augmented on every access when
+    ``augment_seed`` is given."""
+
+    def __init__(
+        self, examples: list[Example], encoder: InputEncoder, augment_seed: int | None = None
+    ):
+        self.examples = examples
+        self.encoder = encoder
+        self._rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        example = self.examples[index]
+        return self.encoder.augment(example, self._rng) if self._rng is not None else example
+
+
+class StampDataModule(L.LightningDataModule):
+    """Splits, normalisation, oversampling and loaders of one fold of a data set.
+
+    Args:
+        data: the data set.
+        classes: class names in model order.
+        split: positions ``train``, ``val``, ``test`` into ``data``.
+        encoder: the model's input encoder; fitted here on the training split.
+        batch_size: objects per batch.
+        oversample: draw training objects with class-balanced weights.
+        seed: seeds the normalisation sample, sampler and augmentation.
+
+    Raises:
+        ConventionError: a class without training objects.
+    """
+
+    def __init__(
+        self,
+        data: SeriesCollection,
+        classes: Sequence[str],
+        split: dict[str, np.ndarray],
+        encoder: InputEncoder,
+        batch_size: int = 32,
+        oversample: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.data, self.classes, self.split = data, list(classes), split
+        self.batch_size, self.oversample, self.seed = batch_size, oversample, seed
+        self.targets = class_targets(data.labels, self.classes)
+        missing = [
+            c for k, c in enumerate(self.classes) if not np.any(self.targets[split["train"]] == k)
+        ]
+        if missing:
+            raise ConventionError(
+                f"no training objects of class {', '.join(missing)}", path=data.path
+            )
+        self.encoder = encoder
+        encoder.fit(Subset(data, split["train"]), seed)
+        self._encoded: dict[str, list[Example]] = {}
+
+    def encoded(self, part: str) -> list[Example]:
+        """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, kept)."""
+        if part not in self._encoded:
+            self._encoded[part] = [
+                self.encoder.encode(self.data[int(i)], int(self.targets[i]))
+                for i in self.split[part]
+            ]
+        return self._encoded[part]
+
+    def train_dataloader(self) -> DataLoader:
+        items = self.encoded("train")
+        generator = torch.Generator().manual_seed(self.seed)
+        sampler = None
+        if self.oversample:
+            y = np.array([it.label for it in items])
+            weights = 1.0 / np.bincount(y, minlength=len(self.classes))[y]
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(weights, dtype=torch.double),
+                len(items),
+                replacement=True,
+                generator=generator,
+            )
+        return DataLoader(
+            ExampleDataset(items, self.encoder, augment_seed=self.seed),
+            self.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator,
+            collate_fn=self.encoder.collate,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def _loader(self, part: str) -> DataLoader:
+        dataset = ExampleDataset(self.encoded(part), self.encoder)
+        return DataLoader(dataset, self.batch_size, collate_fn=self.encoder.collate)
