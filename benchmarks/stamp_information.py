@@ -34,10 +34,10 @@ from sklearn.metrics import accuracy_score, f1_score
 from convention.bands import get_band
 from convention.baselines.features import feature_names
 from convention.baselines.gbm import feature_matrix, fit_feature_gbm
-from convention.classes import get_taxonomy
+from convention.classes import class_targets, get_taxonomy
 from convention.data.series import StampSeries
+from convention.data.splits import make_splits
 from convention.io import read
-from convention.training.data import class_targets, make_splits
 
 RADII = (1.5, 3.0, 6.0)  # pixels
 MOMENT_RADIUS = 8.0  # pixels

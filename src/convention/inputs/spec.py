@@ -23,6 +23,15 @@ class InputSpec:
     max_frames: int = 99
     heatmap_shape: tuple[int, int] = (32, 48)
 
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            raise ValueError("a model reads at least one input kind")
+        sizes = {"stamp_size": self.stamp_size, "max_frames": self.max_frames}
+        sizes.update(zip(("wavelength bins", "time bins"), self.heatmap_shape, strict=True))
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
     def to_dict(self) -> dict:
         """JSON form."""
         return {
