@@ -234,13 +234,9 @@ def models(
 
 def _reads(spec) -> str:
     """What an input spec reads, in words."""
-    s, m = spec.stamp_size, spec.max_frames
-    words = {
-        "stamps": f"{m} stamps of {s}x{s}",
-        "lightcurve": f"{m}-point light curve",
-        "heatmap": f"{spec.heatmap_shape[0]}x{spec.heatmap_shape[1]} heatmap",
-    }
-    return " + ".join(words.get(kind, kind) for kind in spec.kinds)
+    from convention.inputs import get_input_kind
+
+    return " + ".join(get_input_kind(kind).describe(spec) for kind in spec.kinds)
 
 
 def _note_slow_bfloat16(precision: str, device: str) -> None:

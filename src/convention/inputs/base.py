@@ -4,11 +4,13 @@ An input kind turns one StampSeries into named arrays of the batch. Kinds whose 
 sequences over the selected frames (``sequence`` keys, ragged along their first axis) are
 padded to a batch's longest and get a boolean mask (``mask`` key); ``fixed`` keys have one
 shape for every object. A kind is registered under its name with ``@register_input_kind``;
-the built-in kinds load on first use.
+every module of this package loads on first use, so a new kind is one new file.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +104,11 @@ class InputKind(ABC):
         return arrays
 
     @classmethod
+    def describe(cls, spec: InputSpec) -> str:
+        """What this kind reads under ``spec``, in a few words (``convention models``)."""
+        return cls.name
+
+    @classmethod
     @abstractmethod
     def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
         """Zero inputs of one object of ``n_frames`` frames (batch of one), for counting
@@ -141,9 +148,12 @@ def get_input_kind(name: str) -> type[InputKind]:
 
 
 def _load_builtin() -> None:
-    import convention.inputs.heatmap
-    import convention.inputs.lightcurve
-    import convention.inputs.stamps  # noqa: F401
+    """Import every module of this package once: each kind's file registers itself, so a
+    new input kind is one new file."""
+    import convention.inputs
+
+    for module in pkgutil.iter_modules(convention.inputs.__path__):
+        importlib.import_module(f"convention.inputs.{module.name}")
 
 
 class FrameSelector:

@@ -23,5 +23,9 @@ class Heatmap(InputKind):
         return {"heatmap": heatmap(lc, self.bands, *self.spec.heatmap_shape)}
 
     @classmethod
+    def describe(cls, spec: InputSpec) -> str:
+        return f"{spec.heatmap_shape[0]}x{spec.heatmap_shape[1]} heatmap"
+
+    @classmethod
     def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
         return {"heatmap": torch.zeros(1, 2, *spec.heatmap_shape)}

@@ -79,5 +79,9 @@ class LightCurve(InputKind):
         }
 
     @classmethod
+    def describe(cls, spec: InputSpec) -> str:
+        return f"{spec.max_frames}-point light curve"
+
+    @classmethod
     def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
         return sequence_example(n_frames, torch.zeros(1, n_frames, 2), KEYS)

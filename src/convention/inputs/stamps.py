@@ -86,6 +86,10 @@ class Stamps(InputKind):
         }
 
     @classmethod
+    def describe(cls, spec: InputSpec) -> str:
+        return f"{spec.max_frames} stamps of {spec.stamp_size}x{spec.stamp_size}"
+
+    @classmethod
     def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
         size = spec.stamp_size
         return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), KEYS)

@@ -4,12 +4,15 @@ Every model family registers a constructor ``f(n_classes, n_bands, config)``, it
 (name -> config dataclass) and the input kinds it reads; presets and overrides are
 resolved here, in one place. A registered model exposes ``input_spec``, the declared
 :class:`~convention.inputs.InputSpec` that training, prediction and the bench feed it by.
-Model families live in their own modules and load on first use.
+Model families live in their own modules of this package, each registering itself; they
+load on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -124,10 +127,13 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrid
 
 
 def _load_builtin() -> None:
-    import convention.models.convention
-    import convention.models.lightcurve
-    import convention.models.recurrent
-    import convention.models.scone  # noqa: F401
+    """Import every module of this package once: each model file registers itself, so a
+    new model is one new file."""
+    import convention.models
+
+    for module in pkgutil.iter_modules(convention.models.__path__):
+        if not module.ispkg:
+            importlib.import_module(f"convention.models.{module.name}")
 
 
 def gflops_per_object(model: nn.Module, n_frames: int | None = None) -> float:
