@@ -227,7 +227,7 @@ def models(
                 preset,
                 _reads(model.input_spec),
                 f"{sum(p.numel() for p in model.parameters()):,}",
-                f"{gflops_per_object(model):.3f}",
+                f"{gflops_per_object(model, n_bands):.3f}",
             )
     console.print(table)
 

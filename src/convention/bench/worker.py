@@ -58,7 +58,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
     return {
         "metrics": classification_metrics(scores.targets, scores.proba, run.classes),
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "gflops_per_object": gflops_per_object(model),
+        "gflops_per_object": gflops_per_object(model, len(run.bands)),
         "epochs": epochs,
         "epochs_trained": run.training(0)["epochs"],
         "train_seconds": train_seconds,

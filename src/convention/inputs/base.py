@@ -110,9 +110,9 @@ class InputKind(ABC):
 
     @classmethod
     @abstractmethod
-    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
-        """Zero inputs of one object of ``n_frames`` frames (batch of one), for counting
-        FLOPs."""
+    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
+        """Zero inputs of one object of ``n_frames`` frames for a model of ``n_bands`` bands
+        (batch of one), for counting FLOPs."""
 
 
 _KINDS: dict[str, type[InputKind]] = {}

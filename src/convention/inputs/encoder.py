@@ -112,11 +112,12 @@ class InputEncoder:
         return {"inputs": inputs, "label": label}
 
 
-def example_inputs(spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
-    """Zero inputs of one object of ``n_frames`` frames, batch of one (for counting FLOPs)."""
+def example_inputs(spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
+    """Zero inputs of one object of ``n_frames`` frames for a model of ``n_bands`` bands,
+    batch of one (for counting FLOPs)."""
     inputs: dict[str, torch.Tensor] = {}
     for name in spec.kinds:
-        inputs.update(get_input_kind(name).example(spec, n_frames))
+        inputs.update(get_input_kind(name).example(spec, n_bands, n_frames))
     return inputs
 
 

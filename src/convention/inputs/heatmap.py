@@ -27,5 +27,5 @@ class Heatmap(InputKind):
         return f"{spec.heatmap_shape[0]}x{spec.heatmap_shape[1]} heatmap"
 
     @classmethod
-    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
         return {"heatmap": torch.zeros(1, 2, *spec.heatmap_shape)}

@@ -83,5 +83,5 @@ class LightCurve(InputKind):
         return f"{spec.max_frames}-point light curve"
 
     @classmethod
-    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
         return sequence_example(n_frames, torch.zeros(1, n_frames, 2), KEYS)

@@ -90,6 +90,6 @@ class Stamps(InputKind):
         return f"{spec.max_frames} stamps of {spec.stamp_size}x{spec.stamp_size}"
 
     @classmethod
-    def example(cls, spec: InputSpec, n_frames: int) -> dict[str, torch.Tensor]:
+    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
         size = spec.stamp_size
         return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), KEYS)

@@ -136,9 +136,10 @@ def _load_builtin() -> None:
             importlib.import_module(f"convention.models.{module.name}")
 
 
-def gflops_per_object(model: nn.Module, n_frames: int | None = None) -> float:
+def gflops_per_object(model: nn.Module, n_bands: int, n_frames: int | None = None) -> float:
     """Forward GFLOPs (torch.utils.flop_counter; a multiply-add counts 2) of one object of
-    ``n_frames`` frames (default: the model's ``max_frames``).
+    ``n_frames`` frames (default: the model's ``max_frames``) for a model of ``n_bands``
+    bands.
 
     Counted on a CPU copy with oneDNN and the fused attention path off: their fused LSTM
     and transformer-layer kernels are invisible to the counter, the plain kernels are not.
@@ -151,7 +152,8 @@ def gflops_per_object(model: nn.Module, n_frames: int | None = None) -> float:
 
     from convention.inputs import example_inputs
 
-    inputs = example_inputs(model.input_spec, n_frames or model.input_spec.max_frames)
+    spec = model.input_spec
+    inputs = example_inputs(spec, n_bands, n_frames or spec.max_frames)
     model = copy.deepcopy(model).cpu().eval()
     fast_path = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
