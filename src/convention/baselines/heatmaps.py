@@ -24,9 +24,7 @@ LENGTH_SCALES = (20.0, 3000.0)  # days, Angstrom
 KERNEL = ConstantKernel(1.0, "fixed") * Matern(LENGTH_SCALES, "fixed", nu=1.5)
 
 
-def heatmap(
-    lc: Table, bands: Sequence[str], wavelength_bins: int = 32, time_bins: int = 48
-) -> np.ndarray:
+def heatmap(lc: Table, bands: Sequence[str], wavelength_bins: int, time_bins: int) -> np.ndarray:
     """(2, wavelength_bins, time_bins) GP mean and standard deviation of a light curve.
 
     Args:
