@@ -2,7 +2,14 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from convention.data import StampSeries, Store, StoreWriter, write_store
+from convention.data import (
+    MemoryCollection,
+    SeriesCollection,
+    StampSeries,
+    Store,
+    StoreWriter,
+    write_store,
+)
 from convention.errors import ConventionError
 from convention.io import read
 
@@ -13,6 +20,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "ConventionError",
+    "MemoryCollection",
+    "SeriesCollection",
     "StampSeries",
     "Store",
     "StoreWriter",
