@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -23,6 +23,9 @@ from rich.table import Table as RichTable
 
 from convention.errors import ConventionError
 from convention.training.settings import DEFAULTS
+
+if TYPE_CHECKING:
+    from convention.inputs import InputSpec
 
 app = typer.Typer(
     help="Classify astronomical image time series (multi-band stamp sequences) with ConvEntion.",
@@ -232,7 +235,7 @@ def models(
     console.print(table)
 
 
-def _reads(spec) -> str:
+def _reads(spec: InputSpec) -> str:
     """What an input spec reads, in words."""
     from convention.inputs import get_input_kind
 
@@ -350,7 +353,6 @@ def train_command(
         device=device,
         precision=precision,
     )
-    settings.validate()
     _note_slow_bfloat16(precision, device)
     run = train(settings)
     console.print(f"trained run in {run}")

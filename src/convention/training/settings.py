@@ -49,9 +49,15 @@ class TrainSettings:
         check_precision(self.precision)
         _one_of("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("loss", self.loss, LOSSES)
-        for name in ("folds", "epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ConventionError(f"{name} must be at least 1, got {getattr(self, name)}")
+        counts = {
+            "folds": self.folds,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "patience": self.patience,
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise ConventionError(f"{name} must be at least 1, got {value}")
         if not self.lr > 0:
             raise ConventionError(f"lr must be positive, got {self.lr:g}")
         if self.weight_decay < 0:
