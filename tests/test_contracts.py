@@ -203,3 +203,15 @@ def test_models_lists_what_each_model_reads():
     result = run("models", "--classes", 4, "--n-bands", 5)
     assert result.exit_code == 0, result.output
     assert "99 stamps of 32x32" in result.output and "32x48 heatmap" in result.output
+
+
+def test_evaluate_on_other_data_scores_the_ensemble_on_every_labelled_object(
+    trained_run, tiny_store, tmp_path
+):
+    result = run("evaluate", "--run", trained_run, "--data", tiny_store, "--out", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["evaluated_on"] == "all labelled objects" and metrics["n_folds"] == 1
+    labelled = sum(label is not None for label in convention.read(tiny_store).labels)
+    assert metrics["n_objects"] == labelled
+    assert set(metrics["macro_f1"]) == {"mean", "std"}
