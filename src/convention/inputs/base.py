@@ -200,6 +200,20 @@ class FrameSelector:
         return Selection(series, index, self._lut[series.band[index]])
 
 
+def keep_frames(
+    arrays: dict[str, np.ndarray], keys: Sequence[str], keep: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The frames ``keep`` of a sequence kind's arrays; ``keys`` name (values, bands,
+    times), the times counted again from the first frame kept."""
+    values, bands, times = keys
+    kept = arrays[times][keep]
+    return {
+        values: np.ascontiguousarray(arrays[values][keep]),
+        bands: arrays[bands][keep],
+        times: kept - kept[0],
+    }
+
+
 def sequence_example(n_frames: int, frames: torch.Tensor, keys: Sequence[str]) -> dict:
     """Zero example of a sequence kind: ``frames`` (1, n_frames, ...), band 1 everywhere,
     times 0..n-1 days, every frame real; ``keys`` name (values, bands, times, mask)."""

@@ -19,6 +19,7 @@ from convention.inputs.base import (
     Augmentation,
     InputKind,
     Selection,
+    keep_frames,
     register_input_kind,
     sequence_example,
 )
@@ -71,12 +72,7 @@ class LightCurve(InputKind):
         return {"lc": values, "lc_bands": selection.bands, "lc_times": selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
-        times = arrays["lc_times"][draw.keep]
-        return {
-            "lc": np.ascontiguousarray(arrays["lc"][draw.keep]),
-            "lc_bands": arrays["lc_bands"][draw.keep],
-            "lc_times": times - times[0],
-        }
+        return keep_frames(arrays, self.sequence, draw.keep)
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:

@@ -18,6 +18,7 @@ from convention.inputs.base import (
     Augmentation,
     InputKind,
     Selection,
+    keep_frames,
     register_input_kind,
     sequence_example,
 )
@@ -73,17 +74,13 @@ class Stamps(InputKind):
         return {"frames": frames, "bands": bands, "times": selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
-        frames = np.rot90(arrays["frames"][draw.keep], k=draw.rotation, axes=(1, 2))
+        kept = keep_frames(arrays, self.sequence, draw.keep)
+        frames = np.rot90(kept["frames"], k=draw.rotation, axes=(1, 2))
         if draw.flip_x:
             frames = frames[:, :, ::-1]
         if draw.flip_y:
             frames = frames[:, ::-1, :]
-        times = arrays["times"][draw.keep]
-        return {
-            "frames": np.ascontiguousarray(frames),
-            "bands": arrays["bands"][draw.keep],
-            "times": times - times[0],
-        }
+        return {**kept, "frames": np.ascontiguousarray(frames)}
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
