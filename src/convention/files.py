@@ -23,6 +23,21 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def inside_folder(folder: Path, name: str) -> Path:
+    """``folder / name``, when that names a place inside ``folder`` once every symbolic
+    link is followed.
+
+    Raises:
+        ConventionError: an absolute name, or one that leads outside the folder.
+    """
+    if Path(name).is_absolute():
+        raise ConventionError(f"{name!r} is an absolute path, not a name inside the folder")
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ConventionError(f"{name!r} leads outside the folder")
+    return path
+
+
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``; on failure
     the temporary file is removed and ``path`` is left as it was."""

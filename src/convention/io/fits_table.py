@@ -33,6 +33,7 @@ from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
+from convention.files import inside_folder
 from convention.io.ingest import Collection, Rejected
 from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
@@ -199,7 +200,12 @@ class _Folder:
                     f"{hdu_col} {value} is not an HDU number", path=self.epochs_path, obj=oid
                 )
             hdu = int(value)
-        path = self.folder / name
+        try:
+            path = inside_folder(self.folder, name)
+        except ConventionError as err:
+            raise ConventionError(
+                f"row {row + 1}: {err.cause}", path=self.epochs_path, obj=oid
+            ) from None
         if path not in files:
             if not path.is_file():
                 raise ConventionError(
