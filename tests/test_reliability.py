@@ -61,3 +61,88 @@ def test_stamp_folder_never_reads_outside_itself(tmp_path, kind):
     result = run("ingest", "fits", root, "--survey", "sdss2", "--out", out, "--strict")
     one_error_line(result, "row 2: ")
     assert not (tmp_path / "x.h5").exists()
+
+
+def _inputs(tmp_path, tiny_store, trained_run):
+    """A copy of each kind of input, with its bytes, to check nothing overwrote it."""
+    import shutil
+
+    store = tmp_path / "s.h5"
+    shutil.copy(tiny_store, store)
+    catalog = tmp_path / "c.fits"
+    catalog.write_bytes(b"SIMPLE  = T")
+    lc, meta = tmp_path / "lc.csv", tmp_path / "meta.csv"
+    lc.write_text("object_id,mjd,passband,flux,flux_err,detected\n")
+    meta.write_text("object_id,target\n")
+    return {"store": store, "catalog": catalog, "lc": lc, "meta": meta, "run": trained_run}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--checkpoint", "{run}", "--data", "{store}", "--out", "{store}"],
+        ["predict", "--checkpoint", "{run}", "--data", "{store}", "--out", "{run}"],
+        ["ingest", "fits", "{store}", "--out", "{store}"],
+        ["render-lightcurves", "--lightcurves", "{lc}", "--metadata", "{meta}", "--out", "{lc}"],
+        ["simulate", "--catalog", "{catalog}", "--out", "{catalog}"],
+        ["train", "--data", "{store}", "--out", "{store}"],
+        ["evaluate", "--run", "{run}", "--data", "{store}", "--out", "{run}"],
+        ["plot", "{store}", "--object", "x", "--out", "{store}"],
+        ["export", "snana", "{store}", "--out", "{tmp}"],
+        ["export", "fits", "{store}", "--out", "{store}"],
+        ["bench", "--data", "{store}", "--out", "{tmp}"],
+    ],
+)
+def test_an_output_never_overwrites_an_input(tmp_path, tiny_store, trained_run, args):
+    paths = {**_inputs(tmp_path, tiny_store, trained_run), "tmp": tmp_path}
+    before = {k: p.read_bytes() for k, p in paths.items() if p.is_file()}
+    listing = sorted(trained_run.rglob("*"))
+    result = run(*(a.format(**paths) for a in args))
+    one_error_line(result, "the output would overwrite the input")
+    assert {k: p.read_bytes() for k, p in paths.items() if p.is_file()} == before
+    assert sorted(trained_run.rglob("*")) == listing
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["simulate", "--n-objects", "3", "--seed", "-1"], "the seed must be 0 or more"),
+        (["simulate", "--n-objects", "3", "--workers", "0"], "workers must be at least 1"),
+        (["demo", "--seed", "-1"], "the seed must be 0 or more"),
+        (["demo", "--n-objects", "0"], "the number of objects must be positive"),
+        (["demo", "--epochs", "0"], "epochs must be at least 1"),
+        (["render-lightcurves", "--stamp-size", "0"], "stamp size must be 8..256"),
+        (["render-lightcurves", "--seed", "-2"], "the seed must be 0 or more"),
+        (["render-lightcurves", "--workers", "0"], "workers must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_one_line_and_leave_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    if args[0] == "render-lightcurves":
+        (tmp_path / "lc.csv").write_text("object_id,mjd,passband,flux,flux_err,detected\n")
+        (tmp_path / "meta.csv").write_text("object_id,target\n")
+        args = [*args, "--lightcurves", tmp_path / "lc.csv", "--metadata", tmp_path / "meta.csv"]
+    before = sorted(tmp_path.iterdir())
+    one_error_line(run(*args, "--out", out), message)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_rendered_store_is_the_same_bytes_whatever_the_workers(tmp_path, plasticc_train):
+    import gzip
+
+    rows = gzip.open(plasticc_train / "plasticc_train_metadata.csv.gz", "rt").read().splitlines()
+    ids = {line.split(",")[0] for line in rows[1:4]}
+    (tmp_path / "meta.csv").write_text("\n".join(rows[:4]) + "\n")
+    with gzip.open(plasticc_train / "plasticc_train_lightcurves.csv.gz", "rt") as f:
+        lines = [next(f)] + [line for line in f if line.split(",")[0] in ids]
+    (tmp_path / "lc.csv").write_text("".join(lines))
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.h5"
+        result = run(
+            "render-lightcurves", "--lightcurves", tmp_path / "lc.csv", "--metadata",
+            tmp_path / "meta.csv", "--out", out, "--stamp-size", 16, "--workers", workers,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table as RichTable
 
 from convention.errors import ConventionError
+from convention.files import refuse_overwriting_inputs
 from convention.training.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def simulate(
     from convention.sim.simulate import SimulationSettings
     from convention.sim.simulate import simulate as run_simulation
 
+    refuse_overwriting_inputs([out], [catalog])
     settings = SimulationSettings(
         survey=survey,
         catalog=str(catalog) if catalog is not None else None,
@@ -201,6 +203,7 @@ def plot(
     from convention.io import read
     from convention.plotting import save_figure
 
+    refuse_overwriting_inputs([out], [data])
     out = check_output_path(out)
     series = read(data).get(object_id)
     save_figure(series.plot(max_epochs=max_epochs), out, dpi=110)
@@ -369,6 +372,7 @@ def evaluate(
     """Score a run: metrics.json, predictions.csv and a Markdown/HTML report with figures."""
     from convention.evaluate import evaluate_run
 
+    refuse_overwriting_inputs([out], [run, data])
     metrics = evaluate_run(run, data, out, device=device)
     _print_metrics(metrics)
     console.print(f"report: {(out or run / 'evaluation') / 'report.html'}")
@@ -404,6 +408,7 @@ def predict(
     from convention.predictions import write_predictions
     from convention.training import Classifier
 
+    refuse_overwriting_inputs([out], [checkpoint, data])
     out = check_output_path(out)
     classifier = Classifier.load(checkpoint, device)
     store = read(data)
@@ -434,6 +439,7 @@ def demo(
     settings = DemoSettings(
         out=str(out), n_objects=n_objects, epochs=epochs, seed=seed, workers=os.cpu_count() or 1
     )
+    settings.validate()
     console.print(
         f"simulating {n_objects} SDSS-II-like objects, training ConvEntion "
         f"({settings.preset} preset), evaluating on a held-out 20%"
@@ -448,17 +454,19 @@ def _report_reject(rejected) -> None:
     typer.echo(f"rejected: {rejected.message}", err=True)
 
 
-def _run_ingest(collection, out: Path, stamp_size: int | None, strict: bool, total=None) -> None:
+def _run_ingest(
+    collection, out: Path, stamp_size: int | None, strict: bool, command: str | None = None
+) -> None:
     from convention.io.ingest import ingest as run_ingest
 
     with _progress() as progress:
-        task = progress.add_task("ingesting", total=total)
+        task = progress.add_task("ingesting", total=None)
         summary = run_ingest(
             collection,
             out,
             stamp_size=stamp_size,
             strict=strict,
-            command=" ".join(["convention", *sys.argv[1:]]),
+            command=command or " ".join(["convention", *sys.argv[1:]]),
             on_reject=_report_reject,
             on_object=lambda _: progress.advance(task),
         )
@@ -492,6 +500,7 @@ def ingest(
     from convention.files import check_output_path
     from convention.io import scan
 
+    refuse_overwriting_inputs([out], inputs)
     check_output_path(out)
     options: dict = {}
     if format in ("fits", "crts"):
@@ -530,12 +539,14 @@ def render_lightcurves(
 
     if format != "plasticc":
         raise ConventionError(f"unknown light-curve format {format!r}; known: plasticc")
+    refuse_overwriting_inputs([out], [lightcurves, metadata])
     check_output_path(out)
     settings = RenderSettings(stamp_size=stamp_size, seed=seed)
     collection, skipped = scan_plasticc(lightcurves, metadata, settings, workers, keep_unlabelled)
     if skipped:
         console.print(f"skipped {skipped} objects of targets outside the four classes")
-    _run_ingest(collection, out, None, strict)
+    command = settings.command(lightcurves, metadata, keep_unlabelled)
+    _run_ingest(collection, out, None, strict, command)
 
 
 @app.command()
@@ -580,6 +591,7 @@ def bench(
     from convention.bench.run import run_suite
     from convention.bench.suites import get_suite, tailor
 
+    refuse_overwriting_inputs([out, work], [data, catalog])
     chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
     _note_slow_bfloat16(chosen.precision, device)
     start = time.perf_counter()
@@ -640,6 +652,7 @@ def export_snana(
     from convention.io.export import resolve_photometry, store_lightcurves
     from convention.io.snana import write_snana
 
+    refuse_overwriting_inputs([out], [data])
     store = read(data, "store")
     photometry = resolve_photometry(store, photometry)
     objects = store_lightcurves(store, photometry)
@@ -657,6 +670,7 @@ def export_fits(
     from convention.io import read
     from convention.io.fits_table import write_stamp_folder
 
+    refuse_overwriting_inputs([out], [data])
     store = read(data, "store")
     path = write_stamp_folder(store, out)
     console.print(f"wrote {len(store)} objects to {path}")

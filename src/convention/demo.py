@@ -27,6 +27,19 @@ class DemoSettings:
     workers: int = 2
     preset: str = "cpu"
 
+    def validate(self) -> SimulationSettings:
+        """Check every setting before anything is written; the data's settings.
+
+        Raises:
+            ConventionError: naming the setting and its value.
+        """
+        sim = SimulationSettings(n_objects=self.n_objects, seed=self.seed)
+        out = Path(self.out)
+        TrainSettings(
+            data=str(out / "data.h5"), out=str(out / "run"), epochs=self.epochs
+        ).validate()
+        return sim
+
 
 def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[dict, Path, dict]:
     """Simulate, train, evaluate. Returns (metrics, report folder, wall seconds per stage).
@@ -37,15 +50,17 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> tuple[dict, Path,
     out = Path(settings.out)
     if not out.parent.is_dir():
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
+    if out.exists() and not out.is_dir():
+        raise ConventionError("output exists and is not a folder", path=out)
     if (out / "run").exists():
         raise ConventionError(
             "holds an earlier demo run: remove it or pick another --out", path=out
         )
+    sim = settings.validate()
     out.mkdir(exist_ok=True)
     seconds = {}
     start = time.perf_counter()
     data = out / "data.h5"
-    sim = SimulationSettings(n_objects=settings.n_objects, seed=settings.seed)
     if data.exists():  # a demo stopped after simulating: reuse its data if it is the same
         if read(data).provenance.get("settings") != asdict(sim):
             raise ConventionError("holds data simulated with other settings", path=data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from convention.errors import ConventionError
@@ -21,6 +21,29 @@ def check_output_path(path: str | Path) -> Path:
     if not path.parent.is_dir():
         raise ConventionError(f"output folder {str(path.parent)!r} does not exist", path=path)
     return path
+
+
+def refuse_overwriting_inputs(
+    outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None]
+) -> None:
+    """Refuse an output that is one of the inputs (the same file by any path) or a folder
+    that holds one, before anything is read or written. None entries are skipped.
+
+    Raises:
+        ConventionError: naming the output and the input it would overwrite.
+    """
+    given = [Path(p) for p in inputs if p is not None]
+    for out in (Path(p) for p in outputs if p is not None):
+        for source in given:
+            same = (
+                os.path.samefile(out, source)
+                if out.exists() and source.exists()
+                else out.resolve() == source.resolve()
+            )
+            if same or source.resolve().is_relative_to(out.resolve()):
+                raise ConventionError(
+                    f"the output would overwrite the input {str(source)!r}", path=out
+                )
 
 
 def inside_folder(folder: Path, name: str) -> Path:

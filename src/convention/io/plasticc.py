@@ -121,6 +121,20 @@ class RenderSettings:
     stamp_size: int = 32
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not 8 <= self.stamp_size <= 256:
+            raise ConventionError(f"stamp size must be 8..256 pixels, got {self.stamp_size}")
+        if self.seed < 0:
+            raise ConventionError(f"the seed must be 0 or more, got {self.seed}")
+
+    def command(self, lightcurves: Path, metadata: Path, keep_unlabelled: bool) -> str:
+        """The command line that renders these stamps (the worker count does not matter)."""
+        return (
+            f"convention render-lightcurves --format plasticc --lightcurves {lightcurves} "
+            f"--metadata {metadata} --stamp-size {self.stamp_size} --seed {self.seed}"
+            + (" --keep-unlabelled" if keep_unlabelled else "")
+        )
+
 
 def psf_orthogonal_noise(psf: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian pixel noise of standard deviation ``sigma`` with its projection on ``psf``
@@ -270,7 +284,13 @@ def scan_plasticc(
     workers: int = 1,
     keep_unlabelled: bool = False,
 ) -> tuple[Collection, int]:
-    """The rendered PLAsTiCC objects as a Collection, and the number of excluded objects."""
+    """The rendered PLAsTiCC objects as a Collection, and the number of excluded objects.
+
+    Raises:
+        ConventionError: unreadable inputs, or fewer than one worker.
+    """
+    if workers < 1:
+        raise ConventionError(f"workers must be at least 1, got {workers}")
     objects, skipped = read_plasticc(lightcurves, metadata, keep_unlabelled)
     collection = Collection(
         survey="lsst",

@@ -60,6 +60,8 @@ class SimulationSettings:
             raise ConventionError(f"the number of objects must be positive, got {self.n_objects}")
         if not 8 <= self.stamp_size <= 256:
             raise ConventionError(f"stamp size must be 8..256 pixels, got {self.stamp_size}")
+        if self.seed < 0:
+            raise ConventionError(f"the seed must be 0 or more, got {self.seed}")
 
     def command(self) -> str:
         """The command line that reproduces this data set."""
@@ -279,6 +281,8 @@ def simulate(
     """
     from convention import __version__
 
+    if workers < 1:
+        raise ConventionError(f"workers must be at least 1, got {workers}")
     out = check_output_path(out)
     survey = get_survey(settings.survey)
     specs = plan_objects(settings)

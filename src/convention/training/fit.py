@@ -27,6 +27,7 @@ from convention.classes import class_targets, get_taxonomy
 from convention.data.collection import SeriesCollection
 from convention.data.splits import make_splits
 from convention.errors import ConventionError
+from convention.files import refuse_overwriting_inputs
 from convention.inputs import InputEncoder
 from convention.io import read
 from convention.models import create_model
@@ -49,7 +50,10 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, data: Path) -> None:
+    refuse_overwriting_inputs([out], [data])
+    if out.exists() and not out.is_dir():
+        raise ConventionError("output exists and is not a folder", path=out)
     if out.exists() and any(out.iterdir()):
         raise ConventionError("output folder exists and is not empty", path=out)
     if not out.parent.is_dir():
@@ -65,7 +69,7 @@ def train(settings: TrainSettings) -> Path:
     """
     out = Path(settings.out)
     settings.validate()
-    _check_out(out)
+    _check_out(out, Path(settings.data))
     device = resolve_device(settings.device)
     _quiet_lightning()
     store = read(settings.data)
