@@ -146,3 +146,91 @@ def test_rendered_store_is_the_same_bytes_whatever_the_workers(tmp_path, plastic
         assert result.exit_code == 0, result.output
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--name", "../../escape", "must be a plain prefix"),
+        ("--name", "/tmp/abs", "must be a plain prefix"),
+        ("--name", "a/b", "must be a plain prefix"),
+        ("--clip-fluxcal", "nan", "--clip-fluxcal must be a finite number"),
+        ("--clip-fluxcal", "-inf", "--clip-fluxcal must be a finite number"),
+    ],
+)
+def test_export_snana_names_and_clip_are_checked(tiny_store, tmp_path, option, value, message):
+    out = tmp_path / "snana"
+    one_error_line(run("export", "snana", tiny_store, "--out", out, option, value), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not Path("/tmp/abs_HEAD.csv").exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_leftovers_of_a_killed_simulate_are_removed_by_the_next_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "x.h5"
+    args = [sys.executable, "-m", "convention", "simulate", "--out", str(out), "--workers", "1"]
+    process = subprocess.Popen([*args, "--n-objects", "400", "--stamp-size", "16"])
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".x.h5.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(tmp_path.glob(".x.h5.*.tmp")) and not out.exists()
+    live = tmp_path / f".x.h5.{os.getppid()}.feed.tmp"  # a concurrent writer's: kept
+    live.write_bytes(b"")
+    other = tmp_path / f".y.h5.{_dead_pid()}.beef.tmp"  # another output's: kept
+    other.write_bytes(b"")
+    result = run("simulate", "--out", out, "--n-objects", 3, "--stamp-size", 16, "--workers", 1)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == sorted([live.name, other.name])
+
+
+def test_a_failing_store_writer_leaves_no_temporary_file(tmp_path):
+    from convention.data.store import StoreWriter
+
+    with pytest.raises(ValueError):
+        StoreWriter(
+            tmp_path / "s.h5",
+            survey="sdss2",
+            bands=["sdss::g"],
+            class_names=["AGN"],
+            stamp_shape=(0, 16),
+            pixel_scale=0.4,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--checkpoint", "{run}", "--data", "{store}", "--out", "/sys/p.csv"],
+        ["plot", "{store}", "--object", "{obj}", "--out", "/sys/p.png"],
+        ["simulate", "--n-objects", "3", "--out", "/sys/x.h5", "--workers", "1"],
+        ["train", "--data", "{train}", "--out", "/sys/run"],
+        ["export", "fits", "{store}", "--out", "/sys/f"],
+        ["export", "snana", "{store}", "--out", "/sys/f"],
+        ["evaluate", "--run", "{run}", "--data", "{store}", "--out", "/sys/ev"],
+    ],
+)
+def test_an_unwritable_output_folder_is_one_line(tiny_store, train_store, trained_run, args):
+    if os.access("/sys", os.W_OK) and not Path("/sys/class").is_dir():
+        pytest.skip("no read-only /sys here")
+    import convention
+
+    obj = convention.read(tiny_store).object_ids[0]
+    paths = {"store": tiny_store, "train": train_store, "run": trained_run, "obj": obj}
+    one_error_line(run(*(a.format(**paths) for a in args)), "/sys")

@@ -45,7 +45,9 @@ DeviceOption = Annotated[
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ConventionError into one line on stderr and exit code 2; show warnings as lines."""
+    """Turn ConventionError, and an operating-system error on a named file (a read-only
+    folder, a full disk), into one line on stderr and exit code 2; show warnings as
+    lines."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,6 +59,14 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except ConventionError as err:
             typer.echo(f"error: {err.message}", err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            path = Path(err.filename)
+            # A temporary file (".name.tmp") is ours: name the folder the user gave.
+            shown = path.parent if path.name.startswith(".") else path
+            typer.echo(f"error: {shown}: {err.strerror}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import secrets
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -61,10 +64,41 @@ def inside_folder(folder: Path, name: str) -> Path:
     return path
 
 
+def temporary_beside(target: Path, folder: bool = False) -> Path:
+    """A new temporary path beside ``target``, ``.<name>.<pid>.<random>.tmp``, to write into
+    and then rename onto ``target``; ``folder`` creates it as a folder. First the leftovers
+    of killed runs with the same target are removed: those whose process is gone (a
+    concurrent writer's are kept)."""
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = leftover.name[len(prefix) : -len(".tmp")].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+    path = target.with_name(f"{prefix}{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    if folder:
+        path.mkdir()
+    return path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``; on failure
     the temporary file is removed and ``path`` is left as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +35,7 @@ from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.files import check_output_path
+from convention.files import check_output_path, temporary_beside
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -108,12 +107,20 @@ class StoreWriter:
         self._n_frames = 0
         self._n_objects = 0
         self._n_lightcurve = 0
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._file = h5py.File(self._tmp, "w", track_order=False)
+        self._tmp = temporary_beside(self.path)
+        try:
+            self._file = h5py.File(self._tmp, "w", track_order=False)
+        except OSError as err:
+            self._tmp.unlink(missing_ok=True)
+            reason = os.strerror(err.errno) if err.errno else "cannot create the file"
+            raise ConventionError(reason, path=self.path.parent) from None
+        try:
+            self._create_datasets()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _create_datasets(self) -> None:
         h, w = self.stamp_shape
         for name in ("frames", *(f"channel/{c}" for c in self.channels)):
             self._file.create_dataset(
@@ -264,9 +271,6 @@ class StoreWriter:
             self._file.attrs[key] = value
         self._file.attrs["n_objects"] = self._n_objects
         self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private
         os.replace(self._tmp, self.path)
         return self.path
 

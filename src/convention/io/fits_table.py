@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from itertools import pairwise
@@ -33,7 +32,7 @@ from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
-from convention.files import inside_folder
+from convention.files import inside_folder, temporary_beside
 from convention.io.ingest import Collection, Rejected
 from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
@@ -352,7 +351,7 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
         raise ConventionError("output folder exists; choose a new one", path=out)
     if not out.parent.is_dir():
         raise ConventionError(f"output folder {str(out.parent)!r} does not exist", path=out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temporary_beside(out, folder=True)
     try:
         (tmp / "stamps").mkdir()
         epochs: dict[str, list] = defaultdict(list)

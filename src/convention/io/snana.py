@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import numpy as np
 from convention.bands import get_band
 from convention.data.lightcurve import LabelledLightCurve, make_lightcurve
 from convention.errors import ConventionError
+from convention.files import temporary_beside
 from convention.io.tables import group_rows, read_table
 
 NMGY_TO_FLUXCAL = 10 ** (0.4 * (27.5 - 22.5))
@@ -73,16 +74,24 @@ def write_snana(
         clip_fluxcal: FLUXCAL (and its error) below this is raised to it; None keeps all.
 
     Raises:
-        ConventionError: the output exists or its parent is missing; a label outside
+        ConventionError: the output exists or its parent is missing; a name that is not a
+            plain file-name prefix; a clip that is not a finite number; a label outside
             ``class_names``.
     """
     out = Path(out)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ConventionError(
+            f"--name {name!r} must be a plain prefix (letters, digits, '_', '-', '.')",
+            path=out,
+        )
+    if clip_fluxcal is not None and not np.isfinite(clip_fluxcal):
+        raise ConventionError(f"--clip-fluxcal must be a finite number, got {clip_fluxcal}")
     if out.exists():
         raise ConventionError("output folder exists; choose a new one", path=out)
     if not out.parent.is_dir():
         raise ConventionError(f"output folder {str(out.parent)!r} does not exist", path=out)
     codes = {c: int(k) for k, c in sntype_codes(list(class_names)).items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temporary_beside(out, folder=True)
     try:
         with (
             (tmp / f"{name}_HEAD.csv").open("w", newline="") as head_file,
