@@ -234,3 +234,64 @@ def test_an_unwritable_output_folder_is_one_line(tiny_store, train_store, traine
     obj = convention.read(tiny_store).object_ids[0]
     paths = {"store": tiny_store, "train": train_store, "run": trained_run, "obj": obj}
     one_error_line(run(*(a.format(**paths) for a in args)), "/sys")
+
+
+def _damage(store: Path, how: str) -> None:
+    import h5py
+
+    with h5py.File(store, "r+") as f:
+        if how == "no mjd":
+            del f["frame/mjd"]
+        elif how == "no frames":
+            del f["frames"]
+        elif how == "no bands":
+            del f.attrs["bands"]
+        elif how == "huge count":
+            f["object/count"][0] = 1_000_000_000
+        elif how == "negative start":
+            f["object/start"][1] = -5
+        elif how == "label code":
+            f["object/label"][0] = 99
+        elif how == "short column":
+            f["frame/band"].resize((3,))
+        elif how == "provenance":
+            f.attrs["provenance"] = "{not json"
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("no mjd", "no dataset 'frame/mjd'"),
+        ("no frames", "no dataset 'frames'"),
+        ("no bands", "no attribute 'bands'"),
+        ("huge count", "outside the"),
+        ("negative start", "outside the"),
+        ("label code", "label code 99"),
+        ("short column", "frame/band has 3 rows"),
+        ("provenance", "unreadable attributes"),
+    ],
+)
+@pytest.mark.parametrize("command", ["describe", "predict", "plot", "evaluate", "export"])
+def test_a_damaged_store_is_one_line(tmp_path, tiny_store, trained_run, how, message, command):
+    import shutil
+
+    store = tmp_path / "s.h5"
+    shutil.copy(tiny_store, store)
+    _damage(store, how)
+    args = {
+        "describe": ["describe", store],
+        "predict": [
+            "predict",
+            "--checkpoint",
+            trained_run,
+            "--data",
+            store,
+            "--out",
+            tmp_path / "p",
+        ],
+        "plot": ["plot", store, "--object", "x", "--out", tmp_path / "p.png"],
+        "evaluate": ["evaluate", "--run", trained_run, "--data", store, "--out", tmp_path / "e"],
+        "export": ["export", "fits", store, "--out", tmp_path / "f"],
+    }[command]
+    one_error_line(run(*args), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]

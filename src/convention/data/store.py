@@ -310,15 +310,8 @@ class Store(Sequence[StampSeries]):
         try:
             with h5py.File(self.path, "r") as f:
                 attrs = dict(f.attrs)
-                self._index = {
-                    name: f[f"object/{name}"][()] for name in (*_OBJECT_COLUMNS, *_STRING_COLUMNS)
-                }
-                for name in _LIGHTCURVE_INDEX:
-                    self._index[name] = (
-                        f[f"object/{name}"][()]
-                        if f"object/{name}" in f
-                        else np.full(len(self._index["start"]), -1)
-                    )
+                self._read_index(f)
+                self._check_layout(f)
         except OSError as err:
             raise ConventionError(f"not an HDF5 store ({err})", path=self.path) from None
         except KeyError as err:
@@ -330,18 +323,102 @@ class Store(Sequence[StampSeries]):
                 f"store schema {attrs.get('schema_version')} is not one of {READABLE_SCHEMAS}",
                 path=self.path,
             )
-        for name in _STRING_COLUMNS:
-            self._index[name] = np.array([v.decode() for v in self._index[name]], dtype=object)
-        self.survey: str = str(attrs["survey"])
-        self.bands: list[str] = [str(b) for b in attrs["bands"]]
-        self.class_names: list[str] = [str(c) for c in attrs["class_names"]]
-        self.pixel_scale = float(attrs["pixel_scale"])
-        self.stamp_shape = tuple(int(s) for s in attrs["stamp_shape"])
-        self.channels: list[str] = [str(c) for c in attrs.get("channels", [])]
-        self.provenance: dict = json.loads(attrs["provenance"])
+        try:
+            self.survey: str = str(attrs["survey"])
+            self.bands: list[str] = [str(b) for b in attrs["bands"]]
+            self.class_names: list[str] = [str(c) for c in attrs["class_names"]]
+            self.pixel_scale = float(attrs["pixel_scale"])
+            self.stamp_shape = tuple(int(s) for s in attrs["stamp_shape"])
+            self.channels: list[str] = [str(c) for c in attrs.get("channels", [])]
+            self.provenance: dict = json.loads(attrs["provenance"])
+        except KeyError as err:
+            raise ConventionError(f"damaged store: no attribute {err}", path=self.path) from None
+        except (TypeError, ValueError) as err:
+            raise ConventionError(
+                f"damaged store: unreadable attributes ({err})", path=self.path
+            ) from None
+        self._check_index()
         self._positions = {oid: i for i, oid in enumerate(self._index["object_id"])}
         self._file: h5py.File | None = None
         self._pid: int | None = None
+
+    def _read_index(self, f: h5py.File) -> None:
+        self._index = {
+            name: f[f"object/{name}"][()] for name in (*_OBJECT_COLUMNS, *_STRING_COLUMNS)
+        }
+        for name in _LIGHTCURVE_INDEX:
+            self._index[name] = (
+                f[f"object/{name}"][()]
+                if f"object/{name}" in f
+                else np.full(len(self._index["start"]), -1)
+            )
+        for name in _STRING_COLUMNS:
+            self._index[name] = np.array(
+                [v.decode() if isinstance(v, bytes) else str(v) for v in self._index[name]],
+                dtype=object,
+            )
+
+    def _check_layout(self, f: h5py.File) -> None:
+        """Every dataset the reader touches exists with consistent lengths.
+
+        Raises:
+            ConventionError: naming the store and what is missing or inconsistent.
+        """
+
+        def damaged(what: str) -> ConventionError:
+            return ConventionError(f"damaged store: {what}", path=self.path)
+
+        needed = ["frames", *(f"frame/{c}" for c in _FRAME_COLUMNS)]
+        needed += [f"channel/{c}" for c in f.attrs.get("channels", [])]
+        lightcurves = bool((self._index["lc_count"] >= 0).any())
+        needed += [f"lightcurve/{c}" for c in _LIGHTCURVE_COLUMNS] if lightcurves else []
+        for name in needed:
+            if name not in f:
+                raise damaged(f"no dataset {name!r}")
+        n_frames = f["frames"].shape[0] if f["frames"].ndim == 3 else -1
+        if n_frames < 0:
+            raise damaged(f"frames have shape {f['frames'].shape}, not (N, H, W)")
+        for name in needed[1:]:
+            if f[name].shape[0] != n_frames and not name.startswith("lightcurve/"):
+                raise damaged(f"{name} has {f[name].shape[0]} rows for {n_frames} frames")
+        self._n_frames = n_frames
+        self._n_lightcurve = f["lightcurve/mjd"].shape[0] if lightcurves else 0
+        lengths = {len(v) for v in self._index.values()}
+        if len(lengths) > 1:
+            raise damaged(f"object columns of different lengths {sorted(lengths)}")
+
+    def _check_index(self) -> None:
+        """The per-object index points inside the datasets, labels inside the classes.
+
+        Raises:
+            ConventionError: naming the store, the object and what is out of range.
+        """
+        index = self._index
+        checks = (
+            ("start", "count", self._n_frames, "frames"),
+            ("lc_start", "lc_count", self._n_lightcurve, "light-curve rows"),
+        )
+        for start_name, count_name, total, what in checks:
+            start, count = index[start_name].astype(np.int64), index[count_name].astype(np.int64)
+            used = count >= 0 if start_name == "lc_start" else np.ones(len(count), bool)
+            bad = used & ((start < 0) | (count < 0) | (start + count > total))
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise ConventionError(
+                    f"damaged store: {what} {start[k]}..{start[k] + count[k]} of an object "
+                    f"outside the {total} stored",
+                    path=self.path,
+                    obj=index["object_id"][k],
+                )
+        labels = index["label"].astype(np.int64)
+        bad = (labels < -1) | (labels >= len(self.class_names))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ConventionError(
+                f"damaged store: label code {labels[k]} for {len(self.class_names)} classes",
+                path=self.path,
+                obj=index["object_id"][k],
+            )
 
     def _h5(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
