@@ -295,3 +295,68 @@ def test_a_damaged_store_is_one_line(tmp_path, tiny_store, trained_run, how, mes
     }[command]
     one_error_line(run(*args), message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
+def _saved_model(tmp_path: Path) -> Path:
+    from convention.inputs import InputSpec, Normalisation
+    from convention.training.checkpoint import ModelSettings, save_model
+
+    bands = ("sdss::g", "sdss::r")
+    settings = ModelSettings(
+        "convention",
+        "tiny",
+        {"stamp_size": 8},
+        ("AGN", "SNIa", "Variable", "SNOther"),
+        bands,
+        InputSpec(("stamps",), 8, 99),
+        {"stamps": {"normalisation": Normalisation.identity(bands).to_dict()}},
+    )
+    save_model(tmp_path / "m", settings.build(), settings)
+    return tmp_path / "m"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["classes"].reverse(), "classes ['SNOther', 'Variable', 'SNIa', 'AGN'] is not"),
+        (lambda d: d.update(classes=["AGN", "SNIa", "Variable"]), "classes ['AGN', 'SNIa', 'V"),
+        (lambda d: d.update(bands=["sdss::r", "sdss::i"]), "bands ['sdss::r', 'sdss::i'] is not"),
+        (lambda d: d.update(preset="cpu"), "preset 'cpu' is not what the weights"),
+        (lambda d: d["overrides"].update(head_hidden=33), "overrides {'stamp_size': 8, 'head_h"),
+    ],
+)
+def test_a_checkpoint_settings_are_tied_to_its_weights(tmp_path, edit, message):
+    import json
+
+    from convention.errors import ConventionError
+    from convention.training import Classifier
+
+    folder = _saved_model(tmp_path)
+    path = folder / "settings.json"
+    settings = json.loads(path.read_text())
+    edit(settings)
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ConventionError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        Classifier.load(folder)
+
+
+def test_a_checkpoint_may_not_build_a_huge_model(tmp_path):
+    from dataclasses import replace
+
+    from convention.errors import ConventionError
+    from convention.training import Classifier
+
+    settings = Classifier.load(_saved_model(tmp_path)).settings
+    huge = replace(settings, overrides={"stamp_size": 8, "head_hidden": 10**7})
+    with pytest.raises(ConventionError, match="more than the 50,000,000"):
+        huge.build()
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    from convention.errors import ConventionError
+    from convention.training import Classifier
+
+    one, two = _saved_model(tmp_path / "a"), _saved_model(tmp_path / "b")
+    (one / "model.pt").write_bytes((two / "model.pt").read_bytes())
+    with pytest.raises(ConventionError, match="SHA-256 differs"):
+        Classifier.load(one)

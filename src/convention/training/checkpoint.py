@@ -6,15 +6,23 @@ and overrides, class list in order, band list, the model's input spec, each inpu
 fitted normalisation, schema and package versions. A run of k folds holds one such folder
 per fold; loading the run gives their ensemble (probabilities averaged).
 
+``model.pt`` also holds the settings that define the model's outputs (model, preset,
+overrides, classes, bands, inputs), and ``settings.json`` the SHA-256 of ``model.pt``: a
+settings file edited or paired with other weights is refused, naming the field. A model
+whose settings would build more than ``MAX_PARAMETERS`` parameters is refused before
+anything is allocated.
+
 ``settings.json`` of checkpoint version 1 (one ``normalisation``, ``stamp_size`` and
-``max_frames`` beside the model) still loads: its input spec is the model's own.
+``max_frames`` beside the model, and a bare state dict) still loads: its input spec is
+the model's own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +41,7 @@ SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
 CHECKPOINT_VERSION = 2
 READABLE_CHECKPOINTS = (1, 2)
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: 40 times the paper preset
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,19 @@ class ModelSettings:
     inputs: InputSpec
     encoders: dict
     other_bands: str = "error"
+    weights_sha256: str | None = None
+
+    def outputs(self) -> dict:
+        """The settings that define what the weights compute (saved with them)."""
+        return {
+            "model": self.model,
+            "preset": self.preset,
+            "overrides": self.overrides,
+            "classes": list(self.classes),
+            "bands": list(self.bands),
+            "inputs": self.inputs.to_dict(),
+            "other_bands": self.other_bands,
+        }
 
     def to_dict(self) -> dict:
         """JSON form, with versions."""
@@ -72,6 +94,7 @@ class ModelSettings:
             "inputs": self.inputs.to_dict(),
             "encoders": self.encoders,
             "other_bands": self.other_bands,
+            "weights_sha256": self.weights_sha256,
             "store_schema_version": SCHEMA_VERSION,
             "package_version": __version__,
             "torch_version": torch.__version__,
@@ -99,7 +122,12 @@ class ModelSettings:
             "other_bands": str(d.get("other_bands", "error")),
         }
         if version == 2:
-            return cls(**common, inputs=InputSpec.from_dict(d["inputs"]), encoders=d["encoders"])
+            return cls(
+                **common,
+                inputs=InputSpec.from_dict(d["inputs"]),
+                encoders=d["encoders"],
+                weights_sha256=d.get("weights_sha256"),
+            )
         spec = create_model(
             d["model"], len(d["classes"]), len(d["bands"]), d["preset"], **d["overrides"]
         ).input_spec
@@ -111,8 +139,19 @@ class ModelSettings:
         """A fresh model of these settings.
 
         Raises:
-            ConventionError: the model's declared inputs are not the saved ones.
+            ConventionError: more than ``MAX_PARAMETERS`` parameters, or declared inputs
+                that are not the saved ones.
         """
+        with torch.device("meta"):  # counts the parameters without allocating them
+            shape_only = create_model(
+                self.model, len(self.classes), len(self.bands), self.preset, **self.overrides
+            )
+        n = sum(p.numel() for p in shape_only.parameters())
+        if n > MAX_PARAMETERS:
+            raise ConventionError(
+                f"the settings build {n:,} parameters, more than the {MAX_PARAMETERS:,} "
+                "a checkpoint may hold"
+            )
         model = create_model(
             self.model, len(self.classes), len(self.bands), self.preset, **self.overrides
         )
@@ -129,11 +168,34 @@ class ModelSettings:
 
 
 def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) -> None:
-    """Write ``model.pt`` and ``settings.json`` into ``folder`` (atomically, each)."""
+    """Write ``model.pt`` (the weights and the settings that define their outputs) and
+    ``settings.json`` (with the SHA-256 of ``model.pt``) into ``folder``, atomically each."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / WEIGHTS_FILE, lambda p: torch.save(model.state_dict(), p))
-    text = json.dumps(settings.to_dict(), indent=1)
+    saved = {"state_dict": model.state_dict(), "outputs": settings.outputs()}
+    write_atomic(folder / WEIGHTS_FILE, lambda p: torch.save(saved, p))
+    digest = _sha256(folder / WEIGHTS_FILE)
+    text = json.dumps(replace(settings, weights_sha256=digest).to_dict(), indent=1)
     write_atomic(folder / SETTINGS_FILE, lambda p: p.write_text(text + "\n"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_pair(settings: ModelSettings, saved: dict, folder: Path) -> None:
+    """Refuse weights saved with other output-defining settings than ``settings.json``'s.
+
+    Raises:
+        ConventionError: naming the first field that differs.
+    """
+    outputs = settings.outputs()
+    for field, value in saved.items():
+        if outputs.get(field) != value:
+            raise ConventionError(
+                f"{field} {outputs.get(field)!r} is not what the weights were trained with "
+                f"({value!r}): settings.json was edited or comes from another model",
+                path=folder / SETTINGS_FILE,
+            )
 
 
 def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
@@ -141,22 +203,35 @@ def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
     try:
         settings = ModelSettings.from_dict(json.loads(path.read_text()))
         settings.encoder()
-        model = settings.build()
     except ConventionError as err:
         raise ConventionError(err.cause, path=path) from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConventionError(
             f"unreadable settings ({type(err).__name__}: {err})", path=path
         ) from None
+    weights = folder / WEIGHTS_FILE
     try:
-        state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        saved = torch.load(weights, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ConventionError("missing weights", path=folder / WEIGHTS_FILE) from None
+        raise ConventionError("missing weights", path=weights) from None
     except Exception as err:  # torch raises many types for corrupt files
+        raise ConventionError(f"corrupt weights ({type(err).__name__})", path=weights) from None
+    if settings.weights_sha256 is not None and _sha256(weights) != settings.weights_sha256:
         raise ConventionError(
-            f"corrupt weights ({type(err).__name__})", path=folder / WEIGHTS_FILE
-        ) from None
+            "model.pt is not the file this settings.json was saved with (SHA-256 differs)",
+            path=weights,
+        )
+    is_legacy = not isinstance(saved, dict) or "state_dict" not in saved  # version 1
+    if not is_legacy:
+        _check_pair(settings, saved["outputs"], folder)
+    try:
+        model = settings.build()
+    except ConventionError as err:
+        raise ConventionError(err.cause, path=path) from None
+    try:
+        model.load_state_dict(saved if is_legacy else saved["state_dict"])
+    except Exception as err:  # missing or unexpected keys, other shapes
+        raise ConventionError(f"corrupt weights ({type(err).__name__})", path=weights) from None
     return settings, model.eval()
 
 
