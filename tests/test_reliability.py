@@ -360,3 +360,45 @@ def test_weights_of_another_model_are_refused(tmp_path):
     (one / "model.pt").write_bytes((two / "model.pt").read_bytes())
     with pytest.raises(ConventionError, match="SHA-256 differs"):
         Classifier.load(one)
+
+
+def test_one_huge_stamp_costs_its_frame_and_no_memory(tmp_path):
+    import resource
+
+    root = _stamp_folder(tmp_path / "stamps", ["img/a.fits", "img/b.fits", "img/big.fits"], 2)
+    big = fits.PrimaryHDU()
+    big.header.update(BITPIX=-32, NAXIS=2, NAXIS1=10000, NAXIS2=10000)
+    with open(root / "img" / "big.fits", "wb") as f:  # header only: the pixels are absent
+        f.write(big.header.tostring().encode())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    (item,) = scan("fits", [root], survey="sdss2").items
+    assert isinstance(item, Rejected) and "10000x10000 pixels, larger than a 1024" in item.message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+
+
+def test_a_stamp_of_another_size_is_fitted_to_the_common_one(tmp_path):
+    root = _stamp_folder(tmp_path / "stamps", ["img/a.fits", "img/b.fits", "img/c.fits"], 3)
+    fits.PrimaryHDU(np.ones((40, 40), np.float32)).writeto(root / "img" / "c.fits", overwrite=True)
+    out = tmp_path / "s.h5"
+    result = run("ingest", "fits", root, "--survey", "sdss2", "--out", out)
+    assert result.exit_code == 0, result.output
+    import convention
+
+    assert convention.read(out).stamp_shape == (16, 16)
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--stamp-size", "100000", "--stamp-size must be 8..1024 pixels"),
+        ("--stamp-size", "-5", "--stamp-size must be 8..1024 pixels"),
+        ("--stamp-size", "0", "--stamp-size must be 8..1024 pixels"),
+        ("--pixel-scale", "-1", "--pixel-scale must be a positive number"),
+        ("--survey", "hst", "unknown survey 'hst'"),
+    ],
+)
+def test_ingest_options_are_checked(tmp_path, option, value, message):
+    root = _stamp_folder(tmp_path / "stamps", ["img/a.fits"])
+    out = tmp_path / "s.h5"
+    one_error_line(run("ingest", "fits", root, "--out", out, option, value), message)
+    assert not out.exists()

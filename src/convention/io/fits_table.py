@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -26,7 +26,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table, vstack
 
-from convention.bands import get_band
+from convention.bands import get_band, survey_bands
 from convention.classes import get_taxonomy, resolve_label
 from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
@@ -229,7 +229,7 @@ class _Folder:
         files: dict[Path, FitsFile] = {}  # each file opened once per object
         try:
             images = [self._stamp(r, "file", "hdu", oid, files) for r in rows]
-            shape = (max(im.shape[0] for im in images), max(im.shape[1] for im in images))
+            shape = Counter(im.shape for im in images).most_common(1)[0][0]
             frames = np.stack([fit_stamp(im, shape) for im in images])
             channels = {
                 c: np.stack(
@@ -286,6 +286,10 @@ def scan_stamp_folders(
         ConventionError: a folder without a readable epochs table, a missing column, an
             unknown band (naming the row), folders that disagree.
     """
+    if survey is not None:
+        survey_bands(survey)
+    if pixel_scale is not None and not (np.isfinite(pixel_scale) and pixel_scale > 0):
+        raise ConventionError(f"--pixel-scale must be a positive number, got {pixel_scale:g}")
     parsed = [_Folder(Path(f), survey, taxonomy, keep_unlabelled) for f in folders]
     first = parsed[0]
     for other in parsed[1:]:

@@ -17,7 +17,7 @@ import numpy as np
 from convention.data.series import StampSeries
 from convention.data.store import StoreWriter
 from convention.errors import ConventionError
-from convention.io.stamps import fit_stamp
+from convention.io.stamps import MAX_STAMP_SIDE, fit_stamp
 
 BATCH = 128
 
@@ -69,12 +69,18 @@ class IngestSummary:
     n_files: int
     n_rejected: int
     n_frames: int
+    n_fitted: int = 0
+    stamp_shape: tuple[int, int] = (0, 0)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"ingested {self.n_objects} objects ({self.n_frames} frames) from "
             f"{self.n_files} files; rejected {self.n_rejected}"
         )
+        if self.n_fitted:
+            h, w = self.stamp_shape
+            text += f"; {self.n_fitted} frames of another size cropped or padded to {h}x{w}"
+        return text
 
 
 def resize_series(series: StampSeries, shape: tuple[int, int]) -> StampSeries:
@@ -119,8 +125,10 @@ def ingest(
         ConventionError: strict mode and a rejected input, nothing ingested, or an
             unwritable output.
     """
+    if stamp_size is not None and not 8 <= stamp_size <= MAX_STAMP_SIDE:
+        raise ConventionError(f"--stamp-size must be 8..{MAX_STAMP_SIDE} pixels, got {stamp_size}")
     writer: StoreWriter | None = None
-    n_objects = n_rejected = n_frames = 0
+    n_objects = n_rejected = n_frames = n_fitted = 0
     batch: list[StampSeries] = []
     try:
         for item in collection.items:
@@ -152,6 +160,8 @@ def ingest(
                     channels=collection.channels,
                     provenance=provenance,
                 )
+            if item.frames.shape[1:] != writer.stamp_shape:
+                n_fitted += len(item)
             batch.append(resize_series(item, writer.stamp_shape))
             n_objects += 1
             n_frames += len(item)
@@ -171,4 +181,12 @@ def ingest(
             writer.abort()
         raise
     writer.close()
-    return IngestSummary(Path(out), n_objects, collection.n_files, n_rejected, n_frames)
+    return IngestSummary(
+        Path(out),
+        n_objects,
+        collection.n_files,
+        n_rejected,
+        n_frames,
+        n_fitted,
+        writer.stamp_shape,
+    )

@@ -14,6 +14,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from convention.errors import ConventionError
 
+MAX_STAMP_SIDE = 1024  # pixels: a postage stamp, not a CCD image
 _GZIP_MAGIC = b"\x1f\x8b"
 _FITS_MAGIC = b"SIMPLE  ="
 _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image"}
@@ -67,7 +68,9 @@ class FitsFile:
         """The float32 2-D image of HDU ``hdu``.
 
         Raises:
-            ConventionError: no such HDU, no image, not 2-D, zero size, or no finite pixel.
+            ConventionError: no such HDU, a side over ``MAX_STAMP_SIDE`` (checked in the
+                header, before the pixels are read), no image, not 2-D, zero size, or no
+                finite pixel.
         """
         what = self.what
         try:
@@ -77,6 +80,12 @@ class FitsFile:
                     unit = self._hdul[hdu]
                 except IndexError:
                     raise self._error(f"{what}: no HDU {hdu}") from None
+                sides = [int(unit.header.get(f"NAXIS{k}", 0)) for k in (1, 2)]
+                if max(sides) > MAX_STAMP_SIDE:
+                    raise self._error(
+                        f"{what}: HDU {hdu} is {sides[0]}x{sides[1]} pixels, larger than a "
+                        f"{MAX_STAMP_SIDE}-pixel stamp"
+                    )
                 data = unit.data
                 data = None if data is None else np.array(data, dtype=np.float32)
         except ConventionError:
