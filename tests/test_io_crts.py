@@ -38,13 +38,22 @@ def write_crts(path: Path, crts_id: str, label: str, mjd: list[float], **header)
 
 def test_reads_one_object_per_file(tmp_path):
     write_crts(tmp_path / "a.fits", "CRTS_1", "CV", [53500.0, 53400.0, 53600.0])
-    series = read_crts_file(tmp_path / "a.fits")
-    assert series.object_id == "CRTS_1" and series.label == "CV"
+    series, dropped = read_crts_file(tmp_path / "a.fits")
+    assert series.object_id == "CRTS_1" and series.label == "CV" and dropped == []
     assert list(series.mjd) == [53400.0, 53500.0, 53600.0]
     assert series.band_names == ["crts::V"] * 3
     assert (series.ra, series.dec) == (150.5, 2.25)
     assert abs(np.median(series.frames)) < 1  # background subtracted
     assert np.allclose(series.sky_sigma, 5, rtol=0.3)
+
+
+def test_a_bad_cutout_costs_its_epoch_only(tmp_path):
+    path = write_crts(tmp_path / "a.fits", "CRTS_1", "CV", [53500.0, 53400.0, 53600.0])
+    with fits.open(path, mode="update") as hdul:
+        hdul[3].data[:] = np.nan
+    (series, dropped) = read_crts_file(path)
+    assert len(series) == 2 and len(dropped) == 1
+    assert "holds no finite pixel" in dropped[0].message and "CRTS_1" in dropped[0].message
 
 
 def test_folder_with_a_bad_file(tmp_path):

@@ -15,7 +15,7 @@ from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io import read, scan
 from convention.io.fits_table import write_stamp_folder
-from convention.io.ingest import Rejected, ingest
+from convention.io.ingest import DroppedFrame, Rejected, ingest
 
 runner = CliRunner()
 
@@ -132,13 +132,22 @@ def test_unknown_label_skips_or_keeps(folder):
         ),
     ],
 )
-def test_bad_stamp_rejects_its_object_only(folder, damage, cause):
+def test_bad_stamp_costs_its_frame_only(folder, damage, cause):
     damage(folder)
-    a, b = _items(folder)
-    assert a.object_id == "a"
+    a, dropped, b = _items(folder)
+    assert a.object_id == "a" and len(a) == 3
+    assert isinstance(dropped, DroppedFrame)
+    assert cause in dropped.message and "object b" in dropped.message
+    assert "\n" not in dropped.message
+    assert b.object_id == "b" and len(b) == 1
+
+
+def test_an_object_without_a_usable_frame_is_rejected(folder):
+    (folder / "img/b1.fits").unlink()
+    (folder / "img/b2.fits").write_text("not fits")
+    _, b = _items(folder)
     assert isinstance(b, Rejected)
-    assert cause in b.message and "object b" in b.message
-    assert "\n" not in b.message
+    assert "no usable frame (first: missing stamp file" in b.message
 
 
 def test_duplicate_time_is_rejected(folder):
@@ -168,13 +177,13 @@ def test_folder_without_epochs_table(tmp_path):
         scan("fits", [tmp_path])
 
 
-def test_strict_stops_at_the_first_bad_object(folder, tmp_path):
+def test_strict_stops_at_the_first_bad_frame(folder, tmp_path):
     (folder / "img/b1.fits").unlink()
     out = tmp_path / "out.h5"
     args = ["ingest", "fits", str(folder), "--out", str(out), "--survey", "sdss2"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0 and "ingested 1 objects" in result.output
-    assert "rejected 1" in result.output
+    assert result.exit_code == 0 and "ingested 2 objects (4 frames)" in result.output
+    assert "rejected 0; dropped 1 unusable" in result.output
     out.unlink()
     result = runner.invoke(app, [*args, "--strict"])
     assert result.exit_code == 2 and "missing stamp file" in result.output

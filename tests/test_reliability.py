@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from convention.cli import app
 from convention.io import scan
-from convention.io.ingest import Rejected
+from convention.io.ingest import DroppedFrame
 
 runner = CliRunner()
 
@@ -53,10 +53,10 @@ def test_stamp_folder_never_reads_outside_itself(tmp_path, kind):
     root = _stamp_folder(tmp_path / "stamps", ["img/ok.fits", name])
     if kind == "symlink":
         os.symlink(secret, root / "img" / "link.fits")
-    (item,) = scan("fits", [root], survey="sdss2").items
-    assert isinstance(item, Rejected)
-    assert "outside the folder" in item.message or "absolute path" in item.message
-    assert "root:" not in item.message  # no byte of the file is echoed
+    dropped, series = scan("fits", [root], survey="sdss2").items
+    assert isinstance(dropped, DroppedFrame) and len(series) == 1
+    assert "outside the folder" in dropped.message or "absolute path" in dropped.message
+    assert "root:" not in dropped.message  # no byte of the file is echoed
     out = tmp_path / "x.h5"
     result = run("ingest", "fits", root, "--survey", "sdss2", "--out", out, "--strict")
     one_error_line(result, "row 2: ")
@@ -371,8 +371,9 @@ def test_one_huge_stamp_costs_its_frame_and_no_memory(tmp_path):
     with open(root / "img" / "big.fits", "wb") as f:  # header only: the pixels are absent
         f.write(big.header.tostring().encode())
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    (item,) = scan("fits", [root], survey="sdss2").items
-    assert isinstance(item, Rejected) and "10000x10000 pixels, larger than a 1024" in item.message
+    dropped, series = scan("fits", [root], survey="sdss2").items
+    assert isinstance(dropped, DroppedFrame) and len(series) == 2
+    assert "10000x10000 pixels, larger than a 1024" in dropped.message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
 
 

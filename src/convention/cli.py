@@ -27,6 +27,7 @@ from convention.training.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from convention.inputs import InputSpec
+    from convention.io.ingest import DroppedFrame, Rejected
 
 app = typer.Typer(
     help="Classify astronomical image time series (multi-band stamp sequences) with ConvEntion.",
@@ -460,8 +461,11 @@ def demo(
     console.print(f"report: {folder / 'report.html'}")
 
 
-def _report_reject(rejected) -> None:
-    typer.echo(f"rejected: {rejected.message}", err=True)
+def _report_reject(rejected: Rejected | DroppedFrame) -> None:
+    from convention.io.ingest import DroppedFrame
+
+    kind = "dropped frame" if isinstance(rejected, DroppedFrame) else "rejected"
+    typer.echo(f"{kind}: {rejected.message}", err=True)
 
 
 def _run_ingest(

@@ -20,7 +20,7 @@ from convention.errors import ConventionError
 from convention.io.alerts import is_alert_file, scan_alerts
 from convention.io.crts import is_crts_file, scan_crts
 from convention.io.fits_table import is_stamp_folder, scan_stamp_folders
-from convention.io.ingest import Collection, Rejected, resize_series
+from convention.io.ingest import Collection, DroppedFrame, Rejected, resize_series
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -64,7 +64,7 @@ def _read_all(format: str) -> Callable[[Path], MemoryCollection]:
         collection = scan(format, [path])
         series = []
         for item in collection.items:
-            if isinstance(item, Rejected):
+            if isinstance(item, Rejected | DroppedFrame):
                 raise item.error
             shape = collection.stamp_shape or (series[0] if series else item).frames.shape[1:]
             series.append(resize_series(item, shape))

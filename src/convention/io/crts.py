@@ -10,6 +10,7 @@ background subtracted; its noise is measured from the pixels.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from astropy.utils.exceptions import AstropyWarning
 from convention.classes import CRTS, resolve_label
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.io.ingest import Collection, Rejected
+from convention.io.ingest import Collection, DroppedFrame, Rejected
 from convention.io.stamps import background, fit_stamp
 
 PIXEL_SCALE = 2.5  # arcsec per pixel, Catalina Schmidt Survey camera (Drake et al. 2009)
@@ -38,12 +39,15 @@ def is_crts_file(path: Path) -> bool:
         return False
 
 
-def read_crts_file(path: Path, keep_unlabelled: bool = False) -> StampSeries:
-    """One object's series from a CRTS-TAO file.
+def read_crts_file(
+    path: Path, keep_unlabelled: bool = False
+) -> tuple[StampSeries, list[DroppedFrame]]:
+    """One object's series from a CRTS-TAO file, and the epochs whose cutout could not be
+    used (a missing extension, not a 2-D image, no finite pixel), left out.
 
     Raises:
-        ConventionError: not FITS, a missing header key or table column, a referenced
-            extension that is missing or not a 2-D image, duplicate times, an unknown class.
+        ConventionError: not FITS, a missing header key or table column, no usable
+            cutout, duplicate times, an unknown class.
     """
     try:
         with warnings.catch_warnings():
@@ -56,7 +60,9 @@ def read_crts_file(path: Path, keep_unlabelled: bool = False) -> StampSeries:
         raise ConventionError(f"unreadable CRTS file ({err})", path=path) from None
 
 
-def _series(path: Path, hdul: fits.HDUList, keep_unlabelled: bool) -> StampSeries:
+def _series(
+    path: Path, hdul: fits.HDUList, keep_unlabelled: bool
+) -> tuple[StampSeries, list[DroppedFrame]]:
     header = hdul[0].header
     missing = [k for k in HEADER_KEYS if k not in header]
     if missing:
@@ -84,27 +90,29 @@ def _series(path: Path, hdul: fits.HDUList, keep_unlabelled: bool) -> StampSerie
     order = np.argsort(mjd, kind="stable")
     if np.any(np.diff(mjd[order]) == 0):
         raise ConventionError("two epochs at the same MJD", path=path, obj=oid)
-    images, sigmas = [], []
-    for k in ext[order]:
-        if not 0 < k < len(hdul):
-            raise ConventionError(f"no extension {k} (file has {len(hdul)})", path=path, obj=oid)
-        data = hdul[int(k)].data
-        if data is None or data.ndim != 2 or data.size == 0:
-            raise ConventionError(f"extension {k} is not a 2-D image", path=path, obj=oid)
-        image = np.asarray(data, dtype=np.float32)
-        if not np.isfinite(image).any():
-            raise ConventionError(f"extension {k} holds no finite pixel", path=path, obj=oid)
+    images, sigmas, kept, dropped = [], [], [], []
+    for row in order:
+        try:
+            image = _cutout(hdul, int(ext[row]), path, oid)
+        except ConventionError as err:
+            dropped.append(DroppedFrame(err))
+            continue
         level, sigma = background(image)
         images.append(image - level)
         sigmas.append(sigma)
-    shape = (max(i.shape[0] for i in images), max(i.shape[1] for i in images))
-    return StampSeries(
+        kept.append(row)
+    if not kept:
+        raise ConventionError(
+            f"no usable cutout (first: {dropped[0].error.cause})", path=path, obj=oid
+        )
+    shape = Counter(i.shape for i in images).most_common(1)[0][0]
+    series = StampSeries(
         frames=np.stack([fit_stamp(i, shape) for i in images]),
-        mjd=mjd[order],
-        band=np.full(len(mjd), "crts::V"),
-        psf_fwhm=np.full(len(mjd), np.nan),
+        mjd=mjd[kept],
+        band=np.full(len(kept), "crts::V"),
+        psf_fwhm=np.full(len(kept), np.nan),
         sky_sigma=sigmas,
-        zeropoint=np.full(len(mjd), np.nan),
+        zeropoint=np.full(len(kept), np.nan),
         object_id=oid,
         ra=float(header["RA_(J2000)"]),
         dec=float(header["Dec_(J2000)"]),
@@ -112,6 +120,24 @@ def _series(path: Path, hdul: fits.HDUList, keep_unlabelled: bool) -> StampSerie
         survey="crts",
         pixel_scale=PIXEL_SCALE,
     )
+    return series, dropped
+
+
+def _cutout(hdul: fits.HDUList, k: int, path: Path, oid: str) -> np.ndarray:
+    """The float32 cutout in extension k.
+
+    Raises:
+        ConventionError: no such extension, not a 2-D image, or no finite pixel.
+    """
+    if not 0 < k < len(hdul):
+        raise ConventionError(f"no extension {k} (file has {len(hdul)})", path=path, obj=oid)
+    data = hdul[k].data
+    if data is None or data.ndim != 2 or data.size == 0:
+        raise ConventionError(f"extension {k} is not a 2-D image", path=path, obj=oid)
+    image = np.asarray(data, dtype=np.float32)
+    if not np.isfinite(image).any():
+        raise ConventionError(f"extension {k} holds no finite pixel", path=path, obj=oid)
+    return image
 
 
 def crts_files(inputs: list[Path]) -> list[Path]:
@@ -131,12 +157,15 @@ def scan_crts(inputs: list[Path], keep_unlabelled: bool = False) -> Collection:
     """Read CRTS-TAO files (or folders of them), one object per file."""
     files = crts_files(inputs)
 
-    def items() -> Iterator[StampSeries | Rejected]:
+    def items() -> Iterator[StampSeries | Rejected | DroppedFrame]:
         for path in files:
             try:
-                yield read_crts_file(path, keep_unlabelled)
+                series, dropped = read_crts_file(path, keep_unlabelled)
             except ConventionError as err:
                 yield Rejected(err)
+                continue
+            yield from dropped
+            yield series
 
     return Collection(
         survey="crts",

@@ -33,7 +33,7 @@ from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.files import inside_folder, temporary_beside
-from convention.io.ingest import Collection, Rejected
+from convention.io.ingest import Collection, DroppedFrame, Rejected
 from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
 
@@ -215,7 +215,12 @@ class _Folder:
             files[path] = FitsFile(path, obj=oid)
         return files[path].image(hdu)
 
-    def series(self, oid: str, rows: list[int]) -> StampSeries:
+    def series(self, oid: str, rows: list[int]) -> tuple[StampSeries, list[DroppedFrame]]:
+        """The object of these epoch rows, and the frames that could not be used.
+
+        Raises:
+            ConventionError: no usable frame, or two frames at one time in one band.
+        """
         meta = self._meta(oid)
         rows = sorted(rows, key=lambda r: (self.mjd[r], self.band_ids[r]))
         keys = [(self.mjd[r], self.band_ids[r]) for r in rows]
@@ -227,24 +232,35 @@ class _Folder:
                     obj=oid,
                 )
         files: dict[Path, FitsFile] = {}  # each file opened once per object
+        images, kept, dropped = [], [], []
         try:
-            images = [self._stamp(r, "file", "hdu", oid, files) for r in rows]
-            shape = Counter(im.shape for im in images).most_common(1)[0][0]
-            frames = np.stack([fit_stamp(im, shape) for im in images])
-            channels = {
-                c: np.stack(
-                    [
-                        fit_stamp(self._stamp(r, f"file_{c}", f"hdu_{c}", oid, files), shape)
-                        for r in rows
+            for r in rows:
+                try:
+                    frame = [self._stamp(r, "file", "hdu", oid, files)]
+                    frame += [
+                        self._stamp(r, f"file_{c}", f"hdu_{c}", oid, files) for c in self.channels
                     ]
-                )
-                for c in self.channels
-            }
+                except ConventionError as err:
+                    dropped.append(DroppedFrame(err))
+                    continue
+                images.append(frame)
+                kept.append(r)
         finally:
             for fits_file in files.values():
                 fits_file.close()
+        if not kept:
+            raise ConventionError(
+                f"no usable frame (first: {dropped[0].error.cause})", path=self.epochs_path, obj=oid
+            )
+        shape = Counter(frame[0].shape for frame in images).most_common(1)[0][0]
+        frames = np.stack([fit_stamp(frame[0], shape) for frame in images])
+        channels = {
+            c: np.stack([fit_stamp(frame[1 + k], shape) for frame in images])
+            for k, c in enumerate(self.channels)
+        }
+        rows = kept
         sel = np.asarray(rows)
-        return StampSeries(
+        series = StampSeries(
             frames=frames,
             mjd=self.mjd[sel],
             band=self.band_ids[sel],
@@ -256,8 +272,9 @@ class _Folder:
             lightcurve=self.lightcurves.get(oid),
             **meta,
         )
+        return series, dropped
 
-    def items(self) -> Iterator[StampSeries | Rejected]:
+    def items(self) -> Iterator[StampSeries | Rejected | DroppedFrame]:
         groups: dict[str, list[int]] = defaultdict(list)
         for row, oid in enumerate(self.epochs["object_id"]):
             groups[_text(oid)].append(row)
@@ -267,9 +284,12 @@ class _Folder:
         for oid in order:
             rows = groups[oid]
             try:
-                yield self.series(oid, rows)
+                series, dropped = self.series(oid, rows)
             except ConventionError as err:
                 yield Rejected(err)
+                continue
+            yield from dropped
+            yield series
 
 
 def scan_stamp_folders(
@@ -309,7 +329,7 @@ def scan_stamp_folders(
     for p in parsed:
         p.pixel_scale = scale
 
-    def items() -> Iterator[StampSeries | Rejected]:
+    def items() -> Iterator[StampSeries | Rejected | DroppedFrame]:
         for p in parsed:
             yield from p.items()
 

@@ -33,6 +33,18 @@ class Rejected:
         return self.error.message
 
 
+@dataclass(frozen=True)
+class DroppedFrame:
+    """A frame that could not be used (unreadable, no finite pixel, not 2-D), left out of
+    its object, which is kept while it has usable frames."""
+
+    error: ConventionError
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+
 @dataclass
 class Collection:
     """What a reader found.
@@ -42,7 +54,8 @@ class Collection:
         bands: the bands the store will hold.
         class_names: the taxonomy's classes, in order.
         pixel_scale: arcsec per pixel.
-        items: the objects, or the reasons they were rejected, in input order.
+        items: the objects, the reasons objects were rejected and the frames dropped
+            (each before its object), in input order.
         n_files: number of input files read.
         stamp_shape: natural (H, W) of the format, or None to take the first object's.
         channels: names of the extra images per frame.
@@ -53,7 +66,7 @@ class Collection:
     bands: Sequence[str]
     class_names: Sequence[str]
     pixel_scale: float
-    items: Iterable[StampSeries | Rejected]
+    items: Iterable[StampSeries | Rejected | DroppedFrame]
     n_files: int
     stamp_shape: tuple[int, int] | None = None
     channels: Sequence[str] = ()
@@ -71,12 +84,15 @@ class IngestSummary:
     n_frames: int
     n_fitted: int = 0
     stamp_shape: tuple[int, int] = (0, 0)
+    n_dropped: int = 0
 
     def __str__(self) -> str:
         text = (
             f"ingested {self.n_objects} objects ({self.n_frames} frames) from "
             f"{self.n_files} files; rejected {self.n_rejected}"
         )
+        if self.n_dropped:
+            text += f"; dropped {self.n_dropped} unusable frames"
         if self.n_fitted:
             h, w = self.stamp_shape
             text += f"; {self.n_fitted} frames of another size cropped or padded to {h}x{w}"
@@ -105,7 +121,7 @@ def ingest(
     stamp_size: int | None = None,
     strict: bool = False,
     command: str = "",
-    on_reject: Callable[[Rejected], None] | None = None,
+    on_reject: Callable[[Rejected | DroppedFrame], None] | None = None,
     on_object: Callable[[StampSeries], None] | None = None,
 ) -> IngestSummary:
     """Write a reader's objects to a new store.
@@ -116,9 +132,9 @@ def ingest(
         stamp_size: side of the square stamps stored; stamps of other sizes are
             centre-cropped or NaN-padded. None keeps the format's natural size (or the
             first object's).
-        strict: the first rejected input raises instead of being skipped.
+        strict: the first rejected input or dropped frame raises instead of being skipped.
         command: the command line, for the provenance.
-        on_reject: called with every rejection (to report it).
+        on_reject: called with every rejection and every dropped frame (to report it).
         on_object: called after every object written (progress).
 
     Raises:
@@ -128,14 +144,15 @@ def ingest(
     if stamp_size is not None and not 8 <= stamp_size <= MAX_STAMP_SIDE:
         raise ConventionError(f"--stamp-size must be 8..{MAX_STAMP_SIDE} pixels, got {stamp_size}")
     writer: StoreWriter | None = None
-    n_objects = n_rejected = n_frames = n_fitted = 0
+    n_objects = n_rejected = n_frames = n_fitted = n_dropped = 0
     batch: list[StampSeries] = []
     try:
         for item in collection.items:
-            if isinstance(item, Rejected):
+            if isinstance(item, Rejected | DroppedFrame):
                 if strict:
                     raise item.error
-                n_rejected += 1
+                n_rejected += isinstance(item, Rejected)
+                n_dropped += isinstance(item, DroppedFrame)
                 if on_reject is not None:
                     on_reject(item)
                 continue
@@ -189,4 +206,5 @@ def ingest(
         n_frames,
         n_fitted,
         writer.stamp_shape,
+        n_dropped,
     )
