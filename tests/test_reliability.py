@@ -403,3 +403,27 @@ def test_ingest_options_are_checked(tmp_path, option, value, message):
     out = tmp_path / "s.h5"
     one_error_line(run("ingest", "fits", root, "--out", out, option, value), message)
     assert not out.exists()
+
+
+def test_identifiers_and_file_names_stay_text(tmp_path):
+    root = tmp_path / "stamps"
+    (root / "img").mkdir(parents=True)
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(root / "img" / "nan.fits")
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(root / "nan")
+    rows = "object_id,mjd,band,file\n007,53700.0,sdss::g,img/nan.fits\n007,53701.0,sdss::r,nan\n"
+    (root / "epochs.csv").write_text(rows)
+    (root / "objects.csv").write_text("object_id,label\n007,SNIa\n")
+    (series,) = scan("fits", [root]).items
+    assert series.object_id == "007" and series.label == "SNIa" and len(series) == 2
+
+
+def test_conflicting_duplicate_objects_name_both_rows(tmp_path):
+    from convention.errors import ConventionError
+
+    root = _stamp_folder(tmp_path / "stamps", ["img/a.fits"])
+    (root / "objects.csv").write_text("object_id,label\na,SNIa\nb,AGN\na,AGN\n")
+    with pytest.raises(ConventionError, match=r"object a: rows 1 and 3 disagree on label"):
+        list(scan("fits", [root], survey="sdss2").items)
+    (root / "objects.csv").write_text("object_id,label\na,SNIa\na,SNIa\n")  # the same twice
+    (series,) = scan("fits", [root], survey="sdss2").items
+    assert series.label == "SNIa"

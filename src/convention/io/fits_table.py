@@ -38,6 +38,7 @@ from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
 
 EPOCH_COLUMNS = ("object_id", "mjd", "band", "file")
+TEXT_COLUMNS = ("object_id", "band", "file", "file_*", "label")  # never read as numbers
 OPTIONAL_FRAME_COLUMNS = {"psf_fwhm": np.nan, "sky_sigma": np.nan, "zeropoint": np.nan}
 
 
@@ -100,7 +101,7 @@ class _Folder:
         self.epochs_path = find_table(folder, "epochs")
         if self.epochs_path is None:
             raise ConventionError("no epochs table (epochs.csv/.ecsv/.fits)", path=folder)
-        self.epochs = read_table(self.epochs_path, EPOCH_COLUMNS)
+        self.epochs = read_table(self.epochs_path, EPOCH_COLUMNS, TEXT_COLUMNS)
         meta = self.epochs.meta
         self.survey = survey or str(meta.get("survey", "")) or None
         self.pixel_scale = float(meta.get("pixel_scale", np.nan))
@@ -127,12 +128,23 @@ class _Folder:
         path = find_table(self.folder, "objects")
         if path is None:
             return {}
-        table = read_table(path, ("object_id",))
-        rows = {}
-        for row in table:
-            rows[_text(row["object_id"])] = {
-                name: row[name] for name in table.colnames if name != "object_id"
-            }
+        table = read_table(path, ("object_id",), TEXT_COLUMNS)
+        rows: dict[str, dict] = {}
+        first: dict[str, int] = {}
+        for k, row in enumerate(table):
+            oid = _text(row["object_id"])
+            values = {name: row[name] for name in table.colnames if name != "object_id"}
+            differ = [n for n in values if oid in rows and _text(values[n]) != _text(rows[oid][n])]
+            if differ:
+                field = differ[0]
+                raise ConventionError(
+                    f"rows {first[oid] + 1} and {k + 1} disagree on {field} "
+                    f"({_text(rows[oid][field])!r} and {_text(values[field])!r})",
+                    path=path,
+                    obj=oid,
+                )
+            rows[oid] = values
+            first.setdefault(oid, k)
         self.objects_path = path
         return rows
 
@@ -140,7 +152,7 @@ class _Folder:
         path = find_table(self.folder, "lightcurves")
         if path is None:
             return {}
-        table = read_table(path, ("object_id", "mjd", "band", "flux", "flux_err"))
+        table = read_table(path, ("object_id", "mjd", "band", "flux", "flux_err"), TEXT_COLUMNS)
         groups: dict[str, list[int]] = defaultdict(list)
         for i, oid in enumerate(table["object_id"]):
             groups[_text(oid)].append(i)

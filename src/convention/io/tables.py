@@ -8,6 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from astropy.io.ascii import convert_numpy
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
@@ -25,8 +26,14 @@ def find_table(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_table(path: Path, required: Sequence[str] = ()) -> Table:
+def read_table(path: Path, required: Sequence[str] = (), text: Sequence[str] = ()) -> Table:
     """A table from CSV (optionally gzipped), ECSV or FITS, checked for required columns.
+
+    Args:
+        path: the table.
+        required: columns it must have.
+        text: columns (wildcards allowed) a CSV keeps as text, never guessed as numbers:
+            identifiers and file names (``007`` stays ``007``, ``nan.fits`` a name).
 
     Raises:
         ConventionError: unreadable, or a required column is missing.
@@ -42,7 +49,12 @@ def read_table(path: Path, required: Sequence[str] = ()) -> Table:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
-            table = Table.read(path, format=fmt)
+            options = (
+                {"converters": {c: [convert_numpy(str)] for c in text}}
+                if fmt == "ascii.csv" and text
+                else {}
+            )
+            table = Table.read(path, format=fmt, **options)
     except Exception as err:  # astropy raises many types for a corrupt table
         raise ConventionError(f"unreadable table ({err})", path=path) from None
     missing = [c for c in required if c not in table.colnames]
