@@ -427,3 +427,59 @@ def test_conflicting_duplicate_objects_name_both_rows(tmp_path):
     (root / "objects.csv").write_text("object_id,label\na,SNIa\na,SNIa\n")  # the same twice
     (series,) = scan("fits", [root], survey="sdss2").items
     assert series.label == "SNIa"
+
+
+def test_bench_exits_1_when_a_row_fails_and_keeps_its_work_beside_out(
+    tmp_path, train_store, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "results"
+    # The cpu preset reads 32x32 stamps; this store holds 16x16 ones: the row fails.
+    args = ["bench", "--data", train_store, "--out", out, "--only", "ConvEntion (cpu)"]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "ConvEntion (cpu) (seed 0) failed" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "results-work"]
+
+
+def test_evaluate_into_a_used_folder_keeps_no_stale_examples(tmp_path, trained_run, train_store):
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "example_wrong_nobody.png").write_bytes(b"old")
+    result = run("evaluate", "--run", trained_run, "--data", train_store, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert not (out / "example_wrong_nobody.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["plot", "{store}", "--object", "{obj}", "--out", "{tmp}/p.png", "--max-epochs", "-2"],
+         "--max-epochs must be at least 1"),
+        (["models", "--classes", "-2"], "at least 2 classes and 1 band"),
+        (["models", "--classes", "0"], "at least 2 classes and 1 band"),
+        (["models", "--n-bands", "0"], "at least 2 classes and 1 band"),
+        (["predict", "--checkpoint", "{run}", "--data", "{store}", "--out", "{tmp}/p.csv",
+          "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["simulate", "--catalog", "{tmp}", "--out", "{tmp}/x.h5"], "is a folder, not a catalog"),
+    ],
+)  # fmt: skip
+def test_more_bad_options_are_one_line(tmp_path, tiny_store, trained_run, args, message):
+    import convention
+
+    paths = {"store": tiny_store, "run": trained_run, "tmp": tmp_path}
+    paths["obj"] = convention.read(tiny_store).object_ids[0]
+    one_error_line(run(*(a.format(**paths) for a in args)), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_gzipped_table_is_named_as_such(tmp_path, plasticc_train):
+    truncated = tmp_path / "lc.csv.gz"
+    source = plasticc_train / "plasticc_train_lightcurves.csv.gz"
+    truncated.write_bytes(source.read_bytes()[:3000])
+    (tmp_path / "meta.csv").write_text("object_id,target\n")
+    result = run(
+        "render-lightcurves", "--lightcurves", truncated, "--metadata", tmp_path / "meta.csv",
+        "--out", tmp_path / "x.h5",
+    )  # fmt: skip
+    one_error_line(result, "unreadable table (truncated or corrupt gzip)")

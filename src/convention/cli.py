@@ -571,7 +571,7 @@ def bench(
         "bench-results"
     ),
     work: Annotated[
-        Path | None, typer.Option(help="Data and checkpoints [bench-work-<suite>].")
+        Path | None, typer.Option(help="Data and checkpoints [OUT-work, beside OUT].")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Use this store instead of making one.")] = None,
     catalog: Annotated[Path, typer.Option(help="SDSS-II HEAD catalog, for the twin.")] = Path(
@@ -601,10 +601,11 @@ def bench(
     ] = None,
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
-    stopped (finished rows are kept)."""
+    stopped (finished rows are kept). Exits 1 when a row failed."""
     from convention.bench.run import run_suite
     from convention.bench.suites import get_suite, tailor
 
+    work = work or out.with_name(f"{out.name}-work")
     refuse_overwriting_inputs([out, work], [data, catalog])
     chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
     _note_slow_bfloat16(chosen.precision, device)
@@ -623,7 +624,7 @@ def bench(
     results = run_suite(
         chosen,
         out,
-        work or Path(f"bench-work-{suite}"),
+        work,
         data=data,
         catalog=catalog,
         only=only,
@@ -634,10 +635,12 @@ def bench(
     )
     failed = [k for k, v in results["models"].items() if v["status"] != "ok"]
     console.print(
-        f"{len(results['models'])} rows in {out / 'results.md'} "
-        f"({time.perf_counter() - start:.0f} s this run)"
+        f"{len(results['models'])} rows in {out / 'results.md'}, data and checkpoints in "
+        f"{work} ({time.perf_counter() - start:.0f} s this run)"
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
+    if failed:
+        raise typer.Exit(1)
 
 
 export_app = typer.Typer(help="Write a store in formats other tools read.", no_args_is_help=True)

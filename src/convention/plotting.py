@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
 from convention.bands import get_band
+from convention.errors import ConventionError
 from convention.files import write_atomic
 
 if TYPE_CHECKING:
@@ -79,7 +80,12 @@ def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = 
 
     Each band row shares one asinh stretch in units of its median sky noise, so brightness
     changes read across the row.
+
+    Raises:
+        ConventionError: ``max_epochs`` below 1.
     """
+    if max_epochs < 1:
+        raise ConventionError(f"--max-epochs must be at least 1, got {max_epochs}")
     bands = sorted(set(series.band.tolist()))
     nights = _epochs(series, max_epochs)
     n_rows, n_cols = len(bands), max(len(nights), 1)

@@ -76,6 +76,8 @@ def evaluate_run(
     metrics = {**aggregate(fold_metrics), "folds": fold_metrics}
     metrics["evaluated_on"] = "held-out test folds" if same_data else "all labelled objects"
     out.mkdir(exist_ok=True)
+    for stale in out.glob("example_*.png"):  # an earlier report's examples
+        stale.unlink()
     write_predictions(out / "predictions.csv", all_ids, proba, classes, y_true)
     position = {oid: k for k, oid in enumerate(store.object_ids)}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import warnings
+import zlib
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -46,6 +48,8 @@ def read_table(path: Path, required: Sequence[str] = (), text: Sequence[str] = (
         if name.endswith((".fits", ".fit", ".fits.gz"))
         else "ascii.csv"
     )
+    if name.endswith(".gz"):
+        _check_gzip(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
@@ -64,6 +68,21 @@ def read_table(path: Path, required: Sequence[str] = (), text: Sequence[str] = (
             path=path,
         )
     return table
+
+
+def _check_gzip(path: Path) -> None:
+    """Read a gzipped file through once: a truncated one would otherwise reach the table
+    parser as garbage.
+
+    Raises:
+        ConventionError: truncated or corrupt.
+    """
+    try:
+        with gzip.open(path) as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error):
+        raise ConventionError("unreadable table (truncated or corrupt gzip)", path=path) from None
 
 
 def group_rows(keys: np.ndarray) -> dict[str, np.ndarray]:

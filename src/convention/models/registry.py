@@ -113,6 +113,10 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrid
     Raises:
         ConventionError: unknown model, preset or setting, or values the model refuses.
     """
+    if n_classes < 2 or n_bands < 1:
+        raise ConventionError(
+            f"a model needs at least 2 classes and 1 band, got {n_classes} and {n_bands}"
+        )
     entry = get_model_entry(name)
     config = resolve_config(name, preset, **overrides)
     try:

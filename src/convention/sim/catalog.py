@@ -85,6 +85,8 @@ def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
         UserWarning: with the count of SNTYPE codes that map to no class (skipped).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConventionError("is a folder, not a catalog file", path=path)
     if not path.is_file():
         raise ConventionError("catalog not found", path=path)
     try:

@@ -316,7 +316,13 @@ class Classifier:
     def predict_proba(
         self, series: Iterable[StampSeries], batch_size: int = 64
     ) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Yield (object ids, (n, C) class probabilities) batch by batch."""
+        """Yield (object ids, (n, C) class probabilities) batch by batch.
+
+        Raises:
+            ConventionError: ``batch_size`` below 1, or a series the model cannot read.
+        """
+        if batch_size < 1:
+            raise ConventionError(f"--batch-size must be at least 1, got {batch_size}")
         batch: list[StampSeries] = []
         for s in series:
             batch.append(s)
