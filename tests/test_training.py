@@ -349,3 +349,57 @@ def test_unknown_precision_is_one_line(tmp_path, train_store):
     assert result.exit_code == 2
     assert result.output.strip() == "error: unknown precision '16'; known: 32, bf16-mixed"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from typer.testing import CliRunner
+
+    from convention.cli import app
+    from convention.training import TrainSettings, train
+
+    common = dict(
+        data=str(train_store),
+        preset="tiny",
+        epochs=12,
+        batch_size=8,
+        patience=12,
+        progress=False,
+        overrides={"stamp_size": 16},
+    )
+    reference = train(TrainSettings(out=str(tmp_path / "ref"), **common))
+    code = (
+        "from convention.training import TrainSettings, train; "
+        f"train(TrainSettings(out={str(tmp_path / 'run')!r}, **{common!r}))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    last = tmp_path / "run.partial" / "fold_0" / "lightning" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # not while the first last.ckpt is being written
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert last.exists() and not (tmp_path / "run").exists()
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    a = torch.load(reference / "fold_0" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "run" / "fold_0" / "model.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _csv_rows(reference) == _csv_rows(tmp_path / "run")
+    assert not (tmp_path / "run.partial").exists()
+
+
+def test_resume_without_a_stopped_run_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from convention.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no stopped run to resume" in result.output
+    result = CliRunner().invoke(app, ["train", "--data", "x.h5"])
+    assert result.exit_code == 2 and "give --data and --out" in result.output

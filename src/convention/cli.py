@@ -271,8 +271,15 @@ def _note_slow_bfloat16(precision: str, device: str) -> None:
 @app.command("train")
 @user_errors
 def train_command(
-    data: Annotated[Path, typer.Option(help=f"Training data: {DATA_KINDS}.")],
-    out: Annotated[Path, typer.Option(help="Run folder to create.")],
+    data: Annotated[Path | None, typer.Option(help=f"Training data: {DATA_KINDS}.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder to create.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Finish the stopped run of this --out with its own settings (other options "
+            "are not used)."
+        ),
+    ] = None,
     model: Annotated[str, typer.Option(help="Registered model name.")] = DEFAULTS.model,
     preset: Annotated[
         str, typer.Option(help="Model preset (`convention models` lists each model's).")
@@ -336,8 +343,17 @@ def train_command(
     ] = DEFAULTS.precision,
 ) -> None:
     """Train a model on a data set (seeded stratified splits; best epoch by validation
-    macro-F1)."""
+    macro-F1). A killed or interrupted run continues with --resume OUT."""
     from convention.training import TrainSettings, train
+    from convention.training.fit import resume as resume_run
+
+    if resume is not None:
+        if data is not None or out is not None:
+            raise ConventionError("--resume takes the stopped run's own --data and --out")
+        console.print(f"trained run in {resume_run(resume)}")
+        return
+    if data is None or out is None:
+        raise ConventionError("give --data and --out (or --resume RUN)")
 
     overrides = {
         "band_embedding": band_embedding,

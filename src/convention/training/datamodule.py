@@ -34,6 +34,15 @@ class ExampleDataset(Dataset):
         example = self.examples[index]
         return self.encoder.augment(example, self._rng) if self._rng is not None else example
 
+    def random_state(self) -> dict | None:
+        """The augmentation generator's state (None without augmentation)."""
+        return None if self._rng is None else self._rng.bit_generator.state
+
+    def set_random_state(self, state: dict | None) -> None:
+        """Restore the augmentation generator's state."""
+        if self._rng is not None and state is not None:
+            self._rng.bit_generator.state = state
+
 
 class StampDataModule(L.LightningDataModule):
     """Splits, normalisation, oversampling and loaders of one fold of a data set.
@@ -75,6 +84,21 @@ class StampDataModule(L.LightningDataModule):
         self.encoder = encoder
         encoder.fit(Subset(data, split["train"]), seed)
         self._encoded: dict[str, list[Example]] = {}
+        self._generator = torch.Generator().manual_seed(seed)
+        self._train = ExampleDataset([], encoder, augment_seed=seed)
+        self._restored: dict | None = None
+
+    def state_dict(self) -> dict:
+        """The training stream's random state: the sampler's generator and the
+        augmentation's (saved in Lightning's checkpoints, so a resumed run draws on)."""
+        return {
+            "sampler": self._generator.get_state(),
+            "augment": self._train.random_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the random state saved by ``state_dict`` (before training resumes)."""
+        self._restored = state
 
     def encoded(self, part: str) -> list[Example]:
         """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, kept)."""
@@ -87,7 +111,12 @@ class StampDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         items = self.encoded("train")
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = self._generator
+        self._train = ExampleDataset(items, self.encoder, augment_seed=self.seed)
+        if self._restored is not None:
+            generator.set_state(self._restored["sampler"])
+            self._train.set_random_state(self._restored["augment"])
+            self._restored = None
         sampler = None
         if self.oversample:
             y = np.array([it.label for it in items])
@@ -99,7 +128,7 @@ class StampDataModule(L.LightningDataModule):
                 generator=generator,
             )
         return DataLoader(
-            ExampleDataset(items, self.encoder, augment_seed=self.seed),
+            self._train,
             self.batch_size,
             shuffle=sampler is None,
             sampler=sampler,

@@ -7,6 +7,7 @@ renamed when complete; each fold keeps its best checkpoint, chosen on validation
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from convention.bands import get_band
@@ -27,7 +28,7 @@ from convention.classes import class_targets, get_taxonomy
 from convention.data.collection import SeriesCollection
 from convention.data.splits import make_splits
 from convention.errors import ConventionError
-from convention.files import refuse_overwriting_inputs
+from convention.files import refuse_overwriting_inputs, write_atomic
 from convention.inputs import InputEncoder
 from convention.io import read
 from convention.models import create_model
@@ -35,7 +36,13 @@ from convention.training.checkpoint import ModelSettings, save_model
 from convention.training.datamodule import StampDataModule
 from convention.training.device import device_name, resolve_device
 from convention.training.module import ClassifierModule
-from convention.training.run_folder import TRAINING_FILE, RunFolder, fold_folder
+from convention.training.run_folder import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    TRAINING_FILE,
+    RunFolder,
+    fold_folder,
+)
 from convention.training.settings import TrainSettings
 
 
@@ -46,6 +53,7 @@ def _quiet_lightning() -> None:
         ".*LeafSpec.*",
         "The number of training batches.*",
         ".*does not have many workers.*",
+        ".*exists and is not empty.*",  # a resumed fold's own logs and checkpoints
     ):
         warnings.filterwarnings("ignore", message=message)
 
@@ -60,8 +68,52 @@ def _check_out(out: Path, data: Path) -> None:
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
 
 
-def train(settings: TrainSettings) -> Path:
+class RandomState(Callback):
+    """Saves torch's global random state (dropout draws from it) in every Lightning
+    checkpoint and restores it on resume, so a resumed run draws what an uninterrupted
+    one would have."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["torch_random_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        torch.set_rng_state(checkpoint["torch_random_state"])
+
+
+def resume(run: str | Path) -> Path:
+    """Finish a training run that was stopped (killed, or interrupted with Ctrl-C): the
+    folds already done are kept, the fold under way continues from its last completed
+    epoch with its random state, and the run ends with the weights and metrics an
+    uninterrupted run would have had.
+
+    Args:
+        run: the run's ``--out`` (its ``<out>.partial`` folder holds the work so far).
+
+    Raises:
+        ConventionError: no stopped run there, or data that no longer gives its splits.
+    """
+    out = Path(run)
+    partial = out.with_name(out.name + ".partial")
+    config = partial / CONFIG_FILE
+    if not config.is_file():
+        raise ConventionError(
+            f"no stopped run to resume ({partial.name} holds no {CONFIG_FILE})", path=out
+        )
+    try:
+        saved = json.loads(config.read_text())
+        settings = TrainSettings.from_dict(saved["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConventionError(f"unreadable run config ({err})", path=config) from None
+    return train(settings, resume_from=saved["splits"])
+
+
+def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Path:
     """Train every fold and return the run folder.
+
+    Args:
+        settings: the run.
+        resume_from: the splits (by object id) of a stopped run to continue in
+            ``<out>.partial`` (``resume`` passes them); None starts afresh.
 
     Raises:
         ConventionError: unusable data (a class without objects, wrong bands or sizes),
@@ -86,11 +138,21 @@ def train(settings: TrainSettings) -> Path:
         )
     splits = make_splits(targets, settings.folds, settings.seed)
     partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    if resume_from is None:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    else:
+        ids = store.object_ids
+        now = [{p: [ids[i] for i in s[p]] for p in s} for s in splits]
+        if now != resume_from:
+            raise ConventionError(
+                "the data no longer gives the stopped run's splits", path=settings.data
+            )
     try:
         RunFolder.write_config(partial, settings, classes, bands, store, splits)
         for k, split in enumerate(splits):
+            if (fold_folder(partial, k) / TRAINING_FILE).is_file():
+                continue  # finished before the run stopped
             _train_fold(
                 settings,
                 store,
@@ -104,10 +166,35 @@ def train(settings: TrainSettings) -> Path:
         if out.exists():
             out.rmdir()
         partial.rename(out)
+    except KeyboardInterrupt:
+        raise  # the partial run stays, for --resume
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return out
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _prepend_rows(path: Path, earlier: list[dict]) -> None:
+    """Put a stopped run's metrics of the epochs before the resumed one back in front."""
+    later = _csv_rows(path)
+    resumed = min((int(float(r["epoch"])) for r in later if r.get("epoch")), default=0)
+    rows = [r for r in earlier if r.get("epoch") and int(float(r["epoch"])) < resumed] + later
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
 
 
 def _bands(settings: TrainSettings, store: SeriesCollection) -> list[str]:
@@ -167,11 +254,17 @@ def _train_fold(
         monitor="val_macro_f1",
         mode="max",
         save_top_k=1,
+        save_last=True,  # last.ckpt: where a stopped run resumes
     )
+    last = folder / "lightning" / "last.ckpt"
     trainer = L.Trainer(
         max_epochs=settings.epochs,
         max_time=timedelta(minutes=settings.max_minutes) if settings.max_minutes else None,
-        callbacks=[best, EarlyStopping("val_macro_f1", mode="max", patience=settings.patience)],
+        callbacks=[
+            best,
+            EarlyStopping("val_macro_f1", mode="max", patience=settings.patience),
+            RandomState(),
+        ],
         logger=CSVLogger(folder, name="", version=""),
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
@@ -184,7 +277,19 @@ def _train_fold(
         log_every_n_steps=10,
     )
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    metrics_csv = folder / METRICS_FILE
+    earlier = _csv_rows(metrics_csv) if last.is_file() else []
+    if last.is_file():
+        try:
+            torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as err:  # a checkpoint cut short by the kill
+            raise ConventionError(
+                f"cannot resume from this checkpoint ({type(err).__name__}); train afresh",
+                path=last,
+            ) from None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.is_file() else None)
+    if earlier:  # Lightning's logger rewrote metrics.csv from the resumed epoch on
+        _prepend_rows(metrics_csv, earlier)
     seconds = time.perf_counter() - start
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
