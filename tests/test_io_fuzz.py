@@ -1,9 +1,11 @@
 """Fuzzing the readers: corrupted copies of valid files never escape as anything but a
-one-line ConventionError, and never hang (1,300 generated corruptions in all)."""
+one-line ConventionError, and never hang (1,300 generated corruptions in all;
+``CONVENTION_FUZZ_SCALE=10`` multiplies them, see benchmarks/fuzz.sh)."""
 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -19,8 +21,9 @@ from convention.io.crts import read_crts_file
 from convention.io.ingest import Rejected
 from convention.io.stamps import read_fits_image
 
+SCALE = int(os.environ.get("CONVENTION_FUZZ_SCALE", "1"))
 FUZZ = settings(
-    max_examples=400,
+    max_examples=400 * SCALE,
     deadline=2000,  # ms per example: a hang fails the test
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
@@ -111,7 +114,7 @@ def crts_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(data=st.data())
 def test_corrupt_crts_files(crts_bytes, tmp_path_factory, data):
     edits = data.draw(corruptions(len(crts_bytes)))
@@ -139,7 +142,7 @@ TABLES = {
 }
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=300 * SCALE)
 @given(data=st.data())
 def test_corrupt_tables_of_a_stamp_folder(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("fuzz")

@@ -309,7 +309,7 @@ class Store(Sequence[StampSeries]):
             raise ConventionError("no such file", path=self.path)
         try:
             with h5py.File(self.path, "r") as f:
-                attrs = dict(f.attrs)
+                self._read_attributes(dict(f.attrs))
                 self._read_index(f)
                 self._check_layout(f)
         except OSError as err:
@@ -318,29 +318,50 @@ class Store(Sequence[StampSeries]):
             raise ConventionError(
                 f"not a convention store (missing {err})", path=self.path
             ) from None
-        if int(attrs.get("schema_version", -1)) not in READABLE_SCHEMAS:
-            raise ConventionError(
-                f"store schema {attrs.get('schema_version')} is not one of {READABLE_SCHEMAS}",
-                path=self.path,
-            )
-        try:
-            self.survey: str = str(attrs["survey"])
-            self.bands: list[str] = [str(b) for b in attrs["bands"]]
-            self.class_names: list[str] = [str(c) for c in attrs["class_names"]]
-            self.pixel_scale = float(attrs["pixel_scale"])
-            self.stamp_shape = tuple(int(s) for s in attrs["stamp_shape"])
-            self.channels: list[str] = [str(c) for c in attrs.get("channels", [])]
-            self.provenance: dict = json.loads(attrs["provenance"])
-        except KeyError as err:
-            raise ConventionError(f"damaged store: no attribute {err}", path=self.path) from None
-        except (TypeError, ValueError) as err:
-            raise ConventionError(
-                f"damaged store: unreadable attributes ({err})", path=self.path
-            ) from None
         self._check_index()
         self._positions = {oid: i for i, oid in enumerate(self._index["object_id"])}
         self._file: h5py.File | None = None
         self._pid: int | None = None
+
+    def _read_attributes(self, attrs: dict) -> None:
+        """The store's attributes, each checked for its type.
+
+        Raises:
+            ConventionError: another schema, or a missing or unreadable attribute.
+        """
+        version = attrs.get("schema_version", -1)
+        if not isinstance(version, int | np.integer) or int(version) not in READABLE_SCHEMAS:
+            raise ConventionError(
+                f"store schema {version!r} is not one of {READABLE_SCHEMAS}", path=self.path
+            )
+
+        def texts(name: str, default: list | None = None) -> list[str]:
+            value = attrs.get(name, default)
+            if value is None:
+                raise KeyError(name)
+            if isinstance(value, str | bytes) or np.ndim(value) != 1:
+                raise TypeError(f"{name} is not a list of names")
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
+
+        try:
+            self.survey: str = str(attrs["survey"])
+            self.bands: list[str] = texts("bands")
+            self.class_names: list[str] = texts("class_names")
+            self.channels: list[str] = texts("channels", [])
+            self.pixel_scale = float(attrs["pixel_scale"])
+            shape = attrs["stamp_shape"]
+            if np.ndim(shape) != 1 or len(shape) != 2:
+                raise TypeError("stamp_shape is not (H, W)")
+            self.stamp_shape = (int(shape[0]), int(shape[1]))
+            self.provenance: dict = json.loads(attrs["provenance"])
+            if not isinstance(self.provenance, dict):
+                raise TypeError("provenance is not a JSON object")
+        except KeyError as err:
+            raise ConventionError(f"damaged store: no attribute {err}", path=self.path) from None
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ConventionError(
+                f"damaged store: unreadable attributes ({err})", path=self.path
+            ) from None
 
     def _read_index(self, f: h5py.File) -> None:
         self._index = {
@@ -369,7 +390,7 @@ class Store(Sequence[StampSeries]):
             return ConventionError(f"damaged store: {what}", path=self.path)
 
         needed = ["frames", *(f"frame/{c}" for c in _FRAME_COLUMNS)]
-        needed += [f"channel/{c}" for c in f.attrs.get("channels", [])]
+        needed += [f"channel/{c}" for c in self.channels]
         lightcurves = bool((self._index["lc_count"] >= 0).any())
         needed += [f"lightcurve/{c}" for c in _LIGHTCURVE_COLUMNS] if lightcurves else []
         for name in needed:
@@ -441,10 +462,20 @@ class Store(Sequence[StampSeries]):
         if not -n <= index < n:
             raise IndexError(f"object index {index} out of range for {n} objects")
         i = index % n
-        f = self._h5()
         start = int(self._index["start"][i])
         stop = start + int(self._index["count"][i])
         label_code = int(self._index["label"][i])
+        try:
+            return self._series(i, start, stop, label_code)
+        except (OSError, KeyError, TypeError, ValueError) as err:  # h5py on damaged bytes
+            raise ConventionError(
+                f"damaged store: cannot read the object ({type(err).__name__}: {err})",
+                path=self.path,
+                obj=self._index["object_id"][i],
+            ) from None
+
+    def _series(self, i: int, start: int, stop: int, label_code: int) -> StampSeries:
+        f = self._h5()
         return StampSeries(
             frames=f["frames"][start:stop],
             channels={c: f[f"channel/{c}"][start:stop] for c in self.channels},
@@ -515,7 +546,13 @@ class Store(Sequence[StampSeries]):
     def frame_table(self) -> Table:
         """Every frame's metadata (no pixels) as an astropy Table, with its object's row."""
         f = self._h5()
-        table = Table({name: f[f"frame/{name}"][()] for name in _FRAME_COLUMNS})
+        try:
+            table = Table({name: f[f"frame/{name}"][()] for name in _FRAME_COLUMNS})
+        except (OSError, KeyError, TypeError, ValueError) as err:  # h5py on damaged bytes
+            raise ConventionError(
+                f"damaged store: cannot read the frame table ({type(err).__name__})",
+                path=self.path,
+            ) from None
         table["object_row"] = np.repeat(np.arange(len(self)), self._index["count"])
         return table
 

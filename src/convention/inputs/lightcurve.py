@@ -60,7 +60,7 @@ class LightCurve(InputKind):
         return {"normalisation": self.normalisation.to_dict()}
 
     def load_state(self, state: dict) -> None:
-        self.normalisation = Normalisation.from_dict(state["normalisation"])
+        self.normalisation = Normalisation.from_dict(state["normalisation"], self.bands)
         self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:

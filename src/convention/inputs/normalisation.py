@@ -74,6 +74,24 @@ class Normalisation:
         return {"bands": list(self.bands), "median": list(self.median), "scale": list(self.scale)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Normalisation:
-        """Inverse of to_dict."""
-        return cls(tuple(d["bands"]), tuple(d["median"]), tuple(d["scale"]))
+    def from_dict(cls, d: dict, bands: Sequence[str] | None = None) -> Normalisation:
+        """Inverse of to_dict; with ``bands``, those must be its bands.
+
+        Raises:
+            ValueError: lists of different lengths, values that are not finite numbers
+                (or scales not positive), or other bands.
+        """
+        norm = cls(
+            tuple(str(b) for b in d["bands"]),
+            tuple(float(m) for m in d["median"]),
+            tuple(float(s) for s in d["scale"]),
+        )
+        if not len(norm.bands) == len(norm.median) == len(norm.scale):
+            raise ValueError("normalisation lists of different lengths")
+        if not (np.all(np.isfinite(norm.median)) and np.all(np.isfinite(norm.scale))):
+            raise ValueError("normalisation values that are not finite")
+        if min(norm.scale, default=1.0) <= 0:
+            raise ValueError("normalisation scales that are not positive")
+        if bands is not None and list(norm.bands) != list(bands):
+            raise ValueError(f"normalisation of bands {list(norm.bands)}, not {list(bands)}")
+        return norm

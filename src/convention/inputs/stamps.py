@@ -49,7 +49,7 @@ class Stamps(InputKind):
         return {"normalisation": self.normalisation.to_dict()}
 
     def load_state(self, state: dict) -> None:
-        self._set(Normalisation.from_dict(state["normalisation"]))
+        self._set(Normalisation.from_dict(state["normalisation"], self.bands))
 
     def _set(self, norm: Normalisation) -> None:
         self.normalisation = norm
