@@ -320,7 +320,7 @@ def _saved_model(tmp_path: Path) -> Path:
     [
         (lambda d: d["classes"].reverse(), "classes ['SNOther', 'Variable', 'SNIa', 'AGN'] is not"),
         (lambda d: d.update(classes=["AGN", "SNIa", "Variable"]), "classes ['AGN', 'SNIa', 'V"),
-        (lambda d: d.update(bands=["sdss::r", "sdss::i"]), "bands ['sdss::r', 'sdss::i'] is not"),
+        (lambda d: d.update(bands=["sdss::r", "sdss::i"]), "'sdss::r', 'sdss::i']"),
         (lambda d: d.update(preset="cpu"), "preset 'cpu' is not what the weights"),
         (lambda d: d["overrides"].update(head_hidden=33), "overrides {'stamp_size': 8, 'head_h"),
     ],

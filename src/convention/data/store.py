@@ -329,7 +329,9 @@ class Store(Sequence[StampSeries]):
         Raises:
             ConventionError: another schema, or a missing or unreadable attribute.
         """
-        version = attrs.get("schema_version", -1)
+        if "schema_version" not in attrs:
+            raise ConventionError("not a convention store (no schema version)", path=self.path)
+        version = attrs["schema_version"]
         if not isinstance(version, int | np.integer) or int(version) not in READABLE_SCHEMAS:
             raise ConventionError(
                 f"store schema {version!r} is not one of {READABLE_SCHEMAS}", path=self.path
@@ -431,6 +433,13 @@ class Store(Sequence[StampSeries]):
                     path=self.path,
                     obj=index["object_id"][k],
                 )
+        start, count = index["start"].astype(np.int64), index["count"].astype(np.int64)
+        tiled = count.sum() == self._n_frames and np.all(start == count.cumsum() - count)
+        if len(count) and not tiled:
+            raise ConventionError(
+                f"damaged store: the objects' frames do not tile the {self._n_frames} stored",
+                path=self.path,
+            )
         labels = index["label"].astype(np.int64)
         bad = (labels < -1) | (labels >= len(self.class_names))
         if bad.any():

@@ -49,6 +49,8 @@ class InputSpec:
     def from_dict(cls, d: dict) -> InputSpec:
         """Inverse of to_dict."""
         shape = d["heatmap_shape"]
+        if shape is not None and (isinstance(shape, str) or len(shape) != 2):
+            raise ValueError(f"heatmap_shape {shape!r} is not (wavelength, time)")
         return cls(
             tuple(str(k) for k in d["kinds"]),
             int(d["stamp_size"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ class FitsFile:
         if raw[:2] == _GZIP_MAGIC:
             try:
                 raw = gzip.decompress(raw)
-            except (OSError, EOFError, ValueError) as err:
+            except (OSError, EOFError, ValueError, zlib.error) as err:
                 raise self._error(f"corrupt gzip {what} ({err})") from None
         if not raw.startswith(_FITS_MAGIC):
             kind = next((k for m, k in _OTHER_FORMATS.items() if raw.startswith(m)), None)
