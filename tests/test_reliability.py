@@ -483,3 +483,8 @@ def test_a_truncated_gzipped_table_is_named_as_such(tmp_path, plasticc_train):
         "--out", tmp_path / "x.h5",
     )  # fmt: skip
     one_error_line(result, "unreadable table (truncated or corrupt gzip)")
+
+
+def test_models_prints_no_warnings():
+    result = run("models", "--classes", 4, "--n-bands", 5)
+    assert result.exit_code == 0 and "warning" not in result.output.lower(), result.output
