@@ -205,7 +205,15 @@ def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
         settings.encoder()
     except ConventionError as err:
         raise ConventionError(err.cause, path=path) from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+    ) as err:
         raise ConventionError(
             f"unreadable settings ({type(err).__name__}: {err})", path=path
         ) from None

@@ -67,7 +67,7 @@ class RunFolder:
                 {part: [str(o) for o in split[part]] for part in PARTS}
                 for split in config["splits"]
             ]
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError) as err:
             raise ConventionError(
                 f"unreadable run config ({type(err).__name__}: {err})", path=config_path
             ) from None
