@@ -355,7 +355,6 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store
     import signal
     import subprocess
     import sys
-    import time
 
     from typer.testing import CliRunner
 
@@ -372,18 +371,25 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store
         overrides={"stamp_size": 16},
     )
     reference = train(TrainSettings(out=str(tmp_path / "ref"), **common))
-    code = (
-        "from convention.training import TrainSettings, train; "
-        f"train(TrainSettings(out={str(tmp_path / 'run')!r}, **{common!r}))"
-    )
-    process = subprocess.Popen([sys.executable, "-c", code])
+    # The same run in a process that SIGKILLs itself in the middle of its third epoch.
+    code = f"""
+import os, signal
+from convention.training import TrainSettings, train
+from convention.training.module import ClassifierModule
+
+step = ClassifierModule.training_step
+
+def dying_step(self, batch, batch_idx):
+    if self.current_epoch == 2 and batch_idx == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, batch, batch_idx)
+
+ClassifierModule.training_step = dying_step
+train(TrainSettings(out={str(tmp_path / "run")!r}, **{common!r}))
+"""
+    process = subprocess.run([sys.executable, "-c", code], check=False, timeout=300)
+    assert process.returncode == -signal.SIGKILL
     last = tmp_path / "run.partial" / "fold_0" / "lightning" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.1)  # not while the first last.ckpt is being written
-    process.send_signal(signal.SIGKILL)
-    process.wait()
     assert last.exists() and not (tmp_path / "run").exists()
     result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output

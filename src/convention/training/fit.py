@@ -20,6 +20,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
@@ -66,6 +67,16 @@ def _check_out(out: Path, data: Path) -> None:
         raise ConventionError("output folder exists and is not empty", path=out)
     if not out.parent.is_dir():
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoints written to a temporary file and renamed: a kill while
+    last.ckpt is written leaves the previous one, which a resumed run reads."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, lambda tmp: torch.save(checkpoint, tmp))
 
 
 class RandomState(Callback):
@@ -275,6 +286,7 @@ def _train_fold(
         enable_progress_bar=settings.progress,
         enable_model_summary=False,
         log_every_n_steps=10,
+        plugins=[AtomicCheckpointIO()],
     )
     start = time.perf_counter()
     metrics_csv = folder / METRICS_FILE
