@@ -86,14 +86,8 @@ class ModelSettings:
 
         return {
             "checkpoint_version": CHECKPOINT_VERSION,
-            "model": self.model,
-            "preset": self.preset,
-            "overrides": self.overrides,
-            "classes": list(self.classes),
-            "bands": list(self.bands),
-            "inputs": self.inputs.to_dict(),
+            **self.outputs(),
             "encoders": self.encoders,
-            "other_bands": self.other_bands,
             "weights_sha256": self.weights_sha256,
             "store_schema_version": SCHEMA_VERSION,
             "package_version": __version__,
