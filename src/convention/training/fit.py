@@ -113,9 +113,10 @@ def resume(run: str | Path) -> Path:
     try:
         saved = json.loads(config.read_text())
         settings = TrainSettings.from_dict(saved["settings"])
+        splits = list(saved["splits"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConventionError(f"unreadable run config ({err})", path=config) from None
-    return train(settings, resume_from=saved["splits"])
+    return train(settings, resume_from=splits)
 
 
 def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Path:
