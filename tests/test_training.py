@@ -356,11 +356,6 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store
     import subprocess
     import sys
 
-    from typer.testing import CliRunner
-
-    from convention.cli import app
-    from convention.training import TrainSettings, train
-
     common = dict(
         data=str(train_store),
         preset="tiny",
@@ -370,11 +365,16 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store
         progress=False,
         overrides={"stamp_size": 16},
     )
-    reference = train(TrainSettings(out=str(tmp_path / "ref"), **common))
+    # Every run in a fresh process: the suite's own process may hold another torch
+    # thread count (earlier tests set it), and with it other float sums.
+    run_one = (
+        "from convention.training import TrainSettings, train\n"
+        "{}train(TrainSettings(out={!r}, **{!r}))"
+    )
+    reference = tmp_path / "ref"
+    subprocess.run([sys.executable, "-c", run_one.format("", str(reference), common)], check=True)
     # The same run in a process that SIGKILLs itself in the middle of its third epoch.
-    code = f"""
-import os, signal
-from convention.training import TrainSettings, train
+    dying = """import os, signal
 from convention.training.module import ClassifierModule
 
 step = ClassifierModule.training_step
@@ -385,14 +385,19 @@ def dying_step(self, batch, batch_idx):
     return step(self, batch, batch_idx)
 
 ClassifierModule.training_step = dying_step
-train(TrainSettings(out={str(tmp_path / "run")!r}, **{common!r}))
 """
+    code = run_one.format(dying, str(tmp_path / "run"), common)
     process = subprocess.run([sys.executable, "-c", code], check=False, timeout=300)
     assert process.returncode == -signal.SIGKILL
     last = tmp_path / "run.partial" / "fold_0" / "lightning" / "last.ckpt"
     assert last.exists() and not (tmp_path / "run").exists()
-    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run")])
-    assert result.exit_code == 0, result.output
+    resumed = subprocess.run(
+        [sys.executable, "-m", "convention", "train", "--resume", str(tmp_path / "run")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
     a = torch.load(reference / "fold_0" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "run" / "fold_0" / "model.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
