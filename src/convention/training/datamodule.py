@@ -17,15 +17,18 @@ from convention.inputs import Example, InputEncoder
 
 
 class ExampleDataset(Dataset):
-    """Encoded objects (all in memory: encoded once), augmented on every access when
-    ``augment_seed`` is given."""
+    """Encoded objects (all in memory: encoded once), augmented on every access with
+    ``rng`` when it is given."""
 
     def __init__(
-        self, examples: list[Example], encoder: InputEncoder, augment_seed: int | None = None
+        self,
+        examples: list[Example],
+        encoder: InputEncoder,
+        rng: np.random.Generator | None = None,
     ):
         self.examples = examples
         self.encoder = encoder
-        self._rng = np.random.default_rng(augment_seed) if augment_seed is not None else None
+        self._rng = rng
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -33,15 +36,6 @@ class ExampleDataset(Dataset):
     def __getitem__(self, index: int) -> Example:
         example = self.examples[index]
         return self.encoder.augment(example, self._rng) if self._rng is not None else example
-
-    def random_state(self) -> dict | None:
-        """The augmentation generator's state (None without augmentation)."""
-        return None if self._rng is None else self._rng.bit_generator.state
-
-    def set_random_state(self, state: dict | None) -> None:
-        """Restore the augmentation generator's state."""
-        if self._rng is not None and state is not None:
-            self._rng.bit_generator.state = state
 
 
 class StampDataModule(L.LightningDataModule):
@@ -84,21 +78,22 @@ class StampDataModule(L.LightningDataModule):
         self.encoder = encoder
         encoder.fit(Subset(data, split["train"]), seed)
         self._encoded: dict[str, list[Example]] = {}
+        # The training stream's generators: the sampler's and the augmentation's.
         self._generator = torch.Generator().manual_seed(seed)
-        self._train = ExampleDataset([], encoder, augment_seed=seed)
-        self._restored: dict | None = None
+        self._augment_rng = np.random.default_rng(seed)
 
     def state_dict(self) -> dict:
-        """The training stream's random state: the sampler's generator and the
-        augmentation's (saved in Lightning's checkpoints, so a resumed run draws on)."""
+        """The training stream's random state (saved in Lightning's checkpoints, so a
+        resumed run draws on where the stopped one was)."""
         return {
             "sampler": self._generator.get_state(),
-            "augment": self._train.random_state(),
+            "augment": self._augment_rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the random state saved by ``state_dict`` (before training resumes)."""
-        self._restored = state
+        """Restore the random state saved by ``state_dict``."""
+        self._generator.set_state(state["sampler"])
+        self._augment_rng.bit_generator.state = state["augment"]
 
     def encoded(self, part: str) -> list[Example]:
         """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, kept)."""
@@ -112,11 +107,6 @@ class StampDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         items = self.encoded("train")
         generator = self._generator
-        self._train = ExampleDataset(items, self.encoder, augment_seed=self.seed)
-        if self._restored is not None:
-            generator.set_state(self._restored["sampler"])
-            self._train.set_random_state(self._restored["augment"])
-            self._restored = None
         sampler = None
         if self.oversample:
             y = np.array([it.label for it in items])
@@ -128,7 +118,7 @@ class StampDataModule(L.LightningDataModule):
                 generator=generator,
             )
         return DataLoader(
-            self._train,
+            ExampleDataset(items, self.encoder, self._augment_rng),
             self.batch_size,
             shuffle=sampler is None,
             sampler=sampler,
