@@ -110,13 +110,8 @@ def resume(run: str | Path) -> Path:
         raise ConventionError(
             f"no stopped run to resume ({partial.name} holds no {CONFIG_FILE})", path=out
         )
-    try:
-        saved = json.loads(config.read_text())
-        settings = TrainSettings.from_dict(saved["settings"])
-        splits = list(saved["splits"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConventionError(f"unreadable run config ({err})", path=config) from None
-    return train(settings, resume_from=splits)
+    stopped = RunFolder(partial, stopped=True)
+    return train(stopped.settings, resume_from=stopped.splits)
 
 
 def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Path:

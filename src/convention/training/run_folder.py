@@ -46,13 +46,14 @@ def fold_folder(run: Path, k: int) -> Path:
 
 
 class RunFolder:
-    """A training run, opened for reading.
+    """A training run, opened for reading; ``stopped``: a run's ``<out>.partial`` that
+    was killed or interrupted, whose later folds may not exist yet.
 
     Raises:
         ConventionError: no config.json, an unreadable one, or fold folders missing.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, stopped: bool = False):
         self.path = Path(path)
         config_path = self.path / CONFIG_FILE
         if not config_path.is_file():
@@ -72,7 +73,7 @@ class RunFolder:
                 f"unreadable run config ({type(err).__name__}: {err})", path=config_path
             ) from None
         missing = [k for k in range(len(self.splits)) if not self.fold(k).is_dir()]
-        if missing:
+        if missing and not stopped:
             raise ConventionError(f"fold folder(s) {missing} missing", path=self.path)
 
     @staticmethod
