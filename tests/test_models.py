@@ -50,6 +50,8 @@ def test_forward_backward_every_model(name, preset):
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     logits.sum().backward()
     for pname, p in model.named_parameters():
+        if pname.endswith("attention.similarity.bias"):
+            continue  # the query's term cancels in the published attention's softmax
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
@@ -180,3 +182,69 @@ def test_lightcurve_models_ignore_padding(name):
     extra = [torch.nn.functional.pad(t, (0, 6)) for t in (bands, times, mask)]
     with torch.no_grad():
         assert torch.allclose(model(frames, bands, times, mask), model(padded, *extra), atol=1e-5)
+
+
+@pytest.mark.parametrize("preset, overrides", [("cpu", {}), ("tiny", {}), ("cpu", {"cnn": "2d"})])
+def test_tokenizer_2d_layers_compute_the_3d_convolutions(preset, overrides):
+    """The 2D tokenizer equals the published 3D CNN over each chunk, and a checkpoint of
+    the 3D layout (5D conv weights) loads into it with the same logits."""
+    torch.manual_seed(4)
+    model = create_model("convention", 4, 5, preset, **overrides).eval()
+    tokenizer = model.tokenizer
+    assert tokenizer.mode in ("2d-chunk", "2d")
+    torch.nn.init.normal_(model.band_embedding.table.weight)
+    frames = torch.randn(6, tokenizer.chunk, 32, 32)
+    bands = torch.randint(0, 6, (6, tokenizer.chunk))
+    with torch.no_grad():
+        band_maps = model.band_embedding.maps()[bands]
+    x = torch.stack([frames, band_maps], dim=1)  # (T, C, K, H, W)
+    for layer in tokenizer.net:
+        if isinstance(layer, torch.nn.Conv2d):
+            weight = layer.weight
+            if tokenizer.mode == "2d-chunk" and x.shape[2] > 1:
+                weight = weight.unflatten(1, (x.shape[1], x.shape[2]))
+            else:
+                weight = weight[:, :, None]
+            x = torch.nn.functional.conv3d(
+                x, weight, layer.bias, (1, *layer.stride), (0, *layer.padding)
+            )
+        elif isinstance(layer, torch.nn.BatchNorm2d):
+            x = torch.nn.functional.batch_norm(
+                x, layer.running_mean, layer.running_var, layer.weight, layer.bias, eps=layer.eps
+            )
+        else:
+            x = layer(x)
+    expected = x.mean(dim=2) if tokenizer.mode == "2d" else x[:, :, 0]
+    with torch.no_grad():
+        assert torch.allclose(tokenizer(frames, bands, model.band_embedding), expected, atol=1e-4)
+
+    state = model.state_dict()
+    for name, module in tokenizer.net.named_children():
+        if isinstance(module, torch.nn.Conv2d):
+            key = f"tokenizer.net.{name}.weight"
+            w = state[key]
+            in_channels = tokenizer.in_channels if name == "0" else w.shape[1]
+            spans = name == "0" and tokenizer.mode == "2d-chunk"
+            state[key] = w.unflatten(1, (in_channels, tokenizer.chunk)) if spans else w[:, :, None]
+    reloaded = create_model("convention", 4, 5, preset, **overrides).eval()
+    reloaded.load_state_dict(state)
+    inputs = batch([7, 4], 32)
+    with torch.no_grad():
+        assert torch.allclose(model(*inputs), reloaded(*inputs), atol=1e-6)
+
+
+def test_attention_without_pairs_equals_the_pairwise_attention():
+    """Without dropout the layer skips the N x N maps (the query's term cancels in the
+    softmax): the same output and gradients as every (query, key) pair formed."""
+    from convention.models.layers.attention import ConvSelfAttention
+
+    torch.manual_seed(5)
+    layer = ConvSelfAttention(8, 4, 5, dropout=0.0)
+    x = torch.randn(3, 6, 8, 4, 4, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]).bool()
+    fast = layer(x, mask)
+    (grad_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    pairwise = layer._pairwise(x, mask)
+    (grad_pairwise,) = torch.autograd.grad(pairwise.square().sum(), x)
+    assert torch.allclose(fast, pairwise, atol=1e-5)
+    assert torch.allclose(grad_fast, grad_pairwise, atol=1e-4)

@@ -9,6 +9,7 @@ difference flux light-curve classifiers expect.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -136,9 +137,11 @@ def forced_photometry(
     frames = series.frames.astype(np.float64)
     if reference == "median" and len(series):
         frames = frames.copy()
-        for band in np.unique(series.band):
-            sel = series.band == band
-            frames[sel] -= np.nanmedian(series.frames[sel], axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a pixel NaN in every frame
+            for band in np.unique(series.band):
+                sel = series.band == band
+                frames[sel] -= np.nanmedian(series.frames[sel], axis=0)
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     if method == "psf":
         flux, err = psf_flux(frames, series.psf_fwhm / scale, series.sky_sigma)

@@ -53,6 +53,7 @@ class InputEncoder:
         self.kinds = [get_input_kind(name)(spec, bands) for name in spec.kinds]
         self.selector = FrameSelector(bands, spec.max_frames, other_bands)
         self._sequences = [k for k in self.kinds if k.sequence]
+        self._augmented = [k for k in self.kinds if k.sequence or k.spatial]
         self._spatial = any(k.spatial for k in self.kinds)
         if states is not None:
             if sorted(states) != sorted(spec.kinds):
@@ -95,7 +96,7 @@ class InputEncoder:
         first = self._sequences[0]
         draw = draw_augmentation(len(example.inputs[first.sequence[0]]), rng, self._spatial)
         inputs = dict(example.inputs)
-        for kind in self._sequences:
+        for kind in self._augmented:
             inputs.update(kind.augment(inputs, draw))
         return Example(inputs, example.label)
 

@@ -28,6 +28,21 @@ from convention.inputs.spec import InputSpec
 KEYS = ("frames", "bands", "times", "mask")
 
 
+def check_stamp_size(spec: InputSpec, series: StampSeries) -> None:
+    """Refuse stamps of another size than the model's.
+
+    Raises:
+        ConventionError: naming the object and both sizes.
+    """
+    size = spec.stamp_size
+    if series.frames.shape[1:] != (size, size):
+        raise ConventionError(
+            f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
+            f"reads {size}x{size}",
+            obj=series.object_id,
+        )
+
+
 @register_input_kind("stamps")
 class Stamps(InputKind):
     """The frame sequence (ConvEntion's and the CNN + RNNs' input)."""
@@ -57,13 +72,7 @@ class Stamps(InputKind):
         self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
 
     def check(self, series: StampSeries) -> None:
-        size = self.spec.stamp_size
-        if series.frames.shape[1:] != (size, size):
-            raise ConventionError(
-                f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
-                f"reads {size}x{size}",
-                obj=series.object_id,
-            )
+        check_stamp_size(self.spec, series)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         bands = selection.bands

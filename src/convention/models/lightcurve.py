@@ -51,9 +51,17 @@ class LightCurveClassifier(nn.Module):
         n_classes: number of output classes.
         n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
         config: architecture.
+        head: build the classification head; without it the model is a light-curve
+            encoder for a larger one (``features`` only, ``config.hidden`` wide).
     """
 
-    def __init__(self, n_classes: int, n_bands: int, config: LightCurveConfig | None = None):
+    def __init__(
+        self,
+        n_classes: int,
+        n_bands: int,
+        config: LightCurveConfig | None = None,
+        head: bool = True,
+    ):
         super().__init__()
         cfg = config or LightCurveConfig()
         if cfg.architecture not in ("lstm", "transformer"):
@@ -80,7 +88,7 @@ class LightCurveClassifier(nn.Module):
                 norm_first=True,
             )
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout)
+        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout) if head else None
 
     def forward(
         self,
@@ -100,6 +108,19 @@ class LightCurveClassifier(nn.Module):
         Returns:
             (B, n_classes) logits.
         """
+        if self.head is None:
+            raise RuntimeError("this classifier has no head: call features()")
+        return self.head(self.features(lc, lc_bands, lc_times, lc_mask))
+
+    def features(
+        self,
+        lc: torch.Tensor,
+        lc_bands: torch.Tensor,
+        lc_times: torch.Tensor,
+        lc_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B, config.hidden) the last hidden state (LSTM) or the masked mean of the
+        encoded points (transformer); arguments as ``forward``'s."""
         mask = lc_mask
         steps = torch.cat([lc, self.bands(lc_bands * mask)], dim=-1)
         if self.config.architecture == "lstm":
@@ -108,12 +129,11 @@ class LightCurveClassifier(nn.Module):
             lengths = mask.sum(dim=1).cpu()
             packed = pack_padded_sequence(steps, lengths, batch_first=True, enforce_sorted=False)
             _, (hidden, _) = self.rnn(packed)
-            return self.head(hidden[-1])
+            return hidden[-1]
         x = self.embed(steps) + _time_encoding(lc_times, self.config.hidden)
         x = self.encoder(x, src_key_padding_mask=~mask)
         weights = mask[..., None].float()
-        pooled = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        return self.head(pooled)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
 PRESETS: dict[str, LightCurveConfig] = {

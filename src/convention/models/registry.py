@@ -41,7 +41,8 @@ class ModelEntry:
         name: registry name.
         constructor: ``f(n_classes, n_bands, config) -> nn.Module``.
         presets: preset name -> config (a frozen dataclass).
-        inputs: the input kinds the model reads.
+        inputs: the input kinds the model reads (a configuration may read fewer: the
+            ablations of a multi-input model).
         summary: one line saying what it is.
     """
 
@@ -57,7 +58,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register_model(name: str, presets: Mapping[str, Any], inputs: tuple[str, ...]) -> Callable:
     """Decorator registering a constructor ``f(n_classes, n_bands, config)`` with its
-    presets and the input kinds it reads."""
+    presets and the input kinds it can read."""
 
     def decorate(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         summary = (constructor.__doc__ or name).strip().splitlines()[0]
@@ -123,9 +124,10 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrid
         model = entry.constructor(n_classes, n_bands, config)
     except (TypeError, ValueError) as err:
         raise ConventionError(f"cannot build {name} ({preset}): {err}") from None
-    if model.input_spec.kinds != entry.inputs:
+    if not set(model.input_spec.kinds) <= set(entry.inputs):
         raise ConventionError(
-            f"model {name} reads {list(model.input_spec.kinds)}, registered as {list(entry.inputs)}"
+            f"model {name} reads {list(model.input_spec.kinds)}, registered as reading "
+            f"{list(entry.inputs)}"
         )
     return model
 

@@ -2,8 +2,13 @@
 
 For tokens n, m the score map of head g is conv5x5(Q_n + K_m)[g], one spatial map per
 head; softmax over m runs pixel by pixel. The convolution is linear, so
-conv(Q_n + K_m) = conv(Q_n) + conv_nobias(K_m): every token is convolved once and all N^2
-pairs are formed by broadcasting, with padded keys masked out.
+conv(Q_n + K_m) = conv(Q_n) + conv_nobias(K_m), and the query's term, constant over m,
+cancels in the softmax: as published (and in the authors' code), every query gets the same
+weights softmax_m(conv_nobias(K_m)). Without dropout on the weights (inference, or
+``attention_dropout`` 0) the layer is computed that way, exactly: one weighted sum of the
+values per object, no N x N maps, and the query projection and the similarity's bias get
+no gradient. With dropout in training each (query, key) weight is dropped on its own, so
+the N^2 pairs are formed by broadcasting, padded keys masked out.
 """
 
 from __future__ import annotations
@@ -49,16 +54,36 @@ class ConvSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, N, D, h, w); mask (B, N) True for real tokens -> (B, N, D, h, w)."""
+        if self.training and self.dropout.p > 0:
+            return self._pairwise(x, mask)
         b, n, d, h, w = x.shape
+        g = self.heads
+        weight, bias = self.qkv.weight[d:], self.qkv.bias[d:]
+        k, v = F.conv2d(x.flatten(0, 1), weight, bias).chunk(2, dim=1)
+        scores = F.conv2d(k, self.similarity.weight, padding=self.similarity.padding)
+        scores = scores.unflatten(0, (b, n))  # (B, N, G, h, w)
+        scores = scores.masked_fill(~mask[:, :, None, None, None], float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        values = v.unflatten(0, (b, n)).unflatten(2, (g, d // g))  # (B, N, G, c, h, w)
+        mixed = (weights[:, :, :, None] * values).sum(dim=1).reshape(b, d, h, w)
+        return self.out(mixed)[:, None].expand(b, n, d, h, w)
+
+    def _pairwise(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The same layer with every (query, key) weight formed, for dropout on them."""
+        b, n, d, h, w = x.shape
+        g = self.heads
         q, k, v = self.qkv(x.flatten(0, 1)).chunk(3, dim=1)
-        score_q = self.similarity(q).unflatten(0, (b, n))  # (B, N, G, h, w)
+        # Scores laid out (B, G, h, w, Nq, Nk): the softmax runs over the last, contiguous
+        # axis and the weighted sum of values is one batched matmul.
+        score_q = self.similarity(q).unflatten(0, (b, n)).permute(0, 2, 3, 4, 1)
         score_k = F.conv2d(k, self.similarity.weight, padding=self.similarity.padding)
-        score_k = score_k.unflatten(0, (b, n))
-        scores = score_q[:, :, None] + score_k[:, None, :]  # (B, Nq, Nk, G, h, w)
-        scores = scores.masked_fill(~mask[:, None, :, None, None, None], float("-inf"))
-        weights = self.dropout(torch.softmax(scores, dim=2))
-        values = v.unflatten(0, (b, n)).unflatten(2, (self.heads, d // self.heads))
-        mixed = torch.einsum("bnmgxy,bmgcxy->bngcxy", weights, values).reshape(b * n, d, h, w)
+        score_k = score_k.unflatten(0, (b, n)).permute(0, 2, 3, 4, 1)
+        scores = score_q[..., :, None] + score_k[..., None, :]
+        scores = scores.masked_fill(~mask[:, None, None, None, None, :], float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        values = v.unflatten(0, (b, n)).unflatten(2, (g, d // g)).permute(0, 2, 4, 5, 1, 3)
+        mixed = weights @ values  # (B, G, h, w, Nq, c)
+        mixed = mixed.permute(0, 4, 1, 5, 2, 3).reshape(b * n, d, h, w)
         return self.out(mixed).unflatten(0, (b, n))
 
 
@@ -80,7 +105,11 @@ class ConvFeedForward(nn.Module):
 
 
 class ConvTransformerLayer(nn.Module):
-    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x))."""
+    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x)).
+
+    ``attention_dropout`` (on the attention weights; default ``dropout``) is separate from
+    the feed-forward's ``dropout``.
+    """
 
     def __init__(
         self,
@@ -90,11 +119,13 @@ class ConvTransformerLayer(nn.Module):
         kernel: int,
         ff_hidden: int,
         dropout: float,
+        attention_dropout: float | None = None,
     ):
         super().__init__()
         channels = shape[0]
         self.norm1 = TokenLayerNorm(shape, max_tokens)
-        self.attention = ConvSelfAttention(channels, heads, kernel, dropout)
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.attention = ConvSelfAttention(channels, heads, kernel, attention_dropout)
         self.norm2 = TokenLayerNorm(shape, max_tokens)
         self.feed_forward = ConvFeedForward(channels, ff_hidden, dropout)
 

@@ -31,6 +31,14 @@ class BandEmbedding(nn.Module):
             levels = torch.arange(n_bands + 1, dtype=torch.float32) / n_bands
             self.register_buffer("levels", levels)
 
+    def maps(self) -> torch.Tensor:
+        """(n_bands + 1, H, W) the map of every band index, zeros for 0 (padding)."""
+        if self.kind == "learned":
+            return self.table.weight.unflatten(-1, (self.size, self.size))
+        if self.kind == "fixed":
+            return self.levels[:, None, None].expand(len(self.levels), self.size, self.size)
+        raise RuntimeError("the 'none' band embedding has no maps")
+
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
         """(B, M) long band indices -> (B, M, H, W) float maps."""
         if self.kind == "learned":

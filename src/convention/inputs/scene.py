@@ -1,0 +1,97 @@
+"""``scene``: the static sky of the object, each band's reference (median) stamp.
+
+The median over a band's frames keeps what does not vary (the host galaxy, its size, colour
+and offset from the source, or its absence) and removes most of the transient. Keys:
+``scene`` (n_bands, H, W) float32, ``asinh((x - median_b) / scale_b)`` with the pixel
+statistics of the training split (NaN pixels 0); ``scene_mask`` (n_bands,) bool, False for
+a band without a frame or whose frames are NaN everywhere (its map is zeros).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from convention.data.series import StampSeries
+from convention.inputs.base import Augmentation, InputKind, Selection, register_input_kind
+from convention.inputs.normalisation import Normalisation
+from convention.inputs.spec import InputSpec
+from convention.inputs.stamps import check_stamp_size
+
+KEYS = ("scene", "scene_mask")
+
+
+def reference_stamps(frames: np.ndarray, bands: np.ndarray, n_bands: int) -> np.ndarray:
+    """(n_bands, H, W) per-band NaN-median of ``frames`` (M, H, W) whose band indices
+    ``bands`` (M,) are 1..n_bands; NaN where a band has no valid pixel."""
+    out = np.full((n_bands, *frames.shape[1:]), np.nan, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+        for k in range(n_bands):
+            chosen = bands == k + 1
+            if chosen.any():
+                out[k] = np.nanmedian(frames[chosen], axis=0)
+    return out
+
+
+@register_input_kind("scene")
+class Scene(InputKind):
+    """The reference stamp of every band (the host galaxy)."""
+
+    fixed = KEYS
+    spatial = True
+
+    def __init__(self, spec: InputSpec, bands: Sequence[str]):
+        super().__init__(spec, bands)
+        self.load_state({"normalisation": Normalisation.identity(bands).to_dict()})
+
+    def fit(self, series: Sequence[StampSeries], seed: int) -> None:
+        """Per-band pixel median and robust sigma of the training split's frames."""
+        self.load_state(
+            {"normalisation": Normalisation.fit_pixels(series, self.bands, seed=seed).to_dict()}
+        )
+
+    @property
+    def state(self) -> dict:
+        return {"normalisation": self.normalisation.to_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.normalisation = Normalisation.from_dict(state["normalisation"], self.bands)
+        self._median = np.asarray(self.normalisation.median, dtype=np.float32)[:, None, None]
+        self._scale = np.asarray(self.normalisation.scale, dtype=np.float32)[:, None, None]
+
+    def check(self, series: StampSeries) -> None:
+        check_stamp_size(self.spec, series)
+
+    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
+        frames = selection.series.frames[selection.index]
+        reference = reference_stamps(frames, selection.bands, len(self.bands))
+        valid = np.isfinite(reference).any(axis=(1, 2))
+        scene = np.arcsinh((reference - self._median) / self._scale)
+        return {
+            "scene": np.nan_to_num(scene, nan=0.0).astype(np.float32),
+            "scene_mask": valid,
+        }
+
+    def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
+        scene = np.rot90(arrays["scene"], k=draw.rotation, axes=(1, 2))
+        if draw.flip_x:
+            scene = scene[:, :, ::-1]
+        if draw.flip_y:
+            scene = scene[:, ::-1, :]
+        return {**arrays, "scene": np.ascontiguousarray(scene)}
+
+    @classmethod
+    def describe(cls, spec: InputSpec) -> str:
+        return f"reference stamps of {spec.stamp_size}x{spec.stamp_size}"
+
+    @classmethod
+    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
+        size = spec.stamp_size
+        return {
+            "scene": torch.zeros(1, n_bands, size, size),
+            "scene_mask": torch.ones(1, n_bands, dtype=torch.bool),
+        }

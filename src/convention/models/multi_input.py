@@ -1,0 +1,199 @@
+"""The flagship: ConvEntion over the frames, joined with the static scene and the light curve.
+
+Three encoders, each over one declared input kind, fused late:
+- frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
+  convolutional BERT, max-pooled token maps);
+- scene (``scene``): each band's reference (median) stamp, which carries the host galaxy,
+  through a small 2D CNN whose last map is flattened (position kept: the host's offset
+  from the source at the centre matters);
+- light curve (``lightcurve``): the forced photometry of the frames less the reference
+  (flux, error, band, time) as tokens of a transformer, mean-pooled.
+Their features (and which scene bands are present) are concatenated and classified by an
+MLP. ``inputs`` leaves encoders out: the ablations without the frames, the scene or the
+light curve. During training each present encoder's features are zeroed with probability
+``modality_dropout`` per object (never all of them), so no encoder is leant on alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from convention.inputs.spec import InputSpec
+from convention.models.convention import PRESETS as CONVENTION_PRESETS
+from convention.models.convention import ConvEntion
+from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
+from convention.models.registry import register_model
+
+KINDS = ("stamps", "scene", "lightcurve")
+
+
+@dataclass(frozen=True)
+class MultiInputConfig:
+    """Hyper-parameters of the multi-input ConvEntion.
+
+    ``frames_preset`` names the ConvEntion preset of the frame encoder (its stamp size and
+    most frames are the model's); ``inputs`` the encoders used, a subset of ``KINDS``.
+    """
+
+    inputs: tuple[str, ...] = KINDS
+    frames_preset: str = "cpu"
+    scene_widths: tuple[int, ...] = (16, 32, 32)
+    scene_features: int = 64
+    lc_hidden: int = 64
+    lc_layers: int = 2
+    lc_heads: int = 4
+    head_hidden: int = 128
+    dropout: float = 0.3
+    modality_dropout: float = 0.1
+
+
+class SceneEncoder(nn.Module):
+    """(B, n_bands, H, W) reference stamps -> (B, features): 3x3 conv + BatchNorm + ReLU +
+    2x2 max-pool per width, the last map flattened, one linear layer."""
+
+    def __init__(self, n_bands: int, size: int, widths: tuple[int, ...], features: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = n_bands
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+            size //= 2
+        if size < 1:
+            raise ValueError(f"{len(widths)} pooling steps leave nothing of the scene")
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * size * size, features))
+
+    def forward(self, scene: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.net(scene))
+
+
+class MultiInputConvEntion(nn.Module):
+    """ConvEntion with the scene and the light curve (see the module's docstring).
+
+    Args:
+        n_classes: number of output classes.
+        n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
+        config: architecture.
+    """
+
+    def __init__(self, n_classes: int, n_bands: int, config: MultiInputConfig | None = None):
+        super().__init__()
+        cfg = config or MultiInputConfig()
+        inputs = tuple(cfg.inputs)
+        unknown = sorted(set(inputs) - set(KINDS))
+        if unknown or not inputs:
+            raise ValueError(f"inputs must be a non-empty subset of {KINDS}, got {list(inputs)}")
+        if cfg.frames_preset not in CONVENTION_PRESETS:
+            raise ValueError(
+                f"frames_preset must be one of {sorted(CONVENTION_PRESETS)}, "
+                f"got {cfg.frames_preset!r}"
+            )
+        self.config = replace(cfg, inputs=inputs)
+        frames_cfg = CONVENTION_PRESETS[cfg.frames_preset]
+        size, max_frames = frames_cfg.stamp_size, frames_cfg.max_frames
+        self.input_spec = InputSpec(tuple(k for k in KINDS if k in inputs), size, max_frames)
+        widths = {}
+        if "stamps" in inputs:
+            self.frames = ConvEntion(n_classes, n_bands, frames_cfg, head=False)
+            widths["stamps"] = self.frames.n_features
+        if "scene" in inputs:
+            self.scene = SceneEncoder(n_bands, size, cfg.scene_widths, cfg.scene_features)
+            widths["scene"] = cfg.scene_features + n_bands
+        if "lightcurve" in inputs:
+            lc_cfg = LightCurveConfig(
+                architecture="transformer",
+                max_frames=max_frames,
+                stamp_size=size,
+                hidden=cfg.lc_hidden,
+                layers=cfg.lc_layers,
+                heads=cfg.lc_heads,
+            )
+            self.lightcurve = LightCurveClassifier(n_classes, n_bands, lc_cfg, head=False)
+            widths["lightcurve"] = cfg.lc_hidden
+        self._widths = widths
+        self.head = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(sum(widths.values()), cfg.head_hidden),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.head_hidden, n_classes),
+        )
+
+    def forward(
+        self,
+        frames: torch.Tensor | None = None,
+        bands: torch.Tensor | None = None,
+        times: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
+        scene_mask: torch.Tensor | None = None,
+        lc: torch.Tensor | None = None,
+        lc_bands: torch.Tensor | None = None,
+        lc_times: torch.Tensor | None = None,
+        lc_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Class logits from the inputs of the kinds in ``config.inputs``.
+
+        Args:
+            frames, bands, times, mask: the frame sequence, as ConvEntion's.
+            scene: (B, n_bands, H, W) normalised reference stamps; scene_mask: (B, n_bands)
+                True where a band has a reference (its map is zeros otherwise).
+            lc, lc_bands, lc_times, lc_mask: the light curve, as ``lc-transformer``'s.
+
+        Returns:
+            (B, n_classes) logits.
+        """
+        parts = {}
+        if "stamps" in self._widths:
+            parts["stamps"] = self.frames.features(frames, bands, times, mask)
+        if "scene" in self._widths:
+            present = scene_mask.to(scene.dtype)
+            parts["scene"] = torch.cat([self.scene(scene * present[..., None, None]), present], 1)
+        if "lightcurve" in self._widths:
+            parts["lightcurve"] = self.lightcurve.features(lc, lc_bands, lc_times, lc_mask)
+        features = list(parts.values())
+        if self.training and self.config.modality_dropout > 0 and len(features) > 1:
+            features = self._drop_modalities(features)
+        return self.head(torch.cat(features, dim=1))
+
+    def _drop_modalities(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Zero each encoder's features with probability ``modality_dropout`` per object,
+        keeping at least one encoder of every object."""
+        b = features[0].shape[0]
+        keep = torch.rand(b, len(features), device=features[0].device)
+        keep = keep >= self.config.modality_dropout
+        none = ~keep.any(dim=1)
+        keep[none, torch.randint(len(features), (int(none.sum()),), device=keep.device)] = True
+        return [f * keep[:, k, None].to(f.dtype) for k, f in enumerate(features)]
+
+
+PRESETS: dict[str, MultiInputConfig] = {
+    "cpu": MultiInputConfig(),
+    # On a GPU: the paper's ConvEntion over the frames.
+    "paper": MultiInputConfig(frames_preset="paper"),
+    "tiny": MultiInputConfig(
+        frames_preset="tiny",
+        scene_widths=(4, 8),
+        scene_features=16,
+        lc_hidden=16,
+        lc_layers=1,
+        lc_heads=2,
+        head_hidden=32,
+    ),
+}
+
+
+@register_model("convention-multi", presets=PRESETS, inputs=KINDS)
+def convention_multi(
+    n_classes: int, n_bands: int, config: MultiInputConfig
+) -> MultiInputConvEntion:
+    """ConvEntion + reference stamps (host) + forced-photometry light curve, fused late."""
+    return MultiInputConvEntion(n_classes, n_bands, config)

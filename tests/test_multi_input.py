@@ -1,0 +1,110 @@
+"""The scene input and the multi-input ConvEntion (the flagship)."""
+
+import numpy as np
+import pytest
+import torch
+
+from convention.errors import ConventionError
+from convention.inputs import InputEncoder
+from convention.inputs.encoder import draw_augmentation
+from convention.inputs.scene import reference_stamps
+from convention.models import create_model
+from tests.test_models import UGRIZ, encoded_batch
+from tests.test_series import make_series
+
+
+def test_reference_stamps_are_per_band_medians_and_nan_without_frames():
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(7, 4, 4)).astype(np.float32)
+    bands = np.array([1, 2, 1, 2, 1, 4, 4])
+    frames[5] = np.nan
+    reference = reference_stamps(frames, bands, 5)
+    assert np.allclose(reference[0], np.median(frames[[0, 2, 4]], axis=0))
+    assert np.allclose(reference[1], np.median(frames[[1, 3]], axis=0))
+    assert np.isnan(reference[2]).all() and np.isnan(reference[4]).all()
+    assert np.allclose(reference[3], frames[6])  # the NaN frame is left out
+
+
+def _scene_encoder(series):
+    model = create_model("convention-multi", 4, 5, "tiny")
+    encoder = InputEncoder(model.input_spec, UGRIZ)
+    encoder.fit(series)
+    return model, encoder
+
+
+def test_a_band_without_valid_pixels_is_masked_and_the_model_still_predicts():
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(10, 32, 32)).astype(np.float32)
+    band = np.array(UGRIZ * 2)
+    frames[band == "sdss::i"] = np.nan  # no usable reference in i
+    series = make_series(m=10, size=32, band=band, object_id="noi", frames=frames)
+    model, encoder = _scene_encoder([series])
+    example = encoder.encode(series)
+    assert example.inputs["scene_mask"].tolist() == [True, True, True, False, True]
+    assert (example.inputs["scene"][3] == 0).all()
+    with torch.no_grad():
+        logits = model.eval()(**encoder.collate([example])["inputs"])
+    assert torch.isfinite(logits).all()
+
+
+def test_the_scene_turns_with_the_frames():
+    rng = np.random.default_rng(2)
+    still = rng.normal(size=(32, 32)).astype(np.float32)
+    band = np.array(UGRIZ * 2)
+    series = make_series(m=10, size=32, band=band, object_id="s", frames=np.stack([still] * 10))
+    _, encoder = _scene_encoder([series])
+    example = encoder.encode(series)
+    for seed in range(6):
+        draw = draw_augmentation(10, np.random.default_rng(seed), spatial=True)
+        turned = encoder.augment(example, np.random.default_rng(seed))
+        frame = turned.inputs["frames"][0]
+        band_of_frame = turned.inputs["bands"][0] - 1
+        assert draw.keep.size == len(turned.inputs["frames"])
+        assert np.allclose(turned.inputs["scene"][band_of_frame], frame, atol=1e-6)
+
+
+def test_a_masked_scene_band_is_ignored():
+    torch.manual_seed(0)
+    model = create_model("convention-multi", 4, 5, "tiny").eval()
+    inputs = encoded_batch(model.input_spec)
+    inputs["scene_mask"][:, 2] = False
+    with torch.no_grad():
+        before = model(**inputs)
+        inputs["scene"][:, 2] = 50.0
+        after = model(**inputs)
+    assert torch.allclose(before, after, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "inputs", [("scene", "lightcurve"), ("stamps", "lightcurve"), ("stamps", "scene")]
+)
+def test_ablations_read_only_their_inputs(inputs):
+    torch.manual_seed(0)
+    model = create_model("convention-multi", 4, 5, "tiny", inputs=inputs)
+    assert set(model.input_spec.kinds) == set(inputs)
+    batch = encoded_batch(model.input_spec)
+    assert "scene" not in batch or "scene" in inputs
+    logits = model(**batch)
+    assert logits.shape == (3, 4)
+
+
+def test_modality_dropout_keeps_one_encoder_per_object():
+    model = create_model("convention-multi", 4, 5, "tiny", modality_dropout=0.9).train()
+    features = [torch.ones(64, 3), torch.ones(64, 2), torch.ones(64, 4)]
+    torch.manual_seed(0)
+    kept = model._drop_modalities(features)
+    present = torch.stack([f.sum(1) > 0 for f in kept], dim=1)
+    assert present.any(dim=1).all() and not present.all()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"inputs": ("frames",)}, "inputs must be a non-empty subset"),
+        ({"inputs": ()}, "inputs must be a non-empty subset"),
+        ({"frames_preset": "huge"}, "frames_preset must be one of"),
+    ],
+)
+def test_bad_flagship_settings(overrides, message):
+    with pytest.raises(ConventionError, match=message):
+        create_model("convention-multi", 4, 5, "tiny", **overrides)
