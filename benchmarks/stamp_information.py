@@ -32,45 +32,12 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from convention.bands import get_band
-from convention.baselines.features import feature_names
+from convention.baselines.features import SCENE_KINDS as KINDS
+from convention.baselines.features import feature_names, scene_features
 from convention.baselines.gbm import feature_matrix, fit_feature_gbm
 from convention.classes import class_targets, get_taxonomy
-from convention.data.series import StampSeries
 from convention.data.splits import make_splits
 from convention.io import read
-
-RADII = (1.5, 3.0, 6.0)  # pixels
-MOMENT_RADIUS = 8.0  # pixels
-KINDS = ("light r<1.5", "light r<3", "light r<6", "concentration", "offset", "size", "seeing")
-
-
-def median_stamp_features(series: StampSeries, bands: list[int]) -> np.ndarray:
-    """Per band: aperture sums of the median stamp at RADII, concentration (first over last
-    sum), centroid offset and RMS size of the positive light within MOMENT_RADIUS (pixels),
-    median PSF FWHM (arcsec). NaN for a band without frames."""
-    h, w = series.frames.shape[1:]
-    y, x = np.mgrid[:h, :w]
-    dy, dx = y - (h - 1) / 2, x - (w - 1) / 2
-    r = np.hypot(dx, dy)
-    out = []
-    for band in bands:
-        keep = series.band == band
-        if not keep.any():
-            out += [np.nan] * (len(RADII) + 4)
-            continue
-        stamp = np.nan_to_num(np.nanmedian(series.frames[keep], axis=0))
-        sums = [float(stamp[r <= radius].sum()) for radius in RADII]
-        light = np.where(r <= MOMENT_RADIUS, np.clip(stamp, 0, None), 0)
-        total = light.sum()
-        if total > 0:
-            cy, cx = (light * dy).sum() / total, (light * dx).sum() / total
-            size = np.sqrt((light * ((dy - cy) ** 2 + (dx - cx) ** 2)).sum() / total)
-            offset = float(np.hypot(cy, cx))
-        else:
-            offset = size = np.nan
-        concentration = sums[0] / sums[-1] if sums[-1] > 0 else np.nan
-        out += [*sums, concentration, offset, float(size), float(np.median(series.psf_fwhm[keep]))]
-    return np.array(out, dtype=float)
 
 
 def fit(x: np.ndarray, targets: np.ndarray, split: dict, seed: int):
@@ -125,9 +92,9 @@ def main() -> None:
     rows = np.flatnonzero(targets >= 0)
     band_ids = [get_band(b, store.survey).id for b in store.bands]
     start = time.perf_counter()
-    stamp = np.full((len(targets), len(band_ids) * (len(RADII) + 4)), np.nan)
+    stamp = np.full((len(targets), len(band_ids) * len(KINDS)), np.nan)
     for r in rows:
-        stamp[r] = median_stamp_features(store[int(r)], band_ids)
+        stamp[r] = scene_features(store[int(r)], band_ids)
     lc = np.full((len(targets), len(feature_names(store.bands))), np.nan)
     lc[rows] = feature_matrix(store, rows, workers=args.workers)
     feature_seconds = time.perf_counter() - start

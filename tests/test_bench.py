@@ -30,6 +30,15 @@ SUITE = Suite(
     models=(
         BenchModel("ConvEntion (tiny)", preset="tiny", overrides={"stamp_size": 16}),
         BenchModel("features", kind="features", input="light curves"),
+        BenchModel("hybrid", kind="features", overrides={"scene": True}),
+        BenchModel(
+            "flagship",
+            model="convention-multi",
+            preset="tiny",
+            overrides={"stamp_size": 16},
+            epochs=3,
+            patience=1,
+        ),
         BenchModel(
             "broken", preset="tiny", overrides={"stamp_size": 16, "heads": 0}, table="ablation"
         ),
@@ -76,6 +85,11 @@ def test_rows_results_and_tables(bench_results):
         assert row["inference_objects_per_s"]["mean"] > 0
     assert rows["ConvEntion (tiny)"]["parameters"] > 0
     assert rows["features"]["features"] > 0
+    assert rows["hybrid"]["features"] == rows["features"]["features"] + 5 * 7
+    assert rows["hybrid"]["model"] == "lc-scene-features-gbm"
+    flagship = rows["flagship"]
+    assert flagship["status"] == "ok" and flagship["patience"] == 1
+    assert 1 <= flagship["epochs_trained"][0] <= 3 and flagship["epochs"] == 3
     # the two rows were tested on the same objects
     assert rows["ConvEntion (tiny)"]["test_objects"] == rows["features"]["test_objects"]
     on_disk = json.loads((out / "results" / "results.json").read_text())
@@ -202,8 +216,11 @@ def test_on_a_gpu_convention_takes_the_paper_preset():
     presets = {m.name: m.preset for m in gpu.models if m.model == "convention"}
     assert presets["ConvEntion (paper)"] == "paper"
     assert set(presets.values()) == {"paper"}
-    baselines = [m for m in gpu.models if m.model != "convention"]
-    assert baselines == [replace(m, epochs=None) for m in cpu.models if m.model != "convention"]
+    convention = ("convention", "convention-multi")
+    baselines = [m for m in gpu.models if m.model not in convention]
+    assert baselines == [replace(m, epochs=None) for m in cpu.models if m.model not in convention]
+    flagships = {m.preset for m in gpu.models if m.model == "convention-multi"}
+    assert flagships == {"paper"}
     assert set(gpu.robustness.values()) <= {m.name for m in gpu.models}
     # the CPU suite's budgets are epochs; a GPU run stops early, the clock a safety net
     assert cpu.max_minutes is None and all(m.epochs for m in cpu.models if m.kind == "image")

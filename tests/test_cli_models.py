@@ -94,7 +94,10 @@ def test_demo_end_to_end_small(tmp_path):
     settings = DemoSettings(
         out=str(tmp_path / "demo"), n_objects=60, epochs=1, workers=1, preset="tiny"
     )
-    _, folder, seconds = run_demo(settings, progress=False)
+    assert settings.model == "convention-multi"  # the flagship
+    result = run_demo(settings, progress=False)
+    folder, seconds = result.folder, result.seconds
+    assert result.epochs_trained == 1 and not result.capped
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["class_names"] == ["AGN", "SNIa", "Variable", "SNOther"]
     assert 0 <= saved["macro_f1"]["mean"] <= 1

@@ -45,7 +45,7 @@ def encoded_batch(spec: InputSpec, lengths=(10, 7, 5)) -> dict:
 def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
-    assert model.input_spec.kinds == list_models()[name].inputs
+    assert set(model.input_spec.kinds) <= set(list_models()[name].inputs)
     logits = model(**encoded_batch(model.input_spec))
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     logits.sum().backward()

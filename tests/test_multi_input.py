@@ -42,6 +42,7 @@ def test_a_band_without_valid_pixels_is_masked_and_the_model_still_predicts():
     example = encoder.encode(series)
     assert example.inputs["scene_mask"].tolist() == [True, True, True, False, True]
     assert (example.inputs["scene"][3] == 0).all()
+    assert encoder.incomplete([example]) == {"stamps": 0, "scene": 1, "lightcurve": 0}
     with torch.no_grad():
         logits = model.eval()(**encoder.collate([example])["inputs"])
     assert torch.isfinite(logits).all()
@@ -108,3 +109,47 @@ def test_modality_dropout_keeps_one_encoder_per_object():
 def test_bad_flagship_settings(overrides, message):
     with pytest.raises(ConventionError, match=message):
         create_model("convention-multi", 4, 5, "tiny", **overrides)
+
+
+def test_features_input_scales_and_flags_missing_values():
+    from convention.inputs.features import Features
+
+    model = create_model(
+        "convention-multi", 4, 5, "tiny", inputs=("stamps", "scene", "lightcurve", "features")
+    )
+    rng = np.random.default_rng(3)
+    series = [
+        make_series(
+            m=12,
+            size=32,
+            band=np.array(UGRIZ[:4] * 3),  # no z frame: its features are missing
+            object_id=f"f{k}",
+            frames=rng.normal(size=(12, 32, 32)),
+        )
+        for k in range(4)
+    ]
+    encoder = InputEncoder(model.input_spec, UGRIZ)
+    encoder.fit(series)
+    kind = next(k for k in encoder.kinds if isinstance(k, Features))
+    vector = encoder.encode(series[0]).inputs["features"]
+    n = len(kind.names)
+    assert vector.shape == (2 * n,) and np.isfinite(vector).all()
+    values, missing = vector[:n], vector[n:].astype(bool)
+    z_columns = [
+        k
+        for k, name in enumerate(kind.names)
+        if name.startswith("sdss::z:") and "n_obs" not in name
+    ]
+    assert missing[z_columns].all() and (values[missing] == 0).all()
+    with torch.no_grad():
+        logits = model.eval()(**encoder.collate([encoder.encode(s) for s in series])["inputs"])
+    assert logits.shape == (4, 4) and torch.isfinite(logits).all()
+
+
+def test_features_fitted_for_other_bands_are_refused():
+    from convention.inputs.features import Features
+
+    model = create_model("convention-multi", 4, 5, "tiny", inputs=("features",))
+    state = Features(model.input_spec, UGRIZ).state
+    with pytest.raises(ConventionError, match="fitted for other bands"):
+        InputEncoder(model.input_spec, UGRIZ[:3], states={"features": state})

@@ -77,3 +77,20 @@ def test_missing_pixels_and_fwhm():
     frames[0] = np.nan
     flux, err = psf_flux(frames, np.array([3.0, np.nan]), np.ones(2))
     assert np.isnan(flux).all() and np.isnan(err).all()
+
+
+def test_median_stamp_is_nanmedian_over_the_frames():
+    import warnings
+
+    from convention.photometry import median_stamp
+
+    rng = np.random.default_rng(7)
+    for m in (1, 2, 5, 8):
+        frames = rng.normal(size=(m, 6, 5)).astype(np.float32)
+        assert np.allclose(median_stamp(frames), np.median(frames, axis=0))
+        frames[rng.random(frames.shape) < 0.4] = np.nan
+        frames[:, 0, 0] = np.nan  # a pixel NaN in every frame
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(frames, axis=0)
+        assert np.allclose(median_stamp(frames), expected, equal_nan=True)

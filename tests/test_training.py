@@ -192,6 +192,8 @@ def test_trained_run_layout_and_reproducible_splits(trained_run, train_store):
         assert (folder / "model.pt").is_file() and (folder / "metrics.csv").is_file()
         saved = json.loads((folder / "settings.json").read_text())
         assert saved["classes"] == config["classes"] and saved["bands"] == config["bands"]
+        summary = json.loads((folder / "training.json").read_text())
+        assert summary["incomplete_inputs"] == {"train": {"stamps": 0}, "val": {"stamps": 0}}
     store = convention.read(train_store)
     classifier = Classifier.load(trained_run)  # the ensemble of both folds
     assert len(classifier.models) == 2
@@ -414,3 +416,22 @@ def test_resume_without_a_stopped_run_is_one_line(tmp_path):
     assert result.exit_code == 2 and "no stopped run to resume" in result.output
     result = CliRunner().invoke(app, ["train", "--data", "x.h5"])
     assert result.exit_code == 2 and "give --data and --out" in result.output
+
+
+def test_encoding_workers_give_the_same_examples(train_store, monkeypatch):
+    from convention.training import datamodule
+
+    monkeypatch.setattr(datamodule, "ENCODE_CHUNK", 8)  # 48 objects: six tasks
+    store = convention.read(train_store)
+    targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
+    model = create_model("convention-multi", 4, 5, "tiny", stamp_size=16, max_frames=40)
+    encoder = InputEncoder(model.input_spec, store.bands)
+    encoder.fit(store)
+    rows = np.arange(len(store))[::-1]
+    alone = datamodule.encode_rows(store, rows, targets, encoder, workers=1)
+    shared = datamodule.encode_rows(store, rows, targets, encoder, workers=2)
+    assert [e.label for e in alone] == [e.label for e in shared] == list(targets[rows])
+    for a, b in zip(alone, shared, strict=True):
+        assert a.inputs.keys() == b.inputs.keys()
+        for key in a.inputs:
+            assert np.array_equal(a.inputs[key], b.inputs[key]), key

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table as RichTable
 
+from convention.demo import DemoSettings
 from convention.errors import ConventionError
 from convention.files import refuse_overwriting_inputs
 from convention.training.settings import DEFAULTS
@@ -456,25 +457,32 @@ def predict(
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("convention-demo"),
-    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = 2400,
-    epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 30,
+    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = DemoSettings.n_objects,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = DemoSettings.epochs,
     seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
 ) -> None:
-    """Simulate SDSS-II-like data, train the CPU preset, evaluate on a held-out split."""
-    from convention.demo import DemoSettings, run_demo
+    """Simulate SDSS-II-like data, train the multi-input ConvEntion (frames, reference
+    stamps, light curve) for a fixed number of epochs, evaluate on a held-out split."""
+    from convention.demo import run_demo
 
     settings = DemoSettings(
         out=str(out), n_objects=n_objects, epochs=epochs, seed=seed, workers=os.cpu_count() or 1
     )
     settings.validate()
     console.print(
-        f"simulating {n_objects} SDSS-II-like objects, training ConvEntion "
-        f"({settings.preset} preset), evaluating on a held-out 20%"
+        f"simulating {n_objects} SDSS-II-like objects, training the multi-input ConvEntion "
+        f"({settings.preset} preset, {epochs} epochs), evaluating on a held-out 20%"
     )
-    metrics, folder, seconds = run_demo(settings)
-    _print_metrics(metrics)
-    console.print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    console.print(f"report: {folder / 'report.html'}")
+    result = run_demo(settings)
+    _print_metrics(result.metrics)
+    console.print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
+    if result.capped:
+        console.print(
+            f"[yellow]the {settings.max_train_minutes:g}-minute safety cap stopped training "
+            f"after {result.epochs_trained} of {epochs} epochs: this score depends on this "
+            "machine's speed[/yellow]"
+        )
+    console.print(f"report: {result.folder / 'report.html'}")
 
 
 def _report_reject(rejected: Rejected | DroppedFrame) -> None:

@@ -9,7 +9,6 @@ difference flux light-curve classifiers expect.
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -110,6 +109,24 @@ def psf_flux(
     return flux, err
 
 
+def median_stamp(frames: np.ndarray) -> np.ndarray:
+    """(H, W) pixel-by-pixel median of (M, H, W) frames over the frames whose pixel is not
+    NaN (NaN where none is): ``np.nanmedian(frames, axis=0)``, without its slow path for
+    small stacks (a sort along the frames, NaN sorted last)."""
+    if len(frames) and not np.isnan(frames).any():
+        # The median along the last, contiguous axis: 1.4x faster than along the first.
+        pixels = np.ascontiguousarray(frames.reshape(len(frames), -1).T)
+        return np.median(pixels, axis=-1).reshape(frames.shape[1:])
+    ordered = np.sort(frames, axis=0)
+    valid = (~np.isnan(frames)).sum(axis=0)
+    last = max(len(frames) - 1, 0)
+    low = np.take_along_axis(ordered, np.clip((valid - 1) // 2, 0, last)[None], axis=0)[0]
+    high = np.take_along_axis(ordered, np.clip(valid // 2, 0, last)[None], axis=0)[0]
+    median = (low + high) / 2
+    median[valid == 0] = np.nan
+    return median
+
+
 def forced_photometry(
     series: StampSeries,
     method: str = "psf",
@@ -137,11 +154,9 @@ def forced_photometry(
     frames = series.frames.astype(np.float64)
     if reference == "median" and len(series):
         frames = frames.copy()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a pixel NaN in every frame
-            for band in np.unique(series.band):
-                sel = series.band == band
-                frames[sel] -= np.nanmedian(series.frames[sel], axis=0)
+        for band in np.unique(series.band):
+            sel = series.band == band
+            frames[sel] -= median_stamp(series.frames[sel])
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     if method == "psf":
         flux, err = psf_flux(frames, series.psf_fwhm / scale, series.sky_sigma)

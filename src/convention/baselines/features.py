@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import light_curve as lcf
 import numpy as np
 from astropy.table import Table
+
+from convention.photometry import median_stamp
+
+if TYPE_CHECKING:
+    from convention.data.series import StampSeries
 
 MIN_POINTS = 5  # the periodogram and the linear fit need a handful of points
 
@@ -51,9 +57,10 @@ def _band_features(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray) -> np.nda
     peak = int(np.argmax(flux))
     out[len(_EXTRACTOR.names)] = flux[peak]
     out[len(_EXTRACTOR.names) + 1] = flux[peak] / err[peak]
-    half = flux >= flux[peak] / 2
-    out[len(_EXTRACTOR.names) + 3] = mjd[peak] - mjd[half][0]
-    out[len(_EXTRACTOR.names) + 4] = mjd[half][-1] - mjd[peak]
+    if flux[peak] > 0:  # rise and fall to half the peak; a band never above 0 has neither
+        half = flux >= flux[peak] / 2
+        out[len(_EXTRACTOR.names) + 3] = mjd[peak] - mjd[half][0]
+        out[len(_EXTRACTOR.names) + 4] = mjd[half][-1] - mjd[peak]
     if n >= MIN_POINTS and len(np.unique(mjd)) >= MIN_POINTS:
         try:
             out[: len(_EXTRACTOR.names)] = _EXTRACTOR(mjd, flux, err, sorted=True, check=False)
@@ -85,3 +92,56 @@ def lightcurve_features(lc: Table, bands: Sequence[str]) -> np.ndarray:
     detected = np.asarray(lc["detected"], dtype=bool) & good
     duration = mjd[good][-1] - mjd[good][0] if good.any() else np.nan
     return np.concatenate([*per_band, ratios, [duration, detected.sum()]]).astype(np.float64)
+
+
+SCENE_RADII = (1.5, 3.0, 6.0)  # pixels
+SCENE_MOMENT_RADIUS = 8.0  # pixels
+SCENE_KINDS = (
+    "light r<1.5",
+    "light r<3",
+    "light r<6",
+    "concentration",
+    "offset",
+    "size",
+    "seeing",
+)
+
+
+def scene_feature_names(bands: Sequence[str]) -> list[str]:
+    """Names of ``scene_features``, band by band."""
+    return [f"{b}:scene {kind}" for b in bands for kind in SCENE_KINDS]
+
+
+def scene_features(series: StampSeries, band_ids: Sequence[int]) -> np.ndarray:
+    """The static scene (host galaxy) of each band's median stamp: light within
+    ``SCENE_RADII`` pixels of the centre (the frames' flux unit), concentration (first
+    over last sum), centroid offset and RMS size of the positive light within
+    ``SCENE_MOMENT_RADIUS`` (pixels), and the band's median PSF FWHM (arcsec); NaN for a
+    band without frames. The practitioners' host features, for the hybrid boosting row.
+
+    Returns:
+        (len(band_ids) * len(SCENE_KINDS),) float64, band by band.
+    """
+    h, w = series.frames.shape[1:]
+    y, x = np.mgrid[:h, :w]
+    dy, dx = y - (h - 1) / 2, x - (w - 1) / 2
+    r = np.hypot(dx, dy)
+    out: list[float] = []
+    for band in band_ids:
+        keep = series.band == band
+        if not keep.any():
+            out += [np.nan] * len(SCENE_KINDS)
+            continue
+        stamp = np.nan_to_num(median_stamp(series.frames[keep]))
+        sums = [float(stamp[r <= radius].sum()) for radius in SCENE_RADII]
+        light = np.where(r <= SCENE_MOMENT_RADIUS, np.clip(stamp, 0, None), 0)
+        total = light.sum()
+        if total > 0:
+            cy, cx = (light * dy).sum() / total, (light * dx).sum() / total
+            size = float(np.sqrt((light * ((dy - cy) ** 2 + (dx - cx) ** 2)).sum() / total))
+            offset = float(np.hypot(cy, cx))
+        else:
+            offset = size = np.nan
+        concentration = sums[0] / sums[-1] if sums[-1] > 0 else np.nan
+        out += [*sums, concentration, offset, size, float(np.median(series.psf_fwhm[keep]))]
+    return np.array(out, dtype=float)

@@ -10,22 +10,31 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from convention.baselines.features import lightcurve_features
+from convention.bands import get_band
+from convention.baselines.features import lightcurve_features, scene_features
 from convention.data.store import Store
 
 
-def _object_features(args: tuple[Store, int, str]) -> np.ndarray:
-    store, row, photometry = args
+def _object_features(args: tuple[Store, int, str, bool]) -> np.ndarray:
+    store, row, photometry, scene = args
     series = store[row]
     if photometry == "source" and series.lightcurve is not None:
         lc = series.lightcurve
     else:
         lc = series.to_lightcurve(method="psf", reference="median")
-    return lightcurve_features(lc, store.bands)
+    features = lightcurve_features(lc, store.bands)
+    if not scene:
+        return features
+    band_ids = [get_band(b, store.survey).id for b in store.bands]
+    return np.concatenate([features, scene_features(series, band_ids)])
 
 
 def feature_matrix(
-    store: Store, rows: Sequence[int], photometry: str = "psf", workers: int = 1
+    store: Store,
+    rows: Sequence[int],
+    photometry: str = "psf",
+    workers: int = 1,
+    scene: bool = False,
 ) -> np.ndarray:
     """(len(rows), n_features) features of the objects at ``rows``.
 
@@ -35,8 +44,10 @@ def feature_matrix(
         photometry: ``psf`` (forced PSF photometry on the stamps less each band's median
             stamp) or ``source`` (the objects' own light curves where they have one).
         workers: processes (the result does not depend on it).
+        scene: add each band's median-stamp (host) features after the light curve's
+            (``features.scene_features``): the hybrid of light curve and stamps.
     """
-    items = [(store, int(r), photometry) for r in rows]
+    items = [(store, int(r), photometry, scene) for r in rows]
     if workers <= 1:
         return np.array([_object_features(i) for i in items])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"

@@ -42,7 +42,7 @@ def _model_name(row: BenchModel) -> str:
     """What a row runs: the registered network, the boosting baseline or SuperNNova's
     variant."""
     if row.kind == "features":
-        return "lc-features-gbm"
+        return "lc-scene-features-gbm" if row.overrides.get("scene") else "lc-features-gbm"
     if row.kind == "supernnova":
         return f"supernnova-{row.overrides.get('variant', 'vanilla')}"
     return row.model
@@ -71,6 +71,7 @@ def collect(suite: Suite, out: Path) -> dict:
             "oversample": row.oversample,
             "table": row.table,
             "input": row.input,
+            "patience": row.patience,
             "status": "ok" if runs and not failures else ("failed" if not runs else "partial"),
             "failures": [{"seed": f["seed"], "error": f["error"]} for f in failures],
             **_aggregate(runs),
@@ -90,10 +91,11 @@ def _epochs(row: dict) -> str:
     budget, trained = row.get("epochs"), row.get("epochs_trained")
     if not budget:
         return "-"
+    stopping = f" (patience {row['patience']})" if row.get("patience") else ""
     if not trained or min(trained) >= budget:
-        return str(budget)
+        return f"{budget}{stopping}"
     low, high = min(trained), max(trained)
-    return f"{low if low == high else f'{low}-{high}'} of {budget}"
+    return f"{low if low == high else f'{low}-{high}'} of {budget}{stopping}"
 
 
 def _budget(results: dict) -> str:
@@ -131,7 +133,11 @@ def _markdown(results: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v),
         "",
     ]
-    for table, title in (("comparison", "Comparison"), ("ablation", "Ablations of ConvEntion")):
+    for table, title in (
+        ("comparison", "Comparison"),
+        ("ablation", "Ablations of ConvEntion"),
+        ("flagship", "Ablations of the multi-input ConvEntion"),
+    ):
         rows = {k: v for k, v in results["models"].items() if v["table"] == table}
         if not rows:
             continue

@@ -37,7 +37,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         epochs=epochs,
         seed=spec["seed"],
         max_minutes=spec["max_minutes"],
-        patience=spec["patience"] or epochs,
+        patience=row.patience or spec["patience"] or epochs,
         lr=spec["lr"],
         lr_schedule=spec["lr_schedule"],
         precision=spec["precision"],
@@ -66,18 +66,19 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
     }
 
 
-def _features_run(spec: dict) -> dict:
-    from convention.baselines.features import feature_names
+def _features_run(spec: dict, row: BenchModel) -> dict:
+    from convention.baselines.features import feature_names, scene_feature_names
     from convention.baselines.gbm import feature_matrix, fit_feature_gbm
     from convention.classes import get_taxonomy
 
+    scene = bool(row.overrides.get("scene", False))
     store = read(spec["data"])
     classes = get_taxonomy(4).classes
     targets = class_targets(store.labels, classes)
     split = make_splits(targets, 1, spec["seed"])[0]
     start = time.perf_counter()
     fit_rows = np.concatenate([split["train"], split["val"]])
-    x_fit = feature_matrix(store, fit_rows, workers=spec["threads"])
+    x_fit = feature_matrix(store, fit_rows, workers=spec["threads"], scene=scene)
     n_train = len(split["train"])
     model = fit_feature_gbm(
         x_fit[:n_train],
@@ -88,12 +89,14 @@ def _features_run(spec: dict) -> dict:
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    proba = model.predict_proba(feature_matrix(store, split["test"], workers=spec["threads"]))
+    x_test = feature_matrix(store, split["test"], workers=spec["threads"], scene=scene)
+    proba = model.predict_proba(x_test)
     infer_seconds = time.perf_counter() - start
     return {
         "metrics": classification_metrics(targets[split["test"]], proba, classes),
         "parameters": None,
-        "features": len(feature_names(store.bands)),
+        "features": len(feature_names(store.bands))
+        + (len(scene_feature_names(store.bands)) if scene else 0),
         "boosting_iterations": int(model.n_iter_),
         "gflops_per_object": None,
         "train_seconds": train_seconds,
@@ -136,7 +139,10 @@ def run(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     row = BenchModel(**spec["model"])
-    runners = {"features": _features_run, "supernnova": lambda s: _supernnova_run(s, row)}
+    runners = {
+        "features": lambda s: _features_run(s, row),
+        "supernnova": lambda s: _supernnova_run(s, row),
+    }
     result = runners[row.kind](spec) if row.kind in runners else _image_run(spec, row)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

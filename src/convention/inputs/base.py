@@ -103,6 +103,11 @@ class InputKind(ABC):
         """The arrays under one augmentation draw (kinds without a sequence: unchanged)."""
         return arrays
 
+    def incomplete(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Whether an object's arrays lack part of this input (masked for the model, and
+        counted in the run's summary)."""
+        return False
+
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
         """What this kind reads under ``spec``, in a few words (``convention models``)."""

@@ -88,6 +88,11 @@ class InputEncoder:
             inputs.update(kind.encode(selection))
         return Example(inputs, label)
 
+    def incomplete(self, examples: Sequence[Example]) -> dict[str, int]:
+        """Per input kind, how many of ``examples`` lack part of it (a band without a
+        reference stamp, a light curve without a measured point, a missing feature)."""
+        return {kind.name: sum(kind.incomplete(e.inputs) for e in examples) for kind in self.kinds}
+
     def augment(self, example: Example, rng: np.random.Generator) -> Example:
         """Random frame drop and crop of the sequence, and for stamps a rotation by k x 90
         degrees and flips: one draw, applied alike to every input."""

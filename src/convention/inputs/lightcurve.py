@@ -74,6 +74,10 @@ class LightCurve(InputKind):
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
         return keep_frames(arrays, self.sequence, draw.keep)
 
+    def incomplete(self, arrays: dict[str, np.ndarray]) -> bool:
+        """No point with a measured flux (every one was NaN, and is zeros)."""
+        return not arrays["lc"].any()
+
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
         return f"{spec.max_frames}-point light curve"

@@ -9,7 +9,6 @@ a band without a frame or whose frames are NaN everywhere (its map is zeros).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from convention.inputs.base import Augmentation, InputKind, Selection, register_
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
 from convention.inputs.stamps import check_stamp_size
+from convention.photometry import median_stamp
 
 KEYS = ("scene", "scene_mask")
 
@@ -28,12 +28,10 @@ def reference_stamps(frames: np.ndarray, bands: np.ndarray, n_bands: int) -> np.
     """(n_bands, H, W) per-band NaN-median of ``frames`` (M, H, W) whose band indices
     ``bands`` (M,) are 1..n_bands; NaN where a band has no valid pixel."""
     out = np.full((n_bands, *frames.shape[1:]), np.nan, dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        for k in range(n_bands):
-            chosen = bands == k + 1
-            if chosen.any():
-                out[k] = np.nanmedian(frames[chosen], axis=0)
+    for k in range(n_bands):
+        chosen = bands == k + 1
+        if chosen.any():
+            out[k] = median_stamp(frames[chosen])
     return out
 
 
@@ -83,6 +81,10 @@ class Scene(InputKind):
         if draw.flip_y:
             scene = scene[:, ::-1, :]
         return {**arrays, "scene": np.ascontiguousarray(scene)}
+
+    def incomplete(self, arrays: dict[str, np.ndarray]) -> bool:
+        """A band without a usable reference."""
+        return not arrays["scene_mask"].all()
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:

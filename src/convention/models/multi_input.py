@@ -9,9 +9,11 @@ Three encoders, each over one declared input kind, fused late:
 - light curve (``lightcurve``): the forced photometry of the frames less the reference
   (flux, error, band, time) as tokens of a transformer, mean-pooled.
 Their features (and which scene bands are present) are concatenated and classified by an
-MLP. ``inputs`` leaves encoders out: the ablations without the frames, the scene or the
-light curve. During training each present encoder's features are zeroed with probability
-``modality_dropout`` per object (never all of them), so no encoder is leant on alone.
+MLP. ``inputs`` leaves encoders out (the ablations without the frames, the scene or the
+light curve) or adds the ``features`` input (the practitioners' light-curve and
+median-stamp features through an MLP). During training each present encoder's features
+are zeroed with probability ``modality_dropout`` per object (never all of them), so no
+encoder is leant on alone.
 """
 
 from __future__ import annotations
@@ -21,30 +23,36 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from convention.inputs.encoder import example_inputs
 from convention.inputs.spec import InputSpec
 from convention.models.convention import PRESETS as CONVENTION_PRESETS
 from convention.models.convention import ConvEntion
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
-KINDS = ("stamps", "scene", "lightcurve")
+KINDS = ("stamps", "scene", "lightcurve", "features")
+DEFAULT_INPUTS = ("stamps", "scene", "lightcurve")
 
 
 @dataclass(frozen=True)
 class MultiInputConfig:
     """Hyper-parameters of the multi-input ConvEntion.
 
-    ``frames_preset`` names the ConvEntion preset of the frame encoder (its stamp size and
-    most frames are the model's); ``inputs`` the encoders used, a subset of ``KINDS``.
+    ``frames_preset`` names the ConvEntion preset of the frame encoder; ``stamp_size`` and
+    ``max_frames``, when set, replace that preset's (they are the whole model's); ``inputs``
+    the encoders used, a subset of ``KINDS``.
     """
 
-    inputs: tuple[str, ...] = KINDS
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
     frames_preset: str = "cpu"
+    stamp_size: int | None = None
+    max_frames: int | None = None
     scene_widths: tuple[int, ...] = (16, 32, 32)
     scene_features: int = 64
     lc_hidden: int = 64
     lc_layers: int = 2
     lc_heads: int = 4
+    features_hidden: int = 128
     head_hidden: int = 128
     dropout: float = 0.3
     modality_dropout: float = 0.1
@@ -98,6 +106,8 @@ class MultiInputConvEntion(nn.Module):
             )
         self.config = replace(cfg, inputs=inputs)
         frames_cfg = CONVENTION_PRESETS[cfg.frames_preset]
+        sizes = {"stamp_size": cfg.stamp_size, "max_frames": cfg.max_frames}
+        frames_cfg = replace(frames_cfg, **{k: v for k, v in sizes.items() if v is not None})
         size, max_frames = frames_cfg.stamp_size, frames_cfg.max_frames
         self.input_spec = InputSpec(tuple(k for k in KINDS if k in inputs), size, max_frames)
         widths = {}
@@ -118,6 +128,16 @@ class MultiInputConvEntion(nn.Module):
             )
             self.lightcurve = LightCurveClassifier(n_classes, n_bands, lc_cfg, head=False)
             widths["lightcurve"] = cfg.lc_hidden
+        if "features" in inputs:
+            n_features = example_inputs(self.input_spec, n_bands, 1)["features"].shape[1]
+            self.features = nn.Sequential(
+                nn.Linear(n_features, cfg.features_hidden),
+                nn.ReLU(),
+                nn.Dropout(cfg.dropout),
+                nn.Linear(cfg.features_hidden, cfg.features_hidden // 2),
+                nn.ReLU(),
+            )
+            widths["features"] = cfg.features_hidden // 2
         self._widths = widths
         self.head = nn.Sequential(
             nn.Dropout(cfg.dropout),
@@ -139,6 +159,7 @@ class MultiInputConvEntion(nn.Module):
         lc_bands: torch.Tensor | None = None,
         lc_times: torch.Tensor | None = None,
         lc_mask: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Class logits from the inputs of the kinds in ``config.inputs``.
 
@@ -147,6 +168,7 @@ class MultiInputConvEntion(nn.Module):
             scene: (B, n_bands, H, W) normalised reference stamps; scene_mask: (B, n_bands)
                 True where a band has a reference (its map is zeros otherwise).
             lc, lc_bands, lc_times, lc_mask: the light curve, as ``lc-transformer``'s.
+            features: (B, 2F) the ``features`` input (scaled values, missing flags).
 
         Returns:
             (B, n_classes) logits.
@@ -159,6 +181,8 @@ class MultiInputConvEntion(nn.Module):
             parts["scene"] = torch.cat([self.scene(scene * present[..., None, None]), present], 1)
         if "lightcurve" in self._widths:
             parts["lightcurve"] = self.lightcurve.features(lc, lc_bands, lc_times, lc_mask)
+        if "features" in self._widths:
+            parts["features"] = self.features(features)
         features = list(parts.values())
         if self.training and self.config.modality_dropout > 0 and len(features) > 1:
             features = self._drop_modalities(features)

@@ -3,6 +3,7 @@ split, every object encoded once, class-balanced oversampling and augmentation."
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Sequence
 
 import lightning as L
@@ -14,6 +15,40 @@ from convention.classes import class_targets
 from convention.data.collection import SeriesCollection, Subset
 from convention.errors import ConventionError
 from convention.inputs import Example, InputEncoder
+
+ENCODE_CHUNK = 64  # objects per task of the encoding workers
+_WORKER: dict = {}  # what an encoding worker reads: the data, targets and encoder
+
+
+def encode_rows(
+    data: SeriesCollection,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    encoder: InputEncoder,
+    workers: int = 1,
+) -> list[Example]:
+    """The objects at ``rows`` encoded, in order, with their class index from ``targets``;
+    ``workers`` processes share the work (the result does not depend on how many)."""
+    rows = [int(i) for i in rows]
+    if workers <= 1 or len(rows) <= ENCODE_CHUNK:
+        return [encoder.encode(data[i], int(targets[i])) for i in rows]
+    chunks = [rows[k : k + ENCODE_CHUNK] for k in range(0, len(rows), ENCODE_CHUNK)]
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    state = {"data": data, "targets": targets, "encoder": encoder}
+    with mp.get_context(method).Pool(workers, _start_worker, (state,)) as pool:
+        return [e for chunk in pool.imap(_encode_chunk, chunks) for e in chunk]
+
+
+def _start_worker(state: dict) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _WORKER.update(state)
+
+
+def _encode_chunk(rows: list[int]) -> list[Example]:
+    data, targets, encoder = _WORKER["data"], _WORKER["targets"], _WORKER["encoder"]
+    return [encoder.encode(data[i], int(targets[i])) for i in rows]
 
 
 class ExampleDataset(Dataset):
@@ -49,6 +84,7 @@ class StampDataModule(L.LightningDataModule):
         batch_size: objects per batch.
         oversample: draw training objects with class-balanced weights.
         seed: seeds the normalisation sample, sampler and augmentation.
+        workers: processes encoding the objects (once, before the first epoch).
 
     Raises:
         ConventionError: a class without training objects.
@@ -63,9 +99,11 @@ class StampDataModule(L.LightningDataModule):
         batch_size: int = 32,
         oversample: bool = True,
         seed: int = 0,
+        workers: int = 1,
     ):
         super().__init__()
         self.data, self.classes, self.split = data, list(classes), split
+        self.workers = workers
         self.batch_size, self.oversample, self.seed = batch_size, oversample, seed
         self.targets = class_targets(data.labels, self.classes)
         missing = [
@@ -98,10 +136,9 @@ class StampDataModule(L.LightningDataModule):
     def encoded(self, part: str) -> list[Example]:
         """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, kept)."""
         if part not in self._encoded:
-            self._encoded[part] = [
-                self.encoder.encode(self.data[int(i)], int(self.targets[i]))
-                for i in self.split[part]
-            ]
+            self._encoded[part] = encode_rows(
+                self.data, self.split[part], self.targets, self.encoder, self.workers
+            )
         return self._encoded[part]
 
     def train_dataloader(self) -> DataLoader:

@@ -251,6 +251,7 @@ def _train_fold(
         settings.batch_size,
         settings.oversample,
         seed,
+        workers=torch.get_num_threads(),
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule
@@ -318,5 +319,10 @@ def _train_fold(
         "train_seconds": round(seconds, 1),
         "device": device_name(device),
         "model_config": asdict(model.config),
+        # Objects the model read with part of an input masked, per split and input kind.
+        "incomplete_inputs": {
+            part: datamodule.encoder.incomplete(datamodule.encoded(part))
+            for part in ("train", "val")
+        },
     }
     (folder / TRAINING_FILE).write_text(json.dumps(summary, indent=1) + "\n")
