@@ -6,7 +6,8 @@ For each preset it prints and saves:
   backward, optimiser) and the one-off read + encode rate;
 - inference objects/s end to end (read, encode, collate, forward, no cache);
 - the model alone on random inputs of ``--frames`` frames: forward objects/s and GFLOP/s,
-  training step (forward, backward, AdamW) objects/s and GFLOP/s (3 x the forward FLOPs);
+  training step (forward, backward, AdamW) objects/s and GFLOP/s (3 x the forward FLOPs),
+  and the step's objects/s under bfloat16 autocast;
 - the fp32 and bf16 matmul GFLOP/s of the same process, the machine's ceiling;
 - a torch.profiler table of three training steps (self CPU time per op, with the op's
   GFLOP/s where torch counts its FLOPs).
@@ -104,10 +105,11 @@ def measure(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             model(**inputs)
 
-    def step(batch_inputs=inputs, batch_labels=labels) -> dict:
+    def step(batch_inputs=inputs, batch_labels=labels, bf16: bool = False) -> dict:
         times = {}
         start = time.perf_counter()
-        loss = loss_fn(model(**batch_inputs), batch_labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(**batch_inputs), batch_labels)
         times["forward"] = time.perf_counter() - start
         start = time.perf_counter()
         loss.backward()
@@ -122,6 +124,8 @@ def measure(args: argparse.Namespace) -> dict:
     forward_s = synchronised(forward, args.repeats)
     model.train()
     step_s = synchronised(step, args.repeats)
+    bf16_step_s = synchronised(lambda: step(bf16=True), args.repeats)
+    result["model_step_bf16_objects_per_s"] = args.batch / bf16_step_s
     result["model_forward_objects_per_s"] = args.batch / forward_s
     result["model_forward_gflops_per_s"] = args.batch * gflops / forward_s
     result["model_step_objects_per_s"] = args.batch / step_s
@@ -252,7 +256,8 @@ def summary_line(label: str, r: dict) -> str:
         f"inference {r['inference_objects_per_s']:7.1f} obj/s; model fwd "
         f"{r['model_forward_objects_per_s']:7.1f} obj/s {r['model_forward_gflops_per_s']:5.1f} "
         f"GFLOP/s, step {r['model_step_objects_per_s']:6.1f} obj/s "
-        f"{r['model_step_gflops_per_s']:5.1f} GFLOP/s; matmul fp32 "
+        f"{r['model_step_gflops_per_s']:5.1f} GFLOP/s "
+        f"(bf16 {r['model_step_bf16_objects_per_s']:.1f} obj/s); matmul fp32 "
         f"{r['matmul_fp32_gflops']:.0f} bf16 {r['matmul_bf16_gflops']:.0f} GFLOP/s"
     )
 
@@ -335,6 +340,7 @@ def main() -> None:
                     "train_objects_per_s",
                     "inference_objects_per_s",
                     "model_step_objects_per_s",
+                    "model_step_bf16_objects_per_s",
                     "model_forward_objects_per_s",
                 )
             }

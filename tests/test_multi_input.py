@@ -7,22 +7,24 @@ import torch
 from convention.errors import ConventionError
 from convention.inputs import InputEncoder
 from convention.inputs.encoder import draw_augmentation
-from convention.inputs.scene import reference_stamps
 from convention.models import create_model
+from convention.photometry import median_stamps
 from tests.test_models import UGRIZ, encoded_batch
 from tests.test_series import make_series
 
 
-def test_reference_stamps_are_per_band_medians_and_nan_without_frames():
+def test_reference_stamps_are_per_band_medians():
     rng = np.random.default_rng(0)
     frames = rng.normal(size=(7, 4, 4)).astype(np.float32)
-    bands = np.array([1, 2, 1, 2, 1, 4, 4])
     frames[5] = np.nan
-    reference = reference_stamps(frames, bands, 5)
-    assert np.allclose(reference[0], np.median(frames[[0, 2, 4]], axis=0))
-    assert np.allclose(reference[1], np.median(frames[[1, 3]], axis=0))
-    assert np.isnan(reference[2]).all() and np.isnan(reference[4]).all()
-    assert np.allclose(reference[3], frames[6])  # the NaN frame is left out
+    band = np.array(["sdss::u", "sdss::g", "sdss::u", "sdss::g", "sdss::u", "sdss::i", "sdss::i"])
+    series = make_series(m=7, size=4, band=band, object_id="r", frames=frames)
+    reference = median_stamps(series)
+    u, g, i = (int(series.band[k]) for k in (0, 1, 5))
+    assert sorted(reference) == sorted({u, g, i})
+    assert np.allclose(reference[u], np.median(frames[[0, 2, 4]], axis=0))
+    assert np.allclose(reference[g], np.median(frames[[1, 3]], axis=0))
+    assert np.allclose(reference[i], frames[6])  # the NaN frame is left out
 
 
 def _scene_encoder(series):
@@ -42,7 +44,12 @@ def test_a_band_without_valid_pixels_is_masked_and_the_model_still_predicts():
     example = encoder.encode(series)
     assert example.inputs["scene_mask"].tolist() == [True, True, True, False, True]
     assert (example.inputs["scene"][3] == 0).all()
-    assert encoder.incomplete([example]) == {"stamps": 0, "scene": 1, "lightcurve": 0}
+    assert encoder.incomplete([example]) == {
+        "stamps": 0,
+        "scene": 1,
+        "lightcurve": 0,
+        "features": 1,
+    }
     with torch.no_grad():
         logits = model.eval()(**encoder.collate([example])["inputs"])
     assert torch.isfinite(logits).all()

@@ -9,6 +9,7 @@ difference flux light-curve classifiers expect.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -127,11 +128,18 @@ def median_stamp(frames: np.ndarray) -> np.ndarray:
     return median
 
 
+def median_stamps(series: StampSeries) -> dict[int, np.ndarray]:
+    """Each band's reference stamp: band id -> (H, W) median of its frames (NaN where a
+    pixel is NaN in every frame of the band)."""
+    return {int(b): median_stamp(series.frames[series.band == b]) for b in np.unique(series.band)}
+
+
 def forced_photometry(
     series: StampSeries,
     method: str = "psf",
     reference: str = "none",
     aperture_arcsec: float = 3.0,
+    references: Mapping[int, np.ndarray] | None = None,
 ) -> Table:
     """The object's light curve by forced photometry on its stamps.
 
@@ -141,6 +149,7 @@ def forced_photometry(
             outside the aperture).
         reference: ``none``, or ``median`` to subtract each band's median stamp first.
         aperture_arcsec: aperture radius for ``aperture``.
+        references: the median stamps already measured (``median_stamps(series)``).
 
     Returns:
         Light-curve Table (``mjd, band, flux, flux_err, detected``; detected = flux above
@@ -154,9 +163,9 @@ def forced_photometry(
     frames = series.frames.astype(np.float64)
     if reference == "median" and len(series):
         frames = frames.copy()
+        stamps = median_stamps(series) if references is None else references
         for band in np.unique(series.band):
-            sel = series.band == band
-            frames[sel] -= median_stamp(series.frames[sel])
+            frames[series.band == band] -= stamps[int(band)]
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     if method == "psf":
         flux, err = psf_flux(frames, series.psf_fwhm / scale, series.sky_sigma)

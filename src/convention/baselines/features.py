@@ -9,7 +9,7 @@ A band with too few observations gives NaN features, which gradient boosting han
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import light_curve as lcf
@@ -112,12 +112,17 @@ def scene_feature_names(bands: Sequence[str]) -> list[str]:
     return [f"{b}:scene {kind}" for b in bands for kind in SCENE_KINDS]
 
 
-def scene_features(series: StampSeries, band_ids: Sequence[int]) -> np.ndarray:
+def scene_features(
+    series: StampSeries,
+    band_ids: Sequence[int],
+    references: Mapping[int, np.ndarray] | None = None,
+) -> np.ndarray:
     """The static scene (host galaxy) of each band's median stamp: light within
     ``SCENE_RADII`` pixels of the centre (the frames' flux unit), concentration (first
     over last sum), centroid offset and RMS size of the positive light within
     ``SCENE_MOMENT_RADIUS`` (pixels), and the band's median PSF FWHM (arcsec); NaN for a
     band without frames. The practitioners' host features, for the hybrid boosting row.
+    ``references``: the median stamps already measured (``photometry.median_stamps``).
 
     Returns:
         (len(band_ids) * len(SCENE_KINDS),) float64, band by band.
@@ -132,7 +137,8 @@ def scene_features(series: StampSeries, band_ids: Sequence[int]) -> np.ndarray:
         if not keep.any():
             out += [np.nan] * len(SCENE_KINDS)
             continue
-        stamp = np.nan_to_num(median_stamp(series.frames[keep]))
+        stamp = references[band] if references is not None else median_stamp(series.frames[keep])
+        stamp = np.nan_to_num(stamp)
         sums = [float(stamp[r <= radius].sum()) for radius in SCENE_RADII]
         light = np.where(r <= SCENE_MOMENT_RADIUS, np.clip(stamp, 0, None), 0)
         total = light.sum()

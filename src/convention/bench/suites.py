@@ -105,7 +105,7 @@ SCONE_EPOCHS = 40
 # FLAGSHIP_EPOCHS, stopped FLAGSHIP_PATIENCE epochs after its best validation macro-F1.
 FLAGSHIP_EPOCHS = 20
 FLAGSHIP_PATIENCE = 8
-FLAGSHIP_INPUT = "stamps + reference stamps + light curve (ugriz)"
+FLAGSHIP_INPUT = "stamps + reference stamps + light curve + features (ugriz)"
 
 
 def _rows(preset: str) -> tuple[BenchModel, ...]:
@@ -200,10 +200,28 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             **ablation,
         ),
         BenchModel(
+            "flagship without the frames",
+            model="convention-multi",
+            overrides={"inputs": ("scene", "lightcurve", "features")},
+            input="reference stamps + light curve + features (ugriz)",
+            table="flagship",
+            preset=preset,
+            **flagship,
+        ),
+        BenchModel(
+            "flagship without the features",
+            model="convention-multi",
+            overrides={"inputs": ("stamps", "scene", "lightcurve")},
+            input="stamps + reference stamps + light curve (ugriz)",
+            table="flagship",
+            preset=preset,
+            **flagship,
+        ),
+        BenchModel(
             "flagship without the scene",
             model="convention-multi",
-            overrides={"inputs": ("stamps", "lightcurve")},
-            input="stamps + light curve (ugriz)",
+            overrides={"inputs": ("stamps", "lightcurve", "features")},
+            input="stamps + light curve + features (ugriz)",
             table="flagship",
             preset=preset,
             **flagship,
@@ -211,17 +229,8 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
         BenchModel(
             "flagship without the light curve",
             model="convention-multi",
-            overrides={"inputs": ("stamps", "scene")},
-            input="stamps + reference stamps (ugriz)",
-            table="flagship",
-            preset=preset,
-            **flagship,
-        ),
-        BenchModel(
-            "flagship without the frames",
-            model="convention-multi",
-            overrides={"inputs": ("scene", "lightcurve")},
-            input="reference stamps + light curve (ugriz)",
+            overrides={"inputs": ("stamps", "scene", "features")},
+            input="stamps + reference stamps + features (ugriz)",
             table="flagship",
             preset=preset,
             **flagship,

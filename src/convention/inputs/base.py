@@ -14,7 +14,8 @@ import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.inputs.spec import InputSpec
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,23 @@ class Selection:
         """(M,) float32 days since the first frame read."""
         mjd = self.series.mjd[self.index]
         return (mjd - mjd[0]).astype(np.float32)
+
+    @cached_property
+    def reference_stamps(self) -> dict[int, np.ndarray]:
+        """Band id -> (H, W) median stamp of the band's frames in ``series`` (its static
+        scene), measured once for every kind that reads it."""
+        from convention.photometry import median_stamps
+
+        return median_stamps(self.series)
+
+    @cached_property
+    def photometry(self) -> Table:
+        """Forced PSF photometry of every frame of ``series`` less each band's median
+        stamp (as ``StampSeries.to_lightcurve``), measured once for every kind that reads
+        it; row k is frame k (index it with ``index``)."""
+        from convention.photometry import forced_photometry
+
+        return forced_photometry(self.series, "psf", "median", references=self.reference_stamps)
 
 
 @dataclass(frozen=True)

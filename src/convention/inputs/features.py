@@ -43,13 +43,19 @@ class Features(InputKind):
         n = len(self.names)
         self.load_state({"names": self.names, "median": [0.0] * n, "scale": [1.0] * n})
 
-    def raw(self, series: StampSeries) -> np.ndarray:
-        """(F,) float64 unscaled features of a series (NaN where not computable)."""
-        lc = series.to_lightcurve(method="psf", reference="median")
+    def raw(self, series: StampSeries, selection: Selection | None = None) -> np.ndarray:
+        """(F,) float64 unscaled features of a series (NaN where not computable); with
+        its ``selection``, of the frames read, from the selection's photometry and
+        reference stamps."""
         band_ids = [get_band(b).id for b in self.bands]
-        return np.concatenate(
-            [lightcurve_features(lc, self.bands), scene_features(series, band_ids)]
-        )
+        if selection is None:
+            lc = series.to_lightcurve(method="psf", reference="median")
+            return np.concatenate(
+                [lightcurve_features(lc, self.bands), scene_features(series, band_ids)]
+            )
+        lc = selection.photometry[selection.index]
+        scene = scene_features(series, band_ids, selection.reference_stamps)
+        return np.concatenate([lightcurve_features(lc, self.bands), scene])
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """Per-feature median and robust scale over the first ``FIT_OBJECTS`` objects."""
@@ -81,7 +87,7 @@ class Features(InputKind):
         self._scale = np.asarray(state["scale"], dtype=np.float64)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        values = self.raw(selection.series[selection.index])
+        values = self.raw(selection.series, selection)
         missing = ~np.isfinite(values)
         with np.errstate(invalid="ignore"):
             scaled = np.arcsinh((values - self._median) / self._scale)

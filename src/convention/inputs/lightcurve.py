@@ -64,7 +64,9 @@ class LightCurve(InputKind):
         self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        flux, err = photometry_features(selection.series)[selection.index].T
+        lc = selection.photometry
+        flux = np.asarray(lc["flux"])[selection.index]
+        err = np.asarray(lc["flux_err"])[selection.index]
         scale = self._scale[selection.bands]
         with np.errstate(divide="ignore", invalid="ignore"):
             features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)

@@ -1,6 +1,7 @@
 """``scene``: the static sky of the object, each band's reference (median) stamp.
 
-The median over a band's frames keeps what does not vary (the host galaxy, its size, colour
+The median over a band's frames (all the object's frames in the band, as the light
+curve's reference) keeps what does not vary (the host galaxy, its size, colour
 and offset from the source, or its absence) and removes most of the transient. Keys:
 ``scene`` (n_bands, H, W) float32, ``asinh((x - median_b) / scale_b)`` with the pixel
 statistics of the training split (NaN pixels 0); ``scene_mask`` (n_bands,) bool, False for
@@ -14,25 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.inputs.base import Augmentation, InputKind, Selection, register_input_kind
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
 from convention.inputs.stamps import check_stamp_size
-from convention.photometry import median_stamp
 
 KEYS = ("scene", "scene_mask")
-
-
-def reference_stamps(frames: np.ndarray, bands: np.ndarray, n_bands: int) -> np.ndarray:
-    """(n_bands, H, W) per-band NaN-median of ``frames`` (M, H, W) whose band indices
-    ``bands`` (M,) are 1..n_bands; NaN where a band has no valid pixel."""
-    out = np.full((n_bands, *frames.shape[1:]), np.nan, dtype=np.float32)
-    for k in range(n_bands):
-        chosen = bands == k + 1
-        if chosen.any():
-            out[k] = median_stamp(frames[chosen])
-    return out
 
 
 @register_input_kind("scene")
@@ -65,8 +55,12 @@ class Scene(InputKind):
         check_stamp_size(self.spec, series)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        frames = selection.series.frames[selection.index]
-        reference = reference_stamps(frames, selection.bands, len(self.bands))
+        size = self.spec.stamp_size
+        reference = np.full((len(self.bands), size, size), np.nan, dtype=np.float32)
+        for k, band in enumerate(self.bands):
+            stamp = selection.reference_stamps.get(get_band(band).id)
+            if stamp is not None:
+                reference[k] = stamp
         valid = np.isfinite(reference).any(axis=(1, 2))
         scene = np.arcsinh((reference - self._median) / self._scale)
         return {

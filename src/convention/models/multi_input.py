@@ -1,17 +1,20 @@
-"""The flagship: ConvEntion over the frames, joined with the static scene and the light curve.
+"""The flagship: ConvEntion over the frames, joined with the static scene, the light curve
+and the practitioners' features.
 
-Three encoders, each over one declared input kind, fused late:
+Four encoders, each over one declared input kind, fused late:
 - frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
   convolutional BERT, max-pooled token maps);
 - scene (``scene``): each band's reference (median) stamp, which carries the host galaxy,
   through a small 2D CNN whose last map is flattened (position kept: the host's offset
   from the source at the centre matters);
 - light curve (``lightcurve``): the forced photometry of the frames less the reference
-  (flux, error, band, time) as tokens of a transformer, mean-pooled.
-Their features (and which scene bands are present) are concatenated and classified by an
-MLP. ``inputs`` leaves encoders out (the ablations without the frames, the scene or the
-light curve) or adds the ``features`` input (the practitioners' light-curve and
-median-stamp features through an MLP). During training each present encoder's features
+  (flux, error, band, time) as tokens of a transformer, mean-pooled;
+- features (``features``): the boosting baseline's light-curve features and each band's
+  median-stamp features, robustly scaled, with their missing-value flags, through an MLP.
+Their outputs (and which scene bands are present) are concatenated and classified by an
+MLP. ``inputs`` leaves encoders out: the ablations. On the validation part of the twin's
+seed-0 split, adding the features took the three learned encoders' best macro-F1 from
+0.869 to 0.906 (20 epochs each). During training each present encoder's features
 are zeroed with probability ``modality_dropout`` per object (never all of them), so no
 encoder is leant on alone.
 """
@@ -31,7 +34,6 @@ from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
 KINDS = ("stamps", "scene", "lightcurve", "features")
-DEFAULT_INPUTS = ("stamps", "scene", "lightcurve")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class MultiInputConfig:
     the encoders used, a subset of ``KINDS``.
     """
 
-    inputs: tuple[str, ...] = DEFAULT_INPUTS
+    inputs: tuple[str, ...] = KINDS
     frames_preset: str = "cpu"
     stamp_size: int | None = None
     max_frames: int | None = None
