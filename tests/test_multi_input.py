@@ -160,3 +160,17 @@ def test_features_fitted_for_other_bands_are_refused():
     state = Features(model.input_spec, UGRIZ).state
     with pytest.raises(ConventionError, match="fitted for other bands"):
         InputEncoder(model.input_spec, UGRIZ[:3], states={"features": state})
+
+
+def test_selection_photometry_is_the_series_light_curve():
+    from convention.inputs.base import FrameSelector
+
+    rng = np.random.default_rng(4)
+    frames = rng.normal(size=(10, 16, 16)).astype(np.float32)
+    frames[2, :4] = np.nan
+    series = make_series(m=10, size=16, band=np.array(UGRIZ * 2), object_id="p", frames=frames)
+    selection = FrameSelector(UGRIZ, 99).select(series)
+    expected = series.to_lightcurve(method="psf", reference="median")
+    for column in ("flux", "flux_err"):
+        assert np.allclose(selection.photometry[column], expected[column], equal_nan=True)
+    assert selection.photometry is selection.photometry  # measured once
