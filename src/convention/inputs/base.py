@@ -226,6 +226,17 @@ class FrameSelector:
         return Selection(series, index, self._lut[series.band[index]])
 
 
+def turn_images(images: np.ndarray, draw: Augmentation) -> np.ndarray:
+    """(..., H, W) images rotated by ``draw.rotation`` x 90 degrees and flipped as drawn
+    (contiguous)."""
+    turned = np.rot90(images, k=draw.rotation, axes=(-2, -1))
+    if draw.flip_x:
+        turned = turned[..., :, ::-1]
+    if draw.flip_y:
+        turned = turned[..., ::-1, :]
+    return np.ascontiguousarray(turned)
+
+
 def keep_frames(
     arrays: dict[str, np.ndarray], keys: Sequence[str], keep: np.ndarray
 ) -> dict[str, np.ndarray]:

@@ -17,7 +17,13 @@ import torch
 
 from convention.bands import get_band
 from convention.data.series import StampSeries
-from convention.inputs.base import Augmentation, InputKind, Selection, register_input_kind
+from convention.inputs.base import (
+    Augmentation,
+    InputKind,
+    Selection,
+    register_input_kind,
+    turn_images,
+)
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
 from convention.inputs.stamps import check_stamp_size
@@ -69,12 +75,7 @@ class Scene(InputKind):
         }
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
-        scene = np.rot90(arrays["scene"], k=draw.rotation, axes=(1, 2))
-        if draw.flip_x:
-            scene = scene[:, :, ::-1]
-        if draw.flip_y:
-            scene = scene[:, ::-1, :]
-        return {**arrays, "scene": np.ascontiguousarray(scene)}
+        return {**arrays, "scene": turn_images(arrays["scene"], draw)}
 
     def incomplete(self, arrays: dict[str, np.ndarray]) -> bool:
         """A band without a usable reference."""

@@ -21,6 +21,7 @@ from convention.inputs.base import (
     keep_frames,
     register_input_kind,
     sequence_example,
+    turn_images,
 )
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
@@ -84,12 +85,7 @@ class Stamps(InputKind):
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
         kept = keep_frames(arrays, self.sequence, draw.keep)
-        frames = np.rot90(kept["frames"], k=draw.rotation, axes=(1, 2))
-        if draw.flip_x:
-            frames = frames[:, :, ::-1]
-        if draw.flip_y:
-            frames = frames[:, ::-1, :]
-        return {**kept, "frames": np.ascontiguousarray(frames)}
+        return {**kept, "frames": turn_images(kept["frames"], draw)}
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:

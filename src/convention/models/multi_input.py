@@ -30,6 +30,7 @@ from convention.inputs.encoder import example_inputs
 from convention.inputs.spec import InputSpec
 from convention.models.convention import PRESETS as CONVENTION_PRESETS
 from convention.models.convention import ConvEntion
+from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
@@ -66,20 +67,14 @@ class SceneEncoder(nn.Module):
 
     def __init__(self, n_bands: int, size: int, widths: tuple[int, ...], features: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = n_bands
-        for width in widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            channels = width
-            size //= 2
+        size //= 2 ** len(widths)
         if size < 1:
             raise ValueError(f"{len(widths)} pooling steps leave nothing of the scene")
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * size * size, features))
+        self.net = nn.Sequential(
+            *conv_stack(n_bands, widths),
+            nn.Flatten(),
+            nn.Linear(widths[-1] * size * size, features),
+        )
 
     def forward(self, scene: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.net(scene))

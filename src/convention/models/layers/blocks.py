@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from torch import nn
 
 
-def conv_encoder(in_channels: int, widths: Sequence[int]) -> tuple[nn.Sequential, int]:
-    """3x3 conv + BatchNorm + ReLU + 2x2 max-pool per width, then global average pooling:
-    (N, C, H, W) -> (N, widths[-1]). Returns the network and its output width."""
+def conv_stack(in_channels: int, widths: Sequence[int]) -> list[nn.Module]:
+    """3x3 conv + BatchNorm + ReLU + 2x2 max-pool per width: (N, C, H, W) ->
+    (N, widths[-1], H / 2^k, W / 2^k) for k = len(widths)."""
     layers: list[nn.Module] = []
     channels = in_channels
     for width in widths:
@@ -20,8 +20,14 @@ def conv_encoder(in_channels: int, widths: Sequence[int]) -> tuple[nn.Sequential
             nn.MaxPool2d(2),
         ]
         channels = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return nn.Sequential(*layers), channels
+    return layers
+
+
+def conv_encoder(in_channels: int, widths: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """``conv_stack``, then global average pooling: (N, C, H, W) -> (N, widths[-1]).
+    Returns the network and its output width."""
+    layers = [*conv_stack(in_channels, widths), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), widths[-1]
 
 
 def mlp_head(features: int, hidden: int, n_classes: int, dropout: float) -> nn.Sequential:
