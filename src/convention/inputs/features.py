@@ -49,12 +49,10 @@ class Features(InputKind):
         reference stamps."""
         band_ids = [get_band(b).id for b in self.bands]
         if selection is None:
-            lc = series.to_lightcurve(method="psf", reference="median")
-            return np.concatenate(
-                [lightcurve_features(lc, self.bands), scene_features(series, band_ids)]
-            )
-        lc = selection.photometry[selection.index]
-        scene = scene_features(series, band_ids, selection.reference_stamps)
+            lc, references = series.to_lightcurve(method="psf", reference="median"), None
+        else:
+            lc, references = selection.photometry[selection.index], selection.reference_stamps
+        scene = scene_features(series, band_ids, references)
         return np.concatenate([lightcurve_features(lc, self.bands), scene])
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
