@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import convention
+from convention.data.lightcurve import make_lightcurve
 from convention.data.store import Store, StoreWriter, write_store
 from convention.errors import ConventionError
 from tests.test_series import make_series
@@ -44,6 +45,39 @@ def test_round_trip_in_batches(tmp_path):
         store[5]
     with pytest.raises(ConventionError, match="no such object"):
         store.get("nope")
+
+
+def test_read_range_is_indexing_one_by_one(tmp_path):
+    objects = [make_series(m=2 + 2 * k, object_id=f"o{k}") for k in range(6)]
+    for k in (1, 2, 4):  # light curves on some objects only
+        objects[k].lightcurve = make_lightcurve(
+            mjd=[53600.0 + k, 53601.0],
+            band=["sdss::g", "sdss::r"],
+            flux=[1.0, k],
+            flux_err=[0.1, 0.2],
+        )
+    store = convention.read(write_store(tmp_path / "s.h5", objects, batch_size=4, **writer_args()))
+    for first, stop in ((0, 6), (1, 5), (3, 4), (5, 6)):
+        together = store.read_range(first, stop)
+        assert [s.object_id for s in together] == [f"o{k}" for k in range(first, stop)]
+        for a, b in zip(together, (store[k] for k in range(first, stop)), strict=True):
+            for name in (
+                "frames",
+                "mjd",
+                "band",
+                "psf_fwhm",
+                "sky_sigma",
+                "zeropoint",
+                "true_flux",
+            ):
+                assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True)
+            assert (a.label, a.subtype, a.survey) == (b.label, b.subtype, b.survey)
+            assert (a.lightcurve is None) == (b.lightcurve is None)
+            if a.lightcurve is not None:
+                assert np.array_equal(a.lightcurve["flux"], b.lightcurve["flux"])
+    assert store.read_range(2, 2) == []
+    with pytest.raises(IndexError):
+        store.read_range(4, 7)
 
 
 def test_failed_write_leaves_nothing(tmp_path):

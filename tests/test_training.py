@@ -196,7 +196,7 @@ def test_trained_run_layout_and_reproducible_splits(trained_run, train_store):
         assert summary["incomplete_inputs"] == {"train": {"stamps": 0}, "val": {"stamps": 0}}
     store = convention.read(train_store)
     classifier = Classifier.load(trained_run)  # the ensemble of both folds
-    assert len(classifier.models) == 2
+    assert len(classifier.engine.models) == 2
     proba = classifier.predict(store[0])
     assert sum(proba.values()) == pytest.approx(1.0, abs=1e-5)
 

@@ -424,10 +424,27 @@ def _print_metrics(metrics: dict) -> None:
 @app.command()
 @user_errors
 def predict(
-    checkpoint: Annotated[Path, typer.Option(help="Run folder or model folder.")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Run folder, model folder, or .onnx file (convention export onnx).")
+    ],
     data: Annotated[Path, typer.Option(help=f"Data to classify: {DATA_KINDS}.")],
     out: Annotated[Path, typer.Option(help="CSV file to write (.parquet: Parquet).")],
     batch_size: Annotated[int, typer.Option(help="Objects per batch.")] = 64,
+    workers: Annotated[
+        int,
+        typer.Option(help="Processes reading and encoding batches beside the model (0: none)."),
+    ] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(help="torch, onnxruntime, or auto (onnxruntime for an .onnx file)."),
+    ] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="32, or bf16 (bfloat16 autocast: faster on CPUs with AVX512-BF16 or AMX and "
+            "on GPUs; probabilities differ by about 1e-2)."
+        ),
+    ] = "32",
     device: DeviceOption = "auto",
 ) -> None:
     """Class probabilities for every object: object_id, p_<class>..., predicted."""
@@ -438,13 +455,15 @@ def predict(
 
     refuse_overwriting_inputs([out], [checkpoint, data])
     out = check_output_path(out)
-    classifier = Classifier.load(checkpoint, device)
+    classifier = Classifier.load(checkpoint, device, engine, precision)
     store = read(data)
     classifier.check_bands(store.bands, data)
     ids, probas = [], []
     with _progress() as progress:
         task = progress.add_task("predicting", total=len(store))
-        for batch_ids, proba in classifier.predict_proba(iter(store), batch_size):
+        for batch_ids, proba in classifier.predict_collection(
+            store, batch_size=batch_size, workers=workers
+        ):
             ids += batch_ids
             probas.append(proba)
             progress.advance(task, len(batch_ids))
@@ -667,7 +686,9 @@ def bench(
         raise typer.Exit(1)
 
 
-export_app = typer.Typer(help="Write a store in formats other tools read.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Write a store or a trained model in formats other tools read.", no_args_is_help=True
+)
 app.add_typer(export_app, name="export")
 
 
@@ -715,6 +736,31 @@ def export_fits(
     store = read(data, "store")
     path = write_stamp_folder(store, out)
     console.print(f"wrote {len(store)} objects to {path}")
+
+
+@export_app.command("onnx")
+@user_errors
+def export_onnx_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Run folder (fold ensemble) or model folder.")],
+    out: Annotated[Path, typer.Option(help="The .onnx file to write.")],
+) -> None:
+    """An ONNX model of the class probabilities (a run's folds averaged), with the classes,
+    bands, inputs and fitted normalisation in its metadata: predict --engine onnxruntime
+    runs it, and so does onnxruntime alone."""
+    from convention.files import check_output_path
+    from convention.training.checkpoint import load_models
+    from convention.training.onnx import export_onnx
+
+    if out.suffix.lower() != ".onnx":
+        raise ConventionError("the output's name must end in .onnx", path=out)
+    refuse_overwriting_inputs([out], [checkpoint])
+    out = check_output_path(out)
+    settings, models = load_models(checkpoint)
+    names = export_onnx(settings, models, out)
+    console.print(
+        f"wrote {settings.model} ({settings.preset}, {len(models)} fold model(s)) to {out}: "
+        f"inputs {', '.join(names)}; output probabilities of {', '.join(settings.classes)}"
+    )
 
 
 def main() -> None:

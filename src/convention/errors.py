@@ -21,6 +21,13 @@ class ConventionError(Exception):
         self.obj = obj
         super().__init__(self.message)
 
+    def __reduce__(self):
+        # Crosses process boundaries (DataLoader and pool workers) with its path and object.
+        return (self.__class__, (self.cause,), {"path": self.path, "obj": self.obj})
+
+    def __str__(self) -> str:
+        return self.message
+
     @property
     def message(self) -> str:
         """``file: object OBJ: cause``, leaving out the parts that are not known."""

@@ -25,6 +25,7 @@ from convention.io import read
 def _image_run(spec: dict, row: BenchModel) -> dict:
     from convention.models import gflops_per_object
     from convention.training import RunFolder, TrainSettings, train
+    from convention.training.checkpoint import load_models
 
     run_dir = Path(spec["run_dir"])
     epochs = row.epochs or spec["epochs"]
@@ -54,7 +55,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
     start = time.perf_counter()
     scores = run.score(store, 0, device=settings.device)
     infer_seconds = time.perf_counter() - start
-    model = run.classifier(0).models[0]
+    model = load_models(run.fold(0))[1][0]
     return {
         "metrics": classification_metrics(scores.targets, scores.proba, run.classes),
         "parameters": int(sum(p.numel() for p in model.parameters())),

@@ -51,6 +51,10 @@ class SeriesCollection(Protocol):
         """The object with this id (ConventionError when there is none)."""
         ...
 
+    def read_range(self, first: int, stop: int) -> list[StampSeries]:
+        """Objects ``first .. stop - 1``, read at once (a store reads each dataset once)."""
+        ...
+
     @property
     def object_ids(self) -> list[str]:
         """Object ids, in order."""
@@ -129,6 +133,11 @@ class MemoryCollection(Sequence[StampSeries]):
 
     def __iter__(self) -> Iterator[StampSeries]:
         return iter(self._series)
+
+    def read_range(self, first: int, stop: int) -> list[StampSeries]:
+        if not 0 <= first <= stop <= len(self):
+            raise IndexError(f"object range {first}..{stop} out of range for {len(self)} objects")
+        return self._series[first:stop]
 
     def get(self, object_id: str) -> StampSeries:
         """The object with this id.

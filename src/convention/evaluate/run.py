@@ -33,7 +33,7 @@ def _score_all(run: RunFolder, data: SeriesCollection, device: str) -> FoldScore
     if len(rows) == 0:
         raise ConventionError("no labelled objects of the model's classes", path=data.path)
     ids, probas = [], []
-    for batch_ids, proba in classifier.predict_proba(data[int(i)] for i in rows):
+    for batch_ids, proba in classifier.predict_collection(data, rows):
         ids += batch_ids
         probas.append(proba)
     return FoldScores(ids, rows, targets[rows], np.concatenate(probas))

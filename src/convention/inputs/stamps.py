@@ -77,10 +77,11 @@ class Stamps(InputKind):
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         bands = selection.bands
-        frames = (
-            selection.series.frames[selection.index] - self._median[bands, None, None]
-        ) / self._scale[bands, None, None]
-        frames = np.nan_to_num(np.arcsinh(frames), nan=0.0).astype(np.float32)
+        frames = selection.series.frames[selection.index].astype(np.float32, copy=False)
+        frames -= self._median[bands, None, None]
+        frames /= self._scale[bands, None, None]
+        np.arcsinh(frames, out=frames)
+        np.nan_to_num(frames, copy=False, nan=0.0)
         return {"frames": frames, "bands": bands, "times": selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:

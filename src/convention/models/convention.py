@@ -23,6 +23,10 @@ from convention.models.registry import register_model
 
 Triple = tuple[int, int, int]
 
+# The first layer sums each combination of a chunk's bands once (6^3 = 216 for ugriz in
+# chunks of 3) when there are at most this many; past it, it gathers per chunk.
+MAX_BAND_COMBINATIONS = 1024
+
 
 @dataclass(frozen=True)
 class ConvEntionConfig:
@@ -153,8 +157,9 @@ class ChunkTokenizer(nn.Module):
         per_band = F.conv2d(band_maps[:, None], band_weight, None, conv.stride, conv.padding)
         per_band = per_band.unflatten(1, (k, out_channels))  # (n_bands + 1, K, out, h, w)
         n_values = per_band.shape[0]
-        if n_values**k <= max(len(frames), 1):
+        if n_values**k <= MAX_BAND_COMBINATIONS:
             # Few band combinations: sum each combination's maps once, look it up per chunk.
+            # (A fixed choice, not one on the batch's size: the exported graph has one path.)
             combined, code = per_band[:, 0], bands[:, 0]
             for t in range(1, k):
                 combined = (combined[:, None] + per_band[None, :, t]).flatten(0, 1)
@@ -266,22 +271,26 @@ class ConvEntion(nn.Module):
         """(B, n_features) max-pooled token maps, flattened; arguments as ``forward``'s."""
         cfg = self.config
         b, m = frames.shape[:2]
-        pad = (-m) % cfg.chunk
-        if pad:
-            frames = F.pad(frames, (0, 0, 0, 0, 0, pad))
-            bands, times, mask = (F.pad(t, (0, pad)) for t in (bands, times, mask))
+        pad = (-m) % cfg.chunk  # padded unconditionally: one exported graph for any length
+        frames = F.pad(frames, (0, 0, 0, 0, 0, pad))
+        bands, times, mask = (F.pad(t, (0, pad)) for t in (bands, times, mask))
         frames = frames * mask[..., None, None]
         n = frames.shape[1] // cfg.chunk
         frame_mask = mask.unflatten(1, (n, cfg.chunk))
         token_mask = frame_mask.any(dim=2)  # (B, N)
-        # The CNN sees real chunks only: padding never enters the BatchNorm statistics.
-        real = self.tokenizer(
-            frames.unflatten(1, (n, cfg.chunk))[token_mask],
-            (bands * mask).unflatten(1, (n, cfg.chunk))[token_mask],
-            self.band_embedding,
-        )
-        tokens = real.new_zeros(b, n, *self.tokenizer.token_shape)
-        tokens[token_mask] = real
+        chunks = frames.unflatten(1, (n, cfg.chunk))
+        chunk_bands = (bands * mask).unflatten(1, (n, cfg.chunk))
+        if self.training:
+            # The CNN sees real chunks only: padding never enters the BatchNorm statistics.
+            real = self.tokenizer(chunks[token_mask], chunk_bands[token_mask], self.band_embedding)
+            tokens = real.new_zeros(b, n, *self.tokenizer.token_shape)
+            tokens[token_mask] = real
+        else:
+            # BatchNorm uses its running statistics: every chunk goes through the CNN, so no
+            # shape depends on the data (one graph for ONNX). Padded tokens stay masked.
+            tokens = self.tokenizer(
+                chunks.flatten(0, 1), chunk_bands.flatten(0, 1), self.band_embedding
+            ).unflatten(0, (b, n))
         weights = frame_mask.float()
         token_times = (times.unflatten(1, (n, cfg.chunk)) * weights).sum(2) / weights.sum(2).clamp(
             min=1

@@ -24,11 +24,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from convention.classes import TO_THREE_CLASS
+from convention.data.collection import SeriesCollection
 from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
@@ -36,6 +38,7 @@ from convention.files import write_atomic
 from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model
 from convention.training.device import resolve_device
+from convention.training.prediction import stream_batches
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
@@ -237,18 +240,76 @@ def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
     return settings, model.eval()
 
 
+def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]:
+    """The settings and eval-mode models of a model folder, or of a run's fold folders.
+
+    Raises:
+        ConventionError: missing, unreadable or corrupt checkpoint; folds that disagree.
+    """
+    path = Path(path)
+    if path.is_file() and path.name == SETTINGS_FILE:
+        path = path.parent
+    if not path.exists():
+        raise ConventionError("no such checkpoint", path=path)
+    folders = (
+        [path]
+        if (path / SETTINGS_FILE).exists()
+        else sorted(p.parent for p in path.glob(f"fold_*/{SETTINGS_FILE}"))
+    )
+    if not folders:
+        raise ConventionError(f"no {SETTINGS_FILE} here or in fold_* folders", path=path)
+    loaded = [_load_folder(f) for f in folders]
+    settings = loaded[0][0]
+    for other, _ in loaded[1:]:
+        if (other.classes, other.bands) != (settings.classes, settings.bands):
+            raise ConventionError("fold models disagree on classes or bands", path=path)
+    return settings, [m for _, m in loaded]
+
+
+class ProbabilityEngine(Protocol):
+    """What computes a collated batch's (B, C) class probabilities."""
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray: ...
+
+
+class TorchEngine:
+    """The fold models' mean softmax with PyTorch, on ``device``, in ``precision`` (``32``,
+    or ``bf16``: bfloat16 autocast, faster where the hardware has it)."""
+
+    def __init__(
+        self, models: Sequence[torch.nn.Module], device: str = "cpu", precision: str = "32"
+    ):
+        if precision not in PRECISIONS:
+            raise ConventionError(
+                f"--precision must be one of {list(PRECISIONS)}, got {precision!r}"
+            )
+        self.device = resolve_device(device)
+        self.models = [m.to(self.device) for m in models]
+        self.precision = precision
+
+    @torch.no_grad()
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        with torch.autocast(self.device, torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = [m(**inputs).float() for m in self.models]
+        proba = torch.stack([torch.softmax(x, dim=1) for x in logits]).mean(0)
+        return proba.cpu().numpy()
+
+
+ENGINES = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("32", "bf16")
+
+
 class Classifier:
     """A trained model (or an ensemble of fold models) ready to predict.
 
-    Use ``Classifier.load(path)`` with a model folder or a run folder.
+    Use ``Classifier.load(path)`` with a model folder, a run folder or an exported
+    ``.onnx`` file.
     """
 
-    def __init__(
-        self, settings: ModelSettings, models: Sequence[torch.nn.Module], device: str = "cpu"
-    ):
+    def __init__(self, settings: ModelSettings, engine: ProbabilityEngine):
         self.settings = settings
-        self.device = resolve_device(device)
-        self.models = [m.to(self.device) for m in models]
+        self.engine = engine
         self.encoder = settings.encoder()
 
     @property
@@ -257,31 +318,45 @@ class Classifier:
         return list(self.settings.classes)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Classifier:
-        """Load a model folder (``settings.json`` + ``model.pt``) or a run of fold folders,
-        to predict on ``device`` (cpu, cuda or auto).
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        engine: str = "auto",
+        precision: str = "32",
+    ) -> Classifier:
+        """Load a model folder (``settings.json`` + ``model.pt``), a run of fold folders or
+        an ``.onnx`` export, to predict on ``device`` (cpu, cuda or auto) with ``engine``
+        (``auto``: onnxruntime for an ``.onnx`` file, PyTorch otherwise) in ``precision``
+        (PyTorch: ``32`` or ``bf16``).
 
         Raises:
-            ConventionError: missing, unreadable or corrupt checkpoint; cuda without a GPU.
+            ConventionError: missing, unreadable or corrupt checkpoint; cuda without a GPU;
+                an engine that cannot read the checkpoint.
         """
         path = Path(path)
-        if path.is_file() and path.name == SETTINGS_FILE:
-            path = path.parent
-        if not path.exists():
-            raise ConventionError("no such checkpoint", path=path)
-        folders = (
-            [path]
-            if (path / SETTINGS_FILE).exists()
-            else sorted(p.parent for p in path.glob(f"fold_*/{SETTINGS_FILE}"))
-        )
-        if not folders:
-            raise ConventionError(f"no {SETTINGS_FILE} here or in fold_* folders", path=path)
-        loaded = [_load_folder(f) for f in folders]
-        settings = loaded[0][0]
-        for other, _ in loaded[1:]:
-            if (other.classes, other.bands) != (settings.classes, settings.bands):
-                raise ConventionError("fold models disagree on classes or bands", path=path)
-        return cls(settings, [m for _, m in loaded], device)
+        is_onnx = path.suffix.lower() == ".onnx"
+        if engine not in ENGINES:
+            raise ConventionError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
+        if engine == "torch" and is_onnx:
+            raise ConventionError("an ONNX file runs with --engine onnxruntime", path=path)
+        if engine == "onnxruntime" and not is_onnx:
+            raise ConventionError(
+                "--engine onnxruntime reads an .onnx file: write one with "
+                "convention export onnx RUN --out model.onnx",
+                path=path,
+            )
+        if is_onnx:
+            if resolve_device(device) == "cuda" and device == "cuda":
+                raise ConventionError("ONNX models run on the CPU here: --device cpu", path=path)
+            if precision != "32":
+                raise ConventionError("an ONNX model runs in its exported precision", path=path)
+            from convention.training.onnx import OnnxEngine
+
+            onnx_engine = OnnxEngine(path, threads=torch.get_num_threads())
+            return cls(onnx_engine.settings, onnx_engine)
+        settings, models = load_models(path)
+        return cls(settings, TorchEngine(models, device, precision))
 
     def check_bands(self, bands: Iterable[str], source: str | Path | None = None) -> None:
         """Fail unless every band of the data is one the model was trained on (for a model of
@@ -334,12 +409,27 @@ class Classifier:
         if batch:
             yield self._predict_batch(batch)
 
-    @torch.no_grad()
+    def predict_collection(
+        self,
+        data: SeriesCollection,
+        rows: Sequence[int] | None = None,
+        batch_size: int = 64,
+        workers: int = 0,
+    ) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Yield (object ids, (n, C) class probabilities) of ``rows`` of ``data`` (default
+        all) batch by batch, read and encoded by ``workers`` processes while the model runs
+        (see :func:`~convention.training.prediction.stream_batches`).
+
+        Raises:
+            ConventionError: bad ``batch_size`` or ``workers``, or an object the model
+                cannot read.
+        """
+        for ids, inputs in stream_batches(data, self.encoder, rows, batch_size, workers):
+            yield ids, self.engine(inputs)
+
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
         inputs = self.encoder.collate([self.encoder.encode(s) for s in batch])["inputs"]
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        proba = torch.stack([torch.softmax(m(**inputs), dim=1) for m in self.models]).mean(0)
-        return [s.object_id for s in batch], proba.cpu().numpy()
+        return [s.object_id for s in batch], self.engine(inputs)
 
     def predict(self, series: StampSeries) -> dict[str, float]:
         """Class probabilities of one object, by class name."""

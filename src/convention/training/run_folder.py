@@ -170,11 +170,15 @@ class RunFolder:
         classifier = self.classifier(k, device)
         classifier.check_bands(data.bands, data.path)
         rows = self.rows(data, k, part)
-        series = (
-            data[int(r)] if transform is None else transform(data[int(r)], int(r)) for r in rows
+        batches = (
+            classifier.predict_collection(data, rows, batch_size)
+            if transform is None
+            else classifier.predict_proba(
+                (transform(data[int(r)], int(r)) for r in rows), batch_size
+            )
         )
         ids, probas = [], []
-        for batch_ids, proba in classifier.predict_proba(series, batch_size):
+        for batch_ids, proba in batches:
             ids += batch_ids
             probas.append(proba)
         proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))

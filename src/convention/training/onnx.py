@@ -1,0 +1,221 @@
+"""ONNX export of a trained model, and the onnxruntime engine that runs it.
+
+The exported graph maps the batch tensors the input encoder collates (``frames``,
+``bands``, ..., each kind's mask; batch size and sequence lengths dynamic) to the class
+probabilities, averaged over a run's fold models as :class:`Classifier` averages them. The
+model file's metadata holds the rest of what a prediction needs: the settings JSON of the
+checkpoint (model, classes in order, bands, the input spec, each kind's fitted
+normalisation) under ``convention.settings`` and the export layout version under
+``convention.onnx_layout``. A broker runs it with onnxruntime alone; ``convention predict``
+runs it with ``--engine onnxruntime``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from convention.errors import ConventionError
+from convention.files import write_atomic
+from convention.inputs import InputEncoder
+from convention.inputs.encoder import example_inputs
+from convention.training.checkpoint import ModelSettings
+
+ONNX_LAYOUT = 1
+SETTINGS_KEY = "convention.settings"
+LAYOUT_KEY = "convention.onnx_layout"
+OUTPUT_NAME = "probabilities"
+OPSET = 18
+EXAMPLE_FRAMES = 7  # the traced example's length: not a multiple of any chunk size
+
+
+class MeanProbabilities(nn.Module):
+    """The mean softmax of fold models over named inputs, with a fixed input order (ONNX
+    graphs take positional inputs)."""
+
+    def __init__(self, models: Sequence[nn.Module], names: Sequence[str]):
+        super().__init__()
+        self.models = nn.ModuleList(models)
+        self.names = tuple(names)
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        """(B, C) probabilities from the tensors named ``names``, in that order."""
+        inputs = dict(zip(self.names, tensors, strict=True))
+        return torch.stack([torch.softmax(m(**inputs), dim=1) for m in self.models]).mean(0)
+
+
+def input_names(encoder: InputEncoder) -> list[str]:
+    """The batch keys of the encoder's kinds, in collation order."""
+    names: list[str] = []
+    for kind in encoder.kinds:
+        if kind.sequence:
+            names += [*kind.sequence, kind.mask]
+        names += list(kind.fixed)
+    return names
+
+
+def _dynamic_shapes(encoder: InputEncoder) -> list[dict]:
+    """Every input's batch and sequence axes dynamic. ``Dim.AUTO`` lets the exporter relate
+    the axes itself (named ``Dim`` bounds trip its constraint solver on the chunking)."""
+    auto = torch.export.Dim.AUTO
+    shapes: list[dict] = []
+    for kind in encoder.kinds:
+        if kind.sequence:
+            shapes += [{0: auto, 1: auto} for _ in (*kind.sequence, kind.mask)]
+        shapes += [{0: auto} for _ in kind.fixed]
+    return shapes
+
+
+def _example(settings: ModelSettings, names: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """Two objects of ``EXAMPLE_FRAMES`` frames: random values, real bands, all frames
+    real (sizes of 2 keep the batch and length dimensions symbolic in the trace)."""
+    zeros = example_inputs(settings.inputs, len(settings.bands), EXAMPLE_FRAMES)
+    generator = torch.Generator().manual_seed(0)
+    tensors = []
+    for name in names:
+        value = zeros[name].expand(2, *zeros[name].shape[1:]).clone()
+        if value.dtype == torch.bool:
+            value = torch.ones_like(value)
+        elif value.dtype == torch.int64:
+            value = torch.randint(1, len(settings.bands) + 1, value.shape, generator=generator)
+        else:
+            value = torch.rand(value.shape, generator=generator)
+        tensors.append(value)
+    return tuple(tensors)
+
+
+def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path) -> list[str]:
+    """Write the models' mean probabilities as an ONNX file with the settings in its
+    metadata, atomically. Returns the graph's input names.
+
+    Raises:
+        ConventionError: the model has an operation ONNX cannot express.
+    """
+    import onnx
+
+    encoder = settings.encoder()
+    names = input_names(encoder)
+    module = MeanProbabilities([m.eval() for m in models], names).eval()
+    example = _example(settings, names)
+    shapes = (tuple(_dynamic_shapes(encoder)),)  # one entry: the packed *tensors
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                module,
+                example,
+                input_names=names,
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=shapes,
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+    except Exception as err:  # the exporter raises many types for unsupported models
+        raise ConventionError(
+            f"{settings.model} ({settings.preset}) does not export to ONNX: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
+    proto = program.model_proto
+    for key, value in (
+        (SETTINGS_KEY, json.dumps(settings.to_dict())),
+        (LAYOUT_KEY, str(ONNX_LAYOUT)),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    write_atomic(out, lambda tmp: onnx.save_model(proto, str(tmp)))
+    return names
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter prints its steps and logs warnings about optional packages."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class OnnxEngine:
+    """Class probabilities from an exported model file, with onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads (None: onnxruntime's default, every core).
+
+    Raises:
+        ConventionError: not an ONNX file, not one ``convention export onnx`` wrote, another
+            export layout or checkpoint version, or a graph that disagrees with its
+            metadata (other inputs, another number of classes).
+    """
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import onnxruntime
+
+        path = Path(path)
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own types for unreadable files
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConventionError(f"not a readable ONNX model ({first})", path=path) from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if SETTINGS_KEY not in metadata:
+            raise ConventionError(
+                f"no {SETTINGS_KEY} metadata: not a file written by convention export onnx",
+                path=path,
+            )
+        layout = metadata.get(LAYOUT_KEY)
+        if layout != str(ONNX_LAYOUT):
+            raise ConventionError(
+                f"export layout {layout} is not {ONNX_LAYOUT}, the one this convention "
+                "reads: export the model again",
+                path=path,
+            )
+        try:
+            self.settings = ModelSettings.from_dict(json.loads(metadata[SETTINGS_KEY]))
+            encoder = self.settings.encoder()
+        except ConventionError as err:
+            raise ConventionError(err.cause, path=path) from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConventionError(
+                f"unreadable {SETTINGS_KEY} metadata ({type(err).__name__}: {err})", path=path
+            ) from None
+        self.names = [i.name for i in self.session.get_inputs()]
+        expected = input_names(encoder)
+        if self.names != expected:
+            raise ConventionError(
+                f"the graph reads {self.names}, its settings declare {expected}", path=path
+            )
+        width = self.session.get_outputs()[0].shape[-1]
+        if width != len(self.settings.classes):
+            raise ConventionError(
+                f"the graph gives {width} probabilities, its settings name "
+                f"{len(self.settings.classes)} classes {list(self.settings.classes)}",
+                path=path,
+            )
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        """(B, C) probabilities of a collated batch."""
+        feed = {name: inputs[name].numpy() for name in self.names}
+        return self.session.run([OUTPUT_NAME], feed)[0]

@@ -1,0 +1,176 @@
+"""ONNX export: onnxruntime's probabilities equal PyTorch's, and bad model files are one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import convention
+from convention.cli import app
+from convention.errors import ConventionError
+from convention.inputs import InputEncoder
+from convention.models import create_model
+from convention.training import Classifier
+from convention.training.checkpoint import ModelSettings, load_models, save_model
+from convention.training.onnx import LAYOUT_KEY, SETTINGS_KEY, export_onnx
+
+runner = CliRunner()
+TOLERANCE = 1e-4
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, message):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def _probabilities(classifier: Classifier, data, rows) -> np.ndarray:
+    return np.concatenate([p for _, p in classifier.predict_collection(data, rows, batch_size=4)])
+
+
+@pytest.fixture(scope="module")
+def flagship_folder(tmp_path_factory, train_store):
+    """An untrained tiny flagship with its encoder fitted on the training store."""
+    data = convention.read(train_store)
+    torch.manual_seed(0)
+    model = create_model("convention-multi", 4, len(data.bands), "tiny", stamp_size=16).eval()
+    encoder = InputEncoder(model.input_spec, data.bands)
+    encoder.fit([data[i] for i in range(len(data))], seed=0)
+    settings = ModelSettings(
+        model="convention-multi",
+        preset="tiny",
+        overrides={"stamp_size": 16},
+        classes=("AGN", "SNIa", "Variable", "SNOther"),
+        bands=tuple(data.bands),
+        inputs=model.input_spec,
+        encoders=encoder.states,
+    )
+    folder = tmp_path_factory.mktemp("flagship") / "model"
+    save_model(folder, model, settings)
+    return folder
+
+
+@pytest.mark.parametrize("which", ["convention-run", "flagship"])
+def test_onnx_probabilities_equal_pytorch(
+    which, trained_run, flagship_folder, train_store, tmp_path
+):
+    source = trained_run if which == "convention-run" else flagship_folder
+    settings, models = load_models(source)
+    export_onnx(settings, models, tmp_path / "m.onnx")
+    data = convention.read(train_store)
+    exported, original = Classifier.load(tmp_path / "m.onnx"), Classifier.load(source)
+    assert exported.classes == original.classes
+    # Batches of one and of several objects of different lengths, padded.
+    for rows in ([0], [3, 9, 17, 30, 41]):
+        proba = _probabilities(exported, data, rows)
+        assert np.abs(proba - _probabilities(original, data, rows)).max() < TOLERANCE
+        assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    short = data[5][:4]  # four frames: one chunk and a padded one
+    assert (
+        np.abs(
+            np.array(list(exported.predict(short).values()))
+            - np.array(list(original.predict(short).values()))
+        ).max()
+        < TOLERANCE
+    )
+
+
+def test_export_and_predict_from_the_command_line(trained_run, train_store, tmp_path):
+    model = tmp_path / "model.onnx"
+    result = run("export", "onnx", trained_run, "--out", model)
+    assert result.exit_code == 0, result.output
+    assert "2 fold model(s)" in result.output
+    metadata = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    assert '"classes": ["AGN", "SNIa", "Variable", "SNOther"]' in metadata[SETTINGS_KEY]
+    for engine, checkpoint, out in (
+        ("onnxruntime", model, tmp_path / "onnx.csv"),
+        ("torch", trained_run, tmp_path / "torch.csv"),
+    ):
+        result = run(
+            "predict", "--checkpoint", checkpoint, "--data", train_store, "--out", out,
+            "--engine", engine, "--batch-size", 16,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    onnx_rows = np.loadtxt(tmp_path / "onnx.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
+    torch_rows = np.loadtxt(tmp_path / "torch.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
+    assert onnx_rows.shape == (48, 4)
+    assert np.abs(onnx_rows - torch_rows).max() < TOLERANCE
+
+
+def _edited(path, out, edit) -> None:
+    proto = onnx.load(str(path))
+    edit(proto)
+    onnx.save_model(proto, str(out))
+
+
+def _set_metadata(proto, key, value) -> None:
+    for entry in proto.metadata_props:
+        if entry.key == key:
+            entry.value = value
+
+
+def test_bad_onnx_files_are_one_line(trained_run, train_store, tmp_path):
+    model = tmp_path / "model.onnx"
+    settings, models = load_models(trained_run / "fold_0")
+    export_onnx(settings, models, model)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all")
+    bare = tmp_path / "bare.onnx"
+    _edited(model, bare, lambda p: p.ClearField("metadata_props"))
+    layout = tmp_path / "layout.onnx"
+    _edited(model, layout, lambda p: _set_metadata(p, LAYOUT_KEY, "0"))
+    text = {p.key: p.value for p in onnx.load(str(model)).metadata_props}[SETTINGS_KEY]
+    five = tmp_path / "five.onnx"
+    _edited(
+        model,
+        five,
+        lambda p: _set_metadata(p, SETTINGS_KEY, text.replace('"SNOther"]', '"SNOther", "Nova"]')),
+    )
+    version = tmp_path / "version.onnx"
+    _edited(
+        model,
+        version,
+        lambda p: _set_metadata(
+            p, SETTINGS_KEY, text.replace('"checkpoint_version": 2', '"checkpoint_version": 9')
+        ),
+    )
+    out = tmp_path / "p.csv"
+    for path, message in (
+        (garbage, "not a readable ONNX model"),
+        (bare, "not a file written by convention export onnx"),
+        (layout, "export layout 0 is not 1"),
+        (five, "the graph gives 4 probabilities, its settings name 5 classes"),
+        (version, "checkpoint version 9"),
+    ):
+        one_error_line(
+            run("predict", "--checkpoint", path, "--data", train_store, "--out", out), message
+        )
+        with pytest.raises(ConventionError, match=str(path.name)):
+            Classifier.load(path)
+    assert not out.exists()
+    one_error_line(
+        run("predict", "--checkpoint", trained_run, "--data", train_store, "--out", out,
+            "--engine", "onnxruntime"),
+        "--engine onnxruntime reads an .onnx file",
+    )  # fmt: skip
+    one_error_line(
+        run("predict", "--checkpoint", model, "--data", train_store, "--out", out,
+            "--engine", "torch"),
+        "an ONNX file runs with --engine onnxruntime",
+    )  # fmt: skip
+    one_error_line(
+        run("export", "onnx", trained_run, "--out", tmp_path / "model.pt"),
+        "must end in .onnx",
+    )
+    one_error_line(
+        run("export", "onnx", tmp_path / "absent", "--out", tmp_path / "x.onnx"),
+        "no such checkpoint",
+    )
+    assert not (tmp_path / "x.onnx").exists()
