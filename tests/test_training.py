@@ -13,7 +13,7 @@ from convention.classes import class_targets
 from convention.data.splits import make_splits
 from convention.data.store import write_store
 from convention.errors import ConventionError
-from convention.inputs import InputEncoder, InputSpec, Normalisation
+from convention.inputs import Example, InputEncoder, InputSpec, Normalisation
 from convention.models import create_model
 from convention.training import Classifier
 from convention.training.checkpoint import ModelSettings, save_model
@@ -428,10 +428,34 @@ def test_encoding_workers_give_the_same_examples(train_store, monkeypatch):
     encoder = InputEncoder(model.input_spec, store.bands)
     encoder.fit(store)
     rows = np.arange(len(store))[::-1]
-    alone = datamodule.encode_rows(store, rows, targets, encoder, workers=1)
-    shared = datamodule.encode_rows(store, rows, targets, encoder, workers=2)
+    alone = list(datamodule.encode_rows(store, rows, targets, encoder, workers=1))
+    shared = list(datamodule.encode_rows(store, rows, targets, encoder, workers=2))
     assert [e.label for e in alone] == [e.label for e in shared] == list(targets[rows])
     for a, b in zip(alone, shared, strict=True):
         assert a.inputs.keys() == b.inputs.keys()
         for key in a.inputs:
             assert np.array_equal(a.inputs[key], b.inputs[key]), key
+
+
+def test_example_cache_gives_back_the_examples_in_and_out_of_workers(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from convention.training.example_cache import ExampleCache
+
+    rng = np.random.default_rng(0)
+    examples = [
+        Example({"frames": rng.normal(size=(k + 1, 4, 4)).astype(np.float32)}, label=k % 3)
+        for k in range(7)
+    ]
+    cache = ExampleCache(iter(examples), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing to leave behind
+    assert len(cache) == 7 and cache.labels.tolist() == [e.label for e in examples]
+    assert cache.nbytes > sum(e.inputs["frames"].nbytes for e in examples)
+    for a, b in zip(cache, examples, strict=True):
+        assert a.label == b.label and np.array_equal(a.inputs["frames"], b.inputs["frames"])
+    assert np.array_equal(cache[-1].inputs["frames"], examples[-1].inputs["frames"])
+    with pytest.raises(IndexError):
+        cache[7]
+    loaded = list(DataLoader(cache, batch_size=None, num_workers=2, collate_fn=lambda e: e))
+    assert [e.label for e in loaded] == [e.label for e in examples]
+    cache.close()

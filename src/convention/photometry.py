@@ -97,16 +97,20 @@ def psf_flux(
     m = len(frames)
     flux = np.full(m, np.nan)
     err = np.full(m, np.nan)
-    for k in range(m):
-        if not np.isfinite(fwhm_pix[k]) or fwhm_pix[k] <= 0:
-            continue
-        psf = _cached_psf(frames.shape[1:], round(float(fwhm_pix[k]), 2), beta)
-        valid = np.isfinite(frames[k])
-        norm = np.sum(psf[valid] ** 2)
-        if norm <= 0:
-            continue
-        flux[k] = np.sum(psf[valid] * frames[k][valid]) / norm
-        err[k] = float(sky_sigma[k]) / np.sqrt(norm)
+    fwhm = np.asarray(fwhm_pix, dtype=np.float64)
+    fitted = np.flatnonzero(np.isfinite(fwhm) & (fwhm > 0))
+    if not len(fitted):
+        return flux, err
+    shape = frames.shape[1:]
+    psf = np.stack([_cached_psf(shape, round(float(fwhm[k]), 2), beta) for k in fitted])
+    data = frames[fitted]
+    valid = np.isfinite(data)
+    weights = np.where(valid, psf, 0.0)  # the PSF over each frame's valid pixels
+    norm = np.einsum("kij,kij->k", weights, weights)
+    dot = np.einsum("kij,kij->k", weights, np.where(valid, data, 0.0))
+    ok = norm > 0
+    flux[fitted[ok]] = dot[ok] / norm[ok]
+    err[fitted[ok]] = np.asarray(sky_sigma, dtype=np.float64)[fitted[ok]] / np.sqrt(norm[ok])
     return flux, err
 
 

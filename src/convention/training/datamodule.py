@@ -1,10 +1,12 @@
 """The LightningDataModule of one fold: the model's input encoder fitted on the training
-split, every object encoded once, class-balanced oversampling and augmentation."""
+split, every object encoded once into an on-disk cache (memory flat in the data's size),
+class-balanced oversampling and augmentation."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -15,6 +17,7 @@ from convention.classes import class_targets
 from convention.data.collection import SeriesCollection, Subset
 from convention.errors import ConventionError
 from convention.inputs import Example, InputEncoder
+from convention.training.example_cache import ExampleCache
 
 ENCODE_CHUNK = 64  # objects per task of the encoding workers
 _WORKER: dict = {}  # what an encoding worker reads: the data, targets and encoder
@@ -26,17 +29,21 @@ def encode_rows(
     targets: np.ndarray,
     encoder: InputEncoder,
     workers: int = 1,
-) -> list[Example]:
-    """The objects at ``rows`` encoded, in order, with their class index from ``targets``;
-    ``workers`` processes share the work (the result does not depend on how many)."""
+) -> Iterator[Example]:
+    """Yield the objects at ``rows`` encoded, in order, with their class index from
+    ``targets``; ``workers`` processes share the work (the result does not depend on how
+    many), a bounded number of chunks ahead."""
     rows = [int(i) for i in rows]
     if workers <= 1 or len(rows) <= ENCODE_CHUNK:
-        return [encoder.encode(data[i], int(targets[i])) for i in rows]
+        for i in rows:
+            yield encoder.encode(data[i], int(targets[i]))
+        return
     chunks = [rows[k : k + ENCODE_CHUNK] for k in range(0, len(rows), ENCODE_CHUNK)]
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     state = {"data": data, "targets": targets, "encoder": encoder}
     with mp.get_context(method).Pool(workers, _start_worker, (state,)) as pool:
-        return [e for chunk in pool.imap(_encode_chunk, chunks) for e in chunk]
+        for chunk in pool.imap(_encode_chunk, chunks):
+            yield from chunk
 
 
 def _start_worker(state: dict) -> None:
@@ -52,12 +59,11 @@ def _encode_chunk(rows: list[int]) -> list[Example]:
 
 
 class ExampleDataset(Dataset):
-    """Encoded objects (all in memory: encoded once), augmented on every access with
-    ``rng`` when it is given."""
+    """Encoded objects, augmented on every access with ``rng`` when it is given."""
 
     def __init__(
         self,
-        examples: list[Example],
+        examples: Sequence[Example],
         encoder: InputEncoder,
         rng: np.random.Generator | None = None,
     ):
@@ -85,6 +91,8 @@ class StampDataModule(L.LightningDataModule):
         oversample: draw training objects with class-balanced weights.
         seed: seeds the normalisation sample, sampler and augmentation.
         workers: processes encoding the objects (once, before the first epoch).
+        cache_folder: where the encoded objects' temporary file lives (None: the system's
+            temporary folder).
 
     Raises:
         ConventionError: a class without training objects.
@@ -100,10 +108,11 @@ class StampDataModule(L.LightningDataModule):
         oversample: bool = True,
         seed: int = 0,
         workers: int = 1,
+        cache_folder: str | Path | None = None,
     ):
         super().__init__()
         self.data, self.classes, self.split = data, list(classes), split
-        self.workers = workers
+        self.workers, self.cache_folder = workers, cache_folder
         self.batch_size, self.oversample, self.seed = batch_size, oversample, seed
         self.targets = class_targets(data.labels, self.classes)
         missing = [
@@ -115,7 +124,8 @@ class StampDataModule(L.LightningDataModule):
             )
         self.encoder = encoder
         encoder.fit(Subset(data, split["train"]), seed)
-        self._encoded: dict[str, list[Example]] = {}
+        self._encoded: dict[str, ExampleCache] = {}
+        self._incomplete: dict[str, dict[str, int]] = {}
         # The training stream's generators: the sampler's and the augmentation's.
         self._generator = torch.Generator().manual_seed(seed)
         self._augment_rng = np.random.default_rng(seed)
@@ -133,20 +143,42 @@ class StampDataModule(L.LightningDataModule):
         self._generator.set_state(state["sampler"])
         self._augment_rng.bit_generator.state = state["augment"]
 
-    def encoded(self, part: str) -> list[Example]:
-        """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, kept)."""
+    def encoded(self, part: str) -> ExampleCache:
+        """The encoded objects of ``train``, ``val`` or ``test`` (encoded once, cached on
+        disk)."""
         if part not in self._encoded:
-            self._encoded[part] = encode_rows(
-                self.data, self.split[part], self.targets, self.encoder, self.workers
-            )
+            counts = dict.fromkeys(self.encoder.spec.kinds, 0)
+
+            def counted(examples: Iterator[Example]) -> Iterator[Example]:
+                for example in examples:
+                    for kind, n in self.encoder.incomplete([example]).items():
+                        counts[kind] += n
+                    yield example
+
+            rows = self.split[part]
+            examples = encode_rows(self.data, rows, self.targets, self.encoder, self.workers)
+            self._encoded[part] = ExampleCache(counted(examples), self.cache_folder)
+            self._incomplete[part] = counts
         return self._encoded[part]
+
+    def incomplete(self, part: str) -> dict[str, int]:
+        """Per input kind, how many of the part's objects lack part of it (see
+        ``InputEncoder.incomplete``), counted as they were encoded."""
+        self.encoded(part)
+        return self._incomplete[part]
+
+    def close(self) -> None:
+        """Remove the cached examples (the files also go when the process ends)."""
+        for cache in self._encoded.values():
+            cache.close()
+        self._encoded.clear()
 
     def train_dataloader(self) -> DataLoader:
         items = self.encoded("train")
         generator = self._generator
         sampler = None
         if self.oversample:
-            y = np.array([it.label for it in items])
+            y = items.labels
             weights = 1.0 / np.bincount(y, minlength=len(self.classes))[y]
             sampler = WeightedRandomSampler(
                 torch.as_tensor(weights, dtype=torch.double),

@@ -252,6 +252,7 @@ def _train_fold(
         settings.oversample,
         seed,
         workers=torch.get_num_threads(),
+        cache_folder=folder.parent,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule
@@ -320,9 +321,7 @@ def _train_fold(
         "device": device_name(device),
         "model_config": asdict(model.config),
         # Objects the model read with part of an input masked, per split and input kind.
-        "incomplete_inputs": {
-            part: datamodule.encoder.incomplete(datamodule.encoded(part))
-            for part in ("train", "val")
-        },
+        "incomplete_inputs": {part: datamodule.incomplete(part) for part in ("train", "val")},
     }
+    datamodule.close()
     (folder / TRAINING_FILE).write_text(json.dumps(summary, indent=1) + "\n")
