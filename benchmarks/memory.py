@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for memory.json")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(dir=args.out.parent if args.out else None) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         stores = {}
         for name, path, n in (("small", args.small, 4000), ("large", args.large, 40000)):

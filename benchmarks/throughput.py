@@ -326,7 +326,7 @@ def default_models() -> list[str]:
     """``model:preset`` of every registered model's cpu preset."""
     from convention.models import list_models
 
-    return [f"{name}:cpu" for name, presets in list_models().items() if "cpu" in presets]
+    return [f"{name}:cpu" for name, entry in list_models().items() if "cpu" in entry.presets]
 
 
 def summary_line(r: dict) -> str:

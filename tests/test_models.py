@@ -248,3 +248,29 @@ def test_attention_without_pairs_equals_the_pairwise_attention():
     (grad_pairwise,) = torch.autograd.grad(pairwise.square().sum(), x)
     assert torch.allclose(fast, pairwise, atol=1e-5)
     assert torch.allclose(grad_fast, grad_pairwise, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", ["convention", "cnn-lstm", "cnn-gru", "lc-lstm", "convention-multi"]
+)
+def test_inference_path_computes_the_training_path(name):
+    """In eval the image CNNs take every frame and the RNNs the padded batch (no shape
+    depends on the data, for ONNX); with BatchNorm's running statistics and no dropout the
+    training path (real frames only, packed sequences) gives the same logits."""
+    torch.manual_seed(4)
+    overrides = {"modality_dropout": 0.0} if name == "convention-multi" else {}
+    model = create_model(name, 4, 5, "tiny", **overrides)
+    inputs = encoded_batch(model.input_spec, lengths=(10, 7, 2))
+    model.train()
+    with torch.no_grad():
+        model(**inputs)  # BatchNorm running statistics away from their initial values
+    for module in model.modules():
+        frozen = (
+            torch.nn.modules.batchnorm._BatchNorm | torch.nn.Dropout | torch.nn.MultiheadAttention
+        )
+        if isinstance(module, frozen):
+            module.eval()
+    with torch.no_grad():
+        training_path = model(**inputs)
+        inference_path = model.eval()(**inputs)
+    assert torch.allclose(training_path, inference_path, atol=1e-5)

@@ -12,7 +12,7 @@ import convention
 from convention.cli import app
 from convention.errors import ConventionError
 from convention.inputs import InputEncoder
-from convention.models import create_model
+from convention.models import create_model, list_models
 from convention.training import Classifier
 from convention.training.checkpoint import ModelSettings, load_models, save_model
 from convention.training.onnx import LAYOUT_KEY, SETTINGS_KEY, export_onnx
@@ -35,16 +35,14 @@ def _probabilities(classifier: Classifier, data, rows) -> np.ndarray:
     return np.concatenate([p for _, p in classifier.predict_collection(data, rows, batch_size=4)])
 
 
-@pytest.fixture(scope="module")
-def flagship_folder(tmp_path_factory, train_store):
-    """An untrained tiny flagship with its encoder fitted on the training store."""
-    data = convention.read(train_store)
+def _untrained(name: str, data, folder):
+    """An untrained tiny model with its encoder fitted on ``data``, saved in ``folder``."""
     torch.manual_seed(0)
-    model = create_model("convention-multi", 4, len(data.bands), "tiny", stamp_size=16).eval()
+    model = create_model(name, 4, len(data.bands), "tiny", stamp_size=16).eval()
     encoder = InputEncoder(model.input_spec, data.bands)
     encoder.fit([data[i] for i in range(len(data))], seed=0)
     settings = ModelSettings(
-        model="convention-multi",
+        model=name,
         preset="tiny",
         overrides={"stamp_size": 16},
         classes=("AGN", "SNIa", "Variable", "SNOther"),
@@ -52,9 +50,27 @@ def flagship_folder(tmp_path_factory, train_store):
         inputs=model.input_spec,
         encoders=encoder.states,
     )
-    folder = tmp_path_factory.mktemp("flagship") / "model"
     save_model(folder, model, settings)
     return folder
+
+
+@pytest.fixture(scope="module")
+def flagship_folder(tmp_path_factory, train_store):
+    """An untrained tiny flagship with its encoder fitted on the training store."""
+    folder = tmp_path_factory.mktemp("flagship") / "model"
+    return _untrained("convention-multi", convention.read(train_store), folder)
+
+
+@pytest.mark.parametrize("name", sorted(set(list_models()) - {"convention-multi"}))
+def test_every_model_exports(name, train_store, tmp_path):
+    data = convention.read(train_store)
+    folder = _untrained(name, data, tmp_path / "model")
+    settings, models = load_models(folder)
+    export_onnx(settings, models, tmp_path / "m.onnx")  # checked on other shapes on export
+    rows = [2, 11, 25, 40]
+    exported, original = Classifier.load(tmp_path / "m.onnx"), Classifier.load(folder)
+    difference = _probabilities(exported, data, rows) - _probabilities(original, data, rows)
+    assert np.abs(difference).max() < TOLERANCE
 
 
 @pytest.mark.parametrize("which", ["convention-run", "flagship"])
@@ -165,6 +181,17 @@ def test_bad_onnx_files_are_one_line(trained_run, train_store, tmp_path):
             "--engine", "torch"),
         "an ONNX file runs with --engine onnxruntime",
     )  # fmt: skip
+    for option, value, message in (
+        ("--precision", "16", "--precision must be one of ['32', 'bf16']"),
+        ("--workers", "-1", "--workers must be 0 or more"),
+        ("--engine", "tensorrt", "--engine must be one of"),
+    ):
+        one_error_line(
+            run("predict", "--checkpoint", trained_run, "--data", train_store, "--out", out,
+                option, value),
+            message,
+        )  # fmt: skip
+    assert not out.exists()
     one_error_line(
         run("export", "onnx", trained_run, "--out", tmp_path / "model.pt"),
         "must end in .onnx",
@@ -174,3 +201,19 @@ def test_bad_onnx_files_are_one_line(trained_run, train_store, tmp_path):
         "no such checkpoint",
     )
     assert not (tmp_path / "x.onnx").exists()
+
+
+class _BatchOfTwoOnly(torch.nn.Module):
+    """Traces to the batch-of-two branch only (a Python branch on the batch size)."""
+
+    def forward(self, frames, bands, times, mask):
+        if frames.shape[0] == 2:
+            return frames.flatten(1)[:, :4]
+        return frames.flatten(1)[:, 4:8]
+
+
+def test_an_export_wrong_at_other_shapes_is_refused(trained_run, tmp_path):
+    settings, _ = load_models(trained_run / "fold_0")
+    with pytest.raises(ConventionError, match=r"differs from PyTorch by .* on 1 objects"):
+        export_onnx(settings, [_BatchOfTwoOnly()], tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -41,7 +41,8 @@ class Normalisation:
             for band_id, chosen in pixels.items():
                 frames = s.frames[s.band == band_id]
                 if len(frames) and len(chosen) < max_frames:
-                    chosen.append(frames[rng.integers(len(frames))].ravel())
+                    # A copy: a view would keep the object's whole band of frames alive.
+                    chosen.append(frames[rng.integers(len(frames))].ravel().copy())
         medians, scales = [], []
         for band in bands:
             values = np.concatenate(pixels[get_band(band).id] or [np.zeros(1)])

@@ -81,7 +81,7 @@ class Stamps(InputKind):
         frames -= self._median[bands, None, None]
         frames /= self._scale[bands, None, None]
         np.arcsinh(frames, out=frames)
-        np.nan_to_num(frames, copy=False, nan=0.0)
+        np.copyto(frames, 0.0, where=~np.isfinite(frames))  # missing pixels: 0
         return {"frames": frames, "bands": bands, "times": selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:

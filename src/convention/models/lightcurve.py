@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from convention.inputs.spec import InputSpec
 from convention.models.layers.blocks import mlp_head
+from convention.models.layers.recurrence import last_state
 from convention.models.registry import register_model
 
 
@@ -126,10 +126,7 @@ class LightCurveClassifier(nn.Module):
         if self.config.architecture == "lstm":
             gaps = torch.diff(lc_times, dim=1, prepend=lc_times[:, :1]).clamp(min=0)
             steps = torch.cat([steps, torch.log1p(gaps)[..., None]], dim=-1)
-            lengths = mask.sum(dim=1).cpu()
-            packed = pack_padded_sequence(steps, lengths, batch_first=True, enforce_sorted=False)
-            _, (hidden, _) = self.rnn(packed)
-            return hidden[-1]
+            return last_state(self.rnn, steps, mask)
         x = self.embed(steps) + _time_encoding(lc_times, self.config.hidden)
         x = self.encoder(x, src_key_padding_mask=~mask)
         weights = mask[..., None].float()

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from convention.inputs.spec import InputSpec
 from convention.models.layers.band_embedding import BandEmbedding
 from convention.models.layers.blocks import conv_encoder, mlp_head
+from convention.models.layers.recurrence import last_state
 from convention.models.registry import register_model
 
 
@@ -100,17 +100,18 @@ class CnnRnn(nn.Module):
         if self.band_embedding.channels:
             channels.append(self.band_embedding(bands * mask))
         x = torch.stack(channels, dim=2)  # (B, M, C, H, W)
-        # The CNN sees real frames only: padding never enters the BatchNorm statistics.
-        real = self.encoder(x[mask])
-        codes = real.new_zeros(b, m, self.config.features)
-        codes[mask] = real
+        if self.training:
+            # The CNN sees real frames only: padding never enters the BatchNorm statistics.
+            real = self.encoder(x[mask])
+            codes = real.new_zeros(b, m, self.config.features)
+            codes[mask] = real
+        else:
+            # BatchNorm uses its running statistics: every frame goes through the CNN, so
+            # no shape depends on the data (one graph for ONNX); padding is never read.
+            codes = self.encoder(x.flatten(0, 1)).unflatten(0, (b, m))
         gaps = torch.diff(times, dim=1, prepend=times[:, :1]).clamp(min=0)
         steps = torch.cat([codes, torch.log1p(gaps)[..., None]], dim=-1)
-        lengths = mask.sum(dim=1).cpu()
-        packed = pack_padded_sequence(steps, lengths, batch_first=True, enforce_sorted=False)
-        _, state = self.rnn(packed)
-        last = (state[0] if self.config.cell == "lstm" else state)[-1]
-        return self.head(last)
+        return self.head(last_state(self.rnn, steps, mask))
 
 
 PRESETS: dict[str, RecurrentConfig] = {

@@ -45,6 +45,8 @@ WEIGHTS_FILE = "model.pt"
 CHECKPOINT_VERSION = 2
 READABLE_CHECKPOINTS = (1, 2)
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: 40 times the paper preset
+ENGINES = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -294,10 +296,6 @@ class TorchEngine:
             logits = [m(**inputs).float() for m in self.models]
         proba = torch.stack([torch.softmax(x, dim=1) for x in logits]).mean(0)
         return proba.cpu().numpy()
-
-
-ENGINES = ("auto", "torch", "onnxruntime")
-PRECISIONS = ("32", "bf16")
 
 
 class Classifier:

@@ -4,7 +4,9 @@ class-balanced oversampling and augmentation."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from convention.inputs import Example, InputEncoder
 from convention.training.example_cache import ExampleCache
 
 ENCODE_CHUNK = 64  # objects per task of the encoding workers
+AHEAD = 2  # tasks in flight per encoding worker
 _WORKER: dict = {}  # what an encoding worker reads: the data, targets and encoder
 
 
@@ -32,18 +35,28 @@ def encode_rows(
 ) -> Iterator[Example]:
     """Yield the objects at ``rows`` encoded, in order, with their class index from
     ``targets``; ``workers`` processes share the work (the result does not depend on how
-    many), a bounded number of chunks ahead."""
+    many), ``AHEAD`` chunks per worker ahead at most."""
     rows = [int(i) for i in rows]
     if workers <= 1 or len(rows) <= ENCODE_CHUNK:
         for i in rows:
             yield encoder.encode(data[i], int(targets[i]))
         return
-    chunks = [rows[k : k + ENCODE_CHUNK] for k in range(0, len(rows), ENCODE_CHUNK)]
+    chunks = iter([rows[k : k + ENCODE_CHUNK] for k in range(0, len(rows), ENCODE_CHUNK)])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     state = {"data": data, "targets": targets, "encoder": encoder}
     with mp.get_context(method).Pool(workers, _start_worker, (state,)) as pool:
-        for chunk in pool.imap(_encode_chunk, chunks):
-            yield from chunk
+        # At most AHEAD chunks per worker in flight (Pool.imap runs ahead without bound,
+        # and its finished chunks would pile up in memory while they are written).
+        pending = deque(
+            pool.apply_async(_encode_chunk, (chunk,))
+            for chunk in itertools.islice(chunks, AHEAD * workers)
+        )
+        while pending:
+            done = pending.popleft().get()
+            following = next(chunks, None)
+            if following is not None:
+                pending.append(pool.apply_async(_encode_chunk, (following,)))
+            yield from done
 
 
 def _start_worker(state: dict) -> None:

@@ -36,6 +36,8 @@ LAYOUT_KEY = "convention.onnx_layout"
 OUTPUT_NAME = "probabilities"
 OPSET = 18
 EXAMPLE_FRAMES = 7  # the traced example's length: not a multiple of any chunk size
+VERIFY_SHAPES = ((1, 1), (3, 11))  # (objects, frames) the export is checked on
+TOLERANCE = 1e-4  # largest probability difference from PyTorch an export may have
 
 
 class MeanProbabilities(nn.Module):
@@ -75,14 +77,20 @@ def _dynamic_shapes(encoder: InputEncoder) -> list[dict]:
     return shapes
 
 
-def _example(settings: ModelSettings, names: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """Two objects of ``EXAMPLE_FRAMES`` frames: random values, real bands, all frames
-    real (sizes of 2 keep the batch and length dimensions symbolic in the trace)."""
-    zeros = example_inputs(settings.inputs, len(settings.bands), EXAMPLE_FRAMES)
-    generator = torch.Generator().manual_seed(0)
+def _example(
+    settings: ModelSettings,
+    names: Sequence[str],
+    batch: int = 2,
+    frames: int = EXAMPLE_FRAMES,
+    seed: int = 0,
+) -> tuple[torch.Tensor, ...]:
+    """``batch`` objects of ``frames`` frames: random values, real bands, all frames real
+    (the traced example's sizes of 2 and more keep its dimensions symbolic)."""
+    zeros = example_inputs(settings.inputs, len(settings.bands), frames)
+    generator = torch.Generator().manual_seed(seed)
     tensors = []
     for name in names:
-        value = zeros[name].expand(2, *zeros[name].shape[1:]).clone()
+        value = zeros[name].expand(batch, *zeros[name].shape[1:]).clone()
         if value.dtype == torch.bool:
             value = torch.ones_like(value)
         elif value.dtype == torch.int64:
@@ -120,9 +128,12 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
                 verbose=False,
             )
     except Exception as err:  # the exporter raises many types for unsupported models
+        cause = err
+        while cause.__cause__ is not None:  # the exporter wraps the tracer's own error
+            cause = cause.__cause__
         raise ConventionError(
             f"{settings.model} ({settings.preset}) does not export to ONNX: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"{type(cause).__name__}: {str(cause).strip() or 'no message'}"
         ) from None
     proto = program.model_proto
     for key, value in (
@@ -131,8 +142,40 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
     ):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    _verify(proto.SerializeToString(), module, settings, names)
     write_atomic(out, lambda tmp: onnx.save_model(proto, str(tmp)))
     return names
+
+
+def _verify(model: bytes, module: nn.Module, settings: ModelSettings, names: list[str]) -> None:
+    """Refuse an export whose graph does not give PyTorch's probabilities (within
+    ``TOLERANCE``) at other batch sizes and lengths than the traced example's.
+
+    Raises:
+        ConventionError: the graph fails or disagrees, naming the shape.
+    """
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for batch, frames in VERIFY_SHAPES:
+        example = _example(settings, names, batch, frames, seed=batch)
+        with torch.no_grad():
+            expected = module(*example).numpy()
+        try:
+            feed = {name: t.numpy() for name, t in zip(names, example, strict=True)}
+            got = session.run([OUTPUT_NAME], feed)[0]
+        except Exception as err:  # onnxruntime's own error types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConventionError(
+                f"{settings.model} ({settings.preset}) exports to an ONNX graph that fails on "
+                f"{batch} objects of {frames} frames: {first}"
+            ) from None
+        if not np.allclose(got, expected, atol=TOLERANCE, rtol=0):
+            raise ConventionError(
+                f"{settings.model} ({settings.preset}) exports to an ONNX graph that differs "
+                f"from PyTorch by {np.abs(got - expected).max():.1e} on {batch} objects of "
+                f"{frames} frames"
+            )
 
 
 @contextlib.contextmanager
