@@ -32,7 +32,7 @@ def test_a_classifier_predicts_the_same_wherever_it_is_loaded(trained_run, train
     series = [store[k] for k in range(4)]
     on_cpu = Classifier.load(trained_run)
     auto = Classifier.load(trained_run, "auto")
-    assert auto.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert auto.engine.device == ("cuda" if torch.cuda.is_available() else "cpu")
     expected = next(on_cpu.predict_proba(series))[1]
     assert next(auto.predict_proba(series))[1] == pytest.approx(expected, abs=1e-5)
 
