@@ -442,7 +442,7 @@ def predict(
         str,
         typer.Option(
             help="32, or bf16 (bfloat16 autocast: faster on CPUs with AVX512-BF16 or AMX and "
-            "on GPUs; probabilities differ by about 1e-2)."
+            "on GPUs; probabilities move by up to about 1e-2)."
         ),
     ] = "32",
     device: DeviceOption = "auto",
