@@ -54,28 +54,11 @@ def seconds_per_call(fn, repeats: int) -> float:
     return best
 
 
-def random_inputs(spec, n_bands: int, frames: int, batch: int) -> dict:
-    """A batch of ``batch`` objects of ``frames`` frames: random values, real bands."""
-    import torch
-
-    from convention.inputs.encoder import example_inputs
-
-    generator = torch.Generator().manual_seed(0)
-    inputs = {}
-    for key, value in example_inputs(spec, n_bands, frames).items():
-        value = value.expand(batch, *value.shape[1:]).clone()
-        if value.dtype == torch.float32:
-            value = torch.randn(value.shape, generator=generator)
-        elif value.dtype == torch.int64:
-            value = torch.randint(1, n_bands + 1, value.shape, generator=generator)
-        inputs[key] = value
-    return inputs
-
-
 def measure_model(args: argparse.Namespace, model, n_bands: int, n_classes: int) -> dict:
     """The model alone on random inputs of ``args.frames`` frames."""
     import torch
 
+    from convention.inputs.encoder import random_inputs
     from convention.models.registry import gflops_per_object
     from convention.training.losses import make_loss
 

@@ -471,57 +471,12 @@ class Store(Sequence[StampSeries]):
         if not -n <= index < n:
             raise IndexError(f"object index {index} out of range for {n} objects")
         i = index % n
-        start = int(self._index["start"][i])
-        stop = start + int(self._index["count"][i])
-        label_code = int(self._index["label"][i])
-        try:
-            return self._series(i, start, stop, label_code)
-        except (OSError, KeyError, TypeError, ValueError) as err:  # h5py on damaged bytes
-            raise ConventionError(
-                f"damaged store: cannot read the object ({type(err).__name__}: {err})",
-                path=self.path,
-                obj=self._index["object_id"][i],
-            ) from None
-
-    def _series(self, i: int, start: int, stop: int, label_code: int) -> StampSeries:
-        f = self._h5()
-        frames = {
-            "frames": f["frames"][start:stop],
-            "channels": {c: f[f"channel/{c}"][start:stop] for c in self.channels},
-            **{name: f[f"frame/{name}"][start:stop] for name in _FRAME_COLUMNS},
-        }
-        return self._make_series(i, frames, self._lightcurve(i), label_code)
-
-    def _make_series(
-        self, i: int, frames: dict, lightcurve: Table | None, label_code: int
-    ) -> StampSeries:
-        return StampSeries(
-            **frames,
-            lightcurve=lightcurve,
-            object_id=self._index["object_id"][i],
-            ra=float(self._index["ra"][i]),
-            dec=float(self._index["dec"][i]),
-            redshift=float(self._index["redshift"][i]),
-            label=self.class_names[label_code] if label_code >= 0 else None,
-            survey=self.survey,
-            pixel_scale=self.pixel_scale,
-            subtype=self._index["subtype"][i] or None,
-        )
-
-    def _lightcurve(self, i: int) -> Table | None:
-        count = int(self._index["lc_count"][i])
-        if count < 0:
-            return None
-        start = int(self._index["lc_start"][i])
-        rows = slice(start, start + count)
-        f = self._h5()
-        columns = {name: f[f"lightcurve/{name}"][rows] for name in _LIGHTCURVE_COLUMNS}
-        return make_lightcurve(**columns)
+        return self.read_range(i, i + 1)[0]
 
     def read_range(self, first: int, stop: int) -> list[StampSeries]:
         """Objects ``first .. stop - 1`` with one read per dataset (the objects' frames tile
-        the store, so theirs are one contiguous block): the same series as indexing them
-        one by one, without a chunk read or decompressed again per object.
+        the store, so theirs are one contiguous block); ``store[i]`` is ``read_range(i,
+        i + 1)[0]``. Reading many at once reads no chunk twice.
 
         Raises:
             ConventionError: positions out of range, or damaged bytes (naming the first
@@ -556,8 +511,6 @@ class Store(Sequence[StampSeries]):
             series = []
             for k, i in enumerate(range(first, stop)):
                 rows = slice(int(starts[k]) - lo, int(starts[k] + counts[k]) - lo)
-                frames = {name: values[rows] for name, values in block.items()}
-                frames["channels"] = {c: values[rows] for c, values in channels.items()}
                 lightcurve = None
                 if has_lc[k]:
                     a = int(index["lc_start"][i]) - lc_lo
@@ -565,11 +518,27 @@ class Store(Sequence[StampSeries]):
                     lightcurve = make_lightcurve(
                         **{name: values[lc_rows] for name, values in lc_block.items()}
                     )
-                series.append(self._make_series(i, frames, lightcurve, int(index["label"][i])))
+                label_code = int(index["label"][i])
+                series.append(
+                    StampSeries(
+                        **{name: values[rows] for name, values in block.items()},
+                        channels={c: values[rows] for c, values in channels.items()},
+                        lightcurve=lightcurve,
+                        object_id=index["object_id"][i],
+                        ra=float(index["ra"][i]),
+                        dec=float(index["dec"][i]),
+                        redshift=float(index["redshift"][i]),
+                        label=self.class_names[label_code] if label_code >= 0 else None,
+                        survey=self.survey,
+                        pixel_scale=self.pixel_scale,
+                        subtype=index["subtype"][i] or None,
+                    )
+                )
             return series
         except (OSError, KeyError, TypeError, ValueError) as err:  # h5py on damaged bytes
+            what = "the object" if stop - first == 1 else "the objects"
             raise ConventionError(
-                f"damaged store: cannot read the objects ({type(err).__name__}: {err})",
+                f"damaged store: cannot read {what} ({type(err).__name__}: {err})",
                 path=self.path,
                 obj=index["object_id"][first],
             ) from None

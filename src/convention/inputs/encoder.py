@@ -105,6 +105,21 @@ class InputEncoder:
             inputs.update(kind.augment(inputs, draw))
         return Example(inputs, example.label)
 
+    @property
+    def batch_keys(self) -> list[str]:
+        """The keys of a collated batch's inputs, in collation order."""
+        keys: list[str] = []
+        for kind in self.kinds:
+            if kind.sequence:
+                keys += [*kind.sequence, kind.mask]
+            keys += list(kind.fixed)
+        return keys
+
+    @property
+    def sequence_keys(self) -> set[str]:
+        """The batch keys whose second axis runs along the frames (masks included)."""
+        return {key for kind in self.kinds if kind.sequence for key in (*kind.sequence, kind.mask)}
+
     def collate(self, examples: Sequence[Example]) -> dict:
         """A batch: ``{"inputs": {name: tensor}, "label": (B,) long}``; sequence inputs are
         zero-padded to the batch's longest, with their (B, M) bool mask."""
@@ -124,6 +139,25 @@ def example_inputs(spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, to
     inputs: dict[str, torch.Tensor] = {}
     for name in spec.kinds:
         inputs.update(get_input_kind(name).example(spec, n_bands, n_frames))
+    return inputs
+
+
+def random_inputs(
+    spec: InputSpec, n_bands: int, n_frames: int, batch: int, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """``batch`` objects of ``n_frames`` frames, every frame real: standard-normal values,
+    band indices drawn from 1..n_bands (for timing and for checking exported graphs)."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs: dict[str, torch.Tensor] = {}
+    for key, value in example_inputs(spec, n_bands, n_frames).items():
+        value = value.expand(batch, *value.shape[1:])
+        if value.dtype == torch.bool:
+            value = torch.ones(value.shape, dtype=torch.bool)
+        elif value.dtype == torch.int64:
+            value = torch.randint(1, n_bands + 1, value.shape, generator=generator)
+        else:
+            value = torch.randn(value.shape, generator=generator)
+        inputs[key] = value
     return inputs
 
 

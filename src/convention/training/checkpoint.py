@@ -268,6 +268,13 @@ def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]
     return settings, [m for _, m in loaded]
 
 
+def mean_probabilities(
+    models: Sequence[torch.nn.Module], inputs: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """(B, C) the mean over ``models`` of their softmax on a collated batch's inputs."""
+    return torch.stack([torch.softmax(m(**inputs).float(), dim=1) for m in models]).mean(0)
+
+
 class ProbabilityEngine(Protocol):
     """What computes a collated batch's (B, C) class probabilities."""
 
@@ -293,8 +300,7 @@ class TorchEngine:
     def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.autocast(self.device, torch.bfloat16, enabled=self.precision == "bf16"):
-            logits = [m(**inputs).float() for m in self.models]
-        proba = torch.stack([torch.softmax(x, dim=1) for x in logits]).mean(0)
+            proba = mean_probabilities(self.models, inputs)
         return proba.cpu().numpy()
 
 
@@ -345,7 +351,8 @@ class Classifier:
                 path=path,
             )
         if is_onnx:
-            if resolve_device(device) == "cuda" and device == "cuda":
+            resolve_device(device)  # a known device name
+            if device == "cuda":
                 raise ConventionError("ONNX models run on the CPU here: --device cpu", path=path)
             if precision != "32":
                 raise ConventionError("an ONNX model runs in its exported precision", path=path)

@@ -26,9 +26,8 @@ from torch import nn
 
 from convention.errors import ConventionError
 from convention.files import write_atomic
-from convention.inputs import InputEncoder
-from convention.inputs.encoder import example_inputs
-from convention.training.checkpoint import ModelSettings
+from convention.inputs.encoder import random_inputs
+from convention.training.checkpoint import ModelSettings, mean_probabilities
 
 ONNX_LAYOUT = 1
 SETTINGS_KEY = "convention.settings"
@@ -41,8 +40,8 @@ TOLERANCE = 1e-4  # largest probability difference from PyTorch an export may ha
 
 
 class MeanProbabilities(nn.Module):
-    """The mean softmax of fold models over named inputs, with a fixed input order (ONNX
-    graphs take positional inputs)."""
+    """The fold models' mean probabilities over positional inputs in the order ``names``
+    (ONNX graphs take positional inputs)."""
 
     def __init__(self, models: Sequence[nn.Module], names: Sequence[str]):
         super().__init__()
@@ -51,54 +50,15 @@ class MeanProbabilities(nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         """(B, C) probabilities from the tensors named ``names``, in that order."""
-        inputs = dict(zip(self.names, tensors, strict=True))
-        return torch.stack([torch.softmax(m(**inputs), dim=1) for m in self.models]).mean(0)
-
-
-def input_names(encoder: InputEncoder) -> list[str]:
-    """The batch keys of the encoder's kinds, in collation order."""
-    names: list[str] = []
-    for kind in encoder.kinds:
-        if kind.sequence:
-            names += [*kind.sequence, kind.mask]
-        names += list(kind.fixed)
-    return names
-
-
-def _dynamic_shapes(encoder: InputEncoder) -> list[dict]:
-    """Every input's batch and sequence axes dynamic. ``Dim.AUTO`` lets the exporter relate
-    the axes itself (named ``Dim`` bounds trip its constraint solver on the chunking)."""
-    auto = torch.export.Dim.AUTO
-    shapes: list[dict] = []
-    for kind in encoder.kinds:
-        if kind.sequence:
-            shapes += [{0: auto, 1: auto} for _ in (*kind.sequence, kind.mask)]
-        shapes += [{0: auto} for _ in kind.fixed]
-    return shapes
+        return mean_probabilities(self.models, dict(zip(self.names, tensors, strict=True)))
 
 
 def _example(
-    settings: ModelSettings,
-    names: Sequence[str],
-    batch: int = 2,
-    frames: int = EXAMPLE_FRAMES,
-    seed: int = 0,
+    settings: ModelSettings, names: Sequence[str], batch: int, frames: int, seed: int
 ) -> tuple[torch.Tensor, ...]:
-    """``batch`` objects of ``frames`` frames: random values, real bands, all frames real
-    (the traced example's sizes of 2 and more keep its dimensions symbolic)."""
-    zeros = example_inputs(settings.inputs, len(settings.bands), frames)
-    generator = torch.Generator().manual_seed(seed)
-    tensors = []
-    for name in names:
-        value = zeros[name].expand(batch, *zeros[name].shape[1:]).clone()
-        if value.dtype == torch.bool:
-            value = torch.ones_like(value)
-        elif value.dtype == torch.int64:
-            value = torch.randint(1, len(settings.bands) + 1, value.shape, generator=generator)
-        else:
-            value = torch.rand(value.shape, generator=generator)
-        tensors.append(value)
-    return tuple(tensors)
+    """Random inputs in the graph's order (see ``random_inputs``)."""
+    inputs = random_inputs(settings.inputs, len(settings.bands), frames, batch, seed)
+    return tuple(inputs[name] for name in names)
 
 
 def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path) -> list[str]:
@@ -111,10 +71,15 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
     import onnx
 
     encoder = settings.encoder()
-    names = input_names(encoder)
+    names = encoder.batch_keys
     module = MeanProbabilities([m.eval() for m in models], names).eval()
-    example = _example(settings, names)
-    shapes = (tuple(_dynamic_shapes(encoder)),)  # one entry: the packed *tensors
+    # A batch of 2 and more keeps the traced dimensions symbolic.
+    example = _example(settings, names, 2, EXAMPLE_FRAMES, seed=0)
+    # Every axis dynamic; Dim.AUTO lets the exporter relate the axes itself (named Dim
+    # bounds trip its constraint solver on the chunking). One entry: the packed *tensors.
+    auto = torch.export.Dim.AUTO
+    sequences = encoder.sequence_keys
+    shapes = (tuple({0: auto, 1: auto} if n in sequences else {0: auto} for n in names),)
     try:
         with _quiet_exporter():
             program = torch.onnx.export(
@@ -245,7 +210,7 @@ class OnnxEngine:
                 f"unreadable {SETTINGS_KEY} metadata ({type(err).__name__}: {err})", path=path
             ) from None
         self.names = [i.name for i in self.session.get_inputs()]
-        expected = input_names(encoder)
+        expected = encoder.batch_keys
         if self.names != expected:
             raise ConventionError(
                 f"the graph reads {self.names}, its settings declare {expected}", path=path
