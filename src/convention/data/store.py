@@ -15,7 +15,7 @@ Layout (schema version 2; version 1 lacks channels and light curves and still re
 
 Frames are chunked 32 frames at a time so reading one object touches a few chunks. They are
 not compressed: sky-noise-dominated float32 pixels shrink by only 14% under gzip, and
-reading 64 objects at a time is 6.5 times faster without it (``benchmarks/store_read.py``;
+reading 64 objects at a time is 6.3 times faster without it (``benchmarks/store_read.py``;
 stores written compressed still read). Writing
 goes to a temporary file beside the target that is renamed only when complete; objects are
 appended in batches, so memory stays bounded by the batch. Readers open the file lazily in
