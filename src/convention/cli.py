@@ -78,7 +78,9 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @user_errors
 def simulate(
     out: Annotated[Path, typer.Option(help="HDF5 store to write.")] = Path("sdss2-sim.h5"),
-    survey: Annotated[str, typer.Option(help="Survey to simulate.")] = "sdss2",
+    survey: Annotated[
+        str, typer.Option(help="Survey to simulate: sdss2 (Stripe 82) or ztf (alert stream).")
+    ] = "sdss2",
     catalog: Annotated[
         Path | None, typer.Option(help="SDSS-II HEAD catalog: one twin per labelled candidate.")
     ] = None,
@@ -86,12 +88,14 @@ def simulate(
         int | None, typer.Option(help="Objects drawn from the built-in distributions [1000].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
-    stamp_size: Annotated[int, typer.Option(help="Stamp side, pixels.")] = 32,
+    stamp_size: Annotated[
+        int | None, typer.Option(help="Stamp side, pixels [the survey's: sdss2 32, ztf 63].")
+    ] = None,
     workers: Annotated[
         int, typer.Option(help="Worker processes (does not change the result).")
     ] = os.cpu_count() or 1,
 ) -> None:
-    """Simulate survey stamp series (SDSS-II Stripe 82) into an HDF5 store."""
+    """Simulate survey stamp series (SDSS-II Stripe 82 or ZTF alerts) into an HDF5 store."""
     from convention.sim.simulate import SimulationSettings
     from convention.sim.simulate import simulate as run_simulation
 
@@ -472,6 +476,84 @@ def predict(
     console.print(f"wrote {len(ids)} predictions to {out}")
 
 
+@app.command("classify-alerts")
+@user_errors
+def classify_alerts(
+    checkpoint: Annotated[
+        Path,
+        typer.Option(
+            help="Run folder, model folder or .onnx file of a model of the alerts' bands."
+        ),
+    ],
+    input_folder: Annotated[
+        Path, typer.Option("--input", help="Folder where alert files (*.avro) land.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Output folder: predictions/ and rejected/ (Parquet per micro-batch)."),
+    ],
+    engine: Annotated[
+        str, typer.Option(help="spark (Structured Streaming) or local (one process).")
+    ] = "local",
+    once: Annotated[
+        bool, typer.Option("--once/--watch", help="Classify what has landed and stop, or watch.")
+    ] = False,
+    schema: Annotated[str, typer.Option(help="Alert schema: ztf or rubin.")] = "ztf",
+    trigger_seconds: Annotated[
+        float, typer.Option(help="Watching: seconds between looks at the folder.")
+    ] = 1.0,
+    max_files_per_batch: Annotated[int, typer.Option(help="Files per micro-batch at most.")] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Alerts per forward pass.")] = 64,
+    master: Annotated[str, typer.Option(help="spark: the master URL.")] = "local[2]",
+) -> None:
+    """Classify alert packets as they land in a folder, restart-safe: a killed run, started
+    again with the same --out, neither loses nor repeats an alert."""
+    from convention.alert_stream import AlertClassifier
+
+    if engine not in ("spark", "local"):
+        raise ConventionError(f"--engine must be spark or local, got {engine!r}")
+    if trigger_seconds <= 0:
+        raise ConventionError(f"--trigger-seconds must be positive, got {trigger_seconds}")
+    if batch_size < 1:
+        raise ConventionError(f"--batch-size must be at least 1, got {batch_size}")
+    refuse_overwriting_inputs([out], [checkpoint, input_folder])
+    if engine == "spark":
+        from convention.spark import stream_alerts
+
+        console.print(f"classifying the alerts landing in {input_folder} on Spark ({master})")
+        stream_alerts(
+            input_folder,
+            out,
+            checkpoint,
+            schema,
+            available_now=once,
+            trigger_seconds=trigger_seconds,
+            max_files_per_trigger=max_files_per_batch,
+            batch_size=batch_size,
+            master=master,
+        )
+        console.print(f"predictions in {out / 'predictions'}, rejected in {out / 'rejected'}")
+        return
+    from convention.alert_folder import AlertFolderStream, check_output_folder
+
+    check_output_folder(input_folder, out, "local")
+    classifier = AlertClassifier.load(checkpoint, schema, batch_size=batch_size)
+    stream = AlertFolderStream(input_folder, out, classifier, max_files_per_batch)
+
+    def report(batch_id: int, result) -> None:
+        console.print(
+            f"batch {batch_id}: {len(result.predictions)} classified, "
+            f"{len(result.rejected)} rejected"
+        )
+        for cause in result.rejected["cause"]:
+            typer.echo(f"rejected: {cause}", err=True)
+
+    try:
+        stream.run(available_now=once, poll_seconds=trigger_seconds, on_batch=report)
+    except KeyboardInterrupt:
+        console.print("stopped; run again with the same --out to continue")
+
+
 @app.command()
 @user_errors
 def demo(
@@ -479,17 +561,31 @@ def demo(
     n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = DemoSettings.n_objects,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = DemoSettings.epochs,
     seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
+    survey: Annotated[
+        str,
+        typer.Option(
+            help="sdss2: the multi-input ConvEntion on Stripe 82 stamps; ztf: ConvEntion on "
+            "ZTF alert cutouts (the model classify-alerts runs)."
+        ),
+    ] = "sdss2",
 ) -> None:
-    """Simulate SDSS-II-like data, train the multi-input ConvEntion (frames, reference
-    stamps, light curve) for a fixed number of epochs, evaluate on a held-out split."""
+    """Simulate survey data, train a model for a fixed number of epochs, evaluate it on a
+    held-out split. SDSS-II (default): the multi-input ConvEntion (frames, reference
+    stamps, light curve); ZTF: ConvEntion on the alert stream's science cutouts."""
     from convention.demo import run_demo
 
-    settings = DemoSettings(
-        out=str(out), n_objects=n_objects, epochs=epochs, seed=seed, workers=os.cpu_count() or 1
+    settings = DemoSettings.for_survey(
+        survey,
+        out=str(out),
+        n_objects=n_objects,
+        epochs=epochs,
+        seed=seed,
+        workers=os.cpu_count() or 1,
     )
     settings.validate()
+    what = {"sdss2": "SDSS-II-like objects", "ztf": "ZTF alert sequences"}[survey]
     console.print(
-        f"simulating {n_objects} SDSS-II-like objects, training the multi-input ConvEntion "
+        f"simulating {n_objects} {what}, training {settings.model} "
         f"({settings.preset} preset, {epochs} epochs), evaluating on a held-out 20%"
     )
     result = run_demo(settings)

@@ -1,6 +1,7 @@
 """The main job: simulate a small SDSS-II-like data set, train the flagship (the
 multi-input ConvEntion, CPU preset) on a fixed epoch budget, evaluate it on a held-out
-split and write the report.
+split and write the report. ``survey="ztf"`` does the same for ZTF's alert stream with
+ConvEntion on the 63x63 alert cutouts: the model that ``classify-alerts`` runs.
 
 The budget is in epochs, so a seed gives the same score on a fast or a loaded machine; the
 wall-clock cap is a safety net only, and the result says when it fired.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,20 @@ class DemoSettings:
     model: str = "convention-multi"
     preset: str = "cpu"
     lr: float = 1e-3
+    survey: str = "sdss2"
+    overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_survey(cls, survey: str, **settings) -> DemoSettings:
+        """The demo of a survey: ``sdss2`` (the flagship) or ``ztf`` (ConvEntion reading
+        the alert cutouts, whose 63x63 pixels it takes whole).
+
+        Raises:
+            ConventionError: an unknown survey.
+        """
+        if survey not in DEMO_MODELS:
+            raise ConventionError(f"no demo for survey {survey!r}; known: {', '.join(DEMO_MODELS)}")
+        return replace(cls(**settings), survey=survey, **DEMO_MODELS[survey])
 
     def validate(self) -> SimulationSettings:
         """Check every setting before anything is written; the data's settings.
@@ -48,7 +63,7 @@ class DemoSettings:
         """
         from convention.sim.simulate import SimulationSettings
 
-        sim = SimulationSettings(n_objects=self.n_objects, seed=self.seed)
+        sim = SimulationSettings(survey=self.survey, n_objects=self.n_objects, seed=self.seed)
         out = Path(self.out)
         self.train_settings(out / "data.h5", out / "run").validate()
         return sim
@@ -65,9 +80,16 @@ class DemoSettings:
             lr=self.lr,
             lr_schedule="onecycle",
             max_minutes=self.max_train_minutes,
+            overrides=dict(self.overrides),
             seed=self.seed,
             progress=progress,
         )
+
+
+DEMO_MODELS: dict[str, dict] = {
+    "sdss2": {"model": "convention-multi", "overrides": {}},
+    "ztf": {"model": "convention", "overrides": {"stamp_size": 63}},
+}
 
 
 @dataclass(frozen=True)

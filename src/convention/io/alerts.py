@@ -12,6 +12,7 @@ light curve holds the detections as difference fluxes and the non-detections as
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class AlertSchema:
     pixel_scale: float  # arcsec per pixel
     stamp_size: int
     object_id: str
+    candidate_id: str  # the detection's own id (one per alert)
     detection: str
     previous: str
     time: str
@@ -79,6 +81,7 @@ ZTF = AlertSchema(
     pixel_scale=1.01,
     stamp_size=63,
     object_id="objectId",
+    candidate_id="candid",
     detection="candidate",
     previous="prv_candidates",
     time="jd",
@@ -113,6 +116,7 @@ RUBIN = AlertSchema(
     pixel_scale=0.2,
     stamp_size=30,
     object_id="diaSource.diaObjectId",
+    candidate_id="diaSource.diaSourceId",
     detection="diaSource",
     previous="prvDiaSources",
     time="midpointMjdTai",
@@ -162,8 +166,12 @@ def _schema_of(record: dict) -> AlertSchema | None:
 
 
 @dataclass
-class _Alert:
+class Alert:
+    """One alert packet, decoded: its detection's cutouts (nanomaggies), metadata and the
+    photometry it carries (its own and the previous rows)."""
+
     object_id: str
+    candidate_id: str
     mjd: float
     band: str
     images: dict[str, np.ndarray]
@@ -171,6 +179,12 @@ class _Alert:
     lightcurve: list[tuple[float, str, float, float, bool]]
     path: Path
     schema: str
+
+    @property
+    def band_name(self) -> str:
+        """The detection's band, canonical name (``ztf::r``)."""
+        survey = next(s.survey for s in SCHEMAS if s.name == self.schema)
+        return get_band(self.band, survey).name
 
 
 def _nmgy(value: float, zeropoint: float) -> float:
@@ -206,7 +220,7 @@ def _anchor(size: int, want: int, position: float | None, detector: int) -> str:
     return "start" if position < detector / 2 else "end"
 
 
-def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ...]) -> _Alert:
+def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ...]) -> Alert:
     det = _get(record, schema.detection)
     row = _photometry_row(schema, det) if isinstance(det, dict) else None
     if row is None:
@@ -251,25 +265,46 @@ def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ..
         "sky_sigma": sky_sigma,
         "zeropoint": zp,
     }
-    return _Alert(str(object_id), mjd, band, images, meta, lightcurve, path, schema.name)
+    candidate_id = _get(record, schema.candidate_id)
+    return Alert(
+        str(object_id),
+        "" if candidate_id is None else str(candidate_id),
+        mjd,
+        band,
+        images,
+        meta,
+        lightcurve,
+        path,
+        schema.name,
+    )
 
 
-def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> list[_Alert]:
+def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> list[Alert]:
     """The alerts of one Avro file.
 
     Raises:
         ConventionError: empty, not Avro, truncated or corrupt, an unknown schema, a
             cutout that is not FITS.
     """
+    return read_alert_bytes(path.read_bytes(), path, cutouts)
+
+
+def read_alert_bytes(
+    data: bytes, path: str | Path, cutouts: tuple[str, ...] = ("science",)
+) -> list[Alert]:
+    """The alerts of one Avro file's bytes (``path`` names it in errors).
+
+    Raises:
+        ConventionError: as :func:`read_alert_file`.
+    """
+    path = Path(path)
     try:
-        with path.open("rb") as f:
-            head = f.read(4)
-            if not head:
-                raise ConventionError("empty file", path=path)
-            if head != AVRO_MAGIC:
-                raise ConventionError(f"not an Avro alert file (starts with {head!r})", path=path)
-            f.seek(0)
-            records = list(fastavro.reader(f))
+        head = data[:4]
+        if not head:
+            raise ConventionError("empty file", path=path)
+        if head != AVRO_MAGIC:
+            raise ConventionError(f"not an Avro alert file (starts with {head!r})", path=path)
+        records = list(fastavro.reader(io.BytesIO(data)))
     except ConventionError:
         raise
     except EOFError:
@@ -288,7 +323,14 @@ def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> list
     return alerts
 
 
-def _series(alerts: list[_Alert], schema: AlertSchema, cutouts: tuple[str, ...]) -> StampSeries:
+def alert_series(alerts: list[Alert], cutouts: tuple[str, ...] = ("science",)) -> StampSeries:
+    """One object's series from its alerts (sorted by time; one alert: the object as that
+    alert shows it): a frame per alert, the light curve of every photometry row they carry.
+    """
+    return _series(alerts, next(s for s in SCHEMAS if s.name == alerts[0].schema), cutouts)
+
+
+def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) -> StampSeries:
     first = alerts[0]
     rows = {}
     for alert in alerts:
@@ -349,7 +391,7 @@ def scan_alerts(
         raise ConventionError(f"unknown cutout(s) {unknown}; known: {', '.join(CUTOUTS)}")
     files = alert_files(inputs)
     rejected: list[Rejected] = []
-    by_object: dict[str, list[_Alert]] = defaultdict(list)
+    by_object: dict[str, list[Alert]] = defaultdict(list)
     schemas: set[str] = set()
     for path in files:
         try:

@@ -35,6 +35,16 @@ class FrameConditions:
     read_noise: float
     offset: np.ndarray
 
+    def select(self, index: np.ndarray) -> FrameConditions:
+        """The conditions of some of the frames (an index or a boolean mask)."""
+        return FrameConditions(
+            self.psf_fwhm[index],
+            self.electrons_per_nmgy[index],
+            self.sky_electrons[index],
+            self.read_noise,
+            self.offset[index],
+        )
+
     @property
     def sky_sigma(self) -> np.ndarray:
         """Per-pixel background noise in nanomaggies."""

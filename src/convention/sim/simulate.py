@@ -21,23 +21,24 @@ from convention.data.series import StampSeries
 from convention.data.store import StoreWriter
 from convention.errors import ConventionError
 from convention.files import check_output_path
+from convention.psf import moffat_effective_area
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.sources import AGN, CoreCollapseSN, SNIa, VariableStar
 from convention.sim.sources.host import draw_host
-from convention.sim.survey import SurveyDefinition, get_survey
+from convention.sim.survey import SDSS2, SurveyDefinition, get_survey
 
-# Hosts further than this from the object fall outside a 32-pixel SDSS stamp (6.3").
+# Hosts further than this from the object fall outside a 32-pixel SDSS stamp (6.3"); a
+# ZTF stamp is 64" wide.
 MAX_HOST_SEPARATION = 30.0
 # The light curve window is centred this many days after peak: SNe are followed longer
 # after maximum than before.
 WINDOW_AFTER_PEAK_DAYS = 10.0
 DEFAULT_N_OBJECTS = 1000
-# Every SDSS-II candidate was found by the SN search on difference images: a simulated
-# supernova must peak brighter than this in g, r or i (assumed search depth, about the
-# single-epoch r-band limit; Frieman et al. 2008). Parameters are redrawn until it does.
-DETECTION_LIMIT_MAG = 22.5
+# Every candidate was found by a search on difference images: a simulated supernova must
+# peak brighter than the survey's search limit in one of its search bands. Parameters are
+# redrawn until it does.
 MAX_DRAWS = 20
 SUPERNOVAE = ("SNIa", "SNOther")
 
@@ -50,10 +51,12 @@ class SimulationSettings:
     catalog: str | None = None
     n_objects: int | None = None
     seed: int = 0
-    stamp_size: int = 32
+    stamp_size: int | None = None  # default: the survey's
 
     def __post_init__(self) -> None:
-        get_survey(self.survey)
+        survey = get_survey(self.survey)
+        if self.stamp_size is None:
+            object.__setattr__(self, "stamp_size", survey.stamp_size)
         if self.catalog is not None and self.n_objects is not None:
             raise ConventionError("give either a catalog or a number of objects, not both")
         if self.n_objects is not None and self.n_objects <= 0:
@@ -88,8 +91,7 @@ def _frame_conditions(
     band_index: np.ndarray,
     rng: np.random.Generator,
 ) -> FrameConditions:
-    wave = np.asarray(survey.wavelengths)
-    ratio = (wave[band_index] / wave[survey.band_index("sdss::r")]) ** survey.seeing_band_exponent
+    ratio = survey.seeing_ratio(band_index)
     fwhm = calendar.seeing_r[visit] * ratio * np.exp(0.03 * rng.standard_normal(len(visit)))
     gain_clear = survey.electrons_per_flux()[band_index]
     gain = gain_clear * 10 ** (-0.4 * calendar.cloud_mag[visit])
@@ -104,27 +106,31 @@ def _frame_conditions(
 def _source(
     spec: ObjectSpec,
     z: float,
+    peak_mjd: float,
     survey: SurveyDefinition,
     dist: FittedDistributions,
     rng: np.random.Generator,
 ):
-    mags = np.asarray(spec.host_mags, dtype=float)
+    """The object's source model, in SDSS ugriz (magnitudes, hosts and star colours come
+    from SDSS-II), seen at the survey's population distance."""
+    scale = survey.population_distance_scale
+    nearer = 5 * np.log10(scale)  # magnitudes brighter by the distance modulus
+    mags = np.asarray(spec.host_mags, dtype=float) + nearer
     known_mags = bool(np.all(np.isfinite(mags)))
     sep = spec.host_sep if np.isfinite(spec.host_sep) else dist.draw(spec.label, "host_sep", rng)
+    sep /= scale
     if spec.label == "Variable":
         return VariableStar.draw(
-            mags if known_mags else None, dist.draw(spec.label, "host_mag_r", rng), rng
+            mags if known_mags else None, dist.draw(spec.label, "host_mag_r", rng) + nearer, rng
         )
     if spec.label == "AGN":
-        mags = mags if known_mags else dist.draw_host_mags(spec.label, rng)
+        mags = mags if known_mags else dist.draw_host_mags(spec.label, rng) + nearer
         nuclear = rng.uniform(0.5, 0.9)
         host = draw_host(mags - 2.5 * np.log10(1 - nuclear), min(sep, 1.0), rng, compact=True)
-        return AGN.draw(
-            z, mags - 2.5 * np.log10(nuclear), np.asarray(survey.wavelengths), host, rng
-        )
+        return AGN.draw(z, mags - 2.5 * np.log10(nuclear), np.asarray(SDSS2.wavelengths), host, rng)
     host = draw_host(mags, sep, rng) if known_mags and sep < MAX_HOST_SEPARATION else None
     model = SNIa if spec.label == "SNIa" else CoreCollapseSN
-    return model.draw(z, spec.peak_mjd, spec.mw_ebv, host, rng)
+    return model.draw(z, peak_mjd, spec.mw_ebv, host, rng)
 
 
 def simulate_object(
@@ -145,33 +151,50 @@ def simulate_object(
     """
     survey = get_survey(settings.survey)
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(1, index)))
+    scale = survey.population_distance_scale
+    peak_mjd = survey_time(spec.peak_mjd, survey)
     for _ in range(MAX_DRAWS):
         if spec.label == "Variable":
             z = 0.0
         elif np.isfinite(spec.redshift):
-            z = spec.redshift
+            z = max(spec.redshift * scale, 0.005) if scale != 1 else spec.redshift
         else:
-            z = max(dist.draw(spec.label, "redshift", rng), 0.005)
-        source = _source(spec, z, survey, dist, rng)
-        if spec.label not in SUPERNOVAE or _peak_mag(source, spec.peak_mjd, survey) < (
-            DETECTION_LIMIT_MAG
+            z = max(dist.draw(spec.label, "redshift", rng) * scale, 0.005)
+        source = _source(spec, z, peak_mjd, survey, dist, rng)
+        if spec.label not in SUPERNOVAE or _peak_mag(source, peak_mjd, survey) < (
+            survey.search_limit_mag
         ):
             break
-    centre = spec.peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVAE else 0)
+    centre = peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVAE else 0)
     n_visits = max(1, round(spec.n_obs / len(survey.bands)))
     visits = choose_visits(calendar, strip_of(spec.dec, survey), centre, n_visits, survey)
     n_bands = len(survey.bands)
     visit = np.repeat(visits, n_bands)
     band_index = np.tile(np.arange(n_bands), len(visits))
     keep = rng.random(len(visit)) >= survey.missing_frame_fraction
+    visit_fraction = np.asarray(survey.band_visit_fraction)
+    if visit_fraction.min() < 1:
+        keep &= rng.random(len(visit)) < visit_fraction[band_index]
     mjd = calendar.mjd[visit] + np.asarray(survey.band_lag_days)[band_index]
     order = np.argsort(mjd[keep], kind="stable")
     visit, band_index, mjd = visit[keep][order], band_index[keep][order], mjd[keep][order]
 
     conditions = _frame_conditions(survey, calendar, visit, band_index, rng)
-    point_flux = source.flux(mjd, band_index, survey.bands)
+    source_index = np.array([SDSS2.band_index(b) for b in survey.source_bands])[band_index]
+    point_flux = source.flux(mjd, source_index, SDSS2.bands)
     host = source.host
-    host_flux = host.flux()[band_index] if host is not None else np.zeros(len(mjd))
+    host_flux = host.flux()[source_index] if host is not None else np.zeros(len(mjd))
+    if survey.alerts:
+        alerted = alert_frames(
+            point_flux, band_index, conditions, spec.label in SUPERNOVAE, survey, rng
+        )
+        mjd, band_index, point_flux, host_flux = (
+            mjd[alerted],
+            band_index[alerted],
+            point_flux[alerted],
+            host_flux[alerted],
+        )
+        conditions = conditions.select(alerted)
     seed = int(rng.integers(1, 2**31))
     frames = render_frames(
         host.profile() if host is not None else None,
@@ -204,12 +227,66 @@ def simulate_object(
 
 
 def _peak_mag(source, peak_mjd: float, survey: SurveyDefinition) -> float:
-    """Brightest magnitude of the source in g, r or i within -20..+60 days of the peak."""
+    """Brightest magnitude of the source in the survey's search bands within -20..+60 days
+    of the peak."""
     times = peak_mjd + np.arange(-20.0, 60.0, 1.0)
-    gri = [survey.band_index(b) for b in survey.bands[1:4]]
-    band_index = np.repeat(gri, len(times))
-    flux = source.flux(np.tile(times, len(gri)), band_index, survey.bands)
+    searched = [
+        SDSS2.band_index(survey.source_bands[survey.band_index(b)]) for b in survey.search_bands
+    ]
+    band_index = np.repeat(searched, len(times))
+    flux = source.flux(np.tile(times, len(searched)), band_index, SDSS2.bands)
     return 22.5 - 2.5 * np.log10(max(float(flux.max()), 1e-12))
+
+
+def survey_time(mjd: float, survey: SurveyDefinition) -> float:
+    """An SDSS-II date (the fitted distributions' and the catalogue's) at the same point of
+    the survey's corresponding season."""
+    if survey.seasons() == SDSS2.seasons():
+        return mjd
+    starts = np.asarray(SDSS2.season_starts)
+    k = int(np.argmin(np.abs(starts + SDSS2.season_length_days / 2 - mjd)))
+    stretch = survey.season_length_days / SDSS2.season_length_days
+    return survey.season_starts[k % len(survey.season_starts)] + (mjd - starts[k]) * stretch
+
+
+def alert_frames(
+    point_flux: np.ndarray,
+    band_index: np.ndarray,
+    conditions: FrameConditions,
+    transient: bool,
+    survey: SurveyDefinition,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Indices of the frames an alert stream would carry: the first n difference-image
+    detections, n drawn uniformly from 1 to all of them.
+
+    A detection is a PSF flux on the difference image (the source less its reference: none
+    for a transient, the band's median flux for a variable) at ``survey.alert_sigma`` or
+    more, either sign, with sky-limited noise. An object never detected keeps its most
+    significant frame (every object of the data set alerted once).
+
+    Args:
+        point_flux: (M,) the point source's flux in each frame, nanomaggies.
+        band_index: (M,) each frame's band in the survey's bands.
+        conditions: the frames' observing conditions.
+        transient: the source has no flux in the reference (a supernova).
+        survey: its ``pixel_scale``, ``moffat_beta`` and ``alert_sigma``.
+        rng: the object's stream.
+    """
+    reference = np.zeros(len(point_flux))
+    if not transient:
+        for band in np.unique(band_index):
+            reference[band_index == band] = np.median(point_flux[band_index == band])
+    area = (
+        np.array([moffat_effective_area(f, survey.moffat_beta) for f in conditions.psf_fwhm])
+        / survey.pixel_scale**2
+    )
+    sigma = conditions.sky_sigma * np.sqrt(area)
+    significance = np.abs((point_flux - reference) / sigma + rng.standard_normal(len(sigma)))
+    detected = np.flatnonzero(significance >= survey.alert_sigma)
+    if len(detected) == 0:
+        return np.array([int(np.argmax(significance))]) if len(sigma) else detected
+    return detected[: int(rng.integers(1, len(detected) + 1))]
 
 
 def _clip_at_ccd_edge(frames: np.ndarray, rng: np.random.Generator, fraction: float) -> None:

