@@ -346,10 +346,22 @@ def train_command(
             "AVX-512 or AMX, slower elsewhere)."
         ),
     ] = DEFAULTS.precision,
+    devices: Annotated[
+        int, typer.Option(help="Training processes per node (DDP: one per GPU, or CPU share).")
+    ] = DEFAULTS.devices,
+    num_nodes: Annotated[
+        int, typer.Option(help="Nodes (machines), each running --devices processes.")
+    ] = DEFAULTS.num_nodes,
+    strategy: Annotated[
+        str, typer.Option(help="auto (ddp when there are several processes) or ddp.")
+    ] = DEFAULTS.strategy,
 ) -> None:
     """Train a model on a data set (seeded stratified splits; best epoch by validation
-    macro-F1). A killed or interrupted run continues with --resume OUT."""
+    macro-F1). A killed or interrupted run continues with --resume OUT. With --devices or
+    --num-nodes above 1, distributed data parallel (Lightning DDP): process 0 writes the
+    run."""
     from convention.training import TrainSettings, train
+    from convention.training.fit import global_rank
     from convention.training.fit import resume as resume_run
 
     if resume is not None:
@@ -387,10 +399,14 @@ def train_command(
         bands=tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None,
         device=device,
         precision=precision,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
     )
     _note_slow_bfloat16(precision, device)
     run = train(settings)
-    console.print(f"trained run in {run}")
+    if global_rank(settings) == 0:
+        console.print(f"trained run in {run}")
 
 
 @app.command()

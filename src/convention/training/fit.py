@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -21,8 +22,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
 
 from convention.bands import get_band
 from convention.classes import class_targets, get_taxonomy
@@ -128,8 +131,13 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
     """
     out = Path(settings.out)
     settings.validate()
-    _check_out(out, Path(settings.data))
+    rank = global_rank(settings)
+    if rank == 0:
+        _check_out(out, Path(settings.data))
     device = resolve_device(settings.device)
+    if settings.devices > 1 and device == "cpu":
+        # One share of the cores per process: oversubscribed threads spin.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.devices))
     _quiet_lightning()
     store = read(settings.data)
     bands = _bands(settings, store)
@@ -145,6 +153,22 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         )
     splits = make_splits(targets, settings.folds, settings.seed)
     partial = out.with_name(out.name + ".partial")
+    if rank > 0:
+        # Another process of a distributed run: it trains beside process 0, which alone
+        # writes the run (config, checkpoints, metrics).
+        for k, split in enumerate(splits):
+            _train_fold(
+                settings,
+                store,
+                bands,
+                classes,
+                split,
+                fold_folder(partial, k),
+                seed=settings.seed + k,
+                device=device,
+                rank=rank,
+            )
+        return out
     if resume_from is None:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
@@ -179,6 +203,20 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return out
+
+
+def global_rank(settings: TrainSettings) -> int:
+    """This process's rank in a distributed run (0 alone): from torchrun (``RANK``), SLURM
+    (``SLURM_PROCID``) or Lightning's own launcher (``NODE_RANK``, ``LOCAL_RANK``)."""
+    if settings.world_size == 1:
+        return 0
+    # The order in which Lightning picks its cluster environment.
+    if SLURMEnvironment.detect():
+        return int(os.environ["SLURM_PROCID"])
+    if TorchElasticEnvironment.detect():
+        return int(os.environ["RANK"])
+    node = int(os.environ.get("NODE_RANK", 0))
+    return node * settings.devices + int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _csv_rows(path: Path) -> list[dict]:
@@ -230,6 +268,7 @@ def _train_fold(
     folder: Path,
     seed: int,
     device: str,
+    rank: int = 0,
 ) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
     model = create_model(
@@ -252,7 +291,8 @@ def _train_fold(
         settings.oversample,
         seed,
         workers=torch.get_num_threads(),
-        cache_folder=folder.parent,
+        # Beside the run, which only process 0 writes (and may not have made yet).
+        cache_folder=folder.parent if rank == 0 else None,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule
@@ -276,7 +316,15 @@ def _train_fold(
         ],
         logger=CSVLogger(folder, name="", version=""),
         accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        # Some models leave parameters out of some batches' loss (a band combination
+        # absent, an input kind masked): DDP must look for them.
+        strategy=(
+            DDPStrategy(find_unused_parameters=True)
+            if settings.world_size > 1
+            else settings.strategy
+        ),
         precision=settings.precision,
         # Some CUDA kernels (scatter-adds in backward passes) have no deterministic
         # version: there torch warns instead of stopping the run.
@@ -298,6 +346,9 @@ def _train_fold(
                 path=last,
             ) from None
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.is_file() else None)
+    if rank > 0:
+        datamodule.close()
+        return
     if earlier:  # Lightning's logger rewrote metrics.csv from the resumed epoch on
         _prepend_rows(metrics_csv, earlier)
     seconds = time.perf_counter() - start

@@ -9,6 +9,9 @@ from convention.errors import ConventionError
 LOSSES = ("focal", "ce")
 PRECISIONS = ("32", "bf16-mixed")
 LR_SCHEDULES = ("constant", "onecycle")
+# ddp: one process per device, started by Lightning (which runs the command again for
+# each), by torchrun or by SLURM's srun.
+STRATEGIES = ("auto", "ddp")
 
 
 @dataclass
@@ -39,6 +42,17 @@ class TrainSettings:
     # 32, or bf16-mixed: bfloat16 autocast in training (weights, inference stay float32);
     # about 1.3-1.8x faster on CPUs with AMX or AVX512-BF16, slower on others.
     precision: str = "32"
+    # Distributed data parallel (Lightning): processes per node, nodes, and the strategy
+    # (auto: one process, or ddp when there are several). On CPUs the processes talk over
+    # gloo, on GPUs over NCCL; torchrun and SLURM start the processes themselves.
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+    @property
+    def world_size(self) -> int:
+        """Training processes in all."""
+        return self.devices * self.num_nodes
 
     def validate(self) -> None:
         """Refuse settings no run can use, before anything is read or written.
@@ -47,6 +61,7 @@ class TrainSettings:
             ConventionError: naming the setting, its value and what it may be.
         """
         check_precision(self.precision)
+        _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
         _one_of("loss", self.loss, LOSSES)
         counts = {
@@ -54,6 +69,8 @@ class TrainSettings:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "patience": self.patience,
+            "devices": self.devices,
+            "num_nodes": self.num_nodes,
         }
         for name, value in counts.items():
             if value < 1:
