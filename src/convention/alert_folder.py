@@ -159,9 +159,9 @@ class AlertFolderStream:
             target = batch_folder(self.out, table, batch_id)
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = temporary_beside(target, folder=True)
-            pq.write_table(
-                pa.Table.from_pandas(frame, preserve_index=False), staging / "part-0.parquet"
-            )
+            schema = self.classifier.arrow_schema(table)
+            arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            pq.write_table(arrow, staging / "part-0.parquet")
             replace_folder(staging, target)
         write_atomic(self.commits / str(batch_id), lambda tmp: tmp.write_text(""))
         return result

@@ -128,6 +128,17 @@ class AlertClassifier:
             "model_version",
         ]
 
+    def arrow_schema(self, table: str):
+        """The Arrow schema of the ``predictions`` or ``rejected`` table."""
+        import pyarrow as pa
+
+        if table == "rejected":
+            return pa.schema([(name, pa.string()) for name in REJECTED_COLUMNS])
+        numeric = {"mjd", *(f"p_{c}" for c in self.classifier.classes)}
+        return pa.schema(
+            [(c, pa.float64() if c in numeric else pa.string()) for c in self.prediction_columns]
+        )
+
     def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
         """Classify the alerts of ``(file name, Avro bytes)`` packets."""
         alerts: list[Alert] = []

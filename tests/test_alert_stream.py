@@ -1,0 +1,221 @@
+"""classify-alerts: real ZTF alerts through a model trained on simulated ZTF stamps, on the
+local loop and on Spark Structured Streaming (local mode), restart-safe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from convention import alert_folder
+from convention.alert_folder import AlertFolderStream, read_table
+from convention.alert_stream import AlertClassifier
+from convention.cli import app
+from convention.sim.simulate import SimulationSettings, simulate
+
+runner = CliRunner()
+CONVENTION = str(Path(sys.executable).with_name("convention"))
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ztf_run(tmp_path_factory) -> Path:
+    """ConvEntion (tiny preset) trained for one epoch on 48 simulated ZTF alert sequences."""
+    from convention.training import TrainSettings, train
+
+    folder = tmp_path_factory.mktemp("ztf")
+    data = simulate(SimulationSettings(survey="ztf", n_objects=48, seed=2), folder / "ztf.h5")
+    settings = TrainSettings(
+        data=str(data),
+        out=str(folder / "run"),
+        preset="tiny",
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        overrides={"stamp_size": 63, "max_frames": 16},
+    )
+    return train(settings)
+
+
+@pytest.fixture
+def landing(tmp_path, ztf_alerts) -> Path:
+    """A folder holding the 16 valid and the 4 malformed real alert files."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    for path in [*(ztf_alerts / "valid").glob("*.avro"), *(ztf_alerts / "malformed").glob("*")]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _check_complete(out: Path, landing: Path) -> None:
+    """Every valid alert classified exactly once, every malformed file rejected once."""
+    predictions, rejected = read_table(out), read_table(out, "rejected")
+    valid = sorted(p.name for p in landing.glob("*.avro") if p.stat().st_size > 0)
+    assert len(predictions) == 16 and predictions["candidate_id"].is_unique
+    assert len(rejected) == 4 and rejected["file"].is_unique
+    names = {Path(f).name for f in [*predictions["file"], *rejected["file"]]}
+    assert names == {p.name for p in landing.iterdir()}
+    assert set(valid) >= {Path(f).name for f in predictions["file"]}
+    probabilities = predictions.filter(like="p_").to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_local_stream_classifies_real_alerts(ztf_run, landing, tmp_path):
+    out = tmp_path / "out"
+    result = run(
+        "classify-alerts",
+        "--checkpoint",
+        ztf_run,
+        "--input",
+        landing,
+        "--out",
+        out,
+        "--once",
+        "--max-files-per-batch",
+        8,
+    )
+    assert result.exit_code == 0, result.output
+    assert "batch 2" in result.output
+    _check_complete(out, landing)
+    rejected = read_table(out, "rejected")
+    causes = " ".join(rejected["cause"])
+    assert "empty file" in causes and "truncated Avro file" in causes and "not FITS" in causes
+    predictions = read_table(out)
+    assert set(predictions["band"]) == {"ztf::r"}
+    assert predictions["model_version"].str.startswith("run-").all()
+    assert set(predictions["predicted"]) <= {"SNIa", "SNOther", "AGN", "Variable"}
+    # Files landing later: only they are classified by the next run.
+    again = run(
+        "classify-alerts", "--checkpoint", ztf_run, "--input", landing, "--out", out, "--once"
+    )
+    assert again.exit_code == 0 and len(read_table(out)) == 16
+
+
+def test_local_stream_survives_a_kill_mid_batch(ztf_run, landing, tmp_path, monkeypatch):
+    classifier = AlertClassifier.load(ztf_run)
+    out = tmp_path / "out"
+    moved = []
+    real_replace = alert_folder.replace_folder
+
+    def dying(staging, target):  # killed after batch 1's predictions are in place
+        real_replace(staging, target)
+        moved.append(target)
+        if len(moved) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(alert_folder, "replace_folder", dying)
+    with pytest.raises(KeyboardInterrupt):
+        AlertFolderStream(landing, out, classifier, max_files=6).run()
+    assert not (out / "_local_log" / "commits" / "1").exists()
+    monkeypatch.setattr(alert_folder, "replace_folder", real_replace)
+    AlertFolderStream(landing, out, classifier, max_files=6).run()
+    _check_complete(out, landing)
+
+
+def test_a_model_of_other_bands_is_one_line(trained_run, landing, tmp_path):
+    for engine in ("local", "spark"):
+        out = tmp_path / engine
+        result = run(
+            "classify-alerts",
+            "--checkpoint",
+            trained_run,
+            "--input",
+            landing,
+            "--out",
+            out,
+            "--once",
+            "--engine",
+            engine,
+        )
+        assert result.exit_code == 2
+        assert "the model reads bands" in result.output and "ztf::g" in result.output
+        assert not out.exists()
+
+
+def test_bad_folders_are_one_line(ztf_run, landing, tmp_path):
+    cases = [
+        (["--input", tmp_path / "nowhere", "--out", tmp_path / "o"], "does not exist"),
+        (["--input", landing, "--out", landing / "out"], "outside the alert folder"),
+        (["--input", landing, "--out", tmp_path / "o", "--engine", "flink"], "spark or local"),
+        (["--input", landing, "--out", tmp_path / "o", "--max-files-per-batch", 0], "at least 1"),
+    ]
+    for args, message in cases:
+        result = run("classify-alerts", "--checkpoint", ztf_run, "--once", *args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+
+
+def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landing, tmp_path):
+    """The Structured Streaming query, killed (SIGKILL) in its second micro-batch and
+    started again, gives every alert exactly once and the local engine's probabilities."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    files = sorted(landing.iterdir())
+    for path in files[:4]:  # the rest lands while the query runs
+        shutil.copy(path, inbox / path.name)
+    command = [
+        CONVENTION,
+        "classify-alerts",
+        "--engine",
+        "spark",
+        "--checkpoint",
+        str(ztf_run),
+        "--input",
+        str(inbox),
+        "--out",
+        str(out),
+        "--max-files-per-batch",
+        "4",
+    ]
+    query = subprocess.Popen(
+        [*command, "--watch", "--trigger-seconds", "0.5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "predictions" / "batch=0").exists():
+            assert query.poll() is None and time.monotonic() < deadline, "no first batch"
+            time.sleep(0.05)
+        for path in files[4:]:  # land: written beside, then renamed in
+            shutil.copy(path, inbox / f".{path.name}.part")
+            os.rename(inbox / f".{path.name}.part", inbox / path.name)
+        second = out / "predictions"
+        while not any(p.name.startswith((".batch=1", "batch=1")) for p in second.iterdir()):
+            assert query.poll() is None and time.monotonic() < deadline, "no second batch"
+            time.sleep(0.02)
+    finally:
+        os.killpg(query.pid, signal.SIGKILL)
+        query.wait()
+    assert not (out / "_checkpoint" / "commits" / "1").exists()  # killed mid-batch
+    restarted = subprocess.run([*command, "--once"], capture_output=True, text=True)
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    _check_complete(out, inbox)
+    local = tmp_path / "local"
+    assert (
+        run(
+            "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", local, "--once"
+        ).exit_code
+        == 0
+    )
+    spark = read_table(out).set_index("candidate_id").sort_index()
+    here = read_table(local).set_index("candidate_id").sort_index()
+    assert np.allclose(spark.filter(like="p_"), here.filter(like="p_"), atol=1e-6)
+    assert (
+        run(
+            "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", out, "--once"
+        ).exit_code
+        == 2
+    )

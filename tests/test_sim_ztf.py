@@ -1,0 +1,73 @@
+"""The ZTF survey of the simulator: alert-like sequences a ZTF model reads like alerts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convention.bands import get_band
+from convention.io import read
+from convention.sim.render import FrameConditions
+from convention.sim.simulate import SimulationSettings, alert_frames, simulate, simulate_series
+from convention.sim.survey import SDSS2, ZTF, get_survey
+
+
+def test_ztf_survey_figures():
+    survey = get_survey("ztf")
+    assert survey.bands == ("ztf::g", "ztf::r", "ztf::i")
+    assert survey.pixel_scale == 1.01 and survey.stamp_size == 63
+    assert survey.depth_5sigma == (20.8, 20.6, 19.9)
+    assert survey.alerts and not SDSS2.alerts
+    # The noise calibration: a source at the 5-sigma depth is detected at 5 sigma.
+    assert np.all(survey.electrons_per_flux() > 0)
+    assert survey.seeing_fwhm_median("ztf::r") == pytest.approx(2.0)
+    assert survey.seeing_fwhm_median("ztf::g") > 2.0 > survey.seeing_fwhm_median("ztf::i")
+
+
+def test_ztf_sequences_are_alert_like():
+    settings = SimulationSettings(survey="ztf", n_objects=24, seed=4)
+    assert settings.stamp_size == 63
+    series = list(simulate_series(settings))
+    ids = {get_band(b).id for b in ZTF.bands}
+    for s in series:
+        assert s.frames.shape[1:] == (63, 63)
+        assert len(s) >= 1 and set(s.band.tolist()) <= ids
+        assert np.all(np.diff(s.mjd) >= 0)
+        season = [(a, b + 1) for a, b in ZTF.seasons()]
+        assert any(a <= s.mjd[0] <= b for a, b in season)
+    lengths = np.array([len(s) for s in series])
+    assert lengths.min() == 1 and lengths.max() > 5  # cut at one of the detections
+    # Same seed, same bytes.
+    again = list(simulate_series(settings, workers=2))
+    assert all(
+        np.array_equal(a.frames, b.frames, equal_nan=True)
+        for a, b in zip(series, again, strict=True)
+    )
+
+
+def test_alert_frames_keep_detections_only():
+    rng = np.random.default_rng(0)
+    n = 40
+    conditions = FrameConditions(
+        np.full(n, 2.0), np.full(n, 100.0), np.full(n, 400.0), 8.0, np.zeros((n, 2))
+    )
+    flux = np.zeros(n)
+    flux[10:20] = 200.0  # far above the noise, then nothing
+    picked = alert_frames(flux, np.zeros(n, dtype=int), conditions, True, ZTF, rng)
+    assert 1 <= len(picked) <= 10 and set(picked.tolist()) <= set(range(10, 20))
+    assert picked[0] == 10  # the first alert is the first detection
+    none = alert_frames(np.zeros(n), np.zeros(n, dtype=int), conditions, True, ZTF, rng)
+    assert len(none) == 1  # never detected: its most significant frame
+
+
+def test_ztf_store_reads_like_ingested_alerts(tmp_path, ztf_alerts):
+    store = read(simulate(SimulationSettings(survey="ztf", n_objects=6, seed=1), tmp_path / "z.h5"))
+    alerts = read(ztf_alerts / "valid")
+    assert store.survey == alerts.survey == "ztf"
+    assert store.bands == alerts.bands
+    assert store.stamp_shape == alerts.stamp_shape
+    assert store.pixel_scale == alerts.pixel_scale
+    # The simulated sky noise is that of the real cutouts (nanomaggies per pixel).
+    real = np.nanmedian(np.concatenate([s.sky_sigma for s in alerts]))
+    simulated = np.nanmedian(np.concatenate([s.sky_sigma for s in store]))
+    assert 0.5 < simulated / real < 2.0
