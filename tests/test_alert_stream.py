@@ -219,3 +219,22 @@ def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landin
         ).exit_code
         == 2
     )
+
+
+def test_spark_classifies_store_rows_as_one_process_does(ztf_run):
+    from convention.io import read
+    from convention.spark import classify_store, spark_session
+    from convention.training import Classifier
+
+    data = ztf_run.parent / "ztf.h5"
+    spark = spark_session("local[2]")
+    try:
+        frame = classify_store(spark, ztf_run, data, partitions=3, batch_size=5).toPandas()
+    finally:
+        spark.stop()
+    ids, proba = zip(*Classifier.load(ztf_run).predict_collection(read(data)), strict=True)
+    names = [name for batch in ids for name in batch]
+    expected = dict(zip(names, np.concatenate(proba), strict=True))
+    assert sorted(frame["object_id"]) == sorted(expected)
+    got = frame.set_index("object_id").filter(like="p_")
+    assert np.allclose(got.to_numpy(), np.stack([expected[i] for i in got.index]), atol=1e-5)
