@@ -119,18 +119,18 @@ def _local_name(path: str) -> str:
 
 
 def alert_classifier_udf(
-    path: str,
+    checkpoint: str,
     schema: str = "ztf",
     engine: str = "auto",
     batch_size: int = 64,
     threads: int = 1,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """A ``mapInPandas`` function classifying rows of ``path`` (file name) and
-    ``content`` (Avro bytes) with the checkpoint at ``path``: use with
-    ``df.mapInPandas(f, output_schema(classes))``."""
+    ``content`` (Avro bytes) with the model at ``checkpoint`` (a path every executor
+    reads): use with ``df.mapInPandas(f, output_schema(classes))``."""
 
     def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        classifier = executor_classifier(path, schema, engine, batch_size, threads)
+        classifier = executor_classifier(checkpoint, schema, engine, batch_size, threads)
         columns = classifier.prediction_columns
         for frame in frames:
             names = [_local_name(p) for p in frame["path"]]

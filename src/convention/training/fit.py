@@ -153,16 +153,23 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         )
     splits = make_splits(targets, settings.folds, settings.seed)
     partial = out.with_name(out.name + ".partial")
+    # A resumed run skips the folds it finished; every process of a distributed run sees
+    # the same ones (process 0 writes no new one before the others have joined).
+    todo = [
+        k
+        for k in range(len(splits))
+        if resume_from is None or not (fold_folder(partial, k) / TRAINING_FILE).is_file()
+    ]
     if rank > 0:
         # Another process of a distributed run: it trains beside process 0, which alone
         # writes the run (config, checkpoints, metrics).
-        for k, split in enumerate(splits):
+        for k in todo:
             _train_fold(
                 settings,
                 store,
                 bands,
                 classes,
-                split,
+                splits[k],
                 fold_folder(partial, k),
                 seed=settings.seed + k,
                 device=device,
@@ -181,15 +188,13 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
             )
     try:
         RunFolder.write_config(partial, settings, classes, bands, store, splits)
-        for k, split in enumerate(splits):
-            if (fold_folder(partial, k) / TRAINING_FILE).is_file():
-                continue  # finished before the run stopped
+        for k in todo:
             _train_fold(
                 settings,
                 store,
                 bands,
                 classes,
-                split,
+                splits[k],
                 fold_folder(partial, k),
                 seed=settings.seed + k,
                 device=device,
