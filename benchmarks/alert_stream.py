@@ -72,16 +72,19 @@ def time_spark(run: Path, inbox: Path, out: Path, max_files: int, master: str) -
         run,
         max_files_per_trigger=max_files,
         master=master,
-        on_start=lambda q: started.setdefault("t", time.perf_counter()),
+        on_start=lambda q: started.update(t=time.perf_counter(), query=q),
     )
     end = time.perf_counter()
     n = len(read_table(out))
     seconds = end - started["t"]
+    batches = [p["durationMs"]["triggerExecution"] / 1000 for p in started["query"].recentProgress]
     return {
         "alerts": n,
         "seconds": round(seconds, 2),
         "session_start_seconds": round(started["t"] - start, 2),
         "alerts_per_s": round(n / seconds, 1),
+        # The first batch starts the Python workers, each loading the model.
+        "batch_seconds": [round(b, 2) for b in batches],
         "master": master,
     }
 

@@ -160,21 +160,17 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         for k in range(len(splits))
         if resume_from is None or not (fold_folder(partial, k) / TRAINING_FILE).is_file()
     ]
+
+    def train_folds() -> None:
+        for k in todo:
+            fold = fold_folder(partial, k)
+            seed = settings.seed + k
+            _train_fold(settings, store, bands, classes, splits[k], fold, seed, device, rank)
+
     if rank > 0:
         # Another process of a distributed run: it trains beside process 0, which alone
         # writes the run (config, checkpoints, metrics).
-        for k in todo:
-            _train_fold(
-                settings,
-                store,
-                bands,
-                classes,
-                splits[k],
-                fold_folder(partial, k),
-                seed=settings.seed + k,
-                device=device,
-                rank=rank,
-            )
+        train_folds()
         return out
     if resume_from is None:
         shutil.rmtree(partial, ignore_errors=True)
@@ -188,17 +184,7 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
             )
     try:
         RunFolder.write_config(partial, settings, classes, bands, store, splits)
-        for k in todo:
-            _train_fold(
-                settings,
-                store,
-                bands,
-                classes,
-                splits[k],
-                fold_folder(partial, k),
-                seed=settings.seed + k,
-                device=device,
-            )
+        train_folds()
         if out.exists():
             out.rmdir()
         partial.rename(out)
