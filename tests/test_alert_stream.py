@@ -238,3 +238,33 @@ def test_spark_classifies_store_rows_as_one_process_does(ztf_run):
     assert sorted(frame["object_id"]) == sorted(expected)
     got = frame.set_index("object_id").filter(like="p_")
     assert np.allclose(got.to_numpy(), np.stack([expected[i] for i in got.index]), atol=1e-5)
+
+
+def test_the_udf_loads_the_checkpoint_once_per_process(ztf_run, landing, monkeypatch):
+    import pandas as pd
+    import torch
+
+    from convention import spark
+
+    loads = []
+    real_load = AlertClassifier.load
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(AlertClassifier, "load", counting)
+    monkeypatch.setattr(spark, "_ALERT_CLASSIFIERS", {})
+    udf = spark.alert_classifier_udf(str(ztf_run), threads=torch.get_num_threads())
+    files = sorted(landing.iterdir())
+    frames = [
+        pd.DataFrame(
+            {"path": [f"file:{p}" for p in part], "content": [p.read_bytes() for p in part]}
+        )
+        for part in (files[:10], files[10:])
+    ]
+    for _ in range(2):  # two tasks in the same Python worker
+        rows = pd.concat(list(udf(iter(frames))))
+        assert len(rows) == 20 and rows["cause"].notna().sum() == 4
+        assert set(rows["file"]) == {str(p) for p in files}
+    assert len(loads) == 1
