@@ -81,4 +81,26 @@ def test_tables_and_plot():
     lc = s.to_lightcurve()
     assert list(lc.colnames) == ["mjd", "band", "flux", "flux_err", "detected"]
     fig = s.plot()
-    assert len(fig.axes) == 2 * 6 + 1  # 2 bands x 6 nights + light curve
+    # 2 bands x (frames, difference) x (reference + 6 nights) + light curve
+    assert len(fig.axes) == 2 * 2 * 7 + 1
+
+
+def test_the_light_curve_is_of_difference_fluxes_with_limits():
+    from matplotlib.collections import PathCollection
+
+    from convention.plotting import plot_lightcurve
+    from convention.psf import moffat_sampled
+
+    m = 12
+    frames = np.random.default_rng(1).normal(size=(m, 16, 16)).astype(np.float32)
+    frames += 50 * moffat_sampled((16, 16), 1.4 / 0.396)[None]  # a constant host
+    frames[::2][3:5] += 400 * moffat_sampled((16, 16), 1.4 / 0.396)  # g brightens twice
+    s = make_series(m=m, size=16, frames=frames, mjd=53600.0 + np.arange(m) / 2)
+    ax = plot_lightcurve(s)
+    assert ax.get_ylabel() == "difference flux (PSF)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["g", "r"]
+    detections = [c for c in ax.containers]  # error bars: g's two detections only
+    assert len(detections) == 1 and len(detections[0].lines[0].get_xdata()) == 2
+    # Open triangles (scatter collections): the host is subtracted away, the rest are limits.
+    limits = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(limits) == 2 and sum(len(c.get_offsets()) for c in limits) == m - 2

@@ -214,7 +214,8 @@ def plot(
     out: Annotated[Path, typer.Option(help="Image file to write (.png, .pdf, ...).")],
     max_epochs: Annotated[int, typer.Option(help="Most epochs (columns) shown.")] = 12,
 ) -> None:
-    """Draw one object: its stamps (band x epoch) and its aperture light curve."""
+    """Draw one object: its stamps (band x epoch, with each band's reference stamp and the
+    differences from it) and its difference light curve (non-detections as limits)."""
     from convention.files import check_output_path
     from convention.io import read
     from convention.plotting import save_figure

@@ -1,4 +1,5 @@
-"""Figures of stamp series: band x epoch stamp grids and aperture light curves.
+"""Figures of stamp series: band x epoch stamp grids with reference and difference rows,
+and difference light curves with upper limits.
 
 Figures are made with matplotlib's object API (``matplotlib.figure.Figure``), never
 through pyplot, so drawing them neither needs nor changes the user's backend.
@@ -46,72 +47,117 @@ def _epochs(series: StampSeries, max_epochs: int) -> np.ndarray:
     return nights
 
 
+# A point is a detection at this signal to noise; below it, an upper limit at this many
+# sigma (ZTF's and Rubin's alert threshold).
+DETECTION_SIGMA = 5.0
+
+
 def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
-    """The object's own light curve where it has one (alerts, PLAsTiCC; non-detections as
-    open markers), else aperture photometry on its stamps; one colour per band."""
+    """The object's light curve, one colour and one legend entry per band: its own where it
+    has one (alerts, PLAsTiCC), else forced PSF photometry on its stamps less each band's
+    reference (median) stamp, so the transient is seen, not its host. Detections are
+    points with error bars; non-detections (below ``DETECTION_SIGMA`` sigma, either sign)
+    are upper limits at ``DETECTION_SIGMA`` times their error."""
     ax = ax or Figure(figsize=(8, 3)).add_subplot()
     own = series.lightcurve is not None and len(series.lightcurve) > 0
-    lc = series.lightcurve if own else series.to_lightcurve()
+    lc = series.lightcurve if own else series.to_lightcurve(method="psf", reference="median")
+    flux, err = np.asarray(lc["flux"], dtype=float), np.asarray(lc["flux_err"], dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        measured = np.asarray(lc["detected"], dtype=bool) if own else np.abs(flux / err) >= 5
     for name in sorted(set(lc["band"]), key=lambda n: get_band(n).id):
         letter = get_band(name).letter
         colour = BAND_COLOURS.get(letter)
-        for detected in (True, False):
-            sel = (lc["band"] == name) & (np.asarray(lc["detected"]) == detected)
-            if not sel.any():
-                continue
+        in_band = np.asarray(lc["band"] == name)
+        label = letter
+        if (in_band & measured).any():
+            sel = in_band & measured
             ax.errorbar(
-                lc["mjd"][sel],
-                lc["flux"][sel],
-                yerr=lc["flux_err"][sel],
-                fmt="o",
-                ms=3,
-                color=colour,
-                mfc=colour if detected else "none",
-                label=letter if detected or not own else None,
+                lc["mjd"][sel], flux[sel], yerr=err[sel], fmt="o", ms=3, color=colour, label=label
             )
+            label = None
+        limits = in_band & ~measured & np.isfinite(err)
+        if limits.any():
+            ax.scatter(
+                lc["mjd"][limits],
+                DETECTION_SIGMA * err[limits],
+                marker="v",
+                s=14,
+                facecolors="none",
+                edgecolors=colour,
+                label=label,
+            )
+    ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel("MJD")
-    ax.set_ylabel("flux (source photometry)" if own else "aperture flux")
-    ax.legend(ncols=6, fontsize=8, loc="best")
+    ax.set_ylabel("flux (source photometry)" if own else "difference flux (PSF)")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: get_band(labels[k], series.survey).id)
+    ax.legend(
+        [handles[k] for k in order],
+        [labels[k] for k in order],
+        ncols=6,
+        fontsize=8,
+        loc="best",
+        title=f"open v: {DETECTION_SIGMA:g}-sigma limit",
+    )
     return ax
 
 
 def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
-    """Stamps as a band (rows) x epoch (columns) grid, aperture light curve underneath.
+    """Stamps as a grid, each band two rows (the frames, then the frames less the band's
+    reference stamp) by epoch columns, the reference stamp in the first column; the
+    difference light curve underneath.
 
-    Each band row shares one asinh stretch in units of its median sky noise, so brightness
-    changes read across the row.
+    Each band's rows share one asinh stretch in units of its median sky noise, so
+    brightness changes read across them.
 
     Raises:
         ConventionError: ``max_epochs`` below 1.
     """
+    from convention.photometry import median_stamps
+
     if max_epochs < 1:
         raise ConventionError(f"--max-epochs must be at least 1, got {max_epochs}")
     bands = sorted(set(series.band.tolist()))
     nights = _epochs(series, max_epochs)
-    n_rows, n_cols = len(bands), max(len(nights), 1)
+    references = median_stamps(series)
+    n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
     fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 3))
     grid = GridSpec(n_rows + 2, n_cols, figure=fig, hspace=0.08, wspace=0.04)
-    for row, band_id in enumerate(bands):
+
+    def stamp(row: int, col: int, image: np.ndarray | None, noise: float, top: float) -> Axes:
+        ax = fig.add_subplot(grid[row, col])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if image is None:
+            ax.set_facecolor("0.85")
+        else:
+            shown = np.arcsinh(image / noise)
+            ax.imshow(shown, origin="lower", cmap="gray", vmin=np.arcsinh(-3), vmax=top)
+        return ax
+
+    for k, band_id in enumerate(bands):
         in_band = series.band == band_id
         noise = float(np.median(series.sky_sigma[in_band]))
         noise = noise if np.isfinite(noise) and noise > 0 else 1.0
         finite = series.frames[in_band][np.isfinite(series.frames[in_band])] / noise
         top = np.arcsinh(max(np.percentile(finite, 99.9) if finite.size else 0.0, 8.0))
         letter = get_band(band_id).letter
-        for col, night in enumerate(nights):
-            ax = fig.add_subplot(grid[row, col])
-            ax.set_xticks([])
-            ax.set_yticks([])
+        reference = references[int(band_id)]
+        frame_row, difference_row = 2 * k, 2 * k + 1
+        ax = stamp(frame_row, 0, reference, noise, top)
+        ax.set_ylabel(letter, rotation=0, labelpad=8)
+        if k == 0:
+            ax.set_title("reference", fontsize=7)
+        stamp(difference_row, 0, None, noise, top).set_ylabel(
+            f"{letter} - ref", rotation=0, labelpad=16, fontsize=8
+        )
+        for col, night in enumerate(nights, start=1):
             match = np.flatnonzero(in_band & (np.floor(series.mjd) == night))
-            if match.size:
-                image = np.arcsinh(series.frames[match[0]] / noise)
-                ax.imshow(image, origin="lower", cmap="gray", vmin=np.arcsinh(-3), vmax=top)
-            else:
-                ax.set_facecolor("0.85")
-            if col == 0:
-                ax.set_ylabel(letter, rotation=0, labelpad=8)
-            if row == 0:
+            frame = series.frames[match[0]] if match.size else None
+            ax = stamp(frame_row, col, frame, noise, top)
+            if k == 0:
                 ax.set_title(f"{night:.0f}", fontsize=7)
+            stamp(difference_row, col, None if frame is None else frame - reference, noise, top)
     lc_ax = fig.add_subplot(grid[n_rows:, :])
     plot_lightcurve(series, ax=lc_ax)
     fig.suptitle(

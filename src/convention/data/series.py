@@ -196,7 +196,8 @@ class StampSeries:
         return table
 
     def plot(self, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
-        """Draw the stamps as a band x epoch grid with the aperture light curve below.
+        """Draw the stamps as a band x epoch grid (with each band's reference stamp and the
+        differences from it) above the difference light curve (``convention.plotting``).
 
         Args:
             max_epochs: most epochs (distinct nights) shown; evenly spaced when there are more.
