@@ -412,6 +412,21 @@ def train_command(
 
 @app.command()
 @user_errors
+def calibrate(
+    run: Annotated[Path, typer.Option(help="Training run folder.")],
+    data: Annotated[Path, typer.Option(help="The data it was trained on.")],
+) -> None:
+    """Fit each fold's temperature on its validation split and save it (runs trained before
+    calibration, or to refit): predict and evaluate then give calibrated probabilities."""
+    from convention.io import read
+    from convention.training.calibration import calibrate_run
+
+    temperatures = calibrate_run(run, read(data))
+    console.print("temperatures: " + ", ".join(f"{t:.3f}" for t in temperatures))
+
+
+@app.command()
+@user_errors
 def evaluate(
     run: Annotated[Path, typer.Option(help="Training run folder.")],
     data: Annotated[Path, typer.Option(help=f"Data to score: {DATA_KINDS}.")],
@@ -438,7 +453,8 @@ def _print_metrics(metrics: dict) -> None:
     console.print(table)
     console.print(
         f"accuracy {metrics['accuracy']['mean']:.3f} ± {metrics['accuracy']['std']:.3f}   "
-        f"macro-F1 {metrics['macro_f1']['mean']:.3f} ± {metrics['macro_f1']['std']:.3f}"
+        f"macro-F1 {metrics['macro_f1']['mean']:.3f} ± {metrics['macro_f1']['std']:.3f}   "
+        f"ECE {metrics['ece']['mean']:.3f}   Brier {metrics['brier']['mean']:.3f}"
     )
 
 

@@ -13,12 +13,15 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+SUMMARY_METRICS = ("accuracy", "macro_f1", "roc_auc_macro", "ece", "brier")
+
 
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
 ) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support, one-vs-rest ROC AUC and the
-    confusion matrix (counts and normalised by true class).
+    """Accuracy, macro-F1, per-class precision/recall/F1/support, one-vs-rest ROC AUC, the
+    confusion matrix (counts and normalised by true class), and the probabilities'
+    calibration: expected calibration error and Brier score (:func:`calibration_errors`).
 
     Args:
         y_true: (N,) class indices.
@@ -59,9 +62,39 @@ def classification_metrics(
             for k, name in enumerate(class_names)
         },
         "roc_auc_macro": float(np.nanmean(list(auc.values()))),
+        **calibration_errors(y_true, proba),
         "confusion_matrix": counts.tolist(),
         "confusion_matrix_normalised": normalised.tolist(),
     }
+
+
+def calibration_errors(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> dict[str, float]:
+    """Expected calibration error (``ece``: top label, ``n_bins`` equal-width confidence
+    bins, torchmetrics' ``multiclass_calibration_error``) and the multi-class Brier score
+    (``brier``: mean over objects of the squared distance between the probabilities and
+    the one-hot truth, 0 to 2).
+
+    Args:
+        y_true: (N,) class indices.
+        proba: (N, C) class probabilities.
+    """
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    proba = np.asarray(proba, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if len(y_true) == 0:
+        return {"ece": float("nan"), "brier": float("nan")}
+    n_classes = proba.shape[1]
+    ece = multiclass_calibration_error(
+        torch.from_numpy(proba).float(),
+        torch.from_numpy(y_true),
+        num_classes=n_classes,
+        n_bins=n_bins,
+        norm="l1",
+    )
+    onehot = np.eye(n_classes)[y_true]
+    return {"ece": float(ece), "brier": float(((proba - onehot) ** 2).sum(axis=1).mean())}
 
 
 def aggregate(results: Sequence[dict]) -> dict:
@@ -69,7 +102,8 @@ def aggregate(results: Sequence[dict]) -> dict:
 
     Returns:
         ``class_names``, ``n_folds``, ``n_objects`` (all folds), ``accuracy``,
-        ``macro_f1``, ``roc_auc_macro`` and ``per_class_f1[c]`` each as ``{"mean", "std"}``,
+        ``macro_f1``, ``roc_auc_macro``, ``ece``, ``brier`` and ``per_class_f1[c]`` each as
+        ``{"mean", "std"}``,
         ``per_class[c][m]`` likewise for precision, recall, F1 and ROC AUC, the normalised
         confusion matrix's mean and spread, and the summed counts.
     """
@@ -84,7 +118,7 @@ def aggregate(results: Sequence[dict]) -> dict:
         "class_names": names,
         "n_folds": len(results),
         "n_objects": int(sum(r["n_objects"] for r in results)),
-        **{m: stats([r[m] for r in results]) for m in ("accuracy", "macro_f1", "roc_auc_macro")},
+        **{m: stats([r[m] for r in results]) for m in SUMMARY_METRICS},
         "per_class_f1": {n: stats([r["per_class"][n]["f1"] for r in results]) for n in names},
         "per_class": {
             n: {

@@ -80,3 +80,32 @@ def roc_figure(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
     ax.set_title("one-vs-rest ROC")
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str], n_bins: int = 10
+) -> Figure:
+    """Reliability diagram per class (one-vs-rest): the fraction of objects of the class
+    against the mean predicted probability in ``n_bins`` equal-width bins, with the
+    objects per bin below."""
+    from sklearn.calibration import calibration_curve
+
+    fig = Figure(figsize=(4.8, 5.6))
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    edges = np.linspace(0, 1, n_bins + 1)
+    for k, name in enumerate(class_names):
+        positive = y_true == k
+        if 0 < positive.sum() < len(y_true):
+            observed, predicted = calibration_curve(positive, proba[:, k], n_bins=n_bins)
+            (line,) = top.plot(predicted, observed, "o-", ms=3, label=name)
+            counts, _ = np.histogram(proba[:, k], bins=edges)
+            bottom.step(edges[1:], counts, where="pre", color=line.get_color())
+    top.plot([0, 1], [0, 1], ":", color="gray")
+    top.set_ylabel("fraction of the class")
+    top.set_title("reliability (one-vs-rest)")
+    top.legend(fontsize=8)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("objects")
+    fig.tight_layout()
+    return fig

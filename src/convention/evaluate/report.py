@@ -43,7 +43,9 @@ def write_report(
     summary = (
         f"accuracy {_mean_std(metrics['accuracy'])}, "
         f"macro-F1 {_mean_std(metrics['macro_f1'])}, "
-        f"macro ROC AUC {metrics['roc_auc_macro']['mean']:.3f} "
+        f"macro ROC AUC {metrics['roc_auc_macro']['mean']:.3f}, "
+        f"expected calibration error {_mean_std(metrics['ece'])}, "
+        f"Brier score {_mean_std(metrics['brier'])} "
         f"({metrics['n_objects']} test objects, {metrics['n_folds']} fold(s))"
     )
     rows = _table(metrics)

@@ -15,7 +15,12 @@ from convention.classes import class_targets
 from convention.data.collection import SeriesCollection
 from convention.errors import ConventionError
 from convention.evaluate.metrics import aggregate, classification_metrics
-from convention.evaluate.plots import confusion_figure, roc_figure, training_curves_figure
+from convention.evaluate.plots import (
+    confusion_figure,
+    reliability_figure,
+    roc_figure,
+    training_curves_figure,
+)
 from convention.evaluate.report import write_report
 from convention.io import read
 from convention.plotting import save_figure
@@ -99,6 +104,8 @@ def evaluate_run(
         figures["Training curves"] = "training_curves.png"
     save_figure(roc_figure(y_true, proba, classes), out / "roc.png")
     figures["ROC curves"] = "roc.png"
+    save_figure(reliability_figure(y_true, proba, classes), out / "reliability.png")
+    figures["Calibration: reliability per class"] = "reliability.png"
     figures.update(_examples(store, position, all_ids, y_true, proba, classes, out, n_examples))
     context = {
         "run": str(run),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model
+from convention.training.calibration import TemperatureScaled
 from convention.training.device import resolve_device
 from convention.training.prediction import stream_batches
 
@@ -61,6 +63,8 @@ class ModelSettings:
         encoders: each input kind's fitted state (normalisation), by kind name.
         other_bands: ``error`` refuses data of other bands; ``drop`` (a model trained on
             a subset of the bands) ignores them.
+        temperature: the calibration temperature its logits are divided by
+            (``training.calibration``); None: uncalibrated (checkpoints from before it).
     """
 
     model: str
@@ -72,6 +76,7 @@ class ModelSettings:
     encoders: dict
     other_bands: str = "error"
     weights_sha256: str | None = None
+    temperature: float | None = None
 
     def outputs(self) -> dict:
         """The settings that define what the weights compute (saved with them)."""
@@ -94,6 +99,7 @@ class ModelSettings:
             **self.outputs(),
             "encoders": self.encoders,
             "weights_sha256": self.weights_sha256,
+            "temperature": self.temperature,
             "store_schema_version": SCHEMA_VERSION,
             "package_version": __version__,
             "torch_version": torch.__version__,
@@ -126,6 +132,7 @@ class ModelSettings:
                 inputs=InputSpec.from_dict(d["inputs"]),
                 encoders=d["encoders"],
                 weights_sha256=d.get("weights_sha256"),
+                temperature=_temperature(d.get("temperature")),
             )
         spec = create_model(
             d["model"], len(d["classes"]), len(d["bands"]), d["preset"], **d["overrides"]
@@ -197,6 +204,20 @@ def _check_pair(settings: ModelSettings, saved: dict, folder: Path) -> None:
             )
 
 
+def _temperature(value) -> float | None:
+    """A saved temperature, checked.
+
+    Raises:
+        ValueError: not a positive finite number.
+    """
+    if value is None:
+        return None
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"temperature must be positive, got {value}")
+    return value
+
+
 def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
     path = folder / SETTINGS_FILE
     try:
@@ -239,6 +260,8 @@ def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
         model.load_state_dict(saved if is_legacy else saved["state_dict"])
     except Exception as err:  # missing or unexpected keys, other shapes
         raise ConventionError(f"corrupt weights ({type(err).__name__})", path=weights) from None
+    if settings.temperature is not None:
+        model = TemperatureScaled(model, settings.temperature)
     return settings, model.eval()
 
 
@@ -262,6 +285,12 @@ def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]
         raise ConventionError(f"no {SETTINGS_FILE} here or in fold_* folders", path=path)
     loaded = [_load_folder(f) for f in folders]
     settings = loaded[0][0]
+    if any(s.temperature is None for s, _ in loaded):
+        warnings.warn(
+            f"{path}: uncalibrated probabilities (a checkpoint from before calibration; "
+            "convention calibrate --run RUN --data DATA fits it)",
+            stacklevel=2,
+        )
     for other, _ in loaded[1:]:
         if (other.classes, other.bands) != (settings.classes, settings.bands):
             raise ConventionError("fold models disagree on classes or bands", path=path)

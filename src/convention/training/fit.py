@@ -36,6 +36,7 @@ from convention.files import refuse_overwriting_inputs, write_atomic
 from convention.inputs import InputEncoder
 from convention.io import read
 from convention.models import create_model
+from convention.training.calibration import fit_temperature
 from convention.training.checkpoint import ModelSettings, save_model
 from convention.training.datamodule import StampDataModule
 from convention.training.device import device_name, resolve_device
@@ -196,6 +197,19 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
     return out
 
 
+@torch.no_grad()
+def _logits(model: torch.nn.Module, batches) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) logits of the eval-mode model on collated batches, and their (N,) labels."""
+    model.eval()
+    logits, labels = [], []
+    for batch in batches:
+        logits.append(model(**batch["inputs"]).float().cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+    if not logits:
+        return np.zeros((0, 1)), np.zeros(0, dtype=np.int64)
+    return np.concatenate(logits), np.concatenate(labels)
+
+
 def global_rank(settings: TrainSettings) -> int:
     """This process's rank in a distributed run (0 alone): from torchrun (``RANK``), SLURM
     (``SLURM_PROCID``) or Lightning's own launcher (``NODE_RANK``, ``LOCAL_RANK``)."""
@@ -345,6 +359,7 @@ def _train_fold(
     seconds = time.perf_counter() - start
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
+    temperature = fit_temperature(*_logits(module.model, datamodule.val_dataloader()))
     settings_out = ModelSettings(
         model=settings.model,
         preset=settings.preset,
@@ -354,11 +369,13 @@ def _train_fold(
         inputs=spec,
         encoders=datamodule.encoder.states,
         other_bands=other_bands,
+        temperature=temperature,
     )
     save_model(folder, module.model, settings_out)
     summary = {
         "best_val_macro_f1": float(best.best_model_score),
         "epochs": trainer.current_epoch,
+        "temperature": temperature,
         "train_seconds": round(seconds, 1),
         "device": device_name(device),
         "model_config": asdict(model.config),
