@@ -99,7 +99,7 @@ def reliability_figure(
             observed, predicted = calibration_curve(positive, proba[:, k], n_bins=n_bins)
             (line,) = top.plot(predicted, observed, "o-", ms=3, label=name)
             counts, _ = np.histogram(proba[:, k], bins=edges)
-            bottom.step(edges[1:], counts, where="pre", color=line.get_color())
+            bottom.stairs(counts, edges, color=line.get_color())
     top.plot([0, 1], [0, 1], ":", color="gray")
     top.set_ylabel("fraction of the class")
     top.set_title("reliability (one-vs-rest)")
