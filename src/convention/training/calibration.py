@@ -88,11 +88,11 @@ def calibrate_run(run: str | Path, data) -> list[float]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "uncalibrated": that is why it runs
             scores = folder.score(data, k, part="val")
-        with np.errstate(divide="ignore"):
-            log_p = np.log(np.clip(scores.proba, 1e-12, None))
+        log_p = np.log(np.clip(scores.proba, 1e-12, None))
         # The fold's current probabilities are softmax(z / earlier): scale on top of it.
         temperature = earlier * fit_temperature(log_p, scores.targets)
         saved["temperature"] = temperature
-        write_atomic(path, lambda tmp, saved=saved: tmp.write_text(json.dumps(saved, indent=1)))
+        text = json.dumps(saved, indent=1) + "\n"
+        write_atomic(path, lambda tmp, text=text: tmp.write_text(text))
         temperatures.append(temperature)
     return temperatures
