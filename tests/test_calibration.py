@@ -113,5 +113,16 @@ def test_evaluate_reports_calibration(trained_run, train_store, tmp_path):
     assert "ECE" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["ece"]["mean"] <= 1 and 0 <= metrics["brier"]["mean"] <= 2
-    assert (out / "reliability.png").is_file()
+    assert (out / "reliability.png").is_file() and (out / "coverage.png").is_file()
     assert "expected calibration error" in (out / "report.html").read_text()
+
+
+def test_accuracy_at_coverage():
+    from convention.evaluate.plots import accuracy_at_coverage
+
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
+    coverage, accuracy = accuracy_at_coverage(y, proba)
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
+    # Most confident first: 0.9 (right), 0.8 (right), 0.6 (wrong), 0.55 (wrong).
+    assert accuracy.tolist() == [1.0, 1.0, 2 / 3, 0.5]

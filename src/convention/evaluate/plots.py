@@ -109,3 +109,28 @@ def reliability_figure(
     bottom.set_ylabel("objects")
     fig.tight_layout()
     return fig
+
+
+def coverage_figure(y_true: np.ndarray, proba: np.ndarray) -> Figure:
+    """Accuracy against coverage: objects sorted by their top probability, the accuracy on
+    the most confident fraction x of them (a broker classifying only those)."""
+    coverage, accuracy = accuracy_at_coverage(y_true, proba)
+    fig = Figure(figsize=(4.8, 3.6))
+    ax = fig.subplots()
+    ax.plot(coverage, accuracy)
+    ax.axhline(accuracy[-1], ls=":", color="gray")
+    ax.set_xlabel("coverage (most confident fraction classified)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_title("accuracy against coverage")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_at_coverage(y_true: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) coverages k/N and (N,) accuracies of the k objects of highest top probability
+    (ties in the order given)."""
+    order = np.argsort(-proba.max(axis=1), kind="stable")
+    correct = (proba.argmax(axis=1) == y_true)[order]
+    k = np.arange(1, len(correct) + 1)
+    return k / len(correct), np.cumsum(correct) / k

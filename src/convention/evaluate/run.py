@@ -17,6 +17,7 @@ from convention.errors import ConventionError
 from convention.evaluate.metrics import aggregate, classification_metrics
 from convention.evaluate.plots import (
     confusion_figure,
+    coverage_figure,
     reliability_figure,
     roc_figure,
     training_curves_figure,
@@ -106,6 +107,8 @@ def evaluate_run(
     figures["ROC curves"] = "roc.png"
     save_figure(reliability_figure(y_true, proba, classes), out / "reliability.png")
     figures["Calibration: reliability per class"] = "reliability.png"
+    save_figure(coverage_figure(y_true, proba), out / "coverage.png")
+    figures["Accuracy against coverage (the most confident first)"] = "coverage.png"
     figures.update(_examples(store, position, all_ids, y_true, proba, classes, out, n_examples))
     context = {
         "run": str(run),
