@@ -254,7 +254,7 @@ def test_the_udf_loads_the_checkpoint_once_per_process(ztf_run, landing, monkeyp
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(AlertClassifier, "load", counting)
-    monkeypatch.setattr(spark, "_ALERT_CLASSIFIERS", {})
+    monkeypatch.setattr(spark, "_LOADED", {})
     udf = spark.alert_classifier_udf(str(ztf_run), threads=torch.get_num_threads())
     files = sorted(landing.iterdir())
     frames = [

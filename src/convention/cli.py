@@ -567,9 +567,8 @@ def classify_alerts(
         )
         console.print(f"predictions in {out / 'predictions'}, rejected in {out / 'rejected'}")
         return
-    from convention.alert_folder import AlertFolderStream, check_output_folder
+    from convention.alert_folder import AlertFolderStream
 
-    check_output_folder(input_folder, out, "local")
     classifier = AlertClassifier.load(checkpoint, schema, batch_size=batch_size)
     stream = AlertFolderStream(input_folder, out, classifier, max_files_per_batch)
 

@@ -63,7 +63,9 @@ def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
     lc = series.lightcurve if own else series.to_lightcurve(method="psf", reference="median")
     flux, err = np.asarray(lc["flux"], dtype=float), np.asarray(lc["flux_err"], dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        measured = np.asarray(lc["detected"], dtype=bool) if own else np.abs(flux / err) >= 5
+        measured = (
+            np.asarray(lc["detected"], dtype=bool) if own else np.abs(flux / err) >= DETECTION_SIGMA
+        )
     for name in sorted(set(lc["band"]), key=lambda n: get_band(n).id):
         letter = get_band(name).letter
         colour = BAND_COLOURS.get(letter)

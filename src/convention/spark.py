@@ -32,11 +32,10 @@ from convention.alert_folder import SPARK_CHECKPOINT, TABLES, batch_folder, chec
 from convention.alert_stream import REJECTED_COLUMNS, AlertClassifier
 from convention.errors import ConventionError
 
-# Loaded once per Python worker process (Spark reuses them from task to task).
 # Spark's binaryFile source: a streaming source must be given it.
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
-_ALERT_CLASSIFIERS: dict[tuple, AlertClassifier] = {}
-_STORE_CLASSIFIERS: dict[tuple, object] = {}
+# Loaded once per Python worker process (Spark reuses them from task to task).
+_LOADED: dict[tuple, object] = {}
 
 
 def spark_session(master: str = "local[2]", app_name: str = "convention"):
@@ -89,13 +88,22 @@ def executor_classifier(
     path: str, schema: str, model_engine: str, batch_size: int, threads: int
 ) -> AlertClassifier:
     """The classifier of this Python process, loaded on first use and kept."""
-    key = (path, schema, model_engine, batch_size, threads)
-    if key not in _ALERT_CLASSIFIERS:
+    return _load_once(
+        ("alerts", path, schema, model_engine, batch_size),
+        threads,
+        lambda: AlertClassifier.load(path, schema, model_engine, batch_size),
+    )
+
+
+def _load_once(key: tuple, threads: int, load: Callable[[], object]):
+    """``load()`` the first time this process asks for ``key`` (with PyTorch on
+    ``threads`` threads), the same object afterwards."""
+    if key not in _LOADED:
         import torch
 
         torch.set_num_threads(threads)
-        _ALERT_CLASSIFIERS[key] = AlertClassifier.load(path, schema, model_engine, batch_size)
-    return _ALERT_CLASSIFIERS[key]
+        _LOADED[key] = load()
+    return _LOADED[key]
 
 
 def output_schema(classes: list[str]):
@@ -297,13 +305,8 @@ def classify_store(
     )
 
     def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        key = (run, threads)
-        if key not in _STORE_CLASSIFIERS:
-            import torch
-
-            torch.set_num_threads(threads)
-            _STORE_CLASSIFIERS[key] = Classifier.load(run)
-        classifier, store = _STORE_CLASSIFIERS[key], read(data)
+        classifier = _load_once(("store", run), threads, lambda: Classifier.load(run))
+        store = read(data)
         for frame in frames:
             for first, stop in zip(frame["first"], frame["stop"], strict=True):
                 rows = range(int(first), int(stop))

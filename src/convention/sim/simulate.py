@@ -157,6 +157,7 @@ def simulate_object(
         if spec.label == "Variable":
             z = 0.0
         elif np.isfinite(spec.redshift):
+            # SDSS-II's catalogue redshifts are kept exactly (its bytes do not change).
             z = max(spec.redshift * scale, 0.005) if scale != 1 else spec.redshift
         else:
             z = max(dist.draw(spec.label, "redshift", rng) * scale, 0.005)
@@ -277,10 +278,7 @@ def alert_frames(
     if not transient:
         for band in np.unique(band_index):
             reference[band_index == band] = np.median(point_flux[band_index == band])
-    area = (
-        np.array([moffat_effective_area(f, survey.moffat_beta) for f in conditions.psf_fwhm])
-        / survey.pixel_scale**2
-    )
+    area = moffat_effective_area(conditions.psf_fwhm, survey.moffat_beta) / survey.pixel_scale**2
     sigma = conditions.sky_sigma * np.sqrt(area)
     significance = np.abs((point_flux - reference) / sigma + rng.standard_normal(len(sigma)))
     detected = np.flatnonzero(significance >= survey.alert_sigma)
