@@ -114,9 +114,11 @@ def test_export_and_predict_from_the_command_line(trained_run, train_store, tmp_
             "--engine", engine, "--batch-size", 16,
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-    onnx_rows = np.loadtxt(tmp_path / "onnx.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
-    torch_rows = np.loadtxt(tmp_path / "torch.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
-    assert onnx_rows.shape == (48, 4)
+    # The probabilities, then (after the predicted class) their spread over the two folds.
+    columns = (1, 2, 3, 4, 6, 7, 8, 9)
+    onnx_rows = np.loadtxt(tmp_path / "onnx.csv", delimiter=",", skiprows=1, usecols=columns)
+    torch_rows = np.loadtxt(tmp_path / "torch.csv", delimiter=",", skiprows=1, usecols=columns)
+    assert onnx_rows.shape == (48, 8) and (onnx_rows[:, 4:] > 0).any()
     assert np.abs(onnx_rows - torch_rows).max() < TOLERANCE
 
 
@@ -161,7 +163,7 @@ def test_bad_onnx_files_are_one_line(trained_run, train_store, tmp_path):
     for path, message in (
         (garbage, "not a readable ONNX model"),
         (bare, "not a file written by convention export onnx"),
-        (layout, "export layout 0 is not 1"),
+        (layout, "export layout 0 is not 2"),
         (five, "the graph gives 4 probabilities, its settings name 5 classes"),
         (version, "checkpoint version 9"),
     ):

@@ -41,6 +41,7 @@ err_console = Console(stderr=True)
 EXIT_USER_ERROR = 2
 DATA_KINDS = "a store, a FITS stamp folder, CRTS files or a folder of alerts"
 DATA_HELP = f"A data set: {DATA_KINDS}."
+MAX_LISTED = 10  # objects named one per line before the rest are counted
 DeviceOption = Annotated[
     str, typer.Option(help="Where the model runs: cpu, cuda, or auto (CUDA when there is a GPU).")
 ]
@@ -356,6 +357,13 @@ def train_command(
     strategy: Annotated[
         str, typer.Option(help="auto (ddp when there are several processes) or ddp.")
     ] = DEFAULTS.strategy,
+    truncate_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Early classification: the fraction of training objects cut to their first "
+            "k nights (k uniform from one to all, drawn once per object)."
+        ),
+    ] = DEFAULTS.truncate_fraction,
 ) -> None:
     """Train a model on a data set (seeded stratified splits; best epoch by validation
     macro-F1). A killed or interrupted run continues with --resume OUT. With --devices or
@@ -403,6 +411,7 @@ def train_command(
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
+        truncate_fraction=truncate_fraction,
     )
     _note_slow_bfloat16(precision, device)
     run = train(settings)
@@ -483,8 +492,32 @@ def predict(
         ),
     ] = "32",
     device: DeviceOption = "auto",
+    until: Annotated[
+        float | None,
+        typer.Option(help="Early classification: classify what was observed up to this MJD."),
+    ] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(
+            help="Early classification: each object's first D days (from its first frame)."
+        ),
+    ] = None,
+    nights: Annotated[
+        int | None,
+        typer.Option(help="Early classification: each object's first K observing nights."),
+    ] = None,
+    dropout_samples: Annotated[
+        int,
+        typer.Option(
+            help="Monte Carlo dropout runs of each fold model, members of the ensemble whose "
+            "spread is written (0: the fold models alone)."
+        ),
+    ] = 0,
 ) -> None:
-    """Class probabilities for every object: object_id, p_<class>..., predicted."""
+    """Class probabilities for every object: object_id, p_<class>..., predicted, and for an
+    ensemble (several folds, or --dropout-samples) sd_<class>..., each probability's
+    standard deviation over its members."""
+    from convention.data.cutoff import Cutoff
     from convention.files import check_output_path
     from convention.io import read
     from convention.predictions import write_predictions
@@ -492,21 +525,32 @@ def predict(
 
     refuse_overwriting_inputs([out], [checkpoint, data])
     out = check_output_path(out)
-    classifier = Classifier.load(checkpoint, device, engine, precision)
+    cutoff = Cutoff.from_options(until, days, nights)
+    classifier = Classifier.load(checkpoint, device, engine, precision, dropout_samples)
     store = read(data)
     classifier.check_bands(store.bands, data)
-    ids, probas = [], []
+    ids, probas, spreads, skipped = [], [], [], []
     with _progress() as progress:
         task = progress.add_task("predicting", total=len(store))
-        for batch_ids, proba in classifier.predict_collection(
-            store, batch_size=batch_size, workers=workers
-        ):
-            ids += batch_ids
-            probas.append(proba)
-            progress.advance(task, len(batch_ids))
+        for batch in classifier.classify(store, None, batch_size, workers, cutoff):
+            if batch.ids:  # a batch the cutoff emptied has no spread to join
+                ids += batch.ids
+                probas.append(batch.proba)
+                spreads.append(batch.spread)
+            skipped += batch.skipped
+            progress.advance(task, len(batch.ids) + len(batch.skipped))
+    for err in skipped[:MAX_LISTED]:
+        err_console.print(f"skipped: {ConventionError(err.cause, path=data, obj=err.obj).message}")
+    if len(skipped) > MAX_LISTED:
+        err_console.print(f"skipped: {len(skipped) - MAX_LISTED} more objects, the same way")
+    if skipped and not ids:
+        raise ConventionError(f"no object has a frame by {cutoff}: nothing written", path=data)
     proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
-    write_predictions(out, ids, proba, classifier.classes)
-    console.print(f"wrote {len(ids)} predictions to {out}")
+    spread = np.concatenate(spreads) if spreads and spreads[0] is not None else None
+    write_predictions(out, ids, proba, classifier.classes, spread=spread)
+    seen = f", {cutoff}" if cutoff else ""
+    skipped_note = f" ({len(skipped)} skipped)" if skipped else ""
+    console.print(f"wrote {len(ids)} predictions{seen} to {out}{skipped_note}")
 
 
 @app.command("classify-alerts")

@@ -1,4 +1,5 @@
-"""Prediction tables: one row per object, a probability per class, the predicted class.
+"""Prediction tables: one row per object, a probability per class, the predicted class,
+and where the model is an ensemble each probability's spread over its members.
 
 Written as CSV, or as Parquet (Apache Arrow) when the file name ends in ``.parquet``, the
 columnar format brokers and data frames read directly.
@@ -20,8 +21,10 @@ def write_predictions(
     proba: np.ndarray,
     classes: Sequence[str],
     true: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
 ) -> None:
-    """Write ``object_id, p_<class>..., predicted[, true]`` atomically, CSV or Parquet.
+    """Write ``object_id, p_<class>..., predicted[, sd_<class>...][, true]`` atomically,
+    CSV or Parquet.
 
     Args:
         path: ``.parquet`` for Parquet, anything else for CSV.
@@ -29,6 +32,8 @@ def write_predictions(
         proba: (N, C) class probabilities.
         classes: the C class names.
         true: (N,) true class indices, to add a ``true`` column.
+        spread: (N, C) each probability's standard deviation over the ensemble's members,
+            to add ``sd_<class>`` columns.
     """
     path = Path(path)
     proba = np.asarray(proba, dtype=np.float64).reshape(len(ids), len(classes))
@@ -37,6 +42,10 @@ def write_predictions(
     for k, name in enumerate(classes):
         columns[f"p_{name}"] = proba[:, k].tolist()
     columns["predicted"] = predicted
+    if spread is not None:
+        spread = np.asarray(spread, dtype=np.float64).reshape(len(ids), len(classes))
+        for k, name in enumerate(classes):
+            columns[f"sd_{name}"] = spread[:, k].tolist()
     if true is not None:
         columns["true"] = [classes[int(t)] for t in true]
     if path.suffix.lower() == ".parquet":

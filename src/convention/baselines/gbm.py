@@ -12,12 +12,15 @@ from threadpoolctl import threadpool_limits
 
 from convention.bands import get_band
 from convention.baselines.features import lightcurve_features, scene_features
+from convention.data.cutoff import Cutoff, cut_to_nights
 from convention.data.store import Store
 
 
-def _object_features(args: tuple[Store, int, str, bool]) -> np.ndarray:
-    store, row, photometry, scene = args
-    series = store[row]
+def _object_features(args: tuple[Store, int, str, bool, float, Cutoff | None]) -> np.ndarray:
+    store, row, photometry, scene, draw, cutoff = args
+    series = cut_to_nights(store[row], draw)
+    if cutoff is not None:
+        series = cutoff.apply(series)
     if photometry == "source" and series.lightcurve is not None:
         lc = series.lightcurve
     else:
@@ -35,6 +38,8 @@ def feature_matrix(
     photometry: str = "psf",
     workers: int = 1,
     scene: bool = False,
+    draws: np.ndarray | None = None,
+    cutoff: Cutoff | None = None,
 ) -> np.ndarray:
     """(len(rows), n_features) features of the objects at ``rows``.
 
@@ -46,8 +51,15 @@ def feature_matrix(
         workers: processes (the result does not depend on it).
         scene: add each band's median-stamp (host) features after the light curve's
             (``features.scene_features``): the hybrid of light curve and stamps.
+        draws: per object of ``store``, the training-time cut of ``cut_to_nights`` (NaN:
+            whole; None: every object whole).
+        cutoff: the early-classification cutoff each object is seen at (None: all of it).
+
+    Raises:
+        ConventionError: an object with no frame by ``cutoff``.
     """
-    items = [(store, int(r), photometry, scene) for r in rows]
+    draws = np.full(len(store), np.nan) if draws is None else draws
+    items = [(store, int(r), photometry, scene, float(draws[r]), cutoff) for r in rows]
     if workers <= 1:
         return np.array([_object_features(i) for i in items])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"

@@ -139,6 +139,40 @@ class StampSeries:
         channels = {k: v[index] for k, v in self.channels.items()}
         return replace(self, frames=self.frames[index], channels=channels, **selected)
 
+    def until(self, mjd: float) -> StampSeries:
+        """What was observed up to ``mjd`` (inclusive): the frames, and the light curve's
+        points, taken by then; what an early classification sees.
+
+        Raises:
+            ConventionError: no frame by then.
+        """
+        keep = self.mjd <= mjd
+        if not keep.any():
+            first = f"its first at MJD {self.mjd[0]:.5f}" if len(self) else "it has none"
+            raise ConventionError(f"no frame by MJD {mjd:.5f} ({first})", obj=self.object_id)
+        cut = self[keep]
+        if self.lightcurve is not None:
+            cut.lightcurve = self.lightcurve[np.asarray(self.lightcurve["mjd"]) <= mjd]
+        return cut
+
+    def nights(self) -> np.ndarray:
+        """(M,) the night of each frame: its MJD rounded down (observing nights in the
+        Americas, where UT midnight falls before dusk, do not straddle it)."""
+        return np.floor(self.mjd).astype(np.int64)
+
+    def first_nights(self, k: int) -> StampSeries:
+        """The frames (and light-curve points) of the first ``k`` observing nights.
+
+        Raises:
+            ConventionError: ``k`` below 1, or a series without frames.
+        """
+        if k < 1:
+            raise ConventionError(f"nights must be at least 1, got {k}", obj=self.object_id)
+        if not len(self):
+            raise ConventionError("no frame in the first night (it has none)", obj=self.object_id)
+        nights = np.unique(self.nights())
+        return self.until(float(nights[min(k, len(nights)) - 1] + 1) - 1e-9)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """(M, H, W)."""

@@ -4,7 +4,8 @@ A trained model is a folder holding ``model.pt`` (the state dict, loaded with
 ``weights_only=True``) and ``settings.json`` (:class:`ModelSettings`): model name, preset
 and overrides, class list in order, band list, the model's input spec, each input kind's
 fitted normalisation, schema and package versions. A run of k folds holds one such folder
-per fold; loading the run gives their ensemble (probabilities averaged).
+per fold; loading the run gives their ensemble (probabilities averaged, their standard
+deviation over the folds reported as the spread).
 
 ``model.pt`` also holds the settings that define the model's outputs (model, preset,
 overrides, classes, bands, inputs), and ``settings.json`` the SHA-256 of ``model.pt``: a
@@ -19,6 +20,7 @@ the model's own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -29,9 +31,11 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from convention.classes import TO_THREE_CLASS
 from convention.data.collection import SeriesCollection
+from convention.data.cutoff import Cutoff
 from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
@@ -40,7 +44,7 @@ from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model
 from convention.training.calibration import TemperatureScaled
 from convention.training.device import resolve_device
-from convention.training.prediction import stream_batches
+from convention.training.prediction import EncodedBatch, stream_batches
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
@@ -297,40 +301,99 @@ def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]
     return settings, [m for _, m in loaded]
 
 
-def mean_probabilities(
+def member_probabilities(
     models: Sequence[torch.nn.Module], inputs: dict[str, torch.Tensor]
 ) -> torch.Tensor:
-    """(B, C) the mean over ``models`` of their softmax on a collated batch's inputs."""
-    return torch.stack([torch.softmax(m(**inputs).float(), dim=1) for m in models]).mean(0)
+    """(K, B, C) the softmax of each of the K ``models`` on a collated batch's inputs."""
+    return torch.stack([torch.softmax(m(**inputs).float(), dim=1) for m in models])
 
 
 class ProbabilityEngine(Protocol):
-    """What computes a collated batch's (B, C) class probabilities."""
+    """What computes a collated batch's class probabilities: (K, B, C), one (B, C) slice
+    per member of the ensemble (fold models, and dropout samples of each)."""
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray: ...
 
 
 class TorchEngine:
-    """The fold models' mean softmax with PyTorch, on ``device``, in ``precision`` (``32``,
-    or ``bf16``: bfloat16 autocast, faster where the hardware has it)."""
+    """The fold models' softmax with PyTorch, on ``device``, in ``precision`` (``32``, or
+    ``bf16``: bfloat16 autocast, faster where the hardware has it).
+
+    ``dropout_samples`` > 0: Monte Carlo dropout (Gal & Ghahramani 2016): each fold model
+    runs that many times with its dropout layers active, each run a member of the ensemble.
+    The draws are seeded by the batch's position in the stream, so a data set's predictions
+    repeat run to run.
+    """
 
     def __init__(
-        self, models: Sequence[torch.nn.Module], device: str = "cpu", precision: str = "32"
+        self,
+        models: Sequence[torch.nn.Module],
+        device: str = "cpu",
+        precision: str = "32",
+        dropout_samples: int = 0,
     ):
         if precision not in PRECISIONS:
             raise ConventionError(
                 f"--precision must be one of {list(PRECISIONS)}, got {precision!r}"
             )
+        if dropout_samples < 0:
+            raise ConventionError(f"--dropout-samples must be 0 or more, got {dropout_samples}")
         self.device = resolve_device(device)
         self.models = [m.to(self.device) for m in models]
         self.precision = precision
+        self.dropout_samples = dropout_samples
+        self._batches = 0
 
     @torch.no_grad()
     def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.autocast(self.device, torch.bfloat16, enabled=self.precision == "bf16"):
-            proba = mean_probabilities(self.models, inputs)
-        return proba.cpu().numpy()
+            if not self.dropout_samples:
+                return member_probabilities(self.models, inputs).cpu().numpy()
+            with torch.random.fork_rng(devices=[]), _dropout_active(self.models):
+                torch.manual_seed(self._batches)
+                self._batches += 1
+                members = [
+                    member_probabilities(self.models, inputs) for _ in range(self.dropout_samples)
+                ]
+            return torch.cat(members).cpu().numpy()
+
+
+@contextlib.contextmanager
+def _dropout_active(models: Sequence[torch.nn.Module]) -> Iterator[None]:
+    """The models' dropout layers in training mode (everything else stays in eval)."""
+    layers = [m for model in models for m in model.modules() if isinstance(m, nn.Dropout)]
+    for layer in layers:
+        layer.train()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.eval()
+
+
+@dataclass
+class BatchPrediction:
+    """One batch's predictions.
+
+    Attributes:
+        ids: object ids of the objects classified.
+        proba: (n, C) class probabilities, the ensemble's mean.
+        spread: (n, C) their standard deviation over the ensemble's members (fold models,
+            dropout samples); None for a single model.
+        skipped: the objects not classified, each with the ConventionError saying why.
+    """
+
+    ids: list[str]
+    proba: np.ndarray
+    spread: np.ndarray | None
+    skipped: list[ConventionError]
+
+    @classmethod
+    def of(cls, batch: EncodedBatch, members: np.ndarray) -> BatchPrediction:
+        """The prediction of ``batch`` from its members' (K, n, C) probabilities."""
+        spread = members.std(0) if len(members) > 1 else None
+        return cls(batch.ids, members.mean(0), spread, batch.skipped)
 
 
 class Classifier:
@@ -357,11 +420,13 @@ class Classifier:
         device: str = "cpu",
         engine: str = "auto",
         precision: str = "32",
+        dropout_samples: int = 0,
     ) -> Classifier:
         """Load a model folder (``settings.json`` + ``model.pt``), a run of fold folders or
         an ``.onnx`` export, to predict on ``device`` (cpu, cuda or auto) with ``engine``
         (``auto``: onnxruntime for an ``.onnx`` file, PyTorch otherwise) in ``precision``
-        (PyTorch: ``32`` or ``bf16``).
+        (PyTorch: ``32`` or ``bf16``), with ``dropout_samples`` Monte Carlo dropout runs of
+        each fold model (PyTorch; 0: none, the fold models alone).
 
         Raises:
             ConventionError: missing, unreadable or corrupt checkpoint; cuda without a GPU;
@@ -385,12 +450,17 @@ class Classifier:
                 raise ConventionError("ONNX models run on the CPU here: --device cpu", path=path)
             if precision != "32":
                 raise ConventionError("an ONNX model runs in its exported precision", path=path)
+            if dropout_samples:
+                raise ConventionError(
+                    "an ONNX model has no dropout: --dropout-samples needs the run folder",
+                    path=path,
+                )
             from convention.training.onnx import OnnxEngine
 
             onnx_engine = OnnxEngine(path, threads=torch.get_num_threads())
             return cls(onnx_engine.settings, onnx_engine)
         settings, models = load_models(path)
-        return cls(settings, TorchEngine(models, device, precision))
+        return cls(settings, TorchEngine(models, device, precision, dropout_samples))
 
     def check_bands(self, bands: Iterable[str], source: str | Path | None = None) -> None:
         """Fail unless every band of the data is one the model was trained on (for a model of
@@ -458,12 +528,37 @@ class Classifier:
             ConventionError: bad ``batch_size`` or ``workers``, or an object the model
                 cannot read.
         """
-        for ids, inputs in stream_batches(data, self.encoder, rows, batch_size, workers):
-            yield ids, self.engine(inputs)
+        for batch in self.classify(data, rows, batch_size, workers):
+            yield batch.ids, batch.proba
+
+    def classify(
+        self,
+        data: SeriesCollection,
+        rows: Sequence[int] | None = None,
+        batch_size: int = 64,
+        workers: int = 0,
+        cutoff: Cutoff | None = None,
+    ) -> Iterator[BatchPrediction]:
+        """Yield the predictions of ``rows`` of ``data`` (default all) batch by batch, each
+        object cut at ``cutoff`` when one is given (an object with no frame by then is
+        named in its batch's ``skipped``, the others classified).
+
+        Raises:
+            ConventionError: bad ``batch_size`` or ``workers``, or an object the model
+                cannot read.
+        """
+        for batch in stream_batches(data, self.encoder, rows, batch_size, workers, cutoff):
+            yield BatchPrediction.of(batch, self._members(batch.inputs, len(batch.ids)))
+
+    def _members(self, inputs: dict[str, torch.Tensor] | None, n: int) -> np.ndarray:
+        """(K, n, C) the ensemble members' probabilities of a collated batch."""
+        if inputs is None:
+            return np.zeros((1, n, len(self.classes)))
+        return self.engine(inputs)
 
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
         inputs = self.encoder.collate([self.encoder.encode(s) for s in batch])["inputs"]
-        return [s.object_id for s in batch], self.engine(inputs)
+        return [s.object_id for s in batch], self.engine(inputs).mean(0)
 
     def predict(self, series: StampSeries) -> dict[str, float]:
         """Class probabilities of one object, by class name."""

@@ -1,6 +1,7 @@
 """The LightningDataModule of one fold: the model's input encoder fitted on the training
 split, every object encoded once into an on-disk cache (memory flat in the data's size),
-class-balanced oversampling and augmentation."""
+class-balanced oversampling and augmentation, and for early classification a fraction of
+the training objects cut to their first nights."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from convention.classes import class_targets
 from convention.data.collection import SeriesCollection, Subset
+from convention.data.cutoff import cut_to_nights, truncation_draws
 from convention.errors import ConventionError
 from convention.inputs import Example, InputEncoder
 from convention.training.example_cache import ExampleCache
@@ -32,18 +34,22 @@ def encode_rows(
     targets: np.ndarray,
     encoder: InputEncoder,
     workers: int = 1,
+    cuts: np.ndarray | None = None,
 ) -> Iterator[Example]:
     """Yield the objects at ``rows`` encoded, in order, with their class index from
-    ``targets``; ``workers`` processes share the work (the result does not depend on how
-    many), ``AHEAD`` chunks per worker ahead at most."""
+    ``targets``, each cut by ``cut_to_nights`` with its draw in ``cuts`` (one per object
+    of ``data``; None: all whole); ``workers`` processes share the work (the result does
+    not depend on how many), ``AHEAD`` chunks per worker ahead at most."""
     rows = [int(i) for i in rows]
+    if cuts is None:
+        cuts = np.full(len(data), np.nan)
     if workers <= 1 or len(rows) <= ENCODE_CHUNK:
         for i in rows:
-            yield encoder.encode(data[i], int(targets[i]))
+            yield encoder.encode(cut_to_nights(data[i], cuts[i]), int(targets[i]))
         return
     chunks = iter([rows[k : k + ENCODE_CHUNK] for k in range(0, len(rows), ENCODE_CHUNK)])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    state = {"data": data, "targets": targets, "encoder": encoder}
+    state = {"data": data, "targets": targets, "encoder": encoder, "cuts": cuts}
     with mp.get_context(method).Pool(workers, _start_worker, (state,)) as pool:
         # At most AHEAD chunks per worker in flight (Pool.imap runs ahead without bound,
         # and its finished chunks would pile up in memory while they are written).
@@ -67,8 +73,8 @@ def _start_worker(state: dict) -> None:
 
 
 def _encode_chunk(rows: list[int]) -> list[Example]:
-    data, targets, encoder = _WORKER["data"], _WORKER["targets"], _WORKER["encoder"]
-    return [encoder.encode(data[i], int(targets[i])) for i in rows]
+    data, targets, encoder, cuts = (_WORKER[k] for k in ("data", "targets", "encoder", "cuts"))
+    return [encoder.encode(cut_to_nights(data[i], cuts[i]), int(targets[i])) for i in rows]
 
 
 class ExampleDataset(Dataset):
@@ -106,6 +112,9 @@ class StampDataModule(L.LightningDataModule):
         workers: processes encoding the objects (once, before the first epoch).
         cache_folder: where the encoded objects' temporary file lives (None: the system's
             temporary folder).
+        truncate_fraction: the fraction of training objects (drawn once, from ``seed``)
+            cut to their first k observing nights, k uniform from one to all: the model
+            learns to classify young objects. Validation and test objects stay whole.
 
     Raises:
         ConventionError: a class without training objects.
@@ -122,6 +131,7 @@ class StampDataModule(L.LightningDataModule):
         seed: int = 0,
         workers: int = 1,
         cache_folder: str | Path | None = None,
+        truncate_fraction: float = 0.0,
     ):
         super().__init__()
         self.data, self.classes, self.split = data, list(classes), split
@@ -137,6 +147,7 @@ class StampDataModule(L.LightningDataModule):
             )
         self.encoder = encoder
         encoder.fit(Subset(data, split["train"]), seed)
+        self._cuts = truncation_draws(len(data), truncate_fraction, seed)
         self._encoded: dict[str, ExampleCache] = {}
         self._incomplete: dict[str, dict[str, int]] = {}
         # The training stream's generators: the sampler's and the augmentation's.
@@ -169,7 +180,8 @@ class StampDataModule(L.LightningDataModule):
                     yield example
 
             rows = self.split[part]
-            examples = encode_rows(self.data, rows, self.targets, self.encoder, self.workers)
+            cuts = self._cuts if part == "train" else None
+            examples = encode_rows(self.data, rows, self.targets, self.encoder, self.workers, cuts)
             self._encoded[part] = ExampleCache(counted(examples), self.cache_folder)
             self._incomplete[part] = counts
         return self._encoded[part]

@@ -298,6 +298,7 @@ def _train_fold(
         workers=torch.get_num_threads(),
         # Beside the run, which only process 0 writes (and may not have made yet).
         cache_folder=folder.parent if rank == 0 else None,
+        truncate_fraction=settings.truncate_fraction,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule

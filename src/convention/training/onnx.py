@@ -2,8 +2,10 @@
 
 The exported graph maps the batch tensors the input encoder collates (``frames``,
 ``bands``, ..., each kind's mask; batch size and sequence lengths dynamic) to the class
-probabilities, averaged over a run's fold models as :class:`Classifier` averages them. The
-model file's metadata holds the rest of what a prediction needs: the settings JSON of the
+probabilities, averaged over a run's fold models as :class:`Classifier` averages them
+(output ``probabilities``, (B, C)), and each fold model's own (output
+``fold_probabilities``, (K, B, C), whose spread :class:`Classifier` reports). The model
+file's metadata holds the rest of what a prediction needs: the settings JSON of the
 checkpoint (model, classes in order, bands, the input spec, each kind's fitted
 normalisation) under ``convention.settings`` and the export layout version under
 ``convention.onnx_layout``. A broker runs it with onnxruntime alone; ``convention predict``
@@ -27,30 +29,33 @@ from torch import nn
 from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.inputs.encoder import random_inputs
-from convention.training.checkpoint import ModelSettings, mean_probabilities
+from convention.training.checkpoint import ModelSettings, member_probabilities
 
-ONNX_LAYOUT = 1
+ONNX_LAYOUT = 2  # 2: the fold models' probabilities as a second output
 SETTINGS_KEY = "convention.settings"
 LAYOUT_KEY = "convention.onnx_layout"
 OUTPUT_NAME = "probabilities"
+FOLDS_OUTPUT_NAME = "fold_probabilities"
 OPSET = 18
 EXAMPLE_FRAMES = 7  # the traced example's length: not a multiple of any chunk size
 VERIFY_SHAPES = ((1, 1), (3, 11))  # (objects, frames) the export is checked on
 TOLERANCE = 1e-4  # largest probability difference from PyTorch an export may have
 
 
-class MeanProbabilities(nn.Module):
-    """The fold models' mean probabilities over positional inputs in the order ``names``
-    (ONNX graphs take positional inputs)."""
+class EnsembleProbabilities(nn.Module):
+    """The fold models' mean probabilities and their own, over positional inputs in the
+    order ``names`` (ONNX graphs take positional inputs)."""
 
     def __init__(self, models: Sequence[nn.Module], names: Sequence[str]):
         super().__init__()
         self.models = nn.ModuleList(models)
         self.names = tuple(names)
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        """(B, C) probabilities from the tensors named ``names``, in that order."""
-        return mean_probabilities(self.models, dict(zip(self.names, tensors, strict=True)))
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) mean and (K, B, C) fold probabilities from the tensors named ``names``,
+        in that order."""
+        members = member_probabilities(self.models, dict(zip(self.names, tensors, strict=True)))
+        return members.mean(0), members
 
 
 def _example(
@@ -72,7 +77,7 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
 
     encoder = settings.encoder()
     names = encoder.batch_keys
-    module = MeanProbabilities([m.eval() for m in models], names).eval()
+    module = EnsembleProbabilities([m.eval() for m in models], names).eval()
     # A batch of 2 and more keeps the traced dimensions symbolic.
     example = _example(settings, names, 2, EXAMPLE_FRAMES, seed=0)
     # Every axis dynamic; Dim.AUTO lets the exporter relate the axes itself (named Dim
@@ -86,7 +91,7 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
                 module,
                 example,
                 input_names=names,
-                output_names=[OUTPUT_NAME],
+                output_names=[OUTPUT_NAME, FOLDS_OUTPUT_NAME],
                 dynamic_shapes=shapes,
                 opset_version=OPSET,
                 dynamo=True,
@@ -125,10 +130,12 @@ def _verify(model: bytes, module: nn.Module, settings: ModelSettings, names: lis
     for batch, frames in VERIFY_SHAPES:
         example = _example(settings, names, batch, frames, seed=batch)
         with torch.no_grad():
-            expected = module(*example).numpy()
+            expected = np.concatenate([t.numpy().reshape(-1) for t in module(*example)])
         try:
             feed = {name: t.numpy() for name, t in zip(names, example, strict=True)}
-            got = session.run([OUTPUT_NAME], feed)[0]
+            got = np.concatenate(
+                [t.reshape(-1) for t in session.run([OUTPUT_NAME, FOLDS_OUTPUT_NAME], feed)]
+            )
         except Exception as err:  # onnxruntime's own error types
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConventionError(
@@ -215,6 +222,11 @@ class OnnxEngine:
             raise ConventionError(
                 f"the graph reads {self.names}, its settings declare {expected}", path=path
             )
+        outputs = [o.name for o in self.session.get_outputs()]
+        if outputs != [OUTPUT_NAME, FOLDS_OUTPUT_NAME]:
+            raise ConventionError(
+                f"the graph gives {outputs}, not [{OUTPUT_NAME}, {FOLDS_OUTPUT_NAME}]", path=path
+            )
         width = self.session.get_outputs()[0].shape[-1]
         if width != len(self.settings.classes):
             raise ConventionError(
@@ -224,6 +236,6 @@ class OnnxEngine:
             )
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
-        """(B, C) probabilities of a collated batch."""
+        """(K, B, C) each fold model's probabilities of a collated batch."""
         feed = {name: inputs[name].numpy() for name in self.names}
-        return self.session.run([OUTPUT_NAME], feed)[0]
+        return self.session.run([FOLDS_OUTPUT_NAME], feed)[0]

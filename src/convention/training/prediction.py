@@ -9,12 +9,14 @@ collection's size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from convention.data.collection import SeriesCollection
+from convention.data.cutoff import Cutoff
 from convention.errors import ConventionError
 from convention.inputs import InputEncoder
 
@@ -32,10 +34,22 @@ def consecutive_runs(rows: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+@dataclass
+class EncodedBatch:
+    """One batch of the stream: the object ids, their collated inputs (None when a cutoff
+    left none of the batch's objects a frame) and the objects skipped, each with the
+    ConventionError that says why."""
+
+    ids: list[str]
+    inputs: dict[str, torch.Tensor] | None
+    skipped: list[ConventionError] = field(default_factory=list)
+
+
 class EncodedBatches(Dataset):
     """Batch k: the objects ``rows[k * batch_size : (k + 1) * batch_size]`` of ``data``,
-    as ``(object ids, collated inputs)``, or the ConventionError an object raised (returned,
-    not raised, so that it crosses from a worker process intact)."""
+    cut at ``cutoff`` when one is given, as an :class:`EncodedBatch`, or the
+    ConventionError an object raised (returned, not raised, so that it crosses from a
+    worker process intact)."""
 
     def __init__(
         self,
@@ -43,16 +57,18 @@ class EncodedBatches(Dataset):
         rows: Sequence[int],
         encoder: InputEncoder,
         batch_size: int,
+        cutoff: Cutoff | None = None,
     ):
         self.data = data
         self.rows = [int(r) for r in rows]
         self.encoder = encoder
         self.batch_size = batch_size
+        self.cutoff = cutoff
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
 
-    def __getitem__(self, k: int) -> tuple[list[str], dict[str, torch.Tensor]] | ConventionError:
+    def __getitem__(self, k: int) -> EncodedBatch | ConventionError:
         rows = self.rows[k * self.batch_size : (k + 1) * self.batch_size]
         try:
             series = [
@@ -60,10 +76,23 @@ class EncodedBatches(Dataset):
                 for first, stop in consecutive_runs(rows)
                 for s in self.data.read_range(first, stop)
             ]
+        except ConventionError as err:
+            return err
+        skipped = []
+        if self.cutoff is not None:
+            kept = []
+            for s in series:
+                try:
+                    kept.append(self.cutoff.apply(s))
+                except ConventionError as err:
+                    skipped.append(err)
+            series = kept
+        try:
             examples = [self.encoder.encode(s) for s in series]
         except ConventionError as err:
             return err
-        return [s.object_id for s in series], self.encoder.collate(examples)["inputs"]
+        inputs = self.encoder.collate(examples)["inputs"] if examples else None
+        return EncodedBatch([s.object_id for s in series], inputs, skipped)
 
 
 def _single_threaded_worker(_: int) -> None:
@@ -79,9 +108,11 @@ def stream_batches(
     rows: Sequence[int] | None = None,
     batch_size: int = 64,
     workers: int = 0,
-) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:
-    """Yield ``(object ids, collated inputs)`` of ``rows`` of ``data`` (default all), in
-    order, prepared by ``workers`` processes (0: in this one).
+    cutoff: Cutoff | None = None,
+) -> Iterator[EncodedBatch]:
+    """Yield the batches of ``rows`` of ``data`` (default all), in order, each object cut
+    at ``cutoff`` when one is given, prepared by ``workers`` processes (0: in this one).
+    An object with no frame by the cutoff is skipped and named in its batch's ``skipped``.
 
     Raises:
         ConventionError: ``batch_size`` below 1, negative ``workers``, or an object the
@@ -93,7 +124,7 @@ def stream_batches(
         raise ConventionError(f"--workers must be 0 or more, got {workers}")
     rows = np.arange(len(data)) if rows is None else np.asarray(rows, dtype=np.int64)
     loader = DataLoader(
-        EncodedBatches(data, rows, encoder, batch_size),
+        EncodedBatches(data, rows, encoder, batch_size, cutoff),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=PREFETCH if workers else None,

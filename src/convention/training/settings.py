@@ -48,6 +48,9 @@ class TrainSettings:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
+    # Early classification: this fraction of the training objects is cut to its first k
+    # observing nights (k uniform from one to all, drawn once per object from the seed).
+    truncate_fraction: float = 0.0
 
     @property
     def world_size(self) -> int:
@@ -81,6 +84,10 @@ class TrainSettings:
             raise ConventionError(f"weight_decay must be 0 or more, got {self.weight_decay:g}")
         if self.seed < 0:
             raise ConventionError(f"seed must be 0 or more, got {self.seed}")
+        if not 0 <= self.truncate_fraction <= 1:
+            raise ConventionError(
+                f"truncate_fraction must be between 0 and 1, got {self.truncate_fraction:g}"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConventionError(f"max_minutes must be positive, got {self.max_minutes:g}")
 
