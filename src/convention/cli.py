@@ -95,6 +95,13 @@ def simulate(
     workers: Annotated[
         int, typer.Option(help="Worker processes (does not change the result).")
     ] = os.cpu_count() or 1,
+    unlabelled: Annotated[
+        bool,
+        typer.Option(
+            help="With --catalog: its candidates of unknown type (SNTYPE 0) instead, stored "
+            "without a label (each simulated as a class drawn from the paper's fractions)."
+        ),
+    ] = False,
 ) -> None:
     """Simulate survey stamp series (SDSS-II Stripe 82 or ZTF alerts) into an HDF5 store."""
     from convention.sim.simulate import SimulationSettings
@@ -107,6 +114,7 @@ def simulate(
         n_objects=n_objects,
         seed=seed,
         stamp_size=stamp_size,
+        unlabelled=unlabelled,
     )
     with _progress() as progress:
         task = progress.add_task("simulating", total=None)
@@ -214,17 +222,31 @@ def plot(
     object_id: Annotated[str, typer.Option("--object", help="Object to draw.")],
     out: Annotated[Path, typer.Option(help="Image file to write (.png, .pdf, ...).")],
     max_epochs: Annotated[int, typer.Option(help="Most epochs (columns) shown.")] = 12,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run or model folder: draw its class probabilities after each night, of "
+            "what was observed by then."
+        ),
+    ] = None,
 ) -> None:
     """Draw one object: its stamps (band x epoch, with each band's reference stamp and the
-    differences from it) and its difference light curve (non-detections as limits)."""
+    differences from it), its difference light curve (non-detections as limits) and, with
+    --checkpoint, a model's probabilities as the object was observed."""
     from convention.files import check_output_path
     from convention.io import read
     from convention.plotting import save_figure
+    from convention.training import Classifier
 
-    refuse_overwriting_inputs([out], [data])
+    refuse_overwriting_inputs([out], [data] + ([checkpoint] if checkpoint else []))
     out = check_output_path(out)
-    series = read(data).get(object_id)
-    save_figure(series.plot(max_epochs=max_epochs), out, dpi=110)
+    store = read(data)
+    classifier = None
+    if checkpoint is not None:
+        classifier = Classifier.load(checkpoint)
+        classifier.check_bands(store.bands, data)
+    series = store.get(object_id)
+    save_figure(series.plot(max_epochs=max_epochs, classifier=classifier), out, dpi=110)
     console.print(f"wrote {out}")
 
 
@@ -364,6 +386,16 @@ def train_command(
             "k nights (k uniform from one to all, drawn once per object)."
         ),
     ] = DEFAULTS.truncate_fraction,
+    label_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Learning curves: train on this stratified fraction of the training labels."
+        ),
+    ] = DEFAULTS.label_fraction,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Fine-tune from this pre-trained backbone (convention pretrain)."),
+    ] = None,
 ) -> None:
     """Train a model on a data set (seeded stratified splits; best epoch by validation
     macro-F1). A killed or interrupted run continues with --resume OUT. With --devices or
@@ -412,11 +444,55 @@ def train_command(
         num_nodes=num_nodes,
         strategy=strategy,
         truncate_fraction=truncate_fraction,
+        label_fraction=label_fraction,
+        init=str(init) if init is not None else None,
     )
     _note_slow_bfloat16(precision, device)
     run = train(settings)
     if global_rank(settings) == 0:
         console.print(f"trained run in {run}")
+
+
+@app.command()
+@user_errors
+def pretrain(
+    data: Annotated[
+        list[Path],
+        typer.Option(help="Store(s) to pre-train on, labelled or not (labels are not read)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Backbone folder to write.")],
+    model: Annotated[str, typer.Option(help="Model (convention-multi).")] = "convention-multi",
+    preset: Annotated[str, typer.Option(help="Preset (cpu, paper, tiny).")] = "cpu",
+    epochs: Annotated[int, typer.Option(help="Passes over the objects.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Objects per step (two views each).")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW peak learning rate (one cycle).")] = 1e-3,
+    temperature: Annotated[float, typer.Option(help="NT-Xent temperature.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of views, sampling and weights.")] = 0,
+    stamp_size: Annotated[
+        int | None, typer.Option(help="Override the preset's stamp size.")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="32 or bf16-mixed.")] = "32",
+) -> None:
+    """Self-supervised pre-training (contrastive, SimCLR): each object's views after two
+    random numbers of nights are drawn together. Fine-tune with train --init OUT."""
+    from convention.training.pretrain import PretrainSettings
+    from convention.training.pretrain import pretrain as run_pretraining
+
+    settings = PretrainSettings(
+        data=tuple(str(d) for d in data),
+        out=str(out),
+        model=model,
+        preset=preset,
+        overrides={"stamp_size": stamp_size} if stamp_size is not None else {},
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        temperature=temperature,
+        seed=seed,
+        precision=precision,
+    )
+    _note_slow_bfloat16(precision, "cpu")
+    console.print(f"pre-trained backbone in {run_pretraining(settings)}")
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """Figures of stamp series: band x epoch stamp grids with reference and difference rows,
-and difference light curves with upper limits.
+difference light curves with upper limits, and a model's class probabilities over time.
 
 Figures are made with matplotlib's object API (``matplotlib.figure.Figure``), never
 through pyplot, so drawing them neither needs nor changes the user's backend.
@@ -7,6 +7,7 @@ through pyplot, so drawing them neither needs nor changes the user's backend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from convention.data.series import StampSeries
+    from convention.training.checkpoint import Classifier
 
 BAND_COLOURS = {
     "u": "tab:purple",
@@ -104,10 +106,46 @@ def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
+@dataclass(frozen=True)
+class ProbabilityHistory:
+    """A model's class probabilities as an object was observed (see
+    ``Classifier.predict_over_time``): (N,) MJD of each night's last frame, (N, C)
+    probabilities of what was seen by then, the C class names."""
+
+    mjd: np.ndarray
+    proba: np.ndarray
+    classes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, classifier: Classifier, series: StampSeries) -> ProbabilityHistory:
+        """``classifier``'s probabilities of ``series`` after each of its nights."""
+        mjd, proba = classifier.predict_over_time(series)
+        return cls(mjd, proba, tuple(classifier.classes))
+
+
+def plot_probability_history(history: ProbabilityHistory, ax: Axes | None = None) -> Axes:
+    """Each class's probability after each observing night, one line per class."""
+    ax = ax or Figure(figsize=(8, 2.5)).add_subplot()
+    for k, name in enumerate(history.classes):
+        ax.plot(history.mjd, history.proba[:, k], "o-", ms=3, label=name)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("MJD")
+    ax.set_ylabel("probability")
+    ax.grid(alpha=0.3)
+    ax.legend(ncols=len(history.classes), fontsize=8, loc="best", title="classified up to then")
+    return ax
+
+
+def plot_series(
+    series: StampSeries,
+    max_epochs: int = 12,
+    fig: Figure | None = None,
+    history: ProbabilityHistory | None = None,
+) -> Figure:
     """Stamps as a grid, each band two rows (the frames, then the frames less the band's
     reference stamp) by epoch columns, the reference stamp in the first column; the
-    difference light curve underneath.
+    difference light curve underneath, and under it, when ``history`` is given, the class
+    probabilities over the same dates.
 
     Each band's rows share one asinh stretch in units of its median sky noise, so
     brightness changes read across them.
@@ -123,8 +161,9 @@ def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = 
     nights = _epochs(series, max_epochs)
     references = median_stamps(series)
     n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
-    fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 3))
-    grid = GridSpec(n_rows + 2, n_cols, figure=fig, hspace=0.08, wspace=0.04)
+    below = 2 if history is None else 4
+    fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 1.5 * below))
+    grid = GridSpec(n_rows + below, n_cols, figure=fig, hspace=0.08, wspace=0.04)
 
     def stamp(row: int, col: int, image: np.ndarray | None, noise: float, top: float) -> Axes:
         ax = fig.add_subplot(grid[row, col])
@@ -160,8 +199,13 @@ def plot_series(series: StampSeries, max_epochs: int = 12, fig: Figure | None = 
             if k == 0:
                 ax.set_title(f"{night:.0f}", fontsize=7)
             stamp(difference_row, col, None if frame is None else frame - reference, noise, top)
-    lc_ax = fig.add_subplot(grid[n_rows:, :])
+    lc_ax = fig.add_subplot(grid[n_rows : n_rows + 2, :])
     plot_lightcurve(series, ax=lc_ax)
+    if history is not None:
+        lc_ax.set_xlabel("")
+        lc_ax.tick_params(labelbottom=False)
+        history_ax = fig.add_subplot(grid[n_rows + 2 :, :], sharex=lc_ax)
+        plot_probability_history(history, ax=history_ax)
     fig.suptitle(
         f"{series.object_id}  {series.label or 'unlabelled'}"
         + (f" ({series.subtype})" if series.subtype else "")

@@ -70,11 +70,14 @@ class Cutoff:
         return f"MJD {self.until:.5f}"
 
 
-def truncation_draws(n_objects: int, fraction: float, seed: int) -> np.ndarray:
+def truncation_draws(
+    n_objects: int, fraction: float, seed: int, stream: tuple[int, ...] = (TRUNCATION_STREAM,)
+) -> np.ndarray:
     """(n_objects,) one draw per object of a data set, uniform in [0, 1) for a random
     ``fraction`` of them and NaN (kept whole) for the rest; drawn for every object, not
-    only a split's, so an object's cut does not depend on the split."""
-    draws = np.random.default_rng([seed, TRUNCATION_STREAM]).random((2, n_objects))
+    only a split's, so an object's cut does not depend on the split. ``stream`` picks
+    independent draws for the same seed."""
+    draws = np.random.default_rng([seed, *stream]).random((2, n_objects))
     return np.where(draws[0] < fraction, draws[1], np.nan)
 
 

@@ -20,6 +20,8 @@ from convention.errors import ConventionError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from convention.training.checkpoint import Classifier
+
 PER_FRAME = ("mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint")
 
 
@@ -229,20 +231,28 @@ class StampSeries:
         table.meta["object_id"] = self.object_id
         return table
 
-    def plot(self, max_epochs: int = 12, fig: Figure | None = None) -> Figure:
+    def plot(
+        self,
+        max_epochs: int = 12,
+        fig: Figure | None = None,
+        classifier: Classifier | None = None,
+    ) -> Figure:
         """Draw the stamps as a band x epoch grid (with each band's reference stamp and the
-        differences from it) above the difference light curve (``convention.plotting``).
+        differences from it) above the difference light curve (``convention.plotting``),
+        and a classifier's probabilities over time under it when one is given.
 
         Args:
             max_epochs: most epochs (distinct nights) shown; evenly spaced when there are more.
             fig: figure to draw in; a new one when None.
+            classifier: draw what it says after each night of what was seen by then.
 
         Returns:
             The matplotlib Figure.
         """
-        from convention.plotting import plot_series
+        from convention.plotting import ProbabilityHistory, plot_series
 
-        return plot_series(self, max_epochs=max_epochs, fig=fig)
+        history = None if classifier is None else ProbabilityHistory.of(classifier, self)
+        return plot_series(self, max_epochs=max_epochs, fig=fig, history=history)
 
     def __repr__(self) -> str:
         m, h, w = self.shape

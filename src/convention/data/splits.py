@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+LABEL_SUBSET_STREAM = 13  # the random stream of label_subset, apart from a seed's others
+
 
 def make_splits(
     targets: np.ndarray,
@@ -40,3 +42,18 @@ def make_splits(
         )
         splits.append({"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)})
     return splits
+
+
+def label_subset(train: np.ndarray, targets: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified ``fraction`` of the training positions ``train`` (at least one per
+    class), as if only those were labelled. Nested: a smaller fraction's objects are
+    among a larger one's (the same seeded order per class, cut shorter)."""
+    if fraction >= 1:
+        return train
+    rng = np.random.default_rng([seed, LABEL_SUBSET_STREAM])
+    kept = []
+    for k in np.unique(targets[train]):
+        members = train[targets[train] == k]
+        order = rng.permutation(len(members))
+        kept.append(members[order[: max(1, round(fraction * len(members)))]])
+    return np.sort(np.concatenate(kept))

@@ -109,7 +109,18 @@ def evaluate_run(
     figures["Calibration: reliability per class"] = "reliability.png"
     save_figure(coverage_figure(y_true, proba), out / "coverage.png")
     figures["Accuracy against coverage (the most confident first)"] = "coverage.png"
-    figures.update(_examples(store, position, all_ids, y_true, proba, classes, out, n_examples))
+    classifiers = (
+        [folder.classifier(k, device) for k in range(folder.n_folds)]
+        if same_data
+        else [folder.classifier(device=device)]
+    )
+    fold_of = np.concatenate([np.full(len(s.object_ids), k) for k, s in enumerate(scores)])
+    figures.update(
+        _examples(
+            store, position, all_ids, y_true, proba, classes, out, n_examples,
+            [classifiers[k] for k in fold_of],
+        )
+    )  # fmt: skip
     context = {
         "run": str(run),
         "data": str(data),
@@ -121,14 +132,18 @@ def evaluate_run(
     return metrics
 
 
-def _examples(store, position, ids, y_true, proba, classes, out: Path, n: int) -> dict[str, str]:
+def _examples(
+    store, position, ids, y_true, proba, classes, out: Path, n: int, classifiers
+) -> dict[str, str]:
+    """Stamp grids, light curves and probabilities over time (from the model that was
+    tested on the object: ``classifiers[k]`` for object k) of correct and wrong ones."""
     figures = {}
     predicted = proba.argmax(axis=1)
     for kind, chosen in (("correct", predicted == y_true), ("wrong", predicted != y_true)):
         for k in np.flatnonzero(chosen)[:n]:
             series = store[position[ids[k]]]
             name = f"example_{kind}_{series.object_id}.png"
-            save_figure(series.plot(max_epochs=10), out / name)
+            save_figure(series.plot(max_epochs=10, classifier=classifiers[k]), out / name)
             figures[
                 f"{kind.capitalize()}: {series.object_id}, true {classes[int(y_true[k])]}, "
                 f"predicted {classes[int(predicted[k])]} "

@@ -136,6 +136,7 @@ class MultiInputConvEntion(nn.Module):
             )
             widths["features"] = cfg.features_hidden // 2
         self._widths = widths
+        self.num_features = sum(widths.values())
         self.head = nn.Sequential(
             nn.Dropout(cfg.dropout),
             nn.Linear(sum(widths.values()), cfg.head_hidden),
@@ -144,7 +145,11 @@ class MultiInputConvEntion(nn.Module):
             nn.Linear(cfg.head_hidden, n_classes),
         )
 
-    def forward(
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) class logits from the inputs of ``forward_features``."""
+        return self.head(self.forward_features(**inputs))
+
+    def forward_features(
         self,
         frames: torch.Tensor | None = None,
         bands: torch.Tensor | None = None,
@@ -158,7 +163,9 @@ class MultiInputConvEntion(nn.Module):
         lc_mask: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Class logits from the inputs of the kinds in ``config.inputs``.
+        """The fused features of the inputs of the kinds in ``config.inputs``: every
+        encoder's output side by side, what the head classifies (and what contrastive
+        pre-training learns, ``convention.training.pretrain``).
 
         Args:
             frames, bands, times, mask: the frame sequence, as ConvEntion's.
@@ -168,7 +175,7 @@ class MultiInputConvEntion(nn.Module):
             features: (B, 2F) the ``features`` input (scaled values, missing flags).
 
         Returns:
-            (B, n_classes) logits.
+            (B, num_features) features.
         """
         parts = {}
         if "stamps" in self._widths:
@@ -183,7 +190,7 @@ class MultiInputConvEntion(nn.Module):
         features = list(parts.values())
         if self.training and self.config.modality_dropout > 0 and len(features) > 1:
             features = self._drop_modalities(features)
-        return self.head(torch.cat(features, dim=1))
+        return torch.cat(features, dim=1)
 
     def _drop_modalities(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """Zero each encoder's features with probability ``modality_dropout`` per object,

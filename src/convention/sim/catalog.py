@@ -37,6 +37,7 @@ REQUIRED_COLUMNS = (
 # The paper's class counts (Bairouk et al. 2023, Table 1) for catalog-free simulation.
 PAPER_CLASS_COUNTS = {"AGN": 906, "SNIa": 1988, "Variable": 3225, "SNOther": 2130}
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 41)
+UNLABELLED_STREAM = 11  # the random stream of an unlabelled candidate's drawn class
 DISTRIBUTIONS_FILE = "sdss2_distributions.json"
 # Stripe 82: RA -50..+59 deg, Dec -1.25..+1.25 deg.
 STRIPE82_RA = (-50.0, 59.0)
@@ -57,6 +58,8 @@ class ObjectSpec:
         mw_ebv: Milky Way E(B-V), mag.
         host_mags: AB magnitudes u, g, r, i, z of the host (of the star, for variables).
         host_sep: separation of the object from its host centre, arcsec.
+        labelled: False for an object simulated as ``label`` but stored without a label
+            (the SDSS-II candidates of unknown type, for pre-training).
     """
 
     object_id: str
@@ -69,6 +72,7 @@ class ObjectSpec:
     mw_ebv: float
     host_mags: tuple[float, ...]
     host_sep: float
+    labelled: bool = True
 
 
 def _valid_mags(row_mags: np.ndarray) -> np.ndarray:
@@ -76,8 +80,12 @@ def _valid_mags(row_mags: np.ndarray) -> np.ndarray:
     return np.where((mags > 10.0) & (mags < 30.0), mags, np.nan)
 
 
-def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
+def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[ObjectSpec]:
     """One ObjectSpec per labelled SDSS-II candidate; SNTYPE 0 (unknown) is left out.
+
+    With ``unlabelled``, instead one per SNTYPE 0 candidate, unlabelled (``labelled``
+    False), simulated as a class drawn from the paper's class fractions
+    (``PAPER_CLASS_COUNTS``) seeded by its SNID: what they really are is unknown.
 
     Raises:
         ConventionError: unreadable file or missing columns.
@@ -99,11 +107,17 @@ def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
     if missing:
         raise ConventionError(f"catalog lacks columns {', '.join(missing)}", path=path)
     specs, unknown = [], 0
+    classes = list(PAPER_CLASS_COUNTS)
+    fractions = np.array(list(PAPER_CLASS_COUNTS.values())) / sum(PAPER_CLASS_COUNTS.values())
     for row in table:
         code = int(row["SNTYPE"])
-        if code == SDSS2_UNLABELLED:
+        if (code == SDSS2_UNLABELLED) != unlabelled:
             continue
-        label = SDSS2_SNTYPE.get(code)
+        if unlabelled:
+            drawn = np.random.default_rng([int(row["SNID"]), UNLABELLED_STREAM])
+            label = classes[int(drawn.choice(len(classes), p=fractions))]
+        else:
+            label = SDSS2_SNTYPE.get(code)
         if label is None:
             unknown += 1
             continue
@@ -115,12 +129,15 @@ def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
                 label=label,
                 ra=float(row["RA"]),
                 dec=float(row["DECL"]),
-                redshift=z if z > 0 else np.nan,
+                # An unlabelled candidate's redshift belongs to whatever it really is, not
+                # to the class it is simulated as: drawn from that class's instead.
+                redshift=z if z > 0 and not unlabelled else np.nan,
                 peak_mjd=float(row["PEAKMJD"]),
                 n_obs=int(row["NOBS"]),
                 mw_ebv=float(row["MWEBV"]),
                 host_mags=tuple(_valid_mags([row[f"HOSTGAL_MAG_{b}"] for b in LETTERS])),
                 host_sep=sep if sep >= 0 else np.nan,
+                labelled=not unlabelled,
             )
         )
     if unknown:
@@ -128,7 +145,8 @@ def read_sdss2_catalog(path: str | Path) -> list[ObjectSpec]:
             f"{path}: skipped {unknown} objects with SNTYPE codes of no class", stacklevel=2
         )
     if not specs:
-        raise ConventionError("catalog holds no labelled objects", path=path)
+        which = "unlabelled (SNTYPE 0)" if unlabelled else "labelled"
+        raise ConventionError(f"catalog holds no {which} objects", path=path)
     return specs
 
 

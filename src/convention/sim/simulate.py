@@ -52,6 +52,8 @@ class SimulationSettings:
     n_objects: int | None = None
     seed: int = 0
     stamp_size: int | None = None  # default: the survey's
+    # The catalog's candidates of unknown type (SNTYPE 0) instead, stored unlabelled.
+    unlabelled: bool = False
 
     def __post_init__(self) -> None:
         survey = get_survey(self.survey)
@@ -59,6 +61,10 @@ class SimulationSettings:
             object.__setattr__(self, "stamp_size", survey.stamp_size)
         if self.catalog is not None and self.n_objects is not None:
             raise ConventionError("give either a catalog or a number of objects, not both")
+        if self.unlabelled and self.catalog is None:
+            raise ConventionError(
+                "--unlabelled simulates a catalog's SNTYPE 0 candidates: give --catalog"
+            )
         if self.n_objects is not None and self.n_objects <= 0:
             raise ConventionError(f"the number of objects must be positive, got {self.n_objects}")
         if not 8 <= self.stamp_size <= 256:
@@ -69,6 +75,7 @@ class SimulationSettings:
     def command(self) -> str:
         """The command line that reproduces this data set."""
         source = f"--catalog {self.catalog}" if self.catalog else f"--n-objects {self.n_objects}"
+        source += " --unlabelled" if self.unlabelled else ""
         return (
             f"convention simulate --survey {self.survey} {source} --seed {self.seed} "
             f"--stamp-size {self.stamp_size}"
@@ -78,7 +85,7 @@ class SimulationSettings:
 def plan_objects(settings: SimulationSettings) -> list[ObjectSpec]:
     """The objects to simulate: the catalog's labelled candidates, or drawn ones."""
     if settings.catalog is not None:
-        return read_sdss2_catalog(settings.catalog)
+        return read_sdss2_catalog(settings.catalog, settings.unlabelled)
     n = settings.n_objects if settings.n_objects is not None else DEFAULT_N_OBJECTS
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(2,)))
     return FittedDistributions.builtin().draw_specs(n, rng)
@@ -219,7 +226,7 @@ def simulate_object(
         ra=spec.ra,
         dec=spec.dec,
         redshift=z,
-        label=spec.label,
+        label=spec.label if spec.labelled else None,
         survey=settings.survey,
         pixel_scale=survey.pixel_scale,
         subtype=source.subtype,

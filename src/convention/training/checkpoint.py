@@ -48,6 +48,7 @@ from convention.training.prediction import EncodedBatch, stream_batches
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
+PRETRAINING_FILE = "pretraining.json"  # marks a pre-trained backbone (training.pretrain)
 CHECKPOINT_VERSION = 2
 READABLE_CHECKPOINTS = (1, 2)
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: 40 times the paper preset
@@ -223,6 +224,33 @@ def _temperature(value) -> float | None:
 
 
 def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
+    if (folder / PRETRAINING_FILE).exists():
+        raise ConventionError(
+            "a pre-trained backbone, not a classifier: fine-tune it with "
+            "convention train --init FOLDER",
+            path=folder,
+        )
+    settings, model = _read_folder(folder)
+    if settings.temperature is not None:
+        model = TemperatureScaled(model, settings.temperature)
+    return settings, model.eval()
+
+
+def load_backbone(folder: str | Path) -> tuple[ModelSettings, torch.nn.Module]:
+    """A pre-trained backbone folder's settings and model (``convention pretrain``).
+
+    Raises:
+        ConventionError: not a backbone folder, or a missing, unreadable or corrupt one.
+    """
+    folder = Path(folder)
+    if not (folder / PRETRAINING_FILE).is_file():
+        raise ConventionError(
+            f"no {PRETRAINING_FILE}: not a backbone written by convention pretrain", path=folder
+        )
+    return _read_folder(folder)
+
+
+def _read_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
     path = folder / SETTINGS_FILE
     try:
         settings = ModelSettings.from_dict(json.loads(path.read_text()))
@@ -264,9 +292,7 @@ def _load_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
         model.load_state_dict(saved if is_legacy else saved["state_dict"])
     except Exception as err:  # missing or unexpected keys, other shapes
         raise ConventionError(f"corrupt weights ({type(err).__name__})", path=weights) from None
-    if settings.temperature is not None:
-        model = TemperatureScaled(model, settings.temperature)
-    return settings, model.eval()
+    return settings, model
 
 
 def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]:
@@ -559,6 +585,18 @@ class Classifier:
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
         inputs = self.encoder.collate([self.encoder.encode(s) for s in batch])["inputs"]
         return [s.object_id for s in batch], self.engine(inputs).mean(0)
+
+    def predict_over_time(self, series: StampSeries) -> tuple[np.ndarray, np.ndarray]:
+        """What the model said as the object was observed: after each observing night,
+        the probabilities of what was seen by its end.
+
+        Returns:
+            (N,) the MJD of each night's last frame, (N, C) the class probabilities then.
+        """
+        nights = np.unique(series.nights())
+        cuts = [series.first_nights(k) for k in range(1, len(nights) + 1)]
+        proba = np.concatenate([p for _, p in self.predict_proba(cuts)])
+        return np.array([c.mjd[-1] for c in cuts]), proba
 
     def predict(self, series: StampSeries) -> dict[str, float]:
         """Class probabilities of one object, by class name."""

@@ -115,6 +115,8 @@ class StampDataModule(L.LightningDataModule):
         truncate_fraction: the fraction of training objects (drawn once, from ``seed``)
             cut to their first k observing nights, k uniform from one to all: the model
             learns to classify young objects. Validation and test objects stay whole.
+        fit_encoder: fit the encoder on the training split (False: it comes fitted, from a
+            pre-trained backbone).
 
     Raises:
         ConventionError: a class without training objects.
@@ -132,6 +134,7 @@ class StampDataModule(L.LightningDataModule):
         workers: int = 1,
         cache_folder: str | Path | None = None,
         truncate_fraction: float = 0.0,
+        fit_encoder: bool = True,
     ):
         super().__init__()
         self.data, self.classes, self.split = data, list(classes), split
@@ -146,7 +149,8 @@ class StampDataModule(L.LightningDataModule):
                 f"no training objects of class {', '.join(missing)}", path=data.path
             )
         self.encoder = encoder
-        encoder.fit(Subset(data, split["train"]), seed)
+        if fit_encoder:
+            encoder.fit(Subset(data, split["train"]), seed)
         self._cuts = truncation_draws(len(data), truncate_fraction, seed)
         self._encoded: dict[str, ExampleCache] = {}
         self._incomplete: dict[str, dict[str, int]] = {}

@@ -30,14 +30,14 @@ from lightning.pytorch.strategies import DDPStrategy
 from convention.bands import get_band
 from convention.classes import class_targets, get_taxonomy
 from convention.data.collection import SeriesCollection
-from convention.data.splits import make_splits
+from convention.data.splits import label_subset, make_splits
 from convention.errors import ConventionError
 from convention.files import refuse_overwriting_inputs, write_atomic
 from convention.inputs import InputEncoder
 from convention.io import read
 from convention.models import create_model
 from convention.training.calibration import fit_temperature
-from convention.training.checkpoint import ModelSettings, save_model
+from convention.training.checkpoint import ModelSettings, load_backbone, save_model
 from convention.training.datamodule import StampDataModule
 from convention.training.device import device_name, resolve_device
 from convention.training.module import ClassifierModule
@@ -51,7 +51,7 @@ from convention.training.run_folder import (
 from convention.training.settings import TrainSettings
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Keep Lightning's start-up chatter and known-harmless warnings off the user's screen."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     for message in (
@@ -139,7 +139,7 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
     if settings.devices > 1 and device == "cpu":
         # One share of the cores per process: oversubscribed threads spin.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.devices))
-    _quiet_lightning()
+    quiet_lightning()
     store = read(settings.data)
     bands = _bands(settings, store)
     classes = get_taxonomy(settings.classes).classes
@@ -152,7 +152,14 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
             f"(counts {dict(zip(classes, counts.tolist(), strict=True))})",
             path=settings.data,
         )
-    splits = make_splits(targets, settings.folds, settings.seed)
+    splits = [
+        {**split, "train": label_subset(split["train"], targets, settings.label_fraction, seed)}
+        for split, seed in zip(
+            make_splits(targets, settings.folds, settings.seed),
+            range(settings.seed, settings.seed + settings.folds),
+            strict=True,
+        )
+    ]
     partial = out.with_name(out.name + ".partial")
     # A resumed run skips the folds it finished; every process of a distributed run sees
     # the same ones (process 0 writes no new one before the others have joined).
@@ -247,6 +254,37 @@ def _prepend_rows(path: Path, earlier: list[dict]) -> None:
     write_atomic(path, write)
 
 
+def _start_from_backbone(
+    model: torch.nn.Module, settings: TrainSettings, bands: list[str]
+) -> dict[str, dict]:
+    """Load the pre-trained backbone ``settings.init`` into ``model`` (every weight but the
+    head's); returns its input normalisation, which the fine-tuning keeps.
+
+    Raises:
+        ConventionError: not a backbone, or one of another model, preset or bands.
+    """
+    backbone_settings, backbone = load_backbone(settings.init)
+    ours = (settings.model, settings.preset, dict(settings.overrides), tuple(bands))
+    theirs = (
+        backbone_settings.model,
+        backbone_settings.preset,
+        dict(backbone_settings.overrides),
+        tuple(backbone_settings.bands),
+    )
+    if ours != theirs:
+        raise ConventionError(
+            f"the backbone is {theirs[0]} ({theirs[1]}, overrides {theirs[2]}, bands "
+            f"{list(theirs[3])}), this run {ours[0]} ({ours[1]}, overrides {ours[2]}, bands "
+            f"{list(ours[3])})",
+            path=settings.init,
+        )
+    weights = {k: v for k, v in backbone.state_dict().items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("head.") for k in missing):
+        raise ConventionError("the backbone's weights do not fit the model", path=settings.init)
+    return backbone_settings.encoders
+
+
 def _bands(settings: TrainSettings, store: SeriesCollection) -> list[str]:
     """The bands to train on, canonical names in the store's order.
 
@@ -287,11 +325,12 @@ def _train_fold(
             path=store.path,
         )
     other_bands = "error" if list(bands) == list(store.bands) else "drop"
+    states = _start_from_backbone(model, settings, bands) if settings.init else None
     datamodule = StampDataModule(
         store,
         classes,
         split,
-        InputEncoder(spec, bands, other_bands),
+        InputEncoder(spec, bands, other_bands, states),
         settings.batch_size,
         settings.oversample,
         seed,
@@ -299,6 +338,7 @@ def _train_fold(
         # Beside the run, which only process 0 writes (and may not have made yet).
         cache_folder=folder.parent if rank == 0 else None,
         truncate_fraction=settings.truncate_fraction,
+        fit_encoder=states is None,
     )
     module = ClassifierModule(
         model, len(classes), settings.loss, settings.lr, settings.weight_decay, settings.lr_schedule

@@ -51,6 +51,12 @@ class TrainSettings:
     # Early classification: this fraction of the training objects is cut to its first k
     # observing nights (k uniform from one to all, drawn once per object from the seed).
     truncate_fraction: float = 0.0
+    # Learning curves: train on this stratified fraction of the training split's labels
+    # (validation and test splits unchanged).
+    label_fraction: float = 1.0
+    # A pre-trained backbone folder (convention pretrain) to start from: its weights
+    # (all but the head) and its input normalisation.
+    init: str | None = None
 
     @property
     def world_size(self) -> int:
@@ -87,6 +93,10 @@ class TrainSettings:
         if not 0 <= self.truncate_fraction <= 1:
             raise ConventionError(
                 f"truncate_fraction must be between 0 and 1, got {self.truncate_fraction:g}"
+            )
+        if not 0 < self.label_fraction <= 1:
+            raise ConventionError(
+                f"label_fraction must be above 0 and at most 1, got {self.label_fraction:g}"
             )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConventionError(f"max_minutes must be positive, got {self.max_minutes:g}")
