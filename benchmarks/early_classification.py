@@ -162,6 +162,9 @@ def main() -> None:
         help="runs trained on whole sequences, evaluated alike",
     )
     args = parser.parse_args()
+    commit = subprocess.run(  # at the start: the code measured
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     data = read(args.data)
     cutoffs = _cutoffs(args.days)
     labels = [label for label, _ in cutoffs]
@@ -177,9 +180,6 @@ def main() -> None:
         name, run = entry.split("=", 1)
         results[f"{name}, trained whole"] = _network_scores(Path(run), data, cutoffs)
     args.out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     command = "python benchmarks/early_classification.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()

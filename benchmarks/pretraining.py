@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=RUN")
     args = parser.parse_args()
+    commit = subprocess.run(  # at the start: the code measured
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     args.work.mkdir(parents=True, exist_ok=True)
     reused = dict(entry.split("=", 1) for entry in args.reuse)
     backbone = _backbone(args.data, args.unlabelled, args.work, args.seed, args.pretrain_epochs)
@@ -146,9 +149,6 @@ def main() -> None:
             results[name] = {**_score(run, data), "run": str(run)}
             print(name, json.dumps(results[name]), flush=True)
     pretraining = json.loads((backbone / "pretraining.json").read_text())
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     low, mid = f"{min(args.fractions):g}", f"{sorted(args.fractions)[1]:g}"
     target = {
         f"pretrained_at_{low}": results[f"pretrained-{low}"]["macro_f1"],
