@@ -173,3 +173,22 @@ def test_dropout_samples_spread_a_single_model(trained_run, train_store, tmp_pat
     bad = run("predict", "--checkpoint", fold, "--data", train_store, "--out", plain,
               "--dropout-samples", -1)  # fmt: skip
     assert bad.exit_code == 2 and "--dropout-samples must be 0 or more" in bad.output
+
+
+def test_probabilities_over_time_and_their_plot(trained_run, train_store, tmp_path):
+    data = convention.read(train_store)
+    s = data[3]
+    classifier = Classifier.load(trained_run)
+    mjd, proba = classifier.predict_over_time(s)
+    assert len(mjd) == len(np.unique(s.nights())) and proba.shape == (len(mjd), 4)
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5) and np.all(np.diff(mjd) > 0)
+    last = np.array([classifier.predict(s)[c] for c in classifier.classes])
+    assert np.abs(proba[-1] - last).max() < 1e-5  # after the last night: the whole object
+    out = tmp_path / "p.png"
+    result = run("plot", train_store, "--object", s.object_id, "--out", out,
+                 "--checkpoint", trained_run)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = run("plot", train_store, "--object", s.object_id, "--out", out,
+                  "--checkpoint", tmp_path / "nothing")  # fmt: skip
+    assert missing.exit_code == 2 and "no such checkpoint" in missing.output
