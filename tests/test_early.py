@@ -50,7 +50,7 @@ def test_first_nights_and_days(series):
 
 def test_a_cutoff_is_one_of_three():
     assert Cutoff.from_options(None, None, None) is None
-    assert str(Cutoff.from_options(None, None, 3)) == "the first 3 night(s)"
+    assert str(Cutoff.from_options(None, None, 3)) == "its first 3 night(s)"
     with pytest.raises(ConventionError, match="one of --until, --days and --nights"):
         Cutoff(until=1.0, days=2.0)
     with pytest.raises(ConventionError, match="--nights must be at least 1"):

@@ -616,16 +616,17 @@ def predict(
             skipped += batch.skipped
             progress.advance(task, len(batch.ids) + len(batch.skipped))
     for err in skipped[:MAX_LISTED]:
-        err_console.print(f"skipped: {ConventionError(err.cause, path=data, obj=err.obj).message}")
+        named = ConventionError(err.cause, path=data, obj=err.obj)
+        typer.echo(f"skipped: {named.message}", err=True)
     if len(skipped) > MAX_LISTED:
-        err_console.print(f"skipped: {len(skipped) - MAX_LISTED} more objects, the same way")
+        typer.echo(f"skipped: {len(skipped) - MAX_LISTED} more objects, the same way", err=True)
     if skipped and not ids:
         raise ConventionError(f"no object has a frame by {cutoff}: nothing written", path=data)
     proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
     spread = np.concatenate(spreads) if spreads and spreads[0] is not None else None
     write_predictions(out, ids, proba, classifier.classes, spread=spread)
-    seen = f", {cutoff}" if cutoff else ""
-    skipped_note = f" ({len(skipped)} skipped)" if skipped else ""
+    seen = f" of what was observed up to {cutoff}" if cutoff else ""
+    skipped_note = f"; {len(skipped)} objects skipped" if skipped else ""
     console.print(f"wrote {len(ids)} predictions{seen} to {out}{skipped_note}")
 
 

@@ -64,9 +64,9 @@ class Cutoff:
 
     def __str__(self) -> str:
         if self.nights is not None:
-            return f"the first {self.nights} night(s)"
+            return f"its first {self.nights} night(s)"
         if self.days is not None:
-            return f"{self.days:g} day(s) since the first frame"
+            return f"{self.days:g} day(s) after its first frame"
         return f"MJD {self.until:.5f}"
 
 
