@@ -102,9 +102,10 @@ def _plot(results: dict, fractions: list[float], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for start, style in (("scratch", "o--"), ("pretrained", "s-")):
+        done = [f for f in fractions if results[f"{start}-{f:g}"]]
         ax.plot(
-            [100 * f for f in fractions],
-            [results[f"{start}-{f:g}"]["macro_f1"] for f in fractions],
+            [100 * f for f in done],
+            [results[f"{start}-{f:g}"]["macro_f1"] for f in done],
             style,
             label="from scratch" if start == "scratch" else "pre-trained (contrastive)",
         )
@@ -129,6 +130,11 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME=RUN")
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="train nothing: score the finished runs, the others reported as not run",
+    )
     args = parser.parse_args()
     commit = subprocess.run(  # at the start: the code measured
         ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
@@ -141,20 +147,25 @@ def main() -> None:
     for fraction in args.fractions:
         for start, init in (("scratch", None), ("pretrained", backbone)):
             name = f"{start}-{fraction:g}"
-            run = (
-                Path(reused[name])
-                if name in reused
-                else _fine_tune(args.data, args.work / name, args.seed, fraction, init)
-            )
+            run = Path(reused[name]) if name in reused else args.work / name
+            finished = (run / "fold_0" / "training.json").exists()
+            if args.score_only and not finished:
+                results[name] = None
+                continue
+            if not finished:
+                _fine_tune(args.data, run, args.seed, fraction, init)
             results[name] = {**_score(run, data), "run": str(run)}
             print(name, json.dumps(results[name]), flush=True)
     pretraining = json.loads((backbone / "pretraining.json").read_text())
     low, mid = f"{min(args.fractions):g}", f"{sorted(args.fractions)[1]:g}"
-    target = {
-        f"pretrained_at_{low}": results[f"pretrained-{low}"]["macro_f1"],
-        f"scratch_at_{mid}": results[f"scratch-{mid}"]["macro_f1"],
-    }
-    target["met"] = target[f"pretrained_at_{low}"] >= target[f"scratch_at_{mid}"]
+    pretrained_low, scratch_mid = results[f"pretrained-{low}"], results[f"scratch-{mid}"]
+    target = None
+    if pretrained_low and scratch_mid:
+        target = {
+            f"pretrained_at_{low}": pretrained_low["macro_f1"],
+            f"scratch_at_{mid}": scratch_mid["macro_f1"],
+        }
+        target["met"] = target[f"pretrained_at_{low}"] >= target[f"scratch_at_{mid}"]
     summary = {
         "data": str(args.data),
         "unlabelled": str(args.unlabelled),
@@ -180,10 +191,9 @@ def main() -> None:
     ]
     for fraction in args.fractions:
         s, p = results[f"scratch-{fraction:g}"], results[f"pretrained-{fraction:g}"]
-        lines.append(
-            f"| {100 * fraction:g}% | {s['train_objects']} | {s['macro_f1']:.3f} | "
-            f"{p['macro_f1']:.3f} |"
-        )
+        objects = (s or p or {}).get("train_objects", "-")
+        cells = [f"{r['macro_f1']:.3f}" if r else "not run" for r in (s, p)]
+        lines.append(f"| {100 * fraction:g}% | {objects} | {cells[0]} | {cells[1]} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     _plot(results, args.fractions, args.out / "learning_curves.png")
     print(json.dumps(target))
