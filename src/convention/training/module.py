@@ -72,13 +72,13 @@ class ClassifierModule(L.LightningModule):
         )
         if self.lr_schedule == "constant":
             return optimizer
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.lr,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            cycle_momentum=False,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return one_cycle(optimizer, self.lr, int(self.trainer.estimated_stepping_batches))
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, peak_lr: float, steps: int) -> dict:
+    """Lightning's optimiser configuration with a one-cycle schedule over ``steps``
+    optimiser steps, stepped every step."""
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=peak_lr, total_steps=steps, cycle_momentum=False
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -44,6 +44,7 @@ from convention.training.checkpoint import PRETRAINING_FILE, ModelSettings, save
 from convention.training.datamodule import encode_rows
 from convention.training.example_cache import ExampleCache
 from convention.training.fit import quiet_lightning
+from convention.training.module import one_cycle
 from convention.training.settings import check_precision
 
 PRETRAINABLE = ("convention-multi",)  # the models with ``forward_features``
@@ -143,16 +144,7 @@ class ContrastiveModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.lr,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            cycle_momentum=False,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return one_cycle(optimizer, self.lr, int(self.trainer.estimated_stepping_batches))
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
