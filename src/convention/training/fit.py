@@ -154,10 +154,8 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         )
     splits = [
         {**split, "train": label_subset(split["train"], targets, settings.label_fraction, seed)}
-        for split, seed in zip(
-            make_splits(targets, settings.folds, settings.seed),
-            range(settings.seed, settings.seed + settings.folds),
-            strict=True,
+        for seed, split in enumerate(
+            make_splits(targets, settings.folds, settings.seed), start=settings.seed
         )
     ]
     partial = out.with_name(out.name + ".partial")
@@ -231,7 +229,22 @@ def global_rank(settings: TrainSettings) -> int:
     return node * settings.devices + int(os.environ.get("LOCAL_RANK", 0))
 
 
-def _csv_rows(path: Path) -> list[dict]:
+def check_stamp_size(store: SeriesCollection, spec, preset: str) -> None:
+    """Refuse a store whose stamps are not the size a model reading them takes.
+
+    Raises:
+        ConventionError: naming the store and both sizes.
+    """
+    if "stamps" in spec.kinds and store.stamp_shape != (spec.stamp_size, spec.stamp_size):
+        raise ConventionError(
+            f"stamps are {store.stamp_shape[0]}x{store.stamp_shape[1]}, the {preset} "
+            f"preset reads {spec.stamp_size}x{spec.stamp_size} (set stamp_size)",
+            path=store.path,
+        )
+
+
+def csv_rows(path: Path) -> list[dict]:
+    """The rows of a CSV file (a Lightning metrics.csv) as dicts; none when it is absent."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
@@ -240,7 +253,7 @@ def _csv_rows(path: Path) -> list[dict]:
 
 def _prepend_rows(path: Path, earlier: list[dict]) -> None:
     """Put a stopped run's metrics of the epochs before the resumed one back in front."""
-    later = _csv_rows(path)
+    later = csv_rows(path)
     resumed = min((int(float(r["epoch"])) for r in later if r.get("epoch")), default=0)
     rows = [r for r in earlier if r.get("epoch") and int(float(r["epoch"])) < resumed] + later
     columns = list(dict.fromkeys(c for r in rows for c in r))
@@ -318,12 +331,7 @@ def _train_fold(
         settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
     spec = model.input_spec
-    if "stamps" in spec.kinds and store.stamp_shape != (spec.stamp_size, spec.stamp_size):
-        raise ConventionError(
-            f"stamps are {store.stamp_shape[0]}x{store.stamp_shape[1]}, the {settings.preset} "
-            f"preset reads {spec.stamp_size}x{spec.stamp_size} (set stamp_size)",
-            path=store.path,
-        )
+    check_stamp_size(store, spec, settings.preset)
     other_bands = "error" if list(bands) == list(store.bands) else "drop"
     states = _start_from_backbone(model, settings, bands) if settings.init else None
     datamodule = StampDataModule(
@@ -382,7 +390,7 @@ def _train_fold(
     )
     start = time.perf_counter()
     metrics_csv = folder / METRICS_FILE
-    earlier = _csv_rows(metrics_csv) if last.is_file() else []
+    earlier = csv_rows(metrics_csv) if last.is_file() else []
     if last.is_file():
         try:
             torch.load(last, map_location="cpu", weights_only=True)

@@ -16,7 +16,6 @@ it does not classify; ``convention train --init FOLDER`` fine-tunes it.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import time
@@ -43,7 +42,7 @@ from convention.models import create_model
 from convention.training.checkpoint import PRETRAINING_FILE, ModelSettings, save_model
 from convention.training.datamodule import encode_rows
 from convention.training.example_cache import ExampleCache
-from convention.training.fit import quiet_lightning
+from convention.training.fit import check_stamp_size, csv_rows, quiet_lightning
 from convention.training.module import one_cycle
 from convention.training.settings import check_precision
 
@@ -250,13 +249,7 @@ def pretrain(settings: PretrainSettings) -> Path:
         settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
     spec = model.input_spec
-    size = stores[0].stamp_shape[0]
-    if "stamps" in spec.kinds and size != spec.stamp_size:
-        raise ConventionError(
-            f"stamps are {size}x{size}, the {settings.preset} preset reads "
-            f"{spec.stamp_size}x{spec.stamp_size} (set stamp_size)",
-            path=stores[0].path,
-        )
+    check_stamp_size(stores[0], spec, settings.preset)
     encoder = InputEncoder(spec, bands)
     encoder.fit(_Joined(parts), settings.seed)
     partial.mkdir(parents=True)
@@ -338,5 +331,4 @@ def _encode_views(
 
 
 def _epoch_losses(metrics_csv: Path) -> list[float]:
-    with metrics_csv.open() as f:
-        return [float(r["train_loss"]) for r in csv.DictReader(f) if r.get("train_loss")]
+    return [float(r["train_loss"]) for r in csv_rows(metrics_csv) if r.get("train_loss")]
