@@ -163,7 +163,16 @@ def plot_series(
     n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
     below = 2 if history is None else 4
     fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 1.5 * below))
-    grid = GridSpec(n_rows + below, n_cols, figure=fig, hspace=0.08, wspace=0.04)
+    inches = fig.get_figheight()  # margins in inches: fractions leave a tall figure gaping
+    grid = GridSpec(
+        n_rows + below,
+        n_cols,
+        figure=fig,
+        hspace=0.08,
+        wspace=0.04,
+        top=1 - 0.55 / inches,
+        bottom=0.55 / inches,
+    )
 
     def stamp(row: int, col: int, image: np.ndarray | None, noise: float, top: float) -> Axes:
         ax = fig.add_subplot(grid[row, col])
