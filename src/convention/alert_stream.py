@@ -163,9 +163,7 @@ class AlertClassifier:
         proba = [np.zeros((0, len(self.classifier.classes)))]
         for first in range(0, len(encoded), self.batch_size):
             chunk = encoded[first : first + self.batch_size]
-            proba.append(
-                self.classifier.engine(self.classifier.encoder.collate(chunk)["inputs"]).mean(0)
-            )
+            proba.append(self.classifier.predict_examples(chunk))
         return ClassifiedAlerts(
             self._predictions(alerts, np.concatenate(proba)),
             pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),

@@ -40,7 +40,7 @@ from convention.data.series import StampSeries
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
 from convention.files import write_atomic
-from convention.inputs import InputEncoder, InputSpec
+from convention.inputs import Example, InputEncoder, InputSpec
 from convention.models import create_model
 from convention.training.calibration import TemperatureScaled
 from convention.training.device import resolve_device
@@ -582,9 +582,16 @@ class Classifier:
             return np.zeros((1, n, len(self.classes)))
         return self.engine(inputs)
 
+    def predict_examples(self, examples: Sequence[Example]) -> np.ndarray:
+        """(n, C) the ensemble's mean class probabilities of examples made by
+        ``self.encoder.encode``, in one batch (for callers that encode as they read, like
+        the alert stream)."""
+        return self.engine(self.encoder.collate(examples)["inputs"]).mean(0)
+
     def _predict_batch(self, batch: list[StampSeries]) -> tuple[list[str], np.ndarray]:
-        inputs = self.encoder.collate([self.encoder.encode(s) for s in batch])["inputs"]
-        return [s.object_id for s in batch], self.engine(inputs).mean(0)
+        return [s.object_id for s in batch], self.predict_examples(
+            [self.encoder.encode(s) for s in batch]
+        )
 
     def predict_over_time(self, series: StampSeries) -> tuple[np.ndarray, np.ndarray]:
         """What the model said as the object was observed: after each observing night,
