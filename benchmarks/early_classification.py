@@ -25,12 +25,13 @@ import numpy as np
 
 from convention.baselines.gbm import feature_matrix, fit_feature_gbm
 from convention.bench.suites import get_suite
+from convention.bench.training import row_settings
 from convention.classes import class_targets, get_taxonomy
 from convention.data.cutoff import Cutoff, truncation_draws
 from convention.data.splits import make_splits
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
-from convention.training import RunFolder, TrainSettings, train
+from convention.training import RunFolder, train
 
 DAYS = (1, 2, 5, 10, 20, 40)
 NETWORKS = {  # row name here -> the benchmark suite's row
@@ -55,22 +56,8 @@ def _train_network(name: str, data: Path, work: Path, seed: int, fraction: float
     out = work / f"{name}-truncated"
     if (out / "fold_0" / "training.json").exists():
         return out
-    epochs = row.epochs or suite.epochs
-    settings = TrainSettings(
-        data=str(data),
-        out=str(out),
-        model=row.model,
-        preset=row.preset,
-        folds=1,
-        epochs=epochs,
-        seed=seed,
-        patience=row.patience or suite.patience or epochs,
-        lr=suite.lr,
-        lr_schedule=suite.lr_schedule,
-        precision=suite.precision,
-        overrides=dict(row.overrides),
-        progress=False,
-        truncate_fraction=fraction,
+    settings = row_settings(
+        row, suite.budget(), str(data), str(out), seed, truncate_fraction=fraction
     )
     return Path(train(settings))
 

@@ -260,3 +260,17 @@ def test_a_note_where_bfloat16_is_emulated(tmp_path, monkeypatch, native):
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 2 and "no such data set" in result.output
     assert ("no native bfloat16" in result.output) is not native
+
+
+def test_a_rows_training_settings_take_its_own_budget_first():
+    from convention.bench.training import row_settings
+
+    budget = SUITE.budget()
+    flagship = next(r for r in SUITE.models if r.name == "flagship")
+    own = row_settings(flagship, budget, "d.h5", "out", 2, label_fraction=0.3)
+    assert (own.epochs, own.patience, own.seed, own.label_fraction) == (3, 1, 2, 0.3)
+    assert (own.lr, own.precision, own.overrides) == (SUITE.lr, SUITE.precision, {"stamp_size": 16})
+    plain = row_settings(SUITE.models[0], budget, "d.h5", "out", 0)
+    assert (plain.epochs, plain.patience) == (1, 1)  # no patience anywhere: the whole budget
+    with pytest.raises(TypeError):
+        row_settings(SUITE.models[0], budget, "d.h5", "out", 0, no_such_setting=1)

@@ -204,14 +204,7 @@ def write_results(suite: Suite, out: Path, data: str, env: dict) -> dict:
         "suite": suite.name,
         "data": data,
         "seeds": list(suite.seeds),
-        "budget": {
-            "epochs": suite.epochs,
-            "patience": suite.patience,
-            "max_minutes": suite.max_minutes,
-            "lr": suite.lr,
-            "lr_schedule": suite.lr_schedule,
-            "precision": suite.precision,
-        },
+        "budget": suite.budget(),
         "environment": env,
         "models": collect(suite, out),
     }

@@ -92,6 +92,18 @@ class Suite:
     robustness: dict = field(default_factory=dict)
     gpu_budget: dict = field(default_factory=dict)
 
+    def budget(self) -> dict:
+        """How every network row trains, unless the row says otherwise: epochs, patience,
+        max_minutes, lr, lr_schedule, precision."""
+        return {
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "max_minutes": self.max_minutes,
+            "lr": self.lr,
+            "lr_schedule": self.lr_schedule,
+            "precision": self.precision,
+        }
+
 
 # Epochs per network on the twin, sized so three seeds fit 3 hours on two cores running
 # two rows at once, one thread each: there a ugriz ConvEntion epoch takes about a minute,

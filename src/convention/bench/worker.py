@@ -23,30 +23,14 @@ from convention.io import read
 
 
 def _image_run(spec: dict, row: BenchModel) -> dict:
+    from convention.bench.training import row_settings
     from convention.models import gflops_per_object
-    from convention.training import RunFolder, TrainSettings, train
+    from convention.training import RunFolder, train
     from convention.training.checkpoint import load_models
 
     run_dir = Path(spec["run_dir"])
-    epochs = row.epochs or spec["epochs"]
-    settings = TrainSettings(
-        data=spec["data"],
-        out=str(run_dir),
-        model=row.model,
-        preset=row.preset,
-        folds=1,
-        epochs=epochs,
-        seed=spec["seed"],
-        max_minutes=spec["max_minutes"],
-        patience=row.patience or spec["patience"] or epochs,
-        lr=spec["lr"],
-        lr_schedule=spec["lr_schedule"],
-        precision=spec["precision"],
-        oversample=row.oversample,
-        overrides=dict(row.overrides),
-        progress=False,
-        bands=row.bands,
-        device=spec.get("device", "cpu"),
+    settings = row_settings(
+        row, spec, spec["data"], str(run_dir), spec["seed"], device=spec.get("device", "cpu")
     )
     start = time.perf_counter()
     run = RunFolder(train(settings))
@@ -60,7 +44,7 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
         "metrics": classification_metrics(scores.targets, scores.proba, run.classes),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "gflops_per_object": gflops_per_object(model, len(run.bands)),
-        "epochs": epochs,
+        "epochs": settings.epochs,
         "epochs_trained": run.training(0)["epochs"],
         "train_seconds": train_seconds,
         "inference_objects_per_s": len(scores.rows) / infer_seconds,
