@@ -167,6 +167,13 @@ def _summarise(out: Path) -> None:
             f"{'met' if t['met'] else 'missed'}"
             for seed, t in targets
         ]
+        if len(targets) > 1:
+            pretrained = np.mean([t["pretrained"] for _, t in targets])
+            scratch = np.mean([t["scratch"] for _, t in targets])
+            lines.append(
+                f"- mean of {len(targets)} splits: {pretrained:.3f} against {scratch:.3f}: "
+                f"{'met' if pretrained >= scratch else 'missed'}"
+            )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     _plot(splits, fractions, scores, out / "learning_curves.png")
 
@@ -186,7 +193,9 @@ def _plot(splits: list[dict], fractions: list[float], scores, path: Path) -> Non
             [[np.nan if v is None else v for v in scores(start, f)] for f in fractions]
         )
         x = np.array([100 * f for f in fractions])
-        line = ax.plot(x, np.nanmean(per_seed, axis=1), style, label=f"{label}, mean")[0]
+        line = ax.plot(
+            x, np.nanmean(per_seed, axis=1), style, label=f"{label}, mean of the splits"
+        )[0]
         for column in per_seed.T:
             ax.plot(x, column, style[0], color=line.get_color(), alpha=0.35, ms=4)
     ax.set_xscale("log")
