@@ -78,6 +78,7 @@ def _pretrain(out: Path, sources: list[str], seen: tuple[int, ...], seed: int, e
 def _fine_tune(data: Path, out: Path, seed: int, fraction: float, init: Path | None) -> None:
     suite = get_suite("sdss2-twin")
     row = next(r for r in suite.models if r.name == FLAGSHIP)
+    out.parent.mkdir(parents=True, exist_ok=True)
     changes = {"label_fraction": fraction, "init": str(init) if init is not None else None}
     train(row_settings(row, suite.budget(), str(data), str(out), seed, **changes))
 
