@@ -162,7 +162,9 @@ def plot_series(
     references = median_stamps(series)
     n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
     below = 2 if history is None else 4
-    fig = fig or Figure(figsize=(1.1 * n_cols + 1, 1.1 * n_rows + 1.5 * below))
+    # At least 6.5 inches wide: the light curve's and probabilities' legends fit beside
+    # a short series (an alert with one epoch).
+    fig = fig or Figure(figsize=(max(1.1 * n_cols + 1, 6.5), 1.1 * n_rows + 1.5 * below))
     inches = fig.get_figheight()  # margins in inches: fractions leave a tall figure gaping
     grid = GridSpec(
         n_rows + below,
@@ -178,6 +180,7 @@ def plot_series(
         ax = fig.add_subplot(grid[row, col])
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_box_aspect(1)  # a missing frame's grey box as square as a stamp
         if image is None:
             ax.set_facecolor("0.85")
         else:
