@@ -4,6 +4,7 @@
     python benchmarks/pretraining.py --data twin.h5 --unlabelled unlabelled.h5 \\
         --work /tmp/pretraining --out benchmarks/results/pretraining --seeds 0 \\
         --bench-runs bench/runs/multi-input-convention-flagship
+    # the committed results: then the same with --seeds 1 2 --work /tmp/pretraining-12
 
 One backbone per invocation is pre-trained (``convention pretrain``'s defaults) on the
 twin's objects that are in no test split of ``--seeds``, their labels unread, and every
