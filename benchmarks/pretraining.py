@@ -63,7 +63,7 @@ def _made_backbone(out: Path, sources: list[str], seen: tuple[int, ...]) -> dict
     return made
 
 
-def _pretrain(out: Path, sources: list[str], seen: tuple[int, ...], seed: int, epochs: int):
+def _pretrain(out: Path, sources: list[str], seen: tuple[int, ...], seed: int, epochs: int) -> None:
     settings = PretrainSettings(
         data=tuple(sources),
         out=str(out),
