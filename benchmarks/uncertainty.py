@@ -21,8 +21,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
+from convention.evaluate.metrics import classification_metrics
 from convention.io import read
 from convention.training import Classifier, RunFolder
 
@@ -62,15 +63,13 @@ def _run(run: Path, data, samples: int) -> dict:
     targets, alone_proba = alone.targets[known], alone.proba[known]
     mean, spread = np.concatenate(mean)[known], np.concatenate(spread)[known]
     predicted = mean.argmax(1)
+    alone_metrics = classification_metrics(targets, alone_proba, folder.classes)
+    dropout_metrics = classification_metrics(targets, mean, folder.classes)
     return {
         "objects": len(targets),
-        "macro_f1": {
-            "alone": float(f1_score(targets, alone_proba.argmax(1), average="macro")),
-            "dropout_mean": float(f1_score(targets, predicted, average="macro")),
-        },
-        "accuracy": {
-            "alone": float((alone_proba.argmax(1) == targets).mean()),
-            "dropout_mean": float((predicted == targets).mean()),
+        **{
+            figure: {"alone": alone_metrics[figure], "dropout_mean": dropout_metrics[figure]}
+            for figure in ("macro_f1", "accuracy")
         },
         "scores": {
             "1 - max p, model alone": _scores(targets, alone_proba, 1 - alone_proba.max(1)),
