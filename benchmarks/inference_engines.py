@@ -35,10 +35,11 @@ def main() -> None:
 
     import convention
     from convention.classes import class_targets
+    from convention.classifier import BatchPrediction, Classifier, load_models
+    from convention.classifier.engines import TorchEngine
+    from convention.classifier.onnx import export_onnx
     from convention.evaluate.metrics import classification_metrics
-    from convention.training import Classifier, RunFolder
-    from convention.training.checkpoint import TorchEngine, load_models
-    from convention.training.onnx import export_onnx
+    from convention.training import RunFolder
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -67,9 +68,8 @@ def main() -> None:
         for name, classifier in engines.items():
             start = time.perf_counter()
             try:
-                probas[name] = np.concatenate(
-                    [p for _, p in classifier.predict_collection(data, rows, args.batch_size)]
-                )
+                batches = classifier.classify(data, rows, args.batch_size)
+                probas[name] = BatchPrediction.join(batches, classifier.classes).proba
             except Exception as err:  # quantize_dynamic breaks nn.TransformerEncoder
                 results[name] = {"error": f"{type(err).__name__}: {err}"}
                 print(f"{name:>26}: failed ({results[name]['error']})")

@@ -27,7 +27,7 @@ from astropy.table import Table
 
 from convention.data.store import Store
 from convention.io import scan
-from convention.io.fits_table import write_stamp_folder
+from convention.io.formats.fits import write_stamp_folder
 from convention.io.ingest import ingest
 from convention.io.plasticc import RenderSettings, scan_plasticc
 from convention.sim.simulate import SimulationSettings, simulate

@@ -44,7 +44,8 @@ def _store_complete(path: Path) -> bool:
 
 
 def _run_complete(path: Path) -> bool:
-    from convention.training import Classifier, RunFolder
+    from convention.classifier import Classifier
+    from convention.training import RunFolder
 
     run = RunFolder(path)
     return all(Classifier.load(run.fold(k)) for k in range(run.n_folds))

@@ -32,11 +32,11 @@ import numpy as np
 from convention.bench.suites import get_suite
 from convention.bench.training import row_settings
 from convention.classes import class_targets, get_taxonomy
+from convention.classifier.folder import PRETRAINING_FILE
 from convention.data.splits import make_splits
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
 from convention.training import RunFolder, train
-from convention.training.checkpoint import PRETRAINING_FILE
 from convention.training.pretrain import PretrainSettings, pretrain
 
 FRACTIONS = (0.1, 0.3, 1.0)

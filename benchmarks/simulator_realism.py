@@ -22,6 +22,7 @@ import numpy as np
 
 import convention
 from convention.bands import get_band
+from convention.plotting import plot_series
 from convention.sim.catalog import read_sdss2_catalog
 from convention.sim.survey import SDSS2
 
@@ -48,13 +49,13 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = convention.read(args.data)
     specs = {s.object_id: s for s in read_sdss2_catalog(args.catalog)}
-    objects = store.objects()
+    objects = store.object_table()
     frames = store.frame_table()
 
     rng = np.random.default_rng(0)
     for name in store.class_names:
         ids = [o for o, lab in zip(objects["object_id"], store.labels, strict=True) if lab == name]
-        fig = store.get(str(rng.choice(ids))).plot(max_epochs=14)
+        fig = plot_series(store.get(str(rng.choice(ids))), max_epochs=14)
         fig.savefig(RESULTS / f"examples_{name}.png", dpi=80, bbox_inches="tight")
         plt.close(fig)
 

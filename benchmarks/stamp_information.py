@@ -32,11 +32,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from convention.bands import get_band
-from convention.baselines.features import SCENE_KINDS as KINDS
-from convention.baselines.features import feature_names, scene_features
 from convention.baselines.gbm import feature_matrix, fit_feature_gbm
 from convention.classes import class_targets, get_taxonomy
 from convention.data.splits import make_splits
+from convention.features import SCENE_KINDS as KINDS
+from convention.features import feature_names, scene_features
 from convention.io import read
 
 

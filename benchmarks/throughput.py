@@ -126,15 +126,14 @@ def measure_end_to_end(args: argparse.Namespace, model, model_name: str, preset:
     import torch
 
     from convention.classes import class_targets, get_taxonomy
+    from convention.classifier import BatchPrediction, Classifier, ModelSettings, save_model
+    from convention.classifier.onnx import export_onnx
     from convention.data.splits import make_splits
     from convention.inputs import InputEncoder
     from convention.io import read
-    from convention.predictions import write_predictions
-    from convention.training import Classifier
-    from convention.training.checkpoint import ModelSettings, save_model
+    from convention.io.predictions import write_predictions
     from convention.training.datamodule import StampDataModule
     from convention.training.losses import make_loss
-    from convention.training.onnx import export_onnx
 
     store = read(args.data)
     classes = get_taxonomy(4).classes
@@ -187,20 +186,18 @@ def measure_end_to_end(args: argparse.Namespace, model, model_name: str, preset:
             rates = []
             for _ in range(args.e2e_rounds):
                 start = time.perf_counter()
-                ids, probas = [], []
-                for batch_ids, proba in classifier.predict_collection(
+                batches = classifier.classify(
                     store, batch_size=args.predict_batch, workers=args.workers
-                ):
-                    ids += batch_ids
-                    probas.append(proba)
-                write_predictions(Path(tmp) / "p.csv", ids, np.concatenate(probas), classes)
-                rates.append(len(ids) / (time.perf_counter() - start))
+                )
+                predicted = BatchPrediction.join(batches, classes)
+                write_predictions(Path(tmp) / "p.csv", predicted.ids, predicted.proba, classes)
+                rates.append(len(predicted.ids) / (time.perf_counter() - start))
             result[f"inference_{name}_objects_per_s"] = max(rates)
             if name == "torch_fp32":
-                reference = np.concatenate(probas)
+                reference = predicted.proba
             else:
                 result[f"inference_{name}_max_abs_diff"] = float(
-                    np.abs(np.concatenate(probas) - reference).max()
+                    np.abs(predicted.proba - reference).max()
                 )
     return result
 

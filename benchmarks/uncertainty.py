@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from convention.classifier import BatchPrediction, Classifier
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
-from convention.training import Classifier, RunFolder
+from convention.training import RunFolder
 
 COVERAGES = (0.5, 0.8)
 
@@ -52,16 +53,12 @@ def _run(run: Path, data, samples: int) -> dict:
         warnings.simplefilter("ignore")  # an older run is uncalibrated, and says so
         alone = folder.score(data, 0)
         dropout = Classifier.load(folder.fold(0), dropout_samples=samples)
-    ids, mean, spread = [], [], []
-    for batch in dropout.classify(data, alone.rows):
-        ids += batch.ids
-        mean.append(batch.proba)
-        spread.append(batch.spread)
-    if ids != alone.object_ids:
+    joined = BatchPrediction.join(dropout.classify(data, alone.rows), dropout.classes)
+    if joined.ids != alone.object_ids:
         raise SystemExit(f"error: {run}: the dropout samples classified other objects")
     known = alone.targets >= 0  # objects of the model's classes
     targets, alone_proba = alone.targets[known], alone.proba[known]
-    mean, spread = np.concatenate(mean)[known], np.concatenate(spread)[known]
+    mean, spread = joined.proba[known], joined.spread[known]
     predicted = mean.argmax(1)
     alone_metrics = classification_metrics(targets, alone_proba, folder.classes)
     dropout_metrics = classification_metrics(targets, mean, folder.classes)

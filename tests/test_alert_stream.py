@@ -67,8 +67,9 @@ def _check_complete(out: Path, landing: Path) -> None:
     names = {Path(f).name for f in [*predictions["file"], *rejected["file"]]}
     assert names == {p.name for p in landing.iterdir()}
     assert set(valid) >= {Path(f).name for f in predictions["file"]}
-    probabilities = predictions.filter(like="p_").to_numpy()
-    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    columns = predictions.filter(like="p_")
+    most_probable = [columns.columns[k][2:] for k in columns.to_numpy().argmax(axis=1)]
+    assert predictions["predicted"].tolist() == most_probable
 
 
 def test_local_stream_classifies_real_alerts(ztf_run, landing, tmp_path):
@@ -222,9 +223,9 @@ def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landin
 
 
 def test_spark_classifies_store_rows_as_one_process_does(ztf_run):
+    from convention.classifier import BatchPrediction, Classifier
     from convention.io import read
     from convention.spark import classify_store, spark_session
-    from convention.training import Classifier
 
     data = ztf_run.parent / "ztf.h5"
     spark = spark_session("local[2]")
@@ -232,9 +233,9 @@ def test_spark_classifies_store_rows_as_one_process_does(ztf_run):
         frame = classify_store(spark, ztf_run, data, partitions=3, batch_size=5).toPandas()
     finally:
         spark.stop()
-    ids, proba = zip(*Classifier.load(ztf_run).predict_collection(read(data)), strict=True)
-    names = [name for batch in ids for name in batch]
-    expected = dict(zip(names, np.concatenate(proba), strict=True))
+    classifier = Classifier.load(ztf_run)
+    alone = BatchPrediction.join(classifier.classify(read(data)), classifier.classes)
+    expected = dict(zip(alone.ids, alone.proba, strict=True))
     assert sorted(frame["object_id"]) == sorted(expected)
     got = frame.set_index("object_id").filter(like="p_")
     assert np.allclose(got.to_numpy(), np.stack([expected[i] for i in got.index]), atol=1e-5)

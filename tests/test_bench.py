@@ -255,7 +255,7 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_a_note_where_bfloat16_is_emulated(tmp_path, monkeypatch, native):
-    monkeypatch.setattr("convention.training.device.native_bfloat16", lambda device: native)
+    monkeypatch.setattr("convention.device.native_bfloat16", lambda device: native)
     args = ["bench", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "none.h5")]
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 2 and "no such data set" in result.output

@@ -11,11 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from convention.classifier import Classifier, load_models
+from convention.classifier.calibration import TemperatureScaled, fit_temperature
 from convention.cli import app
 from convention.evaluate.metrics import calibration_errors
-from convention.training import Classifier
-from convention.training.calibration import TemperatureScaled, fit_temperature
-from convention.training.checkpoint import load_models
 
 runner = CliRunner()
 

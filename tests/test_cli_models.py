@@ -47,9 +47,15 @@ def test_train_evaluate_predict(tmp_path, train_store):
     assert set(rows[0]) == {"object_id", "p_AGN", "p_SNIa", "p_Variable", "p_SNOther", "predicted"}
 
 
-def test_models_table():
-    result = run("models")
-    assert result.exit_code == 0 and "paper" in result.output and "1,248,916" in result.output
+def test_models_table_says_what_each_model_reads_and_costs():
+    wide = CliRunner(env={"COLUMNS": "240"})
+    result = wide.invoke(app, ["models", "--classes", "4", "--n-bands", "5"])
+    assert result.exit_code == 0, result.output
+    assert "paper" in result.output and "1,248,916" in result.output
+    assert "99 stamps of 32x32" in result.output and "32x48 heatmap" in result.output
+    reads = "99 stamps of 32x32 + reference stamps of 32x32 + 99-point light curve"
+    assert reads in result.output
+    assert "warning" not in result.output.lower()
 
 
 def one_error_line(result, message):

@@ -10,13 +10,14 @@ import torch
 from typer.testing import CliRunner
 
 import convention
+from convention.classifier import Classifier, ModelSettings, save_model
 from convention.cli import app
 from convention.data.collection import MemoryCollection, SeriesCollection
 from convention.errors import ConventionError
 from convention.inputs import InputSpec, Normalisation
 from convention.models import list_models
-from convention.training import Classifier, RunFolder, TrainSettings, train
-from convention.training.checkpoint import ModelSettings, save_model
+from convention.training import RunFolder, TrainSettings, train
+from tests.helpers import probabilities, probabilities_of
 from tests.test_series import make_series
 
 runner = CliRunner()
@@ -66,7 +67,8 @@ def test_version_1_checkpoint_loads_and_predicts_as_version_2(tmp_path):
     saved = json.loads((tmp_path / "v2" / "settings.json").read_text())
     assert saved["checkpoint_version"] == 2 and "stamp_size" not in saved
     series = make_series(label=None)
-    assert Classifier.load(old).predict(series) == Classifier.load(tmp_path / "v2").predict(series)
+    old_proba = probabilities_of(Classifier.load(old), series)
+    assert np.array_equal(old_proba, probabilities_of(Classifier.load(tmp_path / "v2"), series))
     norm = Classifier.load(old).encoder.kinds[0].normalisation
     assert norm.median == (0.5, -0.2) and norm.scale == (2.0, 3.0)
 
@@ -105,9 +107,7 @@ def test_run_folder_reads_splits_and_scores_a_fold(trained_run, train_store):
     assert folder.n_folds == 2 and folder.holds_splits_of(store)
     scores = folder.score(store, 1)
     assert scores.object_ids == folder.splits[1]["test"]
-    direct = np.concatenate(
-        [p for _, p in folder.classifier(1).predict_proba(store[int(r)] for r in scores.rows)]
-    )
+    direct = probabilities(folder.classifier(1), [store[int(r)] for r in scores.rows])
     assert np.array_equal(scores.proba, direct)
     assert folder.training(0)["epochs"] >= 1 and len(folder.metrics_files()) == 2
 
@@ -197,15 +197,6 @@ def test_bad_settings_are_refused_before_anything_is_written(
     with pytest.raises(ConventionError, match=message):
         train(settings)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_models_lists_what_each_model_reads():
-    wide = CliRunner(env={"COLUMNS": "240"})
-    result = wide.invoke(app, ["models", "--classes", "4", "--n-bands", "5"])
-    assert result.exit_code == 0, result.output
-    assert "99 stamps of 32x32" in result.output and "32x48 heatmap" in result.output
-    reads = "99 stamps of 32x32 + reference stamps of 32x32 + 99-point light curve"
-    assert reads in result.output
 
 
 def test_evaluate_on_other_data_scores_the_ensemble_on_every_labelled_object(

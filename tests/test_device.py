@@ -6,10 +6,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from convention.classifier import Classifier
 from convention.cli import app
+from convention.device import resolve_device
 from convention.errors import ConventionError
-from convention.training import Classifier
-from convention.training.device import resolve_device
+from tests.helpers import probabilities
 
 
 def test_auto_takes_the_gpu_when_torch_sees_one(monkeypatch):
@@ -33,8 +34,8 @@ def test_a_classifier_predicts_the_same_wherever_it_is_loaded(trained_run, train
     on_cpu = Classifier.load(trained_run)
     auto = Classifier.load(trained_run, "auto")
     assert auto.engine.device == ("cuda" if torch.cuda.is_available() else "cpu")
-    expected = next(on_cpu.predict_proba(series))[1]
-    assert next(auto.predict_proba(series))[1] == pytest.approx(expected, abs=1e-5)
+    expected = probabilities(on_cpu, series)
+    assert probabilities(auto, series) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

@@ -10,12 +10,17 @@ import pytest
 from typer.testing import CliRunner
 
 import convention
+from convention.classes import class_targets, get_taxonomy
+from convention.classifier import Classifier
 from convention.cli import app
 from convention.data.cutoff import Cutoff, cut_to_nights, truncation_draws
+from convention.data.splits import make_splits
 from convention.errors import ConventionError
-from convention.training import Classifier, TrainSettings, train
-from convention.training.datamodule import encode_rows
+from convention.inputs import InputEncoder, InputSpec
+from convention.training import TrainSettings
+from convention.training.datamodule import StampDataModule
 from convention.training.settings import DEFAULTS
+from tests.helpers import probabilities_of
 
 
 def run(*args):
@@ -72,29 +77,29 @@ def test_truncation_draws_are_seeded_and_cut_training_objects(train_store):
     assert DEFAULTS.truncate_fraction == 0.0
 
 
-def test_training_on_cut_sequences_encodes_the_cut_objects(train_store, tmp_path):
+def test_training_cuts_its_training_objects_and_only_those(train_store):
     data = convention.read(train_store)
-    run_dir = train(
-        TrainSettings(
-            data=str(train_store),
-            out=str(tmp_path / "run"),
-            preset="tiny",
-            epochs=1,
-            batch_size=8,
-            progress=False,
-            overrides={"stamp_size": 16},
-            truncate_fraction=1.0,
-        )
-    )
-    classifier = Classifier.load(run_dir)
-    targets = np.zeros(len(data), dtype=np.int64)
-    draws = np.full(len(data), 0.0)  # every object cut to its first night
-    rows = np.arange(4)
-    cut = list(encode_rows(data, rows, targets, classifier.encoder, cuts=draws))
-    whole = list(encode_rows(data, rows, targets, classifier.encoder))
-    for c, w, r in zip(cut, whole, rows, strict=True):
-        first_night = int(np.sum(data[r].nights() == data[r].nights()[0]))
-        assert len(c.inputs["frames"]) == first_night < len(w.inputs["frames"])
+    classes = get_taxonomy(4).classes
+    split = make_splits(class_targets(data.labels, classes), 1, seed=0)[0]
+    encoder = InputEncoder(InputSpec(("stamps",), 16, 999), data.bands)
+    module = StampDataModule(data, classes, split, encoder, seed=0, truncate_fraction=1.0)
+    draws = truncation_draws(len(data), 1.0, 0)  # the module's: one per object, from the seed
+    try:
+        for part in ("train", "val"):
+            got = [len(example.inputs["frames"]) for example in module.encoded(part)]
+            expected = []
+            for row in split[part]:
+                nights = data[row].nights()
+                if part == "train":  # the first k nights, k = 1 + floor(draw x nights)
+                    k = 1 + int(draws[row] * len(np.unique(nights)))
+                    expected.append(int((nights <= np.unique(nights)[k - 1]).sum()))
+                else:
+                    expected.append(len(nights))
+            assert got == expected
+            if part == "train":
+                assert sum(got) < sum(data.lengths[split["train"]])
+    finally:
+        module.close()
 
 
 def test_predict_until_skips_and_names_objects_without_a_frame(trained_run, train_store, tmp_path):
@@ -115,8 +120,8 @@ def test_predict_until_skips_and_names_objects_without_a_frame(trained_run, trai
     # The cut objects' probabilities are those of the series cut by hand.
     classifier = Classifier.load(trained_run)
     first = str(table.object_id[0])
-    by_hand = classifier.predict(data[data.object_ids.index(first)].until(until))
-    assert abs(by_hand[classifier.classes[0]] - table[f"p_{classifier.classes[0]}"][0]) < 1e-5
+    by_hand = probabilities_of(classifier, data[data.object_ids.index(first)].until(until))
+    assert abs(by_hand[0] - table[f"p_{classifier.classes[0]}"][0]) < 1e-5
 
 
 def test_predict_before_every_frame_is_one_line_and_writes_nothing(
@@ -147,7 +152,7 @@ def test_predict_writes_the_spread_of_an_ensemble(trained_run, train_store, tmp_
     members = [Classifier.load(trained_run / f"fold_{k}") for k in range(2)]
     data = convention.read(train_store)
     s = data[0].first_nights(3)
-    per_fold = np.array([[m.predict(s)[c] for c in classes] for m in members])
+    per_fold = np.array([probabilities_of(m, s) for m in members])
     for k, c in enumerate(classes):  # alone or in a padded batch: float32 rounding
         assert abs(table[f"sd_{c}"][0] - per_fold[:, k].std()) < 2e-4
         assert abs(table[f"p_{c}"][0] - per_fold[:, k].mean()) < 2e-4
@@ -179,10 +184,13 @@ def test_probabilities_over_time_and_their_plot(trained_run, train_store, tmp_pa
     data = convention.read(train_store)
     s = data[3]
     classifier = Classifier.load(trained_run)
-    mjd, proba = classifier.predict_over_time(s)
+    history = classifier.over_time(s)
+    mjd, proba = history.mjd, history.proba
     assert len(mjd) == len(np.unique(s.nights())) and proba.shape == (len(mjd), 4)
-    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5) and np.all(np.diff(mjd) > 0)
-    last = np.array([classifier.predict(s)[c] for c in classifier.classes])
+    assert np.all(np.diff(mjd) > 0) and history.classes == tuple(classifier.classes)
+    second = probabilities_of(classifier, s.first_nights(2))
+    assert np.abs(proba[1] - second).max() < 1e-5  # after the second night: two nights
+    last = probabilities_of(classifier, s)
     assert np.abs(proba[-1] - last).max() < 1e-5  # after the last night: the whole object
     out = tmp_path / "p.png"
     result = run("plot", train_store, "--object", s.object_id, "--out", out,

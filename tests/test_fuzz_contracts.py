@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from convention.classifier import Classifier, ModelSettings, save_model
 from convention.cli import app
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.inputs import InputSpec, Normalisation
-from convention.training import Classifier
-from convention.training.checkpoint import ModelSettings, save_model
+from tests.helpers import probabilities_of
 from tests.test_io_fuzz import SCALE, corrupt, corruptions, one_line
 from tests.test_series import make_series
 
@@ -146,7 +146,7 @@ def _paths(d, prefix=()):
 
 def _load_and_predict(folder) -> None:
     try:
-        Classifier.load(folder).predict(make_series(label=None))
+        probabilities_of(Classifier.load(folder), make_series(label=None))
     except ConventionError as err:
         one_line(err)
 

@@ -17,7 +17,7 @@ from convention.cli import app
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io import read, scan
-from convention.io.alerts import RUBIN, read_alert_file
+from convention.io.formats.alerts import RUBIN, read_alert_file
 from convention.io.ingest import Rejected, ingest
 
 runner = CliRunner()
@@ -108,7 +108,7 @@ def test_clipped_cutout_is_padded_on_the_clipped_side(ztf_alerts):
 
 
 def test_difference_cutout_as_channel(ztf_alerts, tmp_path):
-    collection = scan("alerts", [ztf_alerts / "valid"], cutouts=("science", "difference"))
+    collection = scan("alerts", [ztf_alerts / "valid"], channels=("difference",))
     ingest(collection, tmp_path / "z.h5")
     store = Store(tmp_path / "z.h5")
     assert store.channels == ["difference"]
@@ -120,7 +120,7 @@ def test_difference_cutout_as_channel(ztf_alerts, tmp_path):
 
 def test_unknown_cutout_is_refused(ztf_alerts):
     with pytest.raises(ConventionError, match="unknown cutout"):
-        scan("alerts", [ztf_alerts / "valid"], cutouts=("science", "jpeg"))
+        scan("alerts", [ztf_alerts / "valid"], channels=("jpeg",))
 
 
 def test_read_detects_an_alert_folder(ztf_alerts):

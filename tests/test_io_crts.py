@@ -11,7 +11,7 @@ from astropy.table import Table
 
 from convention.errors import ConventionError
 from convention.io import read, scan
-from convention.io.crts import read_crts_file
+from convention.io.formats.crts import read_crts_file
 from convention.io.ingest import Rejected
 
 # The layout's header keys (RA_(J2000)) are not standard FITS keywords: astropy warns when

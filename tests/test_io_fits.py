@@ -14,7 +14,7 @@ from convention.cli import app
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io import read, scan
-from convention.io.fits_table import write_stamp_folder
+from convention.io.formats.fits import write_stamp_folder
 from convention.io.ingest import DroppedFrame, Rejected, ingest
 
 runner = CliRunner()
@@ -77,8 +77,8 @@ def test_ingest_fits_to_requested_size(folder, tmp_path):
             str(folder),
             "--out",
             str(out),
-            "--survey",
-            "sdss2",
+            "--reader-option",
+            "survey=sdss2",
             "--stamp-size",
             "16",
         ],
@@ -180,7 +180,7 @@ def test_folder_without_epochs_table(tmp_path):
 def test_strict_stops_at_the_first_bad_frame(folder, tmp_path):
     (folder / "img/b1.fits").unlink()
     out = tmp_path / "out.h5"
-    args = ["ingest", "fits", str(folder), "--out", str(out), "--survey", "sdss2"]
+    args = ["ingest", "fits", str(folder), "--out", str(out), "-r", "survey=sdss2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "ingested 2 objects (4 frames)" in result.output
     assert "rejected 0; dropped 1 unusable" in result.output

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from convention.errors import ConventionError
 from convention.io import scan
-from convention.io.alerts import read_alert_file
-from convention.io.crts import read_crts_file
+from convention.io.formats.alerts import read_alert_file
+from convention.io.formats.crts import read_crts_file
 from convention.io.ingest import Rejected
 from convention.io.stamps import read_fits_image
 

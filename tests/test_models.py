@@ -46,13 +46,26 @@ def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
     assert set(model.input_spec.kinds) <= set(list_models()[name].inputs)
-    logits = model(**encoded_batch(model.input_spec))
+    inputs = encoded_batch(model.input_spec)
+    logits = model(**inputs)
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     logits.sum().backward()
     for pname, p in model.named_parameters():
         if pname.endswith("attention.similarity.bias"):
             continue  # the query's term cancels in the published attention's softmax
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    # The timm surface pre-training and fine-tuning use.
+    model.eval()
+    with torch.no_grad():
+        features = model.forward_features(**inputs)
+        assert features.shape == (3, model.num_features)
+        assert torch.equal(model.forward_head(features), model(**inputs))
+        head = {id(p) for p in model.get_classifier().parameters()}
+        model.reset_classifier(0)
+        assert torch.equal(model(**inputs), features)
+        model.reset_classifier(7)
+        assert model(**inputs).shape == (3, 7)
+        assert head.isdisjoint(id(p) for p in model.parameters())  # the head alone replaced
 
 
 def test_2d_cnn_ablation():

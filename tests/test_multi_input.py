@@ -162,15 +162,17 @@ def test_features_fitted_for_other_bands_are_refused():
         InputEncoder(model.input_spec, UGRIZ[:3], states={"features": state})
 
 
-def test_selection_photometry_is_the_series_light_curve():
+def test_selection_light_curve_is_the_series_light_curve():
     from convention.inputs.base import FrameSelector
+    from convention.lightcurves import FORCED_PSF, lightcurve_of
 
     rng = np.random.default_rng(4)
     frames = rng.normal(size=(10, 16, 16)).astype(np.float32)
     frames[2, :4] = np.nan
     series = make_series(m=10, size=16, band=np.array(UGRIZ * 2), object_id="p", frames=frames)
     selection = FrameSelector(UGRIZ, 99).select(series)
-    expected = series.to_lightcurve(method="psf", reference="median")
+    expected = lightcurve_of(series, FORCED_PSF)
     for column in ("flux", "flux_err"):
-        assert np.allclose(selection.photometry[column], expected[column], equal_nan=True)
-    assert selection.photometry is selection.photometry  # measured once
+        measured = selection.lightcurve(FORCED_PSF)[column]
+        assert np.allclose(measured, expected[column], equal_nan=True)
+    assert selection.lightcurve(FORCED_PSF) is selection.lightcurve(FORCED_PSF)  # measured once

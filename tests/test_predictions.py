@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from astropy.table import Table
 
-from convention.predictions import write_predictions
+from convention.io.predictions import write_predictions
 
 
 def test_csv_and_parquet_hold_the_same_rows(tmp_path):

@@ -11,13 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from convention.classifier import load_backbone
+from convention.classifier.folder import PRETRAINING_FILE
 from convention.cli import app
 from convention.data.splits import label_subset
 from convention.errors import ConventionError
 from convention.sim.catalog import PAPER_CLASS_COUNTS, read_sdss2_catalog
 from convention.sim.simulate import SimulationSettings, simulate_series
 from convention.training import TrainSettings, train
-from convention.training.checkpoint import PRETRAINING_FILE, load_backbone
 from convention.training.pretrain import PretrainSettings, nt_xent, pretrain
 
 
@@ -60,7 +61,7 @@ def test_a_backbone_is_written_and_is_not_a_classifier(backbone, train_store, tm
 
 def test_fine_tuning_starts_from_the_backbone(backbone, train_store, tmp_path):
     from convention.models import create_model
-    from convention.training.fit import _start_from_backbone
+    from convention.training.fit import _start_from_backbone, classifier_keys
 
     bb_settings, bb_model = load_backbone(backbone)
     settings = TrainSettings(
@@ -75,8 +76,10 @@ def test_fine_tuning_starts_from_the_backbone(backbone, train_store, tmp_path):
     states = _start_from_backbone(model, settings, list(bb_settings.bands))
     assert states == bb_settings.encoders
     theirs = bb_model.state_dict()
+    head = classifier_keys(model)
+    assert head and head == {f"head.{k}" for k in model.get_classifier().state_dict()}
     for key, value in model.state_dict().items():
-        if not key.startswith("head."):
+        if key not in head:
             assert torch.equal(value, theirs[key]), key
     run_dir = train(
         TrainSettings(
@@ -114,7 +117,7 @@ def test_label_subsets_are_stratified_and_nested():
 
 def test_bad_pretraining_settings_are_one_line(train_store, tmp_path):
     for args, message in (
-        (("--model", "convention"), "convention has no forward_features"),
+        (("--model", "rnn"), "unknown model 'rnn'"),
         (("--batch-size", 1), "batch_size must be at least 2"),
         (("--temperature", 0), "temperature must be positive"),
     ):

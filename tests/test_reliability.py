@@ -58,7 +58,7 @@ def test_stamp_folder_never_reads_outside_itself(tmp_path, kind):
     assert "outside the folder" in dropped.message or "absolute path" in dropped.message
     assert "root:" not in dropped.message  # no byte of the file is echoed
     out = tmp_path / "x.h5"
-    result = run("ingest", "fits", root, "--survey", "sdss2", "--out", out, "--strict")
+    result = run("ingest", "fits", root, "-r", "survey=sdss2", "--out", out, "--strict")
     one_error_line(result, "row 2: ")
     assert not (tmp_path / "x.h5").exists()
 
@@ -298,8 +298,8 @@ def test_a_damaged_store_is_one_line(tmp_path, tiny_store, trained_run, how, mes
 
 
 def _saved_model(tmp_path: Path) -> Path:
+    from convention.classifier import ModelSettings, save_model
     from convention.inputs import InputSpec, Normalisation
-    from convention.training.checkpoint import ModelSettings, save_model
 
     bands = ("sdss::g", "sdss::r")
     settings = ModelSettings(
@@ -328,8 +328,8 @@ def _saved_model(tmp_path: Path) -> Path:
 def test_a_checkpoint_settings_are_tied_to_its_weights(tmp_path, edit, message):
     import json
 
+    from convention.classifier import Classifier
     from convention.errors import ConventionError
-    from convention.training import Classifier
 
     folder = _saved_model(tmp_path)
     path = folder / "settings.json"
@@ -343,8 +343,8 @@ def test_a_checkpoint_settings_are_tied_to_its_weights(tmp_path, edit, message):
 def test_a_checkpoint_may_not_build_a_huge_model(tmp_path):
     from dataclasses import replace
 
+    from convention.classifier import Classifier
     from convention.errors import ConventionError
-    from convention.training import Classifier
 
     settings = Classifier.load(_saved_model(tmp_path)).settings
     huge = replace(settings, overrides={"stamp_size": 8, "head_hidden": 10**7})
@@ -353,8 +353,8 @@ def test_a_checkpoint_may_not_build_a_huge_model(tmp_path):
 
 
 def test_weights_of_another_model_are_refused(tmp_path):
+    from convention.classifier import Classifier
     from convention.errors import ConventionError
-    from convention.training import Classifier
 
     one, two = _saved_model(tmp_path / "a"), _saved_model(tmp_path / "b")
     (one / "model.pt").write_bytes((two / "model.pt").read_bytes())
@@ -381,7 +381,7 @@ def test_a_stamp_of_another_size_is_fitted_to_the_common_one(tmp_path):
     root = _stamp_folder(tmp_path / "stamps", ["img/a.fits", "img/b.fits", "img/c.fits"], 3)
     fits.PrimaryHDU(np.ones((40, 40), np.float32)).writeto(root / "img" / "c.fits", overwrite=True)
     out = tmp_path / "s.h5"
-    result = run("ingest", "fits", root, "--survey", "sdss2", "--out", out)
+    result = run("ingest", "fits", root, "-r", "survey=sdss2", "--out", out)
     assert result.exit_code == 0, result.output
     import convention
 
@@ -394,8 +394,11 @@ def test_a_stamp_of_another_size_is_fitted_to_the_common_one(tmp_path):
         ("--stamp-size", "100000", "--stamp-size must be 8..1024 pixels"),
         ("--stamp-size", "-5", "--stamp-size must be 8..1024 pixels"),
         ("--stamp-size", "0", "--stamp-size must be 8..1024 pixels"),
-        ("--pixel-scale", "-1", "--pixel-scale must be a positive number"),
-        ("--survey", "hst", "unknown survey 'hst'"),
+        ("-r", "pixel_scale=-1", "pixel_scale must be a positive number"),
+        ("-r", "survey=hst", "unknown survey 'hst'"),
+        ("-r", "pixel_scale=wide", "reader option pixel_scale: could not convert"),
+        ("-r", "cutouts=science", "the fits format has no option 'cutouts'"),
+        ("-r", "survey", "reader option 'survey' is not NAME=VALUE"),
     ],
 )
 def test_ingest_options_are_checked(tmp_path, option, value, message):
@@ -483,8 +486,3 @@ def test_a_truncated_gzipped_table_is_named_as_such(tmp_path, plasticc_train):
         "--out", tmp_path / "x.h5",
     )  # fmt: skip
     one_error_line(result, "unreadable table (truncated or corrupt gzip)")
-
-
-def test_models_prints_no_warnings():
-    result = run("models", "--classes", 4, "--n-bands", 5)
-    assert result.exit_code == 0 and "warning" not in result.output.lower(), result.output

@@ -75,12 +75,15 @@ def test_bad_series(change, message):
 
 
 def test_tables_and_plot():
+    from convention.lightcurves import lightcurve_of
+    from convention.plotting import plot_series
+
     s = make_series()
     table = s.to_table()
     assert len(table) == 6 and table.meta["object_id"] == "obj1"
-    lc = s.to_lightcurve()
+    lc = lightcurve_of(s)
     assert list(lc.colnames) == ["mjd", "band", "flux", "flux_err", "detected"]
-    fig = s.plot()
+    fig = plot_series(s)
     # 2 bands x (frames, difference) x (reference + 6 nights) + light curve
     assert len(fig.axes) == 2 * 2 * 7 + 1
 

@@ -1,7 +1,5 @@
 """convention: classify astronomical image time series with ConvEntion."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from convention.data import (
     MemoryCollection,
     SeriesCollection,
@@ -12,11 +10,7 @@ from convention.data import (
 )
 from convention.errors import ConventionError
 from convention.io import read
-
-try:
-    __version__ = version("convention")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from convention.version import __version__
 
 __all__ = [
     "ConventionError",

@@ -1,10 +1,11 @@
 """Classify alert packets as they arrive: one prediction row per alert, or a rejected row.
 
 Each alert is classified as itself, as a broker does: its detection's science cutout is
-the frame and the photometry it carries (its own and the previous rows) the object's
-light curve. A file that cannot be read (empty, truncated, not Avro, a cutout that is not
-FITS) or an alert the model cannot read (another survey's bands) gives a rejected row
-naming the file and the cause; nothing stops on one bad packet. Shared by both engines of
+the frame (and the other cutouts its channels, where the model's inputs need them) and the
+photometry it carries (its own and the previous rows) the object's light curve. A file
+that cannot be read (empty, truncated, not Avro, a cutout that is not FITS) or an alert
+the model cannot read (another survey's bands) gives a rejected row naming the file and
+the cause; nothing stops on one bad packet. Shared by both engines of
 ``classify-alerts``: the local folder loop (``convention.alert_folder``) and Spark
 (``convention.spark``).
 """
@@ -20,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from convention.bands import get_band
+from convention.classifier import BatchPrediction, Classifier
+from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.io.alerts import SCHEMAS, Alert, alert_series, read_alert_bytes
-from convention.training.checkpoint import Classifier
+from convention.io.formats.alerts import CUTOUTS, SCHEMAS, Alert, alert_series, read_alert_bytes
 
 REJECTED_COLUMNS = ("file", "cause")
 
@@ -79,7 +81,8 @@ class AlertClassifier:
         source: the checkpoint's path, for errors.
 
     Raises:
-        ConventionError: the model was trained on other bands than the schema's.
+        ConventionError: the model was trained on other bands than the schema's, or reads
+            images an alert does not carry.
     """
 
     def __init__(
@@ -101,6 +104,14 @@ class AlertClassifier:
                 f"carry {bands}: train it on {schema} data (convention demo --survey ztf)",
                 path=source,
             )
+        channels = classifier.encoder.needs.channels
+        unknown = [c for c in channels if c not in CUTOUTS]
+        if unknown:
+            raise ConventionError(
+                f"the model reads {unknown} images, an alert carries the cutouts {list(CUTOUTS)}",
+                path=source,
+            )
+        self.cutouts = ("science", *channels)
 
     @classmethod
     def load(
@@ -141,31 +152,28 @@ class AlertClassifier:
 
     def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
         """Classify the alerts of ``(file name, Avro bytes)`` packets."""
-        alerts: list[Alert] = []
+        read: list[tuple[str, Alert, StampSeries]] = []
         rejected: list[tuple[str, str]] = []
-        encoded = []
         for name, data in packets:
             try:
-                found = read_alert_bytes(bytes(data), name)
+                found = read_alert_bytes(bytes(data), name, self.cutouts)
             except ConventionError as err:
                 rejected.append((name, str(err)))
                 continue
             for alert in found:
                 try:
-                    series = alert_series([alert])
-                    self.classifier.check_bands(set(series.band_names), source=name)
-                    encoded.append(self.classifier.encoder.encode(series))
+                    read.append((name, alert, alert_series([alert], self.cutouts)))
                 except ConventionError as err:
-                    cause = ConventionError(err.cause, path=name, obj=alert.object_id)
-                    rejected.append((name, str(cause)))
-                    continue
-                alerts.append(alert)
-        proba = [np.zeros((0, len(self.classifier.classes)))]
-        for first in range(0, len(encoded), self.batch_size):
-            chunk = encoded[first : first + self.batch_size]
-            proba.append(self.classifier.predict_examples(chunk))
+                    rejected.append((name, str(_named(err, name, alert))))
+        batches = self.classifier.classify(
+            (series for _, _, series in read), batch_size=self.batch_size, skip_unreadable=True
+        )
+        classified = BatchPrediction.join(batches, self.classifier.classes)
+        for skipped in classified.skipped:
+            name, alert, _ = read[skipped.row]
+            rejected.append((name, str(_named(skipped.error, name, alert))))
         return ClassifiedAlerts(
-            self._predictions(alerts, np.concatenate(proba)),
+            self._predictions([read[row][1] for row in classified.rows], classified.proba),
             pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),
         )
 
@@ -185,3 +193,8 @@ class AlertClassifier:
         )
         columns["model_version"] = pd.Series([self.version] * len(alerts), dtype=str)
         return pd.DataFrame(columns)
+
+
+def _named(err: ConventionError, name: str, alert: Alert) -> ConventionError:
+    """``err`` naming the alert's file and object."""
+    return ConventionError(err.cause, path=name, obj=alert.object_id)

@@ -152,15 +152,20 @@ def class_from_plasticc_target(code: int) -> str | None:
     return PLASTICC_TARGET.get(int(code))
 
 
+def as_class_of(label: str, classes: Sequence[str]) -> str:
+    """``label`` as a class of ``classes``: a 4-class label mapped onto the 3-class
+    taxonomy when ``classes`` are its classes, unchanged otherwise (the one place the
+    mapping is decided)."""
+    if list(classes) == list(THREE_CLASS.classes):
+        return TO_THREE_CLASS.get(label, label)
+    return label
+
+
 def class_targets(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
-    """Class index per object (-1 for unlabelled or another class), mapping 4-class labels
-    onto 3 classes when ``classes`` is the 3-class taxonomy."""
-    three = list(classes) == list(get_taxonomy(3).classes)
+    """Class index per object (-1 for unlabelled or another class), each label taken as a
+    class of ``classes`` (``as_class_of``)."""
     out = []
     for label in labels:
-        if label is None:
-            out.append(-1)
-            continue
-        label = TO_THREE_CLASS.get(label, label) if three else label
-        out.append(list(classes).index(label) if label in classes else -1)
+        mapped = None if label is None else as_class_of(label, classes)
+        out.append(list(classes).index(mapped) if mapped in classes else -1)
     return np.array(out, dtype=np.int64)

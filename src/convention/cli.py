@@ -39,11 +39,20 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 EXIT_USER_ERROR = 2
-DATA_KINDS = "a store, a FITS stamp folder, CRTS files or a folder of alerts"
+DATA_KINDS = "a file or folder of any format `convention formats` lists"
 DATA_HELP = f"A data set: {DATA_KINDS}."
 MAX_LISTED = 10  # objects named one per line before the rest are counted
 DeviceOption = Annotated[
     str, typer.Option(help="Where the model runs: cpu, cuda, or auto (CUDA when there is a GPU).")
+]
+ReaderOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reader-option",
+        "-r",
+        help="An option of the data's format, NAME=VALUE; repeat it (`convention formats` "
+        "lists each format's).",
+    ),
 ]
 
 
@@ -146,11 +155,20 @@ def _percentiles(values: np.ndarray, levels=(5, 50, 95)) -> list[str]:
     return [f"{v:.3g}" for v in np.percentile(values, levels)]
 
 
-def _describe(path: Path) -> None:
+def _reader_options(data: Path, pairs: list[str] | None) -> dict:
+    """The ``--reader-option`` pairs as the typed options of the data's format."""
+    from convention.io.registry import detect_format, get_reader
+
+    if not pairs:
+        return {}
+    return get_reader(detect_format(data)).parse_options(pairs)
+
+
+def _describe(path: Path, reader_options: dict | None = None) -> None:
     from convention.bands import get_band
     from convention.io import read
 
-    store = read(path)
+    store = read(path, **(reader_options or {}))
     console.print(
         f"[bold]{path}[/bold]: {len(store)} objects, survey {store.survey}, "
         f"stamps {store.stamp_shape[0]}x{store.stamp_shape[1]} at "
@@ -210,9 +228,10 @@ def _describe(path: Path) -> None:
 @user_errors
 def describe(
     data: Annotated[Path, typer.Argument(help=DATA_HELP)],
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Print class counts and the distributions of sequence length, seeing and sky noise."""
-    _describe(data)
+    _describe(data, _reader_options(data, reader_option))
 
 
 @app.command()
@@ -229,24 +248,28 @@ def plot(
             "what was observed by then."
         ),
     ] = None,
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Draw one object: its stamps (band x epoch, with each band's reference stamp and the
     differences from it), its difference light curve (non-detections as limits) and, with
     --checkpoint, a model's probabilities as the object was observed."""
+    from convention.classifier import Classifier
     from convention.files import check_output_path
     from convention.io import read
-    from convention.plotting import save_figure
-    from convention.training import Classifier
+    from convention.plotting import plot_series, save_figure
 
     refuse_overwriting_inputs([out], [data] + ([checkpoint] if checkpoint else []))
     out = check_output_path(out)
-    store = read(data)
-    classifier = None
-    if checkpoint is not None:
-        classifier = Classifier.load(checkpoint)
-        classifier.check_bands(store.bands, data)
+    options = _reader_options(data, reader_option)
+    classifier = None if checkpoint is None else Classifier.load(checkpoint)
+    channels = () if classifier is None else classifier.encoder.needs.channels
+    store = read(data, require_channels=channels, **options)
     series = store.get(object_id)
-    save_figure(series.plot(max_epochs=max_epochs, classifier=classifier), out, dpi=110)
+    history = None
+    if classifier is not None:
+        classifier.check_data(store)
+        history = classifier.over_time(series)
+    save_figure(plot_series(series, max_epochs=max_epochs, history=history), out, dpi=110)
     console.print(f"wrote {out}")
 
 
@@ -287,7 +310,7 @@ def _reads(spec: InputSpec) -> str:
 
 def _note_slow_bfloat16(precision: str, device: str) -> None:
     """Say so when bfloat16 autocast would be emulated, slower than float32, on this CPU."""
-    from convention.training.device import native_bfloat16, resolve_device
+    from convention.device import native_bfloat16, resolve_device
 
     emulated = resolve_device(device) == "cpu" and not native_bfloat16("cpu")
     if precision == "bf16-mixed" and emulated:
@@ -396,6 +419,7 @@ def train_command(
         Path | None,
         typer.Option(help="Fine-tune from this pre-trained backbone (convention pretrain)."),
     ] = None,
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Train a model on a data set (seeded stratified splits; best epoch by validation
     macro-F1). A killed or interrupted run continues with --resume OUT. With --devices or
@@ -446,6 +470,7 @@ def train_command(
         truncate_fraction=truncate_fraction,
         label_fraction=label_fraction,
         init=str(init) if init is not None else None,
+        reader_options=_reader_options(data, reader_option),
     )
     _note_slow_bfloat16(precision, device)
     run = train(settings)
@@ -461,7 +486,7 @@ def pretrain(
         typer.Option(help="Store(s) to pre-train on, labelled or not (labels are not read)."),
     ],
     out: Annotated[Path, typer.Option(help="Backbone folder to write.")],
-    model: Annotated[str, typer.Option(help="Model (convention-multi).")] = "convention-multi",
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "convention-multi",
     preset: Annotated[str, typer.Option(help="Preset (cpu, paper, tiny).")] = "cpu",
     epochs: Annotated[int, typer.Option(help="Passes over the objects.")] = 8,
     batch_size: Annotated[int, typer.Option(help="Objects per step (two views each).")] = 64,
@@ -500,13 +525,17 @@ def pretrain(
 def calibrate(
     run: Annotated[Path, typer.Option(help="Training run folder.")],
     data: Annotated[Path, typer.Option(help="The data it was trained on.")],
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Fit each fold's temperature on its validation split and save it (runs trained before
     calibration, or to refit): predict and evaluate then give calibrated probabilities."""
     from convention.io import read
+    from convention.training import RunFolder
     from convention.training.calibration import calibrate_run
 
-    temperatures = calibrate_run(run, read(data))
+    options = _reader_options(data, reader_option)
+    store = read(data, require_channels=RunFolder(run).needs().channels, **options)
+    temperatures = calibrate_run(run, store)
     console.print("temperatures: " + ", ".join(f"{t:.3f}" for t in temperatures))
 
 
@@ -517,12 +546,14 @@ def evaluate(
     data: Annotated[Path, typer.Option(help=f"Data to score: {DATA_KINDS}.")],
     out: Annotated[Path | None, typer.Option(help="Report folder [RUN/evaluation].")] = None,
     device: DeviceOption = "auto",
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Score a run: metrics.json, predictions.csv and a Markdown/HTML report with figures."""
     from convention.evaluate import evaluate_run
 
     refuse_overwriting_inputs([out], [run, data])
-    metrics = evaluate_run(run, data, out, device=device)
+    options = _reader_options(data, reader_option)
+    metrics = evaluate_run(run, data, out, device=device, reader_options=options)
     _print_metrics(metrics)
     console.print(f"report: {(out or run / 'evaluation') / 'report.html'}")
 
@@ -589,45 +620,43 @@ def predict(
             "spread is written (0: the fold models alone)."
         ),
     ] = 0,
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Class probabilities for every object: object_id, p_<class>..., predicted, and for an
     ensemble (several folds, or --dropout-samples) sd_<class>..., each probability's
     standard deviation over its members."""
+    from convention.classifier import BatchPrediction, Classifier
     from convention.data.cutoff import Cutoff
     from convention.files import check_output_path
     from convention.io import read
-    from convention.predictions import write_predictions
-    from convention.training import Classifier
+    from convention.io.predictions import write_predictions
 
     refuse_overwriting_inputs([out], [checkpoint, data])
     out = check_output_path(out)
     cutoff = Cutoff.from_options(until, days, nights)
     classifier = Classifier.load(checkpoint, device, engine, precision, dropout_samples)
-    store = read(data)
-    classifier.check_bands(store.bands, data)
-    ids, probas, spreads, skipped = [], [], [], []
+    options = _reader_options(data, reader_option)
+    store = read(data, require_channels=classifier.encoder.needs.channels, **options)
+    classifier.check_data(store)
+    batches = []
     with _progress() as progress:
         task = progress.add_task("predicting", total=len(store))
         for batch in classifier.classify(store, None, batch_size, workers, cutoff):
-            if batch.ids:  # a batch the cutoff emptied has no spread to join
-                ids += batch.ids
-                probas.append(batch.proba)
-                spreads.append(batch.spread)
-            skipped += batch.skipped
+            batches.append(batch)
             progress.advance(task, len(batch.ids) + len(batch.skipped))
-    for err in skipped[:MAX_LISTED]:
-        named = ConventionError(err.cause, path=data, obj=err.obj)
+    result = BatchPrediction.join(batches, classifier.classes)
+    skipped = result.skipped
+    for item in skipped[:MAX_LISTED]:
+        named = ConventionError(item.error.cause, path=data, obj=item.error.obj)
         typer.echo(f"skipped: {named.message}", err=True)
     if len(skipped) > MAX_LISTED:
         typer.echo(f"skipped: {len(skipped) - MAX_LISTED} more objects, the same way", err=True)
-    if skipped and not ids:
+    if skipped and not result.ids:
         raise ConventionError(f"no object has a frame by {cutoff}: nothing written", path=data)
-    proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
-    spread = np.concatenate(spreads) if spreads and spreads[0] is not None else None
-    write_predictions(out, ids, proba, classifier.classes, spread=spread)
+    write_predictions(out, result.ids, result.proba, classifier.classes, spread=result.spread)
     seen = f" of what was observed up to {cutoff}" if cutoff else ""
     skipped_note = f"; {len(skipped)} objects skipped" if skipped else ""
-    console.print(f"wrote {len(ids)} predictions{seen} to {out}{skipped_note}")
+    console.print(f"wrote {len(result.ids)} predictions{seen} to {out}{skipped_note}")
 
 
 @app.command("classify-alerts")
@@ -782,7 +811,9 @@ def _run_ingest(
 @app.command()
 @user_errors
 def ingest(
-    format: Annotated[str, typer.Argument(help="fits | crts | alerts")],
+    format: Annotated[
+        str, typer.Argument(help="The inputs' format (`convention formats` lists them).")
+    ],
     inputs: Annotated[list[Path], typer.Argument(help="Files or folders to read.")],
     out: Annotated[Path, typer.Option(help="HDF5 store to write.")],
     stamp_size: Annotated[
@@ -790,36 +821,38 @@ def ingest(
         typer.Option(help="Stamp side; others are centre-cropped or NaN-padded to it."),
     ] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad file (exit 2).")] = False,
-    keep_unlabelled: Annotated[
-        bool, typer.Option(help="Keep objects with an unknown label, unlabelled.")
-    ] = False,
-    cutouts: Annotated[
-        str, typer.Option(help="alerts: cutouts to keep, the first as the frame.")
-    ] = "science",
-    survey: Annotated[
-        str | None, typer.Option(help="fits: survey of bare band letters (g -> sdss::g).")
-    ] = None,
-    pixel_scale: Annotated[float | None, typer.Option(help="fits: arcsec per pixel.")] = None,
-    taxonomy: Annotated[str, typer.Option(help="fits: class taxonomy of the labels.")] = "4-class",
+    reader_option: ReaderOptions = None,
 ) -> None:
     """Read files of a field format into a store; bad files are reported and skipped."""
     from convention.files import check_output_path
-    from convention.io import scan
+    from convention.io import get_reader, scan
 
     refuse_overwriting_inputs([out], inputs)
     check_output_path(out)
-    options: dict = {}
-    if format in ("fits", "crts"):
-        options["keep_unlabelled"] = keep_unlabelled
-    if format == "fits":
-        options.update(survey=survey, pixel_scale=pixel_scale, taxonomy=taxonomy)
-    if format == "alerts":
-        options["cutouts"] = tuple(c.strip() for c in cutouts.split(",") if c.strip())
-        options["on_duplicate"] = lambda n: (
-            n and console.print(f"dropped {n} re-sent alerts (same object, time and band)")
-        )
+    options = get_reader(format).parse_options(reader_option or [])
     collection = scan(format, inputs, **options)
+    for note in collection.notes:
+        console.print(note)
     _run_ingest(collection, out, stamp_size, strict)
+
+
+@app.command()
+@user_errors
+def formats() -> None:
+    """List the data formats every command reads, and each format's reader options
+    (``--reader-option NAME=VALUE``)."""
+    from rich.markup import escape
+
+    from convention.io import readers
+
+    table = RichTable(title="data formats (detected from the file or folder)")
+    for col in ("format", "reads", "ingest", "reader options"):
+        table.add_column(col)
+    for reader in readers().values():
+        options = "\n".join(f"{o.name}: {o.help}" for o in reader.options) or "-"
+        ingested = "yes" if reader.scan is not None else "-"
+        table.add_row(reader.name, escape(reader.help), ingested, escape(options))
+    console.print(table)
 
 
 @app.command("render-lightcurves")
@@ -979,7 +1012,7 @@ def export_fits(
 ) -> None:
     """A folder of FITS stamps with its epochs/objects tables (``ingest fits`` reads it)."""
     from convention.io import read
-    from convention.io.fits_table import write_stamp_folder
+    from convention.io.formats.fits import write_stamp_folder
 
     refuse_overwriting_inputs([out], [data])
     store = read(data, "store")
@@ -996,9 +1029,9 @@ def export_onnx_command(
     """An ONNX model of the class probabilities (a run's folds averaged), with the classes,
     bands, inputs and fitted normalisation in its metadata: predict --engine onnxruntime
     runs it, and so does onnxruntime alone."""
+    from convention.classifier import load_models
+    from convention.classifier.onnx import export_onnx
     from convention.files import check_output_path
-    from convention.training.checkpoint import load_models
-    from convention.training.onnx import export_onnx
 
     if out.suffix.lower() != ".onnx":
         raise ConventionError("the output's name must end in .onnx", path=out)

@@ -7,7 +7,6 @@ through pyplot, so drawing them neither needs nor changes the user's backend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +17,14 @@ from matplotlib.gridspec import GridSpec
 from convention.bands import get_band
 from convention.errors import ConventionError
 from convention.files import write_atomic
+from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
+from convention.photometry import median_stamps
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from convention.classifier import ProbabilityHistory
     from convention.data.series import StampSeries
-    from convention.training.checkpoint import Classifier
 
 BAND_COLOURS = {
     "u": "tab:purple",
@@ -57,12 +58,13 @@ DETECTION_SIGMA = 5.0
 def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
     """The object's light curve, one colour and one legend entry per band: its own where it
     has one (alerts, PLAsTiCC), else forced PSF photometry on its stamps less each band's
-    reference (median) stamp, so the transient is seen, not its host. Detections are
-    points with error bars; non-detections (below ``DETECTION_SIGMA`` sigma, either sign)
-    are upper limits at ``DETECTION_SIGMA`` times their error."""
+    reference stamp (``lightcurves.SUPPLIED_ELSE_FORCED``), so the transient is seen, not
+    its host. Detections are points with error bars; non-detections (below
+    ``DETECTION_SIGMA`` sigma, either sign) are upper limits at ``DETECTION_SIGMA`` times
+    their error."""
     ax = ax or Figure(figsize=(8, 3)).add_subplot()
     own = series.lightcurve is not None and len(series.lightcurve) > 0
-    lc = series.lightcurve if own else series.to_lightcurve(method="psf", reference="median")
+    lc = lightcurve_of(series, SUPPLIED_ELSE_FORCED)
     flux, err = np.asarray(lc["flux"], dtype=float), np.asarray(lc["flux_err"], dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         measured = (
@@ -106,25 +108,9 @@ def plot_lightcurve(series: StampSeries, ax: Axes | None = None) -> Axes:
     return ax
 
 
-@dataclass(frozen=True)
-class ProbabilityHistory:
-    """A model's class probabilities as an object was observed (see
-    ``Classifier.predict_over_time``): (N,) MJD of each night's last frame, (N, C)
-    probabilities of what was seen by then, the C class names."""
-
-    mjd: np.ndarray
-    proba: np.ndarray
-    classes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, classifier: Classifier, series: StampSeries) -> ProbabilityHistory:
-        """``classifier``'s probabilities of ``series`` after each of its nights."""
-        mjd, proba = classifier.predict_over_time(series)
-        return cls(mjd, proba, tuple(classifier.classes))
-
-
 def plot_probability_history(history: ProbabilityHistory, ax: Axes | None = None) -> Axes:
-    """Each class's probability after each observing night, one line per class."""
+    """Each class's probability after each observing night, one line per class
+    (``Classifier.over_time``)."""
     ax = ax or Figure(figsize=(8, 2.5)).add_subplot()
     for k, name in enumerate(history.classes):
         ax.plot(history.mjd, history.proba[:, k], "o-", ms=3, label=name)
@@ -153,8 +139,6 @@ def plot_series(
     Raises:
         ConventionError: ``max_epochs`` below 1.
     """
-    from convention.photometry import median_stamps
-
     if max_epochs < 1:
         raise ConventionError(f"--max-epochs must be at least 1, got {max_epochs}")
     bands = sorted(set(series.band.tolist()))

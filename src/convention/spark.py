@@ -289,8 +289,8 @@ def classify_store(
     """
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+    from convention.classifier import Classifier
     from convention.io import read
-    from convention.training.checkpoint import Classifier
 
     run, data = str(Path(run).resolve()), str(Path(data).resolve())
     collection = read(data)
@@ -310,9 +310,9 @@ def classify_store(
         for frame in frames:
             for first, stop in zip(frame["first"], frame["stop"], strict=True):
                 rows = range(int(first), int(stop))
-                for ids, proba in classifier.predict_collection(store, rows, batch_size):
-                    table = {"object_id": ids}
-                    table.update({f"p_{c}": proba[:, k] for k, c in enumerate(classes)})
+                for batch in classifier.classify(store, rows, batch_size):
+                    table = {"object_id": batch.ids}
+                    table.update({f"p_{c}": batch.proba[:, k] for k, c in enumerate(classes)})
                     yield pd.DataFrame(table)
 
     return spark.createDataFrame(ranges).repartition(partitions).mapInPandas(classify, schema)

@@ -11,9 +11,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from convention.bands import get_band
-from convention.baselines.features import lightcurve_features, scene_features
 from convention.data.cutoff import Cutoff, cut_to_nights
 from convention.data.store import Store
+from convention.features import lightcurve_features, scene_features
+from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
+
+# The light curve of each photometry choice (``convention.lightcurves``).
+PHOTOMETRY = {"psf": FORCED_PSF, "source": SUPPLIED_ELSE_FORCED}
 
 
 def _object_features(args: tuple[Store, int, str, bool, float, Cutoff | None]) -> np.ndarray:
@@ -21,11 +25,7 @@ def _object_features(args: tuple[Store, int, str, bool, float, Cutoff | None]) -
     series = cut_to_nights(store[row], draw)
     if cutoff is not None:
         series = cutoff.apply(series)
-    if photometry == "source" and series.lightcurve is not None:
-        lc = series.lightcurve
-    else:
-        lc = series.to_lightcurve(method="psf", reference="median")
-    features = lightcurve_features(lc, store.bands)
+    features = lightcurve_features(lightcurve_of(series, PHOTOMETRY[photometry]), store.bands)
     if not scene:
         return features
     band_ids = [get_band(b, store.survey).id for b in store.bands]
@@ -46,8 +46,9 @@ def feature_matrix(
     Args:
         store: the data.
         rows: object positions.
-        photometry: ``psf`` (forced PSF photometry on the stamps less each band's median
-            stamp) or ``source`` (the objects' own light curves where they have one).
+        photometry: ``psf`` (forced PSF photometry on the stamps less each band's
+            reference stamp) or ``source`` (the objects' own light curves where they have
+            one): a key of ``PHOTOMETRY``.
         workers: processes (the result does not depend on it).
         scene: add each band's median-stamp (host) features after the light curve's
             (``features.scene_features``): the hybrid of light curve and stamps.

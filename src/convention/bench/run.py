@@ -24,8 +24,8 @@ from pathlib import Path
 from convention.bench.report import write_results
 from convention.bench.suites import BenchModel, Suite, slug
 from convention.bench.supernnova import venv_path
+from convention.device import device_name, resolve_device
 from convention.errors import ConventionError
-from convention.training.device import device_name, resolve_device
 
 LIBRARIES = ("torch", "lightning", "numpy", "scikit-learn", "astropy", "galsim", "light-curve")
 

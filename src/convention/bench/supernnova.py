@@ -38,6 +38,7 @@ from convention.data.lightcurve import LabelledLightCurve
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io.snana import DEFAULT_CLIP_FLUXCAL, sntype_codes, write_snana
+from convention.lightcurves import FORCED_PSF, lightcurve_of
 
 VERSION = "3.0.51"
 TARGET_SNTYPE = "Ia"  # SuperNNova's default binary target
@@ -108,7 +109,7 @@ def _lightcurves(store: Store, rows: np.ndarray) -> list[LabelledLightCurve]:
         objects.append(
             LabelledLightCurve(
                 object_id=series.object_id,
-                lightcurve=series.to_lightcurve(method="psf", reference="median"),
+                lightcurve=lightcurve_of(series, FORCED_PSF),
                 label=series.label,
                 redshift=float("nan"),  # the image models see no redshift either
                 ra=series.ra,

@@ -24,9 +24,9 @@ from convention.io import read
 
 def _image_run(spec: dict, row: BenchModel) -> dict:
     from convention.bench.training import row_settings
+    from convention.classifier import load_models
     from convention.models import gflops_per_object
     from convention.training import RunFolder, train
-    from convention.training.checkpoint import load_models
 
     run_dir = Path(spec["run_dir"])
     settings = row_settings(
@@ -52,9 +52,9 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
 
 
 def _features_run(spec: dict, row: BenchModel) -> dict:
-    from convention.baselines.features import feature_names, scene_feature_names
     from convention.baselines.gbm import feature_matrix, fit_feature_gbm
     from convention.classes import get_taxonomy
+    from convention.features import feature_names, scene_feature_names
 
     scene = bool(row.overrides.get("scene", False))
     store = read(spec["data"])

@@ -75,6 +75,11 @@ class SeriesCollection(Protocol):
         """Observations in every object's own light curve (-1: it has none)."""
         ...
 
+    def object_table(self) -> Table:
+        """One row per object, no frames: ``object_id, ra, dec, redshift, label, subtype,
+        n_frames``."""
+        ...
+
     def frame_table(self) -> Table:
         """Every frame's metadata (no pixels), with its object's row (``object_row``)."""
         ...
@@ -166,6 +171,19 @@ class MemoryCollection(Sequence[StampSeries]):
         return np.array(
             [len(s.lightcurve) if s.lightcurve is not None else -1 for s in self._series],
             dtype=np.int32,
+        )
+
+    def object_table(self) -> Table:
+        return Table(
+            {
+                "object_id": self.object_ids,
+                "ra": [s.ra for s in self._series],
+                "dec": [s.dec for s in self._series],
+                "redshift": [s.redshift for s in self._series],
+                "label": [s.label or "" for s in self._series],
+                "subtype": [s.subtype or "" for s in self._series],
+                "n_frames": self.lengths,
+            }
         )
 
     def frame_table(self) -> Table:

@@ -3,24 +3,22 @@
 Frames are single-band stamps sorted by MJD, bands interleaved; each frame carries its band
 id and its observing conditions. Pixels are calibrated, sky-subtracted flux per pixel (SDSS:
 nanomaggies); missing pixels are NaN.
+
+The data model imports nothing above it: an object's light curve is
+``convention.lightcurves.lightcurve_of(series)``, its figure
+``convention.plotting.plot_series(series)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.table import Table
 
 from convention.bands import get_band
 from convention.errors import ConventionError
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from convention.training.checkpoint import Classifier
 
 PER_FRAME = ("mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint")
 
@@ -48,7 +46,8 @@ class StampSeries:
         true_flux: (M,) injected flux of the variable point source in the pixels' unit,
             for simulated data (NaN elsewhere).
         channels: extra images of every frame by name (``difference``, ``template``), each
-            (M, H, W) float32 in the frames' unit; the models read ``frames`` only.
+            (M, H, W) float32 in the frames' unit, read by the input kinds that declare
+            them (``convention.inputs``).
         lightcurve: the source's own photometry, where the input carries it (alerts'
             previous detections, PLAsTiCC light curves): Table of ``mjd, band, flux,
             flux_err, detected`` in the frames' flux unit, sorted by mjd; None otherwise.
@@ -211,48 +210,6 @@ class StampSeries:
             survey=self.survey,
         )
         return table
-
-    def to_lightcurve(
-        self, method: str = "aperture", reference: str = "none", aperture_arcsec: float = 3.0
-    ) -> Table:
-        """Forced photometry at the stamp centre (``convention.photometry``): Table of mjd,
-        band, flux, flux_err, detected, with ``object_id`` in its meta.
-
-        Args:
-            method: ``aperture`` or ``psf`` (PSF-weighted, from each frame's FWHM).
-            reference: ``none``, or ``median`` to subtract each band's median stamp.
-            aperture_arcsec: aperture radius; the default holds > 99% of the light of a
-                point source at 1.4" seeing.
-        """
-        # Imported here: photometry (like plotting) builds on the data model, not under it.
-        from convention.photometry import forced_photometry
-
-        table = forced_photometry(self, method, reference, aperture_arcsec)
-        table.meta["object_id"] = self.object_id
-        return table
-
-    def plot(
-        self,
-        max_epochs: int = 12,
-        fig: Figure | None = None,
-        classifier: Classifier | None = None,
-    ) -> Figure:
-        """Draw the stamps as a band x epoch grid (with each band's reference stamp and the
-        differences from it) above the difference light curve (``convention.plotting``),
-        and a classifier's probabilities over time under it when one is given.
-
-        Args:
-            max_epochs: most epochs (distinct nights) shown; evenly spaced when there are more.
-            fig: figure to draw in; a new one when None.
-            classifier: draw what it says after each night of what was seen by then.
-
-        Returns:
-            The matplotlib Figure.
-        """
-        from convention.plotting import ProbabilityHistory, plot_series
-
-        history = None if classifier is None else ProbabilityHistory.of(classifier, self)
-        return plot_series(self, max_epochs=max_epochs, fig=fig, history=history)
 
     def __repr__(self) -> str:
         m, h, w = self.shape

@@ -301,15 +301,23 @@ class Store(Sequence[StampSeries]):
 
     The per-object index is read at once; frames are read on access. The HDF5 handle is
     opened on first access in each process, so the Store pickles into DataLoader workers.
+
+    Args:
+        path: the store's file.
+        channels: the extra images read with every frame (None: all the store holds).
+
+    Raises:
+        ConventionError: not a store, a damaged one, or a channel it does not hold.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, channels: Sequence[str] | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise ConventionError("no such file", path=self.path)
         try:
             with h5py.File(self.path, "r") as f:
                 self._read_attributes(dict(f.attrs))
+                self._select_channels(channels)
                 self._read_index(f)
                 self._check_layout(f)
         except OSError as err:
@@ -364,6 +372,21 @@ class Store(Sequence[StampSeries]):
             raise ConventionError(
                 f"damaged store: unreadable attributes ({err})", path=self.path
             ) from None
+
+    def _select_channels(self, channels: Sequence[str] | None) -> None:
+        """Read only ``channels`` of the stored extra images (None: all).
+
+        Raises:
+            ConventionError: a channel the store does not hold.
+        """
+        if channels is None:
+            return
+        missing = [c for c in channels if c not in self.channels]
+        if missing:
+            raise ConventionError(
+                f"no {missing[0]!r} images (channels held: {self.channels})", path=self.path
+            )
+        self.channels = list(channels)
 
     def _read_index(self, f: h5py.File) -> None:
         self._index = {
@@ -577,8 +600,9 @@ class Store(Sequence[StampSeries]):
         """Observations in every object's own light curve (-1: it has none)."""
         return self._index["lc_count"].copy()
 
-    def objects(self) -> Table:
-        """The per-object index as an astropy Table."""
+    def object_table(self) -> Table:
+        """One row per object, no frames: ``object_id, ra, dec, redshift, label, subtype,
+        n_frames``."""
         table = Table({k: self._index[k] for k in ("object_id", "ra", "dec", "redshift")})
         table["label"] = [lab or "" for lab in self.labels]
         table["subtype"] = self._index["subtype"]

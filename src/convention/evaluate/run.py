@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convention.classes import class_targets
+from convention.classifier import BatchPrediction
 from convention.data.collection import SeriesCollection
 from convention.errors import ConventionError
 from convention.evaluate.metrics import aggregate, classification_metrics
@@ -24,25 +25,22 @@ from convention.evaluate.plots import (
 )
 from convention.evaluate.report import write_report
 from convention.io import read
-from convention.plotting import save_figure
-from convention.predictions import write_predictions
+from convention.io.predictions import write_predictions
+from convention.plotting import plot_series, save_figure
 from convention.training.run_folder import FoldScores, RunFolder
 
 
 def _score_all(run: RunFolder, data: SeriesCollection, device: str) -> FoldScores:
     """The run's fold ensemble on every labelled object of ``data`` of its classes."""
     classifier = run.classifier(device=device)
-    classifier.check_bands(data.bands, data.path)
+    classifier.check_data(data)
     classifier.check_classes(data.class_names, data.path)
     targets = class_targets(data.labels, classifier.classes)
     rows = np.flatnonzero(targets >= 0)
     if len(rows) == 0:
         raise ConventionError("no labelled objects of the model's classes", path=data.path)
-    ids, probas = [], []
-    for batch_ids, proba in classifier.predict_collection(data, rows):
-        ids += batch_ids
-        probas.append(proba)
-    return FoldScores(ids, rows, targets[rows], np.concatenate(probas))
+    scores = BatchPrediction.join(classifier.classify(data, rows), classifier.classes)
+    return FoldScores(scores.ids, rows, targets[rows], scores.proba)
 
 
 def evaluate_run(
@@ -51,6 +49,7 @@ def evaluate_run(
     out: str | Path | None = None,
     n_examples: int = 3,
     device: str = "cpu",
+    reader_options: dict | None = None,
 ) -> dict:
     """Score a run on a data set and write metrics.json, predictions.csv and the report.
 
@@ -60,12 +59,13 @@ def evaluate_run(
         out: report folder (default ``<run>/evaluation``).
         n_examples: correctly and wrongly classified objects drawn as stamp grids.
         device: where the models run (cpu, cuda or auto).
+        reader_options: the data's reader options (``convention formats``).
 
     Returns:
         The aggregated metrics (also in metrics.json).
     """
     folder = RunFolder(run)
-    store = read(data)
+    store = read(data, require_channels=folder.needs().channels, **(reader_options or {}))
     out = Path(out) if out is not None else folder.path / "evaluation"
     if not out.parent.is_dir():
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
@@ -143,7 +143,8 @@ def _examples(
         for k in np.flatnonzero(chosen)[:n]:
             series = store[position[ids[k]]]
             name = f"example_{kind}_{series.object_id}.png"
-            save_figure(series.plot(max_epochs=10, classifier=classifiers[k]), out / name)
+            history = classifiers[k].over_time(series)
+            save_figure(plot_series(series, max_epochs=10, history=history), out / name)
             figures[
                 f"{kind.capitalize()}: {series.object_id}, true {classes[int(y_true[k])]}, "
                 f"predicted {classes[int(predicted[k])]} "

@@ -13,8 +13,9 @@ import importlib
 import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -24,9 +25,40 @@ from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.inputs.spec import InputSpec
+from convention.lightcurves import PhotometryRule, lightcurve_of
+from convention.photometry import median_stamps
 
 if TYPE_CHECKING:
     from astropy.table import Table
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an input kind reads of a series besides its frames' sequence: what a reader
+    must supply, and what ``InputEncoder.lacks`` checks a data set for before it is read.
+
+    Attributes:
+        pixels: it reads stamp pixels at the spec's ``stamp_size`` (other sizes refused).
+        channels: per-frame images by name (``StampSeries.channels``: ``template``,
+            ``difference``), each the frames' shape.
+        photometry: the rules of the light curves it reads (``convention.lightcurves``).
+        metadata: the object fields it reads (columns of
+            ``SeriesCollection.object_table()``: ``redshift``, ``ra``, ``dec``).
+    """
+
+    pixels: bool = False
+    channels: tuple[str, ...] = ()
+    photometry: tuple[PhotometryRule, ...] = ()
+    metadata: tuple[str, ...] = ()
+
+    def __or__(self, other: Needs) -> Needs:
+        """What two kinds need together."""
+        return Needs(
+            self.pixels or other.pixels,
+            tuple(dict.fromkeys((*self.channels, *other.channels))),
+            tuple(dict.fromkeys((*self.photometry, *other.photometry))),
+            tuple(dict.fromkeys((*self.metadata, *other.metadata))),
+        )
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,7 @@ class Selection:
     series: StampSeries
     index: np.ndarray
     bands: np.ndarray
+    _lightcurves: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def times(self) -> np.ndarray:
@@ -52,20 +85,17 @@ class Selection:
 
     @cached_property
     def reference_stamps(self) -> dict[int, np.ndarray]:
-        """Band id -> (H, W) median stamp of the band's frames in ``series`` (its static
-        scene), measured once for every kind that reads it."""
-        from convention.photometry import median_stamps
-
+        """Band id -> (H, W) reference stamp of the band: the median of its frames in
+        ``series`` (its static scene), measured once for every kind that reads it."""
         return median_stamps(self.series)
 
-    @cached_property
-    def photometry(self) -> Table:
-        """Forced PSF photometry of every frame of ``series`` less each band's median
-        stamp (as ``StampSeries.to_lightcurve``), measured once for every kind that reads
-        it; row k is frame k (index it with ``index``)."""
-        from convention.photometry import forced_photometry
-
-        return forced_photometry(self.series, "psf", "median", references=self.reference_stamps)
+    def lightcurve(self, rule: PhotometryRule) -> Table:
+        """The series' light curve under ``rule`` (``lightcurves.lightcurve_of``, forced
+        against ``reference_stamps``), made once per rule for every kind that reads it;
+        forced rows are one per frame of ``series`` (index them with ``index``)."""
+        if rule not in self._lightcurves:
+            self._lightcurves[rule] = lightcurve_of(self.series, rule, self.reference_stamps)
+        return self._lightcurves[rule]
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,7 @@ class InputKind(ABC):
     """
 
     name: ClassVar[str]
+    needs: ClassVar[Needs] = Needs()
     sequence: ClassVar[tuple[str, ...]] = ()
     mask: ClassVar[str | None] = None
     fixed: ClassVar[tuple[str, ...]] = ()
@@ -108,13 +139,6 @@ class InputKind(ABC):
 
     def load_state(self, state: dict) -> None:  # noqa: B027
         """Restore what ``fit`` learnt."""
-
-    def check(self, series: StampSeries) -> None:  # noqa: B027
-        """Refuse a series this kind cannot read, before its frames are selected.
-
-        Raises:
-            ConventionError: naming the object and the cause.
-        """
 
     @abstractmethod
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
@@ -173,13 +197,19 @@ def get_input_kind(name: str) -> type[InputKind]:
     return _KINDS[name]
 
 
+def needs_of(spec: InputSpec) -> Needs:
+    """What the kinds of ``spec`` need together."""
+    needs = Needs()
+    for name in spec.kinds:
+        needs = needs | get_input_kind(name).needs
+    return needs
+
+
 def _load_builtin() -> None:
     """Import every module of this package once: each kind's file registers itself, so a
     new input kind is one new file."""
-    import convention.inputs
-
-    for module in pkgutil.iter_modules(convention.inputs.__path__):
-        importlib.import_module(f"convention.inputs.{module.name}")
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{__package__}.{module.name}")
 
 
 class FrameSelector:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from convention.data.collection import SeriesCollection
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.inputs.base import Augmentation, FrameSelector, get_input_kind
+from convention.inputs.base import Augmentation, FrameSelector, get_input_kind, needs_of
 from convention.inputs.spec import InputSpec
 
 FRAME_DROP = 0.1  # chance of each frame being dropped
@@ -51,6 +52,7 @@ class InputEncoder:
         self.bands = list(bands)
         self.other_bands = other_bands
         self.kinds = [get_input_kind(name)(spec, bands) for name in spec.kinds]
+        self.needs = needs_of(spec)
         self.selector = FrameSelector(bands, spec.max_frames, other_bands)
         self._sequences = [k for k in self.kinds if k.sequence]
         self._augmented = [k for k in self.kinds if k.sequence or k.spatial]
@@ -73,15 +75,70 @@ class InputEncoder:
         """Each kind's fitted state, by kind name (saved in the checkpoint)."""
         return {kind.name: kind.state for kind in self.kinds}
 
+    def lacks(self, data: SeriesCollection) -> list[str]:
+        """What ``data`` lacks of the kinds' needs (``Needs``), each in a few words; none
+        when every object can be encoded (checked on the collection, before any object is
+        read: another stamp size, a channel, a light curve of its own, a metadata field)."""
+        needs, causes = self.needs, []
+        size = self.spec.stamp_size
+        if needs.pixels and tuple(data.stamp_shape) != (size, size):
+            h, w = data.stamp_shape
+            causes.append(f"stamps are {h}x{w}, the model reads {size}x{size} (set stamp_size)")
+        for channel in needs.channels:
+            if channel not in data.channels:
+                causes.append(f"no {channel!r} images (channels held: {list(data.channels)})")
+        supplied_only = any(rule.source == "supplied" for rule in needs.photometry)
+        if supplied_only and not (np.asarray(data.lightcurve_rows) >= 0).any():
+            causes.append("no object has a light curve of its own")
+        if needs.metadata:
+            table = data.object_table()
+            for name in needs.metadata:
+                if name not in table.colnames:
+                    causes.append(f"no {name!r} field")
+                elif not np.isfinite(np.asarray(table[name], dtype=float)).any():
+                    causes.append(f"no object has a {name!r}")
+        return causes
+
+    def check_collection(self, data: SeriesCollection) -> None:
+        """Refuse data that lacks what the kinds need (see ``lacks``).
+
+        Raises:
+            ConventionError: naming the data's file and every cause.
+        """
+        causes = self.lacks(data)
+        if causes:
+            raise ConventionError("; ".join(causes), path=data.path)
+
+    def check(self, series: StampSeries) -> None:
+        """Refuse a series the kinds' needs cannot be met on.
+
+        Raises:
+            ConventionError: naming the object: other stamp size, a channel it lacks, no
+                light curve of its own where one is needed.
+        """
+        needs = self.needs
+        size = self.spec.stamp_size
+        if needs.pixels and series.frames.shape[1:] != (size, size):
+            raise ConventionError(
+                f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
+                f"reads {size}x{size}",
+                obj=series.object_id,
+            )
+        missing = [c for c in needs.channels if c not in series.channels]
+        if missing:
+            raise ConventionError(f"no {missing[0]!r} images", obj=series.object_id)
+        supplied_only = any(rule.source == "supplied" for rule in needs.photometry)
+        if supplied_only and series.lightcurve is None:
+            raise ConventionError("no light curve of its own", obj=series.object_id)
+
     def encode(self, series: StampSeries, label: int = -1) -> Example:
         """Encode one series; a longer one keeps its central ``max_frames`` frames.
 
         Raises:
-            ConventionError: other stamp size, bands the model does not know, or no frame
-                with valid pixels.
+            ConventionError: a need not met (``check``), bands the model does not know, or
+                no frame with valid pixels.
         """
-        for kind in self.kinds:
-            kind.check(series)
+        self.check(series)
         selection = self.selector.select(series)
         inputs: dict[str, np.ndarray] = {}
         for kind in self.kinds:

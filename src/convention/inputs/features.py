@@ -1,10 +1,10 @@
 """``features``: the practitioners' features of an object, for networks that take them in.
 
-The light-curve features of the boosting baseline (``baselines.features``, on the forced PSF
-photometry of the frames read less each band's median stamp) and each band's median-stamp
-(host) features, ``asinh((x - median_f) / scale_f)`` per feature with the median and
-robust scale (1.4826 MAD, else half the 10-90% range) of the training split; a feature
-that cannot be computed (too few points, an empty band) is 0 with its flag set. Keys:
+The light-curve features of the boosting baseline (``convention.features``, on the forced
+PSF photometry of the frames read less each band's reference stamp) and each band's
+reference-stamp (host) features, ``asinh((x - median_f) / scale_f)`` per feature with the
+median and robust scale (1.4826 MAD, else half the 10-90% range) of the training split; a
+feature that cannot be computed (too few points, an empty band) is 0 with its flag set. Keys:
 ``features`` (2F,) float32: the F normalised values, then the F missing-value flags.
 """
 
@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from convention.bands import get_band
-from convention.baselines.features import (
+from convention.data.series import StampSeries
+from convention.errors import ConventionError
+from convention.features import (
     feature_names,
     lightcurve_features,
     scene_feature_names,
     scene_features,
 )
-from convention.data.series import StampSeries
-from convention.errors import ConventionError
-from convention.inputs.base import InputKind, Selection, register_input_kind
+from convention.inputs.base import InputKind, Needs, Selection, register_input_kind
 from convention.inputs.spec import InputSpec
+from convention.lightcurves import FORCED_PSF, lightcurve_of
 
 FIT_OBJECTS = 2000  # training objects whose features set the scales
 
@@ -35,6 +36,7 @@ FIT_OBJECTS = 2000  # training objects whose features set the scales
 class Features(InputKind):
     """Light-curve and median-stamp features, robustly scaled."""
 
+    needs = Needs(photometry=(FORCED_PSF,))
     fixed = ("features",)
 
     def __init__(self, spec: InputSpec, bands: Sequence[str]):
@@ -49,9 +51,10 @@ class Features(InputKind):
         reference stamps."""
         band_ids = [get_band(b).id for b in self.bands]
         if selection is None:
-            lc, references = series.to_lightcurve(method="psf", reference="median"), None
+            lc, references = lightcurve_of(series, FORCED_PSF), None
         else:
-            lc, references = selection.photometry[selection.index], selection.reference_stamps
+            lc = selection.lightcurve(FORCED_PSF)[selection.index]
+            references = selection.reference_stamps
         scene = scene_features(series, band_ids, references)
         return np.concatenate([lightcurve_features(lc, self.bands), scene])
 

@@ -1,9 +1,10 @@
 """``lightcurve``: forced PSF photometry of every frame read, one step per frame.
 
 Each step is ``(asinh(flux / s_b), log(flux_err / s_b))`` of the frame's PSF flux on the
-stamps less each band's median stamp (difference fluxes), with ``s_b`` the band's median
-flux error on the training split. Keys: ``lc`` (M, 2) float32, ``lc_bands`` (M,) int64,
-``lc_times`` (M,) float32 days since the first point; ``lc_mask`` (M,) after collation.
+stamps less each band's reference stamp (``lightcurves.FORCED_PSF``: difference fluxes),
+with ``s_b`` the band's median flux error on the training split. Keys: ``lc`` (M, 2)
+float32, ``lc_bands`` (M,) int64, ``lc_times`` (M,) float32 days since the first point;
+``lc_mask`` (M,) after collation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from convention.data.series import StampSeries
 from convention.inputs.base import (
     Augmentation,
     InputKind,
+    Needs,
     Selection,
     keep_frames,
     register_input_kind,
@@ -25,21 +27,17 @@ from convention.inputs.base import (
 )
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
+from convention.lightcurves import FORCED_PSF, lightcurve_of
 
 KEYS = ("lc", "lc_bands", "lc_times", "lc_mask")
 FIT_OBJECTS = 2000  # objects whose flux errors set the scales
-
-
-def photometry_features(series: StampSeries) -> np.ndarray:
-    """(M, 2) raw forced PSF flux and error of every frame (median stamp subtracted)."""
-    lc = series.to_lightcurve(method="psf", reference="median")
-    return np.stack([np.asarray(lc["flux"]), np.asarray(lc["flux_err"])], axis=1)
 
 
 @register_input_kind("lightcurve")
 class LightCurve(InputKind):
     """The forced-photometry light curve of the stamps (the light-curve networks' input)."""
 
+    needs = Needs(photometry=(FORCED_PSF,))
     sequence = KEYS[:3]
     mask = KEYS[3]
 
@@ -50,7 +48,10 @@ class LightCurve(InputKind):
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """The median flux error of each band over the first ``FIT_OBJECTS`` training
         objects."""
-        errors = ((s.band, photometry_features(s)[:, 1]) for s in islice(series, FIT_OBJECTS))
+        errors = (
+            (s.band, np.asarray(lightcurve_of(s, FORCED_PSF)["flux_err"]))
+            for s in islice(series, FIT_OBJECTS)
+        )
         self.load_state(
             {"normalisation": Normalisation.fit_flux_errors(errors, self.bands).to_dict()}
         )
@@ -64,7 +65,7 @@ class LightCurve(InputKind):
         self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        lc = selection.photometry
+        lc = selection.lightcurve(FORCED_PSF)
         flux = np.asarray(lc["flux"])[selection.index]
         err = np.asarray(lc["flux_err"])[selection.index]
         scale = self._scale[selection.bands]

@@ -1,4 +1,5 @@
-"""``scene``: the static sky of the object, each band's reference (median) stamp.
+"""``scene``: the static sky of the object, each band's reference stamp
+(``Selection.reference_stamps``).
 
 The median over a band's frames (all the object's frames in the band, as the light
 curve's reference) keeps what does not vary (the host galaxy, its size, colour
@@ -20,13 +21,13 @@ from convention.data.series import StampSeries
 from convention.inputs.base import (
     Augmentation,
     InputKind,
+    Needs,
     Selection,
     register_input_kind,
     turn_images,
 )
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
-from convention.inputs.stamps import check_stamp_size
 
 KEYS = ("scene", "scene_mask")
 
@@ -35,6 +36,7 @@ KEYS = ("scene", "scene_mask")
 class Scene(InputKind):
     """The reference stamp of every band (the host galaxy)."""
 
+    needs = Needs(pixels=True)
     fixed = KEYS
     spatial = True
 
@@ -56,9 +58,6 @@ class Scene(InputKind):
         self.normalisation = Normalisation.from_dict(state["normalisation"], self.bands)
         self._median = np.asarray(self.normalisation.median, dtype=np.float32)[:, None, None]
         self._scale = np.asarray(self.normalisation.scale, dtype=np.float32)[:, None, None]
-
-    def check(self, series: StampSeries) -> None:
-        check_stamp_size(self.spec, series)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         size = self.spec.stamp_size

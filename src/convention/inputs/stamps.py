@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from convention.data.series import StampSeries
-from convention.errors import ConventionError
 from convention.inputs.base import (
     Augmentation,
     InputKind,
+    Needs,
     Selection,
     keep_frames,
     register_input_kind,
@@ -29,25 +29,11 @@ from convention.inputs.spec import InputSpec
 KEYS = ("frames", "bands", "times", "mask")
 
 
-def check_stamp_size(spec: InputSpec, series: StampSeries) -> None:
-    """Refuse stamps of another size than the model's.
-
-    Raises:
-        ConventionError: naming the object and both sizes.
-    """
-    size = spec.stamp_size
-    if series.frames.shape[1:] != (size, size):
-        raise ConventionError(
-            f"stamps are {series.frames.shape[1]}x{series.frames.shape[2]}, the model "
-            f"reads {size}x{size}",
-            obj=series.object_id,
-        )
-
-
 @register_input_kind("stamps")
 class Stamps(InputKind):
     """The frame sequence (ConvEntion's and the CNN + RNNs' input)."""
 
+    needs = Needs(pixels=True)
     sequence = KEYS[:3]
     mask = KEYS[3]
     spatial = True
@@ -71,9 +57,6 @@ class Stamps(InputKind):
         self.normalisation = norm
         self._median = np.array([0.0, *norm.median], dtype=np.float32)
         self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
-
-    def check(self, series: StampSeries) -> None:
-        check_stamp_size(self.spec, series)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         bands = selection.bands

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convention.data.collection import MemoryCollection
 from convention.data.series import StampSeries
 from convention.data.store import StoreWriter
 from convention.errors import ConventionError
@@ -60,6 +61,8 @@ class Collection:
         stamp_shape: natural (H, W) of the format, or None to take the first object's.
         channels: names of the extra images per frame.
         provenance: what the store should record about the inputs and choices made.
+        notes: what the reader did that its user should hear of, a line each (re-sent
+            alerts dropped).
     """
 
     survey: str
@@ -71,6 +74,7 @@ class Collection:
     stamp_shape: tuple[int, int] | None = None
     channels: Sequence[str] = ()
     provenance: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,31 @@ def resize_series(series: StampSeries, shape: tuple[int, int]) -> StampSeries:
         series,
         frames=fit(series.frames),
         channels={k: fit(v) for k, v in series.channels.items()},
+    )
+
+
+def collect(collection: Collection, path: str | Path) -> MemoryCollection:
+    """Every object of a reader's Collection in memory, fitted to one stamp size as
+    ``ingest`` does (the format's, else the first object's).
+
+    Raises:
+        ConventionError: a rejected object or a dropped frame (strict), or no object.
+    """
+    series: list[StampSeries] = []
+    for item in collection.items:
+        if isinstance(item, Rejected | DroppedFrame):
+            raise item.error
+        shape = collection.stamp_shape or (series[0] if series else item).frames.shape[1:]
+        series.append(resize_series(item, shape))
+    return MemoryCollection(
+        series,
+        path=path,
+        survey=collection.survey,
+        bands=collection.bands,
+        class_names=collection.class_names,
+        pixel_scale=collection.pixel_scale,
+        channels=collection.channels,
+        provenance=collection.provenance,
     )
 
 

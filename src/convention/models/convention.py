@@ -192,20 +192,13 @@ class ConvEntion(nn.Module):
     """ConvEntion classifier over padded, masked frame sequences.
 
     Args:
-        n_classes: number of output classes.
+        n_classes: number of output classes; 0 builds no head (``forward`` gives the
+            pooled features: a frame-sequence encoder for a larger model).
         n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
         config: architecture (see the presets).
-        head: build the classification head; without it the model is a frame-sequence
-            encoder for a larger one (``features`` only, ``n_features`` wide).
     """
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_bands: int,
-        config: ConvEntionConfig | None = None,
-        head: bool = True,
-    ):
+    def __init__(self, n_classes: int, n_bands: int, config: ConvEntionConfig | None = None):
         super().__init__()
         cfg = config or ConvEntionConfig()
         self.config = cfg
@@ -226,18 +219,27 @@ class ConvEntion(nn.Module):
             )
             for _ in range(cfg.layers)
         )
-        self.n_features = shape[0] * shape[1] * shape[2]
+        self.num_features = shape[0] * shape[1] * shape[2]
+        self.reset_classifier(n_classes)
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """A new, untrained head of ``n_classes`` outputs (0: none)."""
+        cfg = self.config
         self.head = (
             nn.Sequential(
                 nn.Dropout(cfg.head_dropout),
-                nn.Linear(self.n_features, cfg.head_hidden),
+                nn.Linear(self.num_features, cfg.head_hidden),
                 nn.ReLU(),
                 nn.Dropout(cfg.head_dropout),
                 nn.Linear(cfg.head_hidden, n_classes),
             )
-            if head
-            else None
+            if n_classes
+            else nn.Identity()
         )
+
+    def get_classifier(self) -> nn.Module:
+        """The head."""
+        return self.head
 
     def forward(
         self,
@@ -255,20 +257,22 @@ class ConvEntion(nn.Module):
             mask: (B, M) True for real frames; every sequence needs at least one.
 
         Returns:
-            (B, n_classes) logits.
+            (B, n_classes) logits ((B, num_features) features without a head).
         """
-        if self.head is None:
-            raise RuntimeError("this ConvEntion has no head: call features()")
-        return self.head(self.features(frames, bands, times, mask))
+        return self.forward_head(self.forward_features(frames, bands, times, mask))
 
-    def features(
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) features."""
+        return self.head(features)
+
+    def forward_features(
         self,
         frames: torch.Tensor,
         bands: torch.Tensor,
         times: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        """(B, n_features) max-pooled token maps, flattened; arguments as ``forward``'s."""
+        """(B, num_features) max-pooled token maps, flattened; arguments as ``forward``'s."""
         cfg = self.config
         b, m = frames.shape[:2]
         pad = (-m) % cfg.chunk  # padded unconditionally: one exported graph for any length

@@ -48,20 +48,13 @@ class LightCurveClassifier(nn.Module):
     """An LSTM or a transformer over light-curve points.
 
     Args:
-        n_classes: number of output classes.
+        n_classes: number of output classes; 0 builds no head (``forward`` gives the
+            pooled features: a light-curve encoder for a larger model).
         n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
         config: architecture.
-        head: build the classification head; without it the model is a light-curve
-            encoder for a larger one (``features`` only, ``config.hidden`` wide).
     """
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_bands: int,
-        config: LightCurveConfig | None = None,
-        head: bool = True,
-    ):
+    def __init__(self, n_classes: int, n_bands: int, config: LightCurveConfig | None = None):
         super().__init__()
         cfg = config or LightCurveConfig()
         if cfg.architecture not in ("lstm", "transformer"):
@@ -88,7 +81,19 @@ class LightCurveClassifier(nn.Module):
                 norm_first=True,
             )
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout) if head else None
+        self.num_features = cfg.hidden
+        self.reset_classifier(n_classes)
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """A new, untrained head of ``n_classes`` outputs (0: none)."""
+        cfg = self.config
+        self.head = (
+            mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout) if n_classes else nn.Identity()
+        )
+
+    def get_classifier(self) -> nn.Module:
+        """The head."""
+        return self.head
 
     def forward(
         self,
@@ -106,20 +111,22 @@ class LightCurveClassifier(nn.Module):
             lc_mask: (B, M) True for real points; every sequence needs at least one.
 
         Returns:
-            (B, n_classes) logits.
+            (B, n_classes) logits ((B, num_features) features without a head).
         """
-        if self.head is None:
-            raise RuntimeError("this classifier has no head: call features()")
-        return self.head(self.features(lc, lc_bands, lc_times, lc_mask))
+        return self.forward_head(self.forward_features(lc, lc_bands, lc_times, lc_mask))
 
-    def features(
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) features."""
+        return self.head(features)
+
+    def forward_features(
         self,
         lc: torch.Tensor,
         lc_bands: torch.Tensor,
         lc_times: torch.Tensor,
         lc_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """(B, config.hidden) the last hidden state (LSTM) or the masked mean of the
+        """(B, num_features) the last hidden state (LSTM) or the masked mean of the
         encoded points (transformer); arguments as ``forward``'s."""
         mask = lc_mask
         steps = torch.cat([lc, self.bands(lc_bands * mask)], dim=-1)

@@ -12,11 +12,10 @@ Four encoders, each over one declared input kind, fused late:
 - features (``features``): the boosting baseline's light-curve features and each band's
   median-stamp features, robustly scaled, with their missing-value flags, through an MLP.
 Their outputs (and which scene bands are present) are concatenated and classified by an
-MLP. ``inputs`` leaves encoders out: the ablations. On the validation part of the twin's
-seed-0 split, adding the features took the three learned encoders' best macro-F1 from
-0.869 to 0.906 (20 epochs each). During training each present encoder's features
-are zeroed with probability ``modality_dropout`` per object (never all of them), so no
-encoder is leant on alone.
+MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
+``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
+features are zeroed with probability ``modality_dropout`` per object (never all of them),
+so no encoder is leant on alone.
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ class MultiInputConvEntion(nn.Module):
     """ConvEntion with the scene and the light curve (see the module's docstring).
 
     Args:
-        n_classes: number of output classes.
+        n_classes: number of output classes (0: no head).
         n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
         config: architecture.
     """
@@ -109,8 +108,8 @@ class MultiInputConvEntion(nn.Module):
         self.input_spec = InputSpec(tuple(k for k in KINDS if k in inputs), size, max_frames)
         widths = {}
         if "stamps" in inputs:
-            self.frames = ConvEntion(n_classes, n_bands, frames_cfg, head=False)
-            widths["stamps"] = self.frames.n_features
+            self.frames = ConvEntion(0, n_bands, frames_cfg)
+            widths["stamps"] = self.frames.num_features
         if "scene" in inputs:
             self.scene = SceneEncoder(n_bands, size, cfg.scene_widths, cfg.scene_features)
             widths["scene"] = cfg.scene_features + n_bands
@@ -123,7 +122,7 @@ class MultiInputConvEntion(nn.Module):
                 layers=cfg.lc_layers,
                 heads=cfg.lc_heads,
             )
-            self.lightcurve = LightCurveClassifier(n_classes, n_bands, lc_cfg, head=False)
+            self.lightcurve = LightCurveClassifier(0, n_bands, lc_cfg)
             widths["lightcurve"] = cfg.lc_hidden
         if "features" in inputs:
             n_features = example_inputs(self.input_spec, n_bands, 1)["features"].shape[1]
@@ -137,17 +136,34 @@ class MultiInputConvEntion(nn.Module):
             widths["features"] = cfg.features_hidden // 2
         self._widths = widths
         self.num_features = sum(widths.values())
-        self.head = nn.Sequential(
-            nn.Dropout(cfg.dropout),
-            nn.Linear(sum(widths.values()), cfg.head_hidden),
-            nn.ReLU(),
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.head_hidden, n_classes),
+        self.reset_classifier(n_classes)
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """A new, untrained head of ``n_classes`` outputs (0: none)."""
+        cfg = self.config
+        self.head = (
+            nn.Sequential(
+                nn.Dropout(cfg.dropout),
+                nn.Linear(self.num_features, cfg.head_hidden),
+                nn.ReLU(),
+                nn.Dropout(cfg.dropout),
+                nn.Linear(cfg.head_hidden, n_classes),
+            )
+            if n_classes
+            else nn.Identity()
         )
+
+    def get_classifier(self) -> nn.Module:
+        """The head."""
+        return self.head
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """(B, n_classes) class logits from the inputs of ``forward_features``."""
-        return self.head(self.forward_features(**inputs))
+        return self.forward_head(self.forward_features(**inputs))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) fused features."""
+        return self.head(features)
 
     def forward_features(
         self,
@@ -179,12 +195,12 @@ class MultiInputConvEntion(nn.Module):
         """
         parts = {}
         if "stamps" in self._widths:
-            parts["stamps"] = self.frames.features(frames, bands, times, mask)
+            parts["stamps"] = self.frames.forward_features(frames, bands, times, mask)
         if "scene" in self._widths:
             present = scene_mask.to(scene.dtype)
             parts["scene"] = torch.cat([self.scene(scene * present[..., None, None]), present], 1)
         if "lightcurve" in self._widths:
-            parts["lightcurve"] = self.lightcurve.features(lc, lc_bands, lc_times, lc_mask)
+            parts["lightcurve"] = self.lightcurve.forward_features(lc, lc_bands, lc_times, lc_mask)
         if "features" in self._widths:
             parts["features"] = self.features(features)
         features = list(parts.values())

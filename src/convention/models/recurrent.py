@@ -53,7 +53,7 @@ class CnnRnn(nn.Module):
     """CNN per frame, then an LSTM or GRU over time; the last hidden state is classified.
 
     Args:
-        n_classes: number of output classes.
+        n_classes: number of output classes (0: no head).
         n_bands: number of real bands (band indices 1..n_bands, 0 = padding).
         config: architecture.
     """
@@ -75,7 +75,19 @@ class CnnRnn(nn.Module):
             batch_first=True,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
         )
-        self.head = mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout)
+        self.num_features = cfg.hidden
+        self.reset_classifier(n_classes)
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """A new, untrained head of ``n_classes`` outputs (0: none)."""
+        cfg = self.config
+        self.head = (
+            mlp_head(cfg.hidden, cfg.hidden, n_classes, cfg.dropout) if n_classes else nn.Identity()
+        )
+
+    def get_classifier(self) -> nn.Module:
+        """The head."""
+        return self.head
 
     def forward(
         self,
@@ -95,6 +107,21 @@ class CnnRnn(nn.Module):
         Returns:
             (B, n_classes) logits.
         """
+        return self.forward_head(self.forward_features(frames, bands, times, mask))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) features."""
+        return self.head(features)
+
+    def forward_features(
+        self,
+        frames: torch.Tensor,
+        bands: torch.Tensor,
+        times: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B, num_features) the recurrent network's last state; arguments as
+        ``forward``'s."""
         b, m = frames.shape[:2]
         channels = [frames]
         if self.band_embedding.channels:
@@ -111,7 +138,7 @@ class CnnRnn(nn.Module):
             codes = self.encoder(x.flatten(0, 1)).unflatten(0, (b, m))
         gaps = torch.diff(times, dim=1, prepend=times[:, :1]).clamp(min=0)
         steps = torch.cat([codes, torch.log1p(gaps)[..., None]], dim=-1)
-        return self.head(last_state(self.rnn, steps, mask))
+        return last_state(self.rnn, steps, mask)
 
 
 PRESETS: dict[str, RecurrentConfig] = {

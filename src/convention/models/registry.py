@@ -2,10 +2,11 @@
 
 Every model family registers a constructor ``f(n_classes, n_bands, config)``, its presets
 (name -> config dataclass) and the input kinds it reads; presets and overrides are
-resolved here, in one place. A registered model exposes ``input_spec``, the declared
-:class:`~convention.inputs.InputSpec` that training, prediction and the bench feed it by.
-Model families live in their own modules of this package, each registering itself; they
-load on first use.
+resolved here, in one place. A registered model has the :class:`Network` surface (timm's):
+the declared :class:`~convention.inputs.InputSpec` that training, prediction and the bench
+feed it by, and ``forward_features``, ``forward_head``, ``reset_classifier`` that
+pre-training and fine-tuning use. Model families live in their own modules of this
+package, each registering itself; they load on first use.
 """
 
 from __future__ import annotations
@@ -15,22 +16,50 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
 from convention.errors import ConventionError
 from convention.inputs.spec import InputSpec
 
 
+@runtime_checkable
 class Network(Protocol):
-    """What a registered model is: an nn.Module whose ``forward`` takes the named tensors of
-    its input kinds as keyword arguments and returns (B, n_classes) logits."""
+    """What a registered model is: an nn.Module whose ``forward`` takes the named tensors
+    of its input kinds as keyword arguments and returns (B, n_classes) logits, as
+    ``forward_head(forward_features(**inputs))``.
+
+    Attributes:
+        input_spec: what it reads.
+        config: the resolved config dataclass (saved in ``training.json``).
+        num_features: the width of ``forward_features``' output.
+    """
 
     input_spec: InputSpec
-    config: Any  # the resolved config dataclass, saved in training.json
+    config: Any
+    num_features: int
 
     def __call__(self, **inputs: Any) -> Any: ...
+
+    def forward_features(self, **inputs: Any) -> torch.Tensor:
+        """(B, num_features) the pooled features the head classifies."""
+        ...
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) features."""
+        ...
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """Replace the head by a new, untrained one of ``n_classes`` outputs (0: none, so
+        that ``forward`` gives the features)."""
+        ...
+
+    def get_classifier(self) -> nn.Module:
+        """The head (its parameters are all that ``reset_classifier`` replaces)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,18 +68,16 @@ class ModelEntry:
 
     Attributes:
         name: registry name.
-        constructor: ``f(n_classes, n_bands, config) -> nn.Module``.
+        constructor: ``f(n_classes, n_bands, config) -> Network``.
         presets: preset name -> config (a frozen dataclass).
         inputs: the input kinds the model reads (a configuration may read fewer: the
             ablations of a multi-input model).
-        summary: one line saying what it is.
     """
 
     name: str
     constructor: Callable[..., nn.Module]
     presets: Mapping[str, Any]
     inputs: tuple[str, ...]
-    summary: str
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -61,8 +88,7 @@ def register_model(name: str, presets: Mapping[str, Any], inputs: tuple[str, ...
     presets and the input kinds it can read."""
 
     def decorate(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        summary = (constructor.__doc__ or name).strip().splitlines()[0]
-        _REGISTRY[name] = ModelEntry(name, constructor, dict(presets), tuple(inputs), summary)
+        _REGISTRY[name] = ModelEntry(name, constructor, dict(presets), tuple(inputs))
         return constructor
 
     return decorate
@@ -124,6 +150,8 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrid
         model = entry.constructor(n_classes, n_bands, config)
     except (TypeError, ValueError) as err:
         raise ConventionError(f"cannot build {name} ({preset}): {err}") from None
+    if not isinstance(model, Network):
+        raise TypeError(f"model {name} lacks the Network surface (convention.models.registry)")
     if not set(model.input_spec.kinds) <= set(entry.inputs):
         raise ConventionError(
             f"model {name} reads {list(model.input_spec.kinds)}, registered as reading "
@@ -135,11 +163,9 @@ def create_model(name: str, n_classes: int, n_bands: int, preset: str, **overrid
 def _load_builtin() -> None:
     """Import every module of this package once: each model file registers itself, so a
     new model is one new file."""
-    import convention.models
-
-    for module in pkgutil.iter_modules(convention.models.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not module.ispkg:
-            importlib.import_module(f"convention.models.{module.name}")
+            importlib.import_module(f"{__package__}.{module.name}")
 
 
 def gflops_per_object(model: nn.Module, n_bands: int, n_frames: int | None = None) -> float:
@@ -153,7 +179,6 @@ def gflops_per_object(model: nn.Module, n_bands: int, n_frames: int | None = Non
     import copy
     import warnings
 
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from convention.inputs import example_inputs

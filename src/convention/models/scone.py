@@ -31,7 +31,7 @@ class Scone(nn.Module):
     """2D CNN classifier of GP heatmaps.
 
     Args:
-        n_classes: number of output classes.
+        n_classes: number of output classes (0: no head).
         n_bands: number of bands (unused: the bands are the heatmap's wavelength axis).
         config: architecture.
     """
@@ -43,12 +43,33 @@ class Scone(nn.Module):
         self.input_spec = InputSpec(
             ("heatmap",), cfg.stamp_size, cfg.max_frames, (cfg.wavelength_bins, cfg.time_bins)
         )
-        self.net, channels = conv_encoder(2, cfg.widths)
-        self.head = mlp_head(channels, cfg.hidden, n_classes, cfg.dropout)
+        self.net, self.num_features = conv_encoder(2, cfg.widths)
+        self.reset_classifier(n_classes)
+
+    def reset_classifier(self, n_classes: int) -> None:
+        """A new, untrained head of ``n_classes`` outputs (0: none)."""
+        cfg = self.config
+        self.head = (
+            mlp_head(self.num_features, cfg.hidden, n_classes, cfg.dropout)
+            if n_classes
+            else nn.Identity()
+        )
+
+    def get_classifier(self) -> nn.Module:
+        """The head."""
+        return self.head
 
     def forward(self, heatmap: torch.Tensor) -> torch.Tensor:
         """Class logits from (B, 2, wavelength, time) heatmaps."""
-        return self.head(self.net(heatmap))
+        return self.forward_head(self.forward_features(heatmap))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, n_classes) logits of (B, num_features) features."""
+        return self.head(features)
+
+    def forward_features(self, heatmap: torch.Tensor) -> torch.Tensor:
+        """(B, num_features) the CNN's pooled maps of (B, 2, wavelength, time) heatmaps."""
+        return self.net(heatmap)
 
 
 PRESETS = {

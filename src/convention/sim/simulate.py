@@ -361,7 +361,7 @@ def simulate(
         batch_size: objects per write (bounds memory).
         on_progress: called with (objects done, objects total) after each batch.
     """
-    from convention import __version__
+    from convention.version import __version__
 
     if workers < 1:
         raise ConventionError(f"workers must be at least 1, got {workers}")

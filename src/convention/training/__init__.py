@@ -1,4 +1,5 @@
-"""Training: data module, Lightning module, checkpoints, run folders and the Classifier.
+"""Training: settings, the data module and its example cache, the Lightning module, fit
+(train and resume), contrastive pre-training, run folders and calibration of older runs.
 
 The names below load on first use, so that reading the settings (the command line does)
 does not import Lightning.
@@ -10,19 +11,17 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from convention.training.checkpoint import Classifier
     from convention.training.fit import train
     from convention.training.run_folder import RunFolder
     from convention.training.settings import TrainSettings
 
 _EXPORTS = {
-    "Classifier": "convention.training.checkpoint",
     "RunFolder": "convention.training.run_folder",
     "TrainSettings": "convention.training.settings",
     "train": "convention.training.fit",
 }
 
-__all__ = ["Classifier", "RunFolder", "TrainSettings", "train"]
+__all__ = ["RunFolder", "TrainSettings", "train"]
 
 
 def __getattr__(name: str):

@@ -227,9 +227,6 @@ class StampDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
     def _loader(self, part: str) -> DataLoader:
         dataset = ExampleDataset(self.encoded(part), self.encoder)
         return DataLoader(dataset, self.batch_size, collate_fn=self.encoder.collate)

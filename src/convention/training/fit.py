@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import shutil
 import time
-import warnings
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -29,17 +27,20 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from convention.bands import get_band
 from convention.classes import class_targets, get_taxonomy
+from convention.classifier.calibration import fit_temperature
+from convention.classifier.folder import load_backbone, save_model
+from convention.classifier.settings import ModelSettings
 from convention.data.collection import SeriesCollection
 from convention.data.splits import label_subset, make_splits
+from convention.device import device_name, resolve_device
 from convention.errors import ConventionError
 from convention.files import refuse_overwriting_inputs, write_atomic
-from convention.inputs import InputEncoder
+from convention.inputs import InputEncoder, needs_of
 from convention.io import read
 from convention.models import create_model
-from convention.training.calibration import fit_temperature
-from convention.training.checkpoint import ModelSettings, load_backbone, save_model
+from convention.models.registry import Network
 from convention.training.datamodule import StampDataModule
-from convention.training.device import device_name, resolve_device
+from convention.training.logs import csv_rows, quiet_lightning
 from convention.training.module import ClassifierModule
 from convention.training.run_folder import (
     CONFIG_FILE,
@@ -49,18 +50,6 @@ from convention.training.run_folder import (
     fold_folder,
 )
 from convention.training.settings import TrainSettings
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's start-up chatter and known-harmless warnings off the user's screen."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    for message in (
-        ".*LeafSpec.*",
-        "The number of training batches.*",
-        ".*does not have many workers.*",
-        ".*exists and is not empty.*",  # a resumed fold's own logs and checkpoints
-    ):
-        warnings.filterwarnings("ignore", message=message)
 
 
 def _check_out(out: Path, data: Path) -> None:
@@ -140,7 +129,9 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         # One share of the cores per process: oversubscribed threads spin.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.devices))
     quiet_lightning()
-    store = read(settings.data)
+    spec = create_model(settings.model, 2, 1, settings.preset, **settings.overrides).input_spec
+    channels = needs_of(spec).channels  # the images the model reads beside its frames
+    store = read(settings.data, require_channels=channels, **settings.reader_options)
     bands = _bands(settings, store)
     classes = get_taxonomy(settings.classes).classes
     targets = class_targets(store.labels, classes)
@@ -229,28 +220,6 @@ def global_rank(settings: TrainSettings) -> int:
     return node * settings.devices + int(os.environ.get("LOCAL_RANK", 0))
 
 
-def check_stamp_size(store: SeriesCollection, spec, preset: str) -> None:
-    """Refuse a store whose stamps are not the size a model reading them takes.
-
-    Raises:
-        ConventionError: naming the store and both sizes.
-    """
-    if "stamps" in spec.kinds and store.stamp_shape != (spec.stamp_size, spec.stamp_size):
-        raise ConventionError(
-            f"stamps are {store.stamp_shape[0]}x{store.stamp_shape[1]}, the {preset} "
-            f"preset reads {spec.stamp_size}x{spec.stamp_size} (set stamp_size)",
-            path=store.path,
-        )
-
-
-def csv_rows(path: Path) -> list[dict]:
-    """The rows of a CSV file (a Lightning metrics.csv) as dicts; none when it is absent."""
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _prepend_rows(path: Path, earlier: list[dict]) -> None:
     """Put a stopped run's metrics of the epochs before the resumed one back in front."""
     later = csv_rows(path)
@@ -291,11 +260,20 @@ def _start_from_backbone(
             f"{list(ours[3])})",
             path=settings.init,
         )
-    weights = {k: v for k, v in backbone.state_dict().items() if not k.startswith("head.")}
+    backbone_head = classifier_keys(backbone)
+    weights = {k: v for k, v in backbone.state_dict().items() if k not in backbone_head}
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.startswith("head.") for k in missing):
+    if unexpected or set(missing) - classifier_keys(model):
         raise ConventionError("the backbone's weights do not fit the model", path=settings.init)
     return backbone_settings.encoders
+
+
+def classifier_keys(model: Network) -> set[str]:
+    """The state-dict keys of the model's head (``get_classifier``), which fine-tuning
+    leaves untrained."""
+    head = model.get_classifier()
+    prefix = next(name for name, module in model.named_modules() if module is head)
+    return {f"{prefix}.{key}" for key in head.state_dict()}
 
 
 def _bands(settings: TrainSettings, store: SeriesCollection) -> list[str]:
@@ -331,8 +309,8 @@ def _train_fold(
         settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
     spec = model.input_spec
-    check_stamp_size(store, spec, settings.preset)
     other_bands = "error" if list(bands) == list(store.bands) else "drop"
+    InputEncoder(spec, bands, other_bands).check_collection(store)
     states = _start_from_backbone(model, settings, bands) if settings.init else None
     datamodule = StampDataModule(
         store,
@@ -432,4 +410,6 @@ def _train_fold(
         "incomplete_inputs": {part: datamodule.incomplete(part) for part in ("train", "val")},
     }
     datamodule.close()
-    (folder / TRAINING_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    # Its presence marks the fold finished (a resumed run skips it): written whole.
+    text = json.dumps(summary, indent=1) + "\n"
+    write_atomic(folder / TRAINING_FILE, lambda tmp: tmp.write_text(text))

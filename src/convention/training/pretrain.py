@@ -32,6 +32,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from convention.classes import get_taxonomy
+from convention.classifier.folder import PRETRAINING_FILE, save_model
+from convention.classifier.settings import ModelSettings
 from convention.data.collection import Subset
 from convention.data.cutoff import truncation_draws
 from convention.errors import ConventionError
@@ -39,14 +41,13 @@ from convention.files import refuse_overwriting_inputs, write_atomic
 from convention.inputs import Example, InputEncoder
 from convention.io import read
 from convention.models import create_model
-from convention.training.checkpoint import PRETRAINING_FILE, ModelSettings, save_model
+from convention.models.registry import Network, resolve_config
 from convention.training.datamodule import encode_rows
 from convention.training.example_cache import ExampleCache
-from convention.training.fit import check_stamp_size, csv_rows, quiet_lightning
+from convention.training.logs import csv_rows, quiet_lightning
 from convention.training.module import one_cycle
 from convention.training.settings import check_precision
 
-PRETRAINABLE = ("convention-multi",)  # the models with ``forward_features``
 VIEW_STREAMS = (101, 102)  # the two views' truncation draws, apart from training's
 
 
@@ -59,7 +60,8 @@ class PretrainSettings:
         out: the backbone folder to write.
         rows: per store, the positions to read (None: all); the benchmark leaves the test
             split out.
-        model, preset, overrides: the registered model (one of ``PRETRAINABLE``).
+        model, preset, overrides: the registered model (any: its ``forward_features``
+            are what is pre-trained).
         epochs: passes over the objects.
         batch_size: objects per step (each gives two views).
         lr, weight_decay: AdamW's, with a one-cycle schedule over the epochs.
@@ -93,11 +95,7 @@ class PretrainSettings:
         """
         if not self.data:
             raise ConventionError("give at least one --data store to pre-train on")
-        if self.model not in PRETRAINABLE:
-            raise ConventionError(
-                f"{self.model} has no forward_features to pre-train; pre-trainable: "
-                f"{', '.join(PRETRAINABLE)}"
-            )
+        resolve_config(self.model, self.preset, **self.overrides)
         check_precision(self.precision)
         for name in ("epochs", "batch_size", "projection"):
             if getattr(self, name) < 1:
@@ -113,7 +111,7 @@ class ContrastiveModule(L.LightningModule):
     """NT-Xent between the two views of each object of a batch.
 
     Args:
-        model: a model with ``forward_features`` and ``num_features``.
+        model: a registered model (its ``forward_features`` and ``num_features``).
         projection: the projection head's output width.
         temperature: the softmax temperature of the similarities.
         lr, weight_decay: AdamW's; one-cycle schedule.
@@ -121,7 +119,7 @@ class ContrastiveModule(L.LightningModule):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Network,
         projection: int,
         temperature: float,
         lr: float,
@@ -249,8 +247,9 @@ def pretrain(settings: PretrainSettings) -> Path:
         settings.model, len(classes), len(bands), settings.preset, **settings.overrides
     )
     spec = model.input_spec
-    check_stamp_size(stores[0], spec, settings.preset)
     encoder = InputEncoder(spec, bands)
+    for store in stores:
+        encoder.check_collection(store)
     encoder.fit(_Joined(parts), settings.seed)
     partial.mkdir(parents=True)
     views = [

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from convention.classes import class_targets
+from convention.classifier import BatchPrediction, Classifier, read_settings
 from convention.data.collection import SeriesCollection
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.training.checkpoint import Classifier
+from convention.inputs import Needs, needs_of
 from convention.training.settings import TrainSettings
 
 CONFIG_FILE = "config.json"
@@ -119,6 +120,10 @@ class RunFolder:
         files = (self.fold(k) / METRICS_FILE for k in range(self.n_folds))
         return [f for f in files if f.is_file()]
 
+    def needs(self) -> Needs:
+        """What the run's model reads beside its frames (its first fold's input spec)."""
+        return needs_of(read_settings(self.fold(0)).inputs)
+
     def classifier(self, k: int | None = None, device: str = "cpu") -> Classifier:
         """Fold k's model, or the ensemble of every fold when ``k`` is None."""
         return Classifier.load(self.path if k is None else self.fold(k), device)
@@ -168,19 +173,13 @@ class RunFolder:
             ConventionError: objects missing from ``data``, or data the model cannot read.
         """
         classifier = self.classifier(k, device)
-        classifier.check_bands(data.bands, data.path)
+        classifier.check_data(data)
         rows = self.rows(data, k, part)
-        batches = (
-            classifier.predict_collection(data, rows, batch_size)
-            if transform is None
-            else classifier.predict_proba(
-                (transform(data[int(r)], int(r)) for r in rows), batch_size
-            )
-        )
-        ids, probas = [], []
-        for batch_ids, proba in batches:
-            ids += batch_ids
-            probas.append(proba)
-        proba = np.concatenate(probas) if probas else np.zeros((0, len(classifier.classes)))
+        if transform is None:
+            batches = classifier.classify(data, rows, batch_size)
+        else:
+            transformed = (transform(data[int(r)], int(r)) for r in rows)
+            batches = classifier.classify(transformed, batch_size=batch_size)
+        scores = BatchPrediction.join(batches, classifier.classes)
         targets = class_targets(data.labels, classifier.classes)[rows]
-        return FoldScores(ids, rows, targets, proba)
+        return FoldScores(scores.ids, rows, targets, scores.proba)

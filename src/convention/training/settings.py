@@ -57,6 +57,8 @@ class TrainSettings:
     # A pre-trained backbone folder (convention pretrain) to start from: its weights
     # (all but the head) and its input normalisation.
     init: str | None = None
+    # The data's reader options (``convention formats``: survey, channels, ...).
+    reader_options: dict = field(default_factory=dict)
 
     @property
     def world_size(self) -> int:

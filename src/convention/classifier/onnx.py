@@ -2,9 +2,9 @@
 
 The exported graph maps the batch tensors the input encoder collates (``frames``,
 ``bands``, ..., each kind's mask; batch size and sequence lengths dynamic) to the class
-probabilities, averaged over a run's fold models as :class:`Classifier` averages them
+probabilities, averaged over a run's fold models as the ``Classifier`` averages them
 (output ``probabilities``, (B, C)), and each fold model's own (output
-``fold_probabilities``, (K, B, C), whose spread :class:`Classifier` reports). The model
+``fold_probabilities``, (K, B, C), whose spread the ``Classifier`` reports). The model
 file's metadata holds the rest of what a prediction needs: the settings JSON of the
 checkpoint (model, classes in order, bands, the input spec, each kind's fitted
 normalisation) under ``convention.settings`` and the export layout version under
@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from convention.classifier.engines import member_probabilities
+from convention.classifier.settings import ModelSettings
 from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.inputs.encoder import random_inputs
-from convention.training.checkpoint import ModelSettings, member_probabilities
 
 ONNX_LAYOUT = 2  # 2: the fold models' probabilities as a second output
 SETTINGS_KEY = "convention.settings"

@@ -22,6 +22,13 @@ from convention.classes import CRTS, resolve_label
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.io.ingest import Collection, DroppedFrame, Rejected
+from convention.io.registry import (
+    Reader,
+    ReaderOption,
+    opened_by_scanning,
+    parse_flag,
+    register_reader,
+)
 from convention.io.stamps import background, fit_stamp
 
 PIXEL_SCALE = 2.5  # arcsec per pixel, Catalina Schmidt Survey camera (Drake et al. 2009)
@@ -153,6 +160,13 @@ def crts_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def is_crts_input(path: Path) -> bool:
+    """A CRTS-TAO file, or a folder whose first FITS file is one."""
+    if path.is_dir():
+        return any(is_crts_file(p) for p in sorted(path.glob("*.fits"))[:1])
+    return is_crts_file(path)
+
+
 def scan_crts(inputs: list[Path], keep_unlabelled: bool = False) -> Collection:
     """Read CRTS-TAO files (or folders of them), one object per file."""
     files = crts_files(inputs)
@@ -180,3 +194,19 @@ def scan_crts(inputs: list[Path], keep_unlabelled: bool = False) -> Collection:
             "background": "median subtracted per cutout",
         },
     )
+
+
+register_reader(
+    Reader(
+        name="crts",
+        help="CRTS-TAO files, one object each (files, or folders of .fits files)",
+        detect=is_crts_input,
+        open=opened_by_scanning(scan_crts),
+        scan=scan_crts,
+        options=(
+            ReaderOption(
+                "keep_unlabelled", "keep objects of another class, unlabelled", parse_flag
+            ),
+        ),
+    )
+)

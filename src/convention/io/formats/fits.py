@@ -34,6 +34,15 @@ from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.files import inside_folder, temporary_beside
 from convention.io.ingest import Collection, DroppedFrame, Rejected
+from convention.io.registry import (
+    Reader,
+    ReaderOption,
+    opened_by_scanning,
+    parse_flag,
+    parse_names,
+    parse_number,
+    register_reader,
+)
 from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
 
@@ -96,7 +105,14 @@ def _resolve_bands(epochs: Table, path: Path, survey: str | None) -> np.ndarray:
 class _Folder:
     """One stamp folder: its tables, read and checked."""
 
-    def __init__(self, folder: Path, survey: str | None, taxonomy: str, keep_unlabelled: bool):
+    def __init__(
+        self,
+        folder: Path,
+        survey: str | None,
+        taxonomy: str,
+        keep_unlabelled: bool,
+        channels: tuple[str, ...] | None,
+    ):
         self.folder = folder
         self.epochs_path = find_table(folder, "epochs")
         if self.epochs_path is None:
@@ -117,9 +133,16 @@ class _Folder:
         if len(bad):
             raise ConventionError(f"row {bad[0] + 1}: mjd is not a number", path=self.epochs_path)
         self.mjd = mjd
-        self.channels = sorted(
+        held = sorted(
             {c.split("_", 1)[1] for c in self.epochs.colnames if c.startswith(("hdu_", "file_"))}
         )
+        missing = sorted(set(channels or ()) - set(held))
+        if missing:
+            raise ConventionError(
+                f"no {missing[0]!r} images (the epochs table names {held or 'none'})",
+                path=self.epochs_path,
+            )
+        self.channels = held if channels is None else list(channels)
         self.objects_path: Path | None = None
         self.objects = self._objects()
         self.lightcurves = self._lightcurves()
@@ -311,8 +334,17 @@ def scan_stamp_folders(
     pixel_scale: float | None = None,
     taxonomy: str = "4-class",
     keep_unlabelled: bool = False,
+    channels: tuple[str, ...] | None = None,
 ) -> Collection:
     """Read stamp folders (all must share survey, bands and channels).
+
+    Args:
+        folders: the stamp folders.
+        survey: the survey of bare band letters (``g`` -> ``sdss::g``).
+        pixel_scale: arcsec per pixel (else the epochs table's metadata).
+        taxonomy: the class taxonomy of the labels.
+        keep_unlabelled: keep objects of an unknown label, unlabelled.
+        channels: the extra images to read (``file_<name>`` columns); None: every one.
 
     Raises:
         ConventionError: a folder without a readable epochs table, a missing column, an
@@ -321,8 +353,8 @@ def scan_stamp_folders(
     if survey is not None:
         survey_bands(survey)
     if pixel_scale is not None and not (np.isfinite(pixel_scale) and pixel_scale > 0):
-        raise ConventionError(f"--pixel-scale must be a positive number, got {pixel_scale:g}")
-    parsed = [_Folder(Path(f), survey, taxonomy, keep_unlabelled) for f in folders]
+        raise ConventionError(f"pixel_scale must be a positive number, got {pixel_scale:g}")
+    parsed = [_Folder(Path(f), survey, taxonomy, keep_unlabelled, channels) for f in folders]
     first = parsed[0]
     for other in parsed[1:]:
         if other.channels != first.channels:
@@ -434,3 +466,21 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+register_reader(
+    Reader(
+        name="fits",
+        help="folders of FITS stamps described by an epochs table (convention export fits)",
+        detect=is_stamp_folder,
+        open=opened_by_scanning(scan_stamp_folders),
+        scan=scan_stamp_folders,
+        options=(
+            ReaderOption("survey", "survey of bare band letters (g -> sdss::g)"),
+            ReaderOption("pixel_scale", "arcsec per pixel", parse_number),
+            ReaderOption("taxonomy", "class taxonomy of the labels (4-class, 3-class)"),
+            ReaderOption("keep_unlabelled", "keep objects of an unknown label", parse_flag),
+            ReaderOption("channels", "extra images read, comma-separated [all]", parse_names),
+        ),
+    )
+)

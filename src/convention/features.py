@@ -1,9 +1,12 @@
-"""Light-curve features of the practitioners' classifiers (ALeRCE, Avocado): per-band
-statistics from the ``light-curve`` package and a few colours between bands.
+"""The practitioners' features of an object: its light curve's (ALeRCE, Avocado: per-band
+statistics from the ``light-curve`` package and a few colours between bands) and its
+static scene's (each band's reference stamp: the host). The boosting baseline
+(``baselines.gbm``) and the ``features`` input kind both read them.
 
-Features are computed on difference fluxes (the object's forced photometry on its stamps
-less each band's median stamp, or its own light curve), so a static host does not enter.
-A band with too few observations gives NaN features, which gradient boosting handles.
+Light-curve features are computed on difference fluxes (``lightcurves.lightcurve_of``: the
+object's forced photometry on its stamps less each band's reference stamp, or its own
+light curve), so a static host does not enter. A band with too few observations gives NaN
+features, which gradient boosting handles.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,13 @@ from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.io.ingest import Collection, Rejected
+from convention.io.registry import (
+    Reader,
+    ReaderOption,
+    opened_by_scanning,
+    parse_names,
+    register_reader,
+)
 from convention.io.stamps import background, fit_stamp, read_fits_image
 
 AVRO_MAGIC = b"Obj\x01"
@@ -371,24 +378,25 @@ def alert_files(inputs: list[Path]) -> list[Path]:
 
 
 def scan_alerts(
-    inputs: list[Path],
-    cutouts: tuple[str, ...] = ("science",),
-    on_duplicate: Callable[[int], None] | None = None,
+    inputs: list[Path], frame: str = "science", channels: tuple[str, ...] = ()
 ) -> Collection:
-    """Read alert files (or folders of them) into one series per object.
+    """Read alert files (or folders of them) into one series per object; re-sent alerts
+    (same object, time and band) are dropped, and counted in the provenance.
 
     Args:
         inputs: Avro files or folders holding them.
-        cutouts: cutouts to keep, the first as the frame (``science``, ``template``,
-            ``difference``).
-        on_duplicate: called with the number of re-sent alerts dropped.
+        frame: the cutout that is the frame (``science``, ``template``, ``difference``).
+        channels: the other cutouts kept, as channels of the same names.
 
     Raises:
         ConventionError: an unknown cutout name, or alerts of two schemas mixed.
     """
+    cutouts = (frame, *channels)
     unknown = [c for c in cutouts if c not in CUTOUTS]
-    if unknown or not cutouts:
+    if unknown:
         raise ConventionError(f"unknown cutout(s) {unknown}; known: {', '.join(CUTOUTS)}")
+    if len(set(cutouts)) < len(cutouts):
+        raise ConventionError(f"cutouts {list(cutouts)}: each may be named once")
     files = alert_files(inputs)
     rejected: list[Rejected] = []
     by_object: dict[str, list[Alert]] = defaultdict(list)
@@ -414,8 +422,6 @@ def scan_alerts(
             else:
                 unique.append(alert)
         groups.append(unique)
-    if on_duplicate is not None:
-        on_duplicate(n_duplicates)
 
     def items() -> Iterator[StampSeries | Rejected]:
         yield from rejected
@@ -442,4 +448,33 @@ def scan_alerts(
             "duplicates_dropped": n_duplicates,
             "units": "nanomaggies (AB zero point 22.5)",
         },
+        notes=(
+            (f"dropped {n_duplicates} re-sent alerts (same object, time and band)",)
+            if n_duplicates
+            else ()
+        ),
     )
+
+
+def is_alert_input(path: Path) -> bool:
+    """An Avro file, or a folder holding ``*.avro`` files."""
+    if path.is_dir():
+        return any(path.glob("*.avro"))
+    return is_alert_file(path)
+
+
+register_reader(
+    Reader(
+        name="alerts",
+        help="ZTF or Rubin alert packets (Avro files, or folders of them), grouped by object",
+        detect=is_alert_input,
+        open=opened_by_scanning(scan_alerts),
+        scan=scan_alerts,
+        options=(
+            ReaderOption("frame", "the cutout that is the frame [science]"),
+            ReaderOption(
+                "channels", "the other cutouts kept (template, difference) [none]", parse_names
+            ),
+        ),
+    )
+)
