@@ -15,7 +15,6 @@ from convention.cli import app
 from convention.data.collection import MemoryCollection, SeriesCollection
 from convention.errors import ConventionError
 from convention.inputs import InputSpec, Normalisation
-from convention.models import list_models
 from convention.training import RunFolder, TrainSettings, train
 from tests.helpers import probabilities, probabilities_of
 from tests.test_series import make_series
@@ -47,11 +46,29 @@ def _v1_settings(bands=("sdss::g", "sdss::r")) -> dict:
     }
 
 
-def test_every_registered_model_declares_its_inputs():
-    for name, entry in list_models().items():
-        for preset in entry.presets:
-            spec = convention.models.create_model(name, 4, 5, preset).input_spec
-            assert isinstance(spec, InputSpec) and set(spec.kinds) <= set(entry.inputs)
+def test_the_registry_refuses_a_model_that_breaks_its_contract(monkeypatch):
+    from convention.models import create_model, registry
+    from convention.models.convention import PRESETS, ConvEntion
+    from convention.models.registry import register_model
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.list_models()))  # restored after
+
+    @register_model("test-misdeclared", presets={"tiny": PRESETS["tiny"]}, inputs=("scene",))
+    def misdeclared(n_classes, n_bands, config):
+        return ConvEntion(n_classes, n_bands, config)  # reads stamps, registered as scene
+
+    class Bare(torch.nn.Module):
+        input_spec = InputSpec(("stamps",))
+        config = None
+
+    @register_model("test-bare", presets={"tiny": PRESETS["tiny"]}, inputs=("stamps",))
+    def bare(n_classes, n_bands, config):
+        return Bare()
+
+    with pytest.raises(ConventionError, match=r"reads \['stamps'\], registered as reading"):
+        create_model("test-misdeclared", 4, 5, "tiny")
+    with pytest.raises(TypeError, match="lacks the Network surface"):
+        create_model("test-bare", 4, 5, "tiny")
 
 
 def test_version_1_checkpoint_loads_and_predicts_as_version_2(tmp_path):

@@ -45,7 +45,6 @@ def encoded_batch(spec: InputSpec, lengths=(10, 7, 5)) -> dict:
 def test_forward_backward_every_model(name, preset):
     torch.manual_seed(0)
     model = create_model(name, 4, 5, preset)
-    assert set(model.input_spec.kinds) <= set(list_models()[name].inputs)
     inputs = encoded_batch(model.input_spec)
     logits = model(**inputs)
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()

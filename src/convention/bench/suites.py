@@ -71,7 +71,7 @@ class Suite:
         max_minutes: wall-clock cap of one network's training (None: no cap).
         lr, lr_schedule, precision: how the networks train (see ``TrainSettings``); the
             one-cycle peak of 1e-3 was chosen on the validation split of the first seed
-            (ConvEntion, 6 epochs: macro-F1 0.706 against 0.662 at a constant 5e-4).
+            (ConvEntion, 6 epochs, against a constant 5e-4), never on a test split.
         robustness: curve name -> row, the models whose scores against frames removed at
             test time are drawn (on the first seed's split).
         gpu_budget: suite fields replaced on a GPU, where the rows' own budgets are
