@@ -112,6 +112,13 @@ def test_difference_cutout_as_channel(ztf_alerts, tmp_path):
     ingest(collection, tmp_path / "z.h5")
     store = Store(tmp_path / "z.h5")
     assert store.channels == ["difference"]
+    out = tmp_path / "t.h5"
+    args = ["ingest", "alerts", str(ztf_alerts / "valid"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--cutouts", "template,science"])
+    assert result.exit_code == 0, result.output
+    swapped = Store(out).get("ZTF18aaxjdyr")  # the template as the frame
+    assert swapped.channels.keys() == {"science"}
+    assert np.array_equal(swapped.channels["science"], store.get("ZTF18aaxjdyr").frames)
     series = store.get("ZTF18aaxjdyr")
     assert series.channels["difference"].shape == series.frames.shape
     # science is background-subtracted, in nanomaggies: its median is ~0, its noise small

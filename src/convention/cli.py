@@ -822,6 +822,10 @@ def ingest(
     ] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad file (exit 2).")] = False,
     reader_option: ReaderOptions = None,
+    cutouts: Annotated[
+        str | None,
+        typer.Option(help="alerts: cutouts kept, the first as the frame (-r cutouts=...)."),
+    ] = None,
 ) -> None:
     """Read files of a field format into a store; bad files are reported and skipped."""
     from convention.files import check_output_path
@@ -829,7 +833,8 @@ def ingest(
 
     refuse_overwriting_inputs([out], inputs)
     check_output_path(out)
-    options = get_reader(format).parse_options(reader_option or [])
+    pairs = [*(reader_option or []), *([f"cutouts={cutouts}"] if cutouts is not None else [])]
+    options = get_reader(format).parse_options(pairs)
     collection = scan(format, inputs, **options)
     for note in collection.notes:
         console.print(note)

@@ -378,20 +378,23 @@ def alert_files(inputs: list[Path]) -> list[Path]:
 
 
 def scan_alerts(
-    inputs: list[Path], frame: str = "science", channels: tuple[str, ...] = ()
+    inputs: list[Path], cutouts: tuple[str, ...] = ("science",), channels: tuple[str, ...] = ()
 ) -> Collection:
     """Read alert files (or folders of them) into one series per object; re-sent alerts
     (same object, time and band) are dropped, and counted in the provenance.
 
     Args:
         inputs: Avro files or folders holding them.
-        frame: the cutout that is the frame (``science``, ``template``, ``difference``).
-        channels: the other cutouts kept, as channels of the same names.
+        cutouts: the cutouts kept (``science``, ``template``, ``difference``), the first
+            as the frame, the others as channels of the same names.
+        channels: more cutouts kept as channels (what a model's inputs ask for).
 
     Raises:
         ConventionError: an unknown cutout name, or alerts of two schemas mixed.
     """
-    cutouts = (frame, *channels)
+    if not cutouts:
+        raise ConventionError("name at least one cutout: the frame")
+    cutouts = (*cutouts, *(c for c in channels if c not in cutouts))
     unknown = [c for c in cutouts if c not in CUTOUTS]
     if unknown:
         raise ConventionError(f"unknown cutout(s) {unknown}; known: {', '.join(CUTOUTS)}")
@@ -471,9 +474,11 @@ register_reader(
         open=opened_by_scanning(scan_alerts),
         scan=scan_alerts,
         options=(
-            ReaderOption("frame", "the cutout that is the frame [science]"),
             ReaderOption(
-                "channels", "the other cutouts kept (template, difference) [none]", parse_names
+                "cutouts", "cutouts kept, the first as the frame [science]", parse_names
+            ),
+            ReaderOption(
+                "channels", "more cutouts kept as channels (template, difference)", parse_names
             ),
         ),
     )
