@@ -118,7 +118,7 @@ def test_local_stream_survives_a_kill_mid_batch(ztf_run, landing, tmp_path, monk
     monkeypatch.setattr(alert_folder, "replace_folder", dying)
     with pytest.raises(KeyboardInterrupt):
         AlertFolderStream(landing, out, classifier, max_files=6).run()
-    assert not (out / "_local_log" / "commits" / "1").exists()
+    assert not (out / "_local_log" / "1").exists()
     monkeypatch.setattr(alert_folder, "replace_folder", real_replace)
     AlertFolderStream(landing, out, classifier, max_files=6).run()
     _check_complete(out, landing)
@@ -147,7 +147,7 @@ def test_a_model_of_other_bands_is_one_line(trained_run, landing, tmp_path):
 def test_bad_folders_are_one_line(ztf_run, landing, tmp_path):
     cases = [
         (["--input", tmp_path / "nowhere", "--out", tmp_path / "o"], "does not exist"),
-        (["--input", landing, "--out", landing / "out"], "outside the alert folder"),
+        (["--input", landing, "--out", landing / "out"], "inside the input folder"),
         (["--input", landing, "--out", tmp_path / "o", "--engine", "flink"], "spark or local"),
         (["--input", landing, "--out", tmp_path / "o", "--max-files-per-batch", 0], "at least 1"),
     ]
@@ -246,6 +246,8 @@ def test_the_udf_loads_the_checkpoint_once_per_process(ztf_run, landing, monkeyp
     import torch
 
     from convention import spark
+    from convention.io.formats.alerts import landed_files
+    from convention.landing import Entry
 
     loads = []
     real_load = AlertClassifier.load
@@ -256,16 +258,15 @@ def test_the_udf_loads_the_checkpoint_once_per_process(ztf_run, landing, monkeyp
 
     monkeypatch.setattr(AlertClassifier, "load", counting)
     monkeypatch.setattr(spark, "_LOADED", {})
-    udf = spark.alert_classifier_udf(str(ztf_run), threads=torch.get_num_threads())
-    files = sorted(landing.iterdir())
+    udf = spark.alert_classifier_udf(str(ztf_run), str(landing), threads=torch.get_num_threads())
+    root = landing.resolve()
+    entries = [Entry(0, f.raw, str(root / f.name), f.cause) for f in landed_files(landing)]
     frames = [
-        pd.DataFrame(
-            {"path": [f"file:{p}" for p in part], "content": [p.read_bytes() for p in part]}
-        )
-        for part in (files[:10], files[10:])
+        pd.DataFrame({"value": [entry.to_json() for entry in part]})
+        for part in (entries[:10], entries[10:])
     ]
     for _ in range(2):  # two tasks in the same Python worker
         rows = pd.concat(list(udf(iter(frames))))
         assert len(rows) == 20 and rows["cause"].notna().sum() == 4
-        assert set(rows["file"]) == {str(p) for p in files}
+        assert set(rows["file"]) == {str(root / p.name) for p in landing.iterdir()}
     assert len(loads) == 1

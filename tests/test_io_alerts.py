@@ -27,7 +27,7 @@ def test_every_valid_alert_reads(ztf_alerts):
     files = sorted((ztf_alerts / "valid").glob("*.avro"))
     assert len(files) == 16
     for path in files:
-        (alert,) = read_alert_file(path, ("science", "template", "difference"))
+        (alert,) = read_alert_file(path, ("science", "template", "difference")).alerts
         assert alert.object_id.startswith("ZTF")
         for image in alert.images.values():
             assert image.shape == (63, 63)
@@ -97,12 +97,12 @@ def test_only_bad_files_writes_nothing(ztf_alerts, tmp_path):
 
 def test_clipped_cutout_is_padded_on_the_clipped_side(ztf_alerts):
     # ypos 10.4: the cutout lost 22 rows below the source, so the padding goes first.
-    (alert,) = read_alert_file(ztf_alerts / "valid" / "396522680015040001.avro")
+    (alert,) = read_alert_file(ztf_alerts / "valid" / "396522680015040001.avro").alerts
     rows = np.isnan(alert.images["science"]).all(axis=1)
     assert rows[:22].all() and not rows[22:].any()
     # xpos 3051 of 3072: the cutout lost 10 columns after the source (and the columns
     # next to them are masked detector edge in the cutout itself).
-    (alert,) = read_alert_file(ztf_alerts / "valid" / "472263571115115014.avro")
+    (alert,) = read_alert_file(ztf_alerts / "valid" / "472263571115115014.avro").alerts
     cols = np.isnan(alert.images["science"]).all(axis=0)
     assert cols[-10:].all() and not cols[:32].any()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import onnx
 import pytest
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 
 import convention
 from convention.classifier import Classifier, ModelSettings, load_models, save_model
-from convention.classifier.onnx import LAYOUT_KEY, SETTINGS_KEY, export_onnx
+from convention.classifier.onnx import DIGEST_KEY, LAYOUT_KEY, SETTINGS_KEY, export_onnx
 from convention.cli import app
 from convention.errors import ConventionError
 from convention.inputs import InputEncoder
@@ -139,27 +141,39 @@ def test_bad_onnx_files_are_one_line(trained_run, train_store, tmp_path):
     layout = tmp_path / "layout.onnx"
     _edited(model, layout, lambda p: _set_metadata(p, LAYOUT_KEY, "0"))
     text = {p.key: p.value for p in onnx.load(str(model)).metadata_props}[SETTINGS_KEY]
-    five = tmp_path / "five.onnx"
-    _edited(
-        model,
-        five,
-        lambda p: _set_metadata(p, SETTINGS_KEY, text.replace('"SNOther"]', '"SNOther", "Nova"]')),
-    )
-    version = tmp_path / "version.onnx"
-    _edited(
-        model,
-        version,
-        lambda p: _set_metadata(
-            p, SETTINGS_KEY, text.replace('"checkpoint_version": 2', '"checkpoint_version": 9')
-        ),
-    )
+
+    def settings_edit(name: str, edited: str, signed: bool):
+        """The settings edited; ``signed``: their digest made again, as a careful editor
+        would (then the checks of the settings themselves answer)."""
+        path = tmp_path / name
+
+        def edit(proto):
+            _set_metadata(proto, SETTINGS_KEY, edited)
+            if signed:
+                graph = proto.graph.SerializeToString()
+                _set_metadata(
+                    proto, DIGEST_KEY, hashlib.sha256(graph + edited.encode()).hexdigest()
+                )
+
+        _edited(model, path, edit)
+        return path
+
+    reordered = text.replace('"AGN", "SNIa"', '"SNIa", "AGN"')
+    five = text.replace('"SNOther"]', '"SNOther", "Nova"]')
+    twice = text.replace('"SNOther"]', '"SNIa"]')
+    version = text.replace('"checkpoint_version": 2', '"checkpoint_version": 9')
+    cold = text.replace('"temperature": ', '"temperature": 1e-308, "was": ')
     out = tmp_path / "p.csv"
     for path, message in (
         (garbage, "not a readable ONNX model"),
         (bare, "not a file written by convention export onnx"),
-        (layout, "export layout 0 is not 2"),
-        (five, "the graph gives 4 probabilities, its settings name 5 classes"),
-        (version, "checkpoint version 9"),
+        (layout, "export layout 0 is not 3"),
+        (settings_edit("reordered.onnx", reordered, False), "not those it was exported with"),
+        (settings_edit("five.onnx", five, False), "not those it was exported with"),
+        (settings_edit("five-signed.onnx", five, True), "the graph gives 4 probabilities"),
+        (settings_edit("twice-signed.onnx", twice, True), "classes name one twice"),
+        (settings_edit("version-signed.onnx", version, True), "checkpoint version 9"),
+        (settings_edit("cold-signed.onnx", cold, True), "temperature must be 0.001..1000"),
     ):
         one_error_line(
             run("predict", "--checkpoint", path, "--data", train_store, "--out", out), message

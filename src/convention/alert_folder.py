@@ -4,21 +4,23 @@ process, with the same outputs and the same restart guarantee as the Spark query
 Layout of the output folder (both engines)::
 
     predictions/batch=<N>/part-*.parquet   a row per classified alert of micro-batch N
-    rejected/batch=<N>/part-*.parquet      a row per file or alert that was not (file, cause)
-    _local_log/offsets/<N>.json            the files of batch N, written before it runs
-    _local_log/commits/<N>                 written once both tables of batch N are in place
+    rejected/batch=<N>/part-*.parquet      a row per entry or alert that was not (file, cause)
+    _landing/<N>.jsonl                      the entries of batch N (``convention.landing``),
+                                           written before it runs
+    _local_log/<N>                         written once both tables of batch N are in place
 
-(the Spark engine keeps its own log in ``_checkpoint/``). A batch's tables are written to a
-hidden folder and renamed into place; a batch whose offsets exist without a commit (a
-killed run) is run again on the same files and its tables replaced, so a restart neither
+(the Spark engine keeps its commits in ``_checkpoint/``). A batch's tables are written to
+a hidden folder and renamed into place; a batch whose manifest exists without a commit (a
+killed run) is run again on the same entries and its tables replaced, so a restart neither
 loses nor duplicates an alert. Readers see whole batches only (``pyarrow.dataset`` and
-Spark skip hidden folders). A file is taken once its name ends in ``.avro``: producers
-write elsewhere (or under another name) and rename it in, as for Spark's file source.
+Spark skip hidden folders). An entry is taken once its name ends in ``.avro``: producers
+write elsewhere (or under another name) and rename it in. The output folder is locked
+while a stream writes it: a second stream on it is refused.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,7 +32,8 @@ import pyarrow.parquet as pq
 
 from convention.alert_stream import AlertClassifier, ClassifiedAlerts
 from convention.errors import ConventionError
-from convention.files import temporary_beside, write_atomic
+from convention.files import check_output_folder, claim_folder, temporary_beside, write_atomic
+from convention.landing import COMPACT_EVERY, Entry, LandingLog
 
 LOCAL_LOG = "_local_log"
 SPARK_CHECKPOINT = "_checkpoint"
@@ -49,20 +52,28 @@ def replace_folder(staging: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def check_output_folder(input_folder: Path, out: Path, engine: str) -> None:
-    """Refuse an output folder that overlaps the input folder or belongs to the other
-    engine, before anything is read or written.
+def check_stream_folders(input_folder: Path, out: Path, engine: str) -> None:
+    """Refuse a landing folder that is none, or an output folder that overlaps it, is no
+    folder, or belongs to the other engine, before anything is read or written.
 
     Raises:
         ConventionError: naming the folder and the cause.
     """
-    if not input_folder.is_dir():
+    if not input_folder.exists():
         raise ConventionError("the alert folder does not exist", path=input_folder)
+    if not input_folder.is_dir():
+        raise ConventionError(
+            "--input is a file: name the folder where alerts land", path=input_folder
+        )
     inp, dst = input_folder.resolve(), out.resolve()
     if dst == inp or inp in dst.parents or dst in inp.parents:
         raise ConventionError("the output folder must lie outside the alert folder", path=out)
-    if out.exists() and not out.is_dir():
-        raise ConventionError("output exists and is not a folder", path=out)
+    check_output_folder(out)
+    if (out / LOCAL_LOG / "offsets").is_dir():
+        raise ConventionError(
+            "holds a stream of an earlier version of convention: classify into another --out",
+            path=out,
+        )
     other = SPARK_CHECKPOINT if engine == "local" else LOCAL_LOG
     if (out / other).exists():
         raise ConventionError(
@@ -72,14 +83,45 @@ def check_output_folder(input_folder: Path, out: Path, engine: str) -> None:
         )
 
 
+def read_entries(
+    entries: list[Entry], landing: Path
+) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """The alert files of a batch's entries as ``(file, bytes)`` packets, and a rejected
+    row ``(file, cause)`` for each other entry (both engines)."""
+    packets, rejected = [], []
+    for entry in entries:
+        try:
+            packets.append((entry.file, entry.read(landing)))
+        except ConventionError as err:
+            rejected.append((entry.file, str(err)))
+    return packets, rejected
+
+
+def classify_entries(
+    classifier: AlertClassifier, entries: list[Entry], landing: Path
+) -> ClassifiedAlerts:
+    """A batch's predictions and rejected rows (both engines)."""
+    packets, unread = read_entries(entries, landing)
+    result = classifier.classify(packets)
+    if not unread:
+        return result
+    rows = pd.DataFrame(unread, columns=result.rejected.columns)
+    return ClassifiedAlerts(
+        result.predictions, pd.concat([rows, result.rejected], ignore_index=True)
+    )
+
+
 class AlertFolderStream:
-    """Classify the ``*.avro`` files of ``input_folder`` into ``out``, batch by batch.
+    """Classify the alert files landing in ``input_folder`` into ``out``, batch by batch.
 
     Args:
         input_folder: where alert files land.
         out: the output folder (see the module's layout).
         classifier: the loaded model.
-        max_files: files per micro-batch at most.
+        max_files: entries per micro-batch at most.
+
+    Raises:
+        ConventionError: bad folders or ``max_files``, a damaged log.
     """
 
     def __init__(
@@ -87,11 +129,10 @@ class AlertFolderStream:
     ):
         if max_files < 1:
             raise ConventionError(f"--max-files-per-batch must be at least 1, got {max_files}")
-        check_output_folder(input_folder, out, "local")
+        check_stream_folders(input_folder, out, "local")
         self.input_folder, self.out, self.classifier = input_folder, out, classifier
         self.max_files = max_files
-        self.offsets = out / LOCAL_LOG / "offsets"
-        self.commits = out / LOCAL_LOG / "commits"
+        self.commits = out / LOCAL_LOG
 
     def run(
         self,
@@ -100,61 +141,44 @@ class AlertFolderStream:
         on_batch: Callable[[int, ClassifiedAlerts], None] | None = None,
     ) -> int:
         """Classify what has landed (``available_now``), or keep watching the folder
-        until interrupted. Returns the number of batches run."""
-        for folder in (self.offsets, self.commits):
-            folder.mkdir(parents=True, exist_ok=True)
-        runs = 0
-        while True:
-            batch_id, files = self._next_batch()
-            if files:
-                result = self._run_batch(batch_id, files)
-                runs += 1
-                if on_batch is not None:
-                    on_batch(batch_id, result)
-                continue
-            if available_now:
-                return runs
-            time.sleep(poll_seconds)
+        until interrupted. Returns the number of batches run.
 
-    def _logged(self) -> dict[int, list[str]]:
-        return {
-            int(p.stem): json.loads(p.read_text())["files"] for p in self.offsets.glob("*.json")
-        }
+        Raises:
+            ConventionError: another stream writes ``out``, or its log is damaged.
+        """
+        self.out.mkdir(exist_ok=True)
+        lock = claim_folder(self.out, "stream")
+        try:
+            self.commits.mkdir(exist_ok=True)
+            log = LandingLog(self.out, self.input_folder)
+            runs = 0
+            while True:
+                batch_id = self._pending(log)
+                if batch_id is None:
+                    batch_id = log.take_new(self.max_files)
+                if batch_id is not None:
+                    result = self._run_batch(log, batch_id)
+                    runs += 1
+                    if on_batch is not None:
+                        on_batch(batch_id, result)
+                    continue
+                if available_now:
+                    return runs
+                time.sleep(poll_seconds)
+        finally:
+            os.close(lock)
 
-    def _next_batch(self) -> tuple[int, list[str]]:
-        """The batch to run: an uncommitted one again, else the next files not yet taken."""
-        logged = self._logged()
-        committed = {int(p.name) for p in self.commits.iterdir() if p.name.isdigit()}
-        pending = sorted(set(logged) - committed)
-        if pending:
-            return pending[0], logged[pending[0]]
-        taken = {name for files in logged.values() for name in files}
-        new = [
-            p.name
-            for p in sorted(self.input_folder.glob("*.avro"))
-            if p.name not in taken and p.is_file()
-        ][: self.max_files]
-        batch_id = max(logged, default=-1) + 1
-        if new:
-            write_atomic(
-                self.offsets / f"{batch_id}.json",
-                lambda tmp: tmp.write_text(json.dumps({"files": new})),
-            )
-        return batch_id, new
+    def _committed(self) -> set[int]:
+        return {int(p.name) for p in self.commits.iterdir() if p.name.isdigit()}
 
-    def _run_batch(self, batch_id: int, names: list[str]) -> ClassifiedAlerts:
-        packets = []
-        missing = []
-        for name in names:
-            path = self.input_folder / name
-            try:
-                packets.append((str(path.resolve()), path.read_bytes()))
-            except OSError as err:
-                missing.append((str(path), f"{path}: {err.strerror or err}"))
-        result = self.classifier.classify(packets)
-        if missing:
-            rejected = pd.DataFrame(missing, columns=result.rejected.columns)
-            result = ClassifiedAlerts(result.predictions, pd.concat([result.rejected, rejected]))
+    def _pending(self, log: LandingLog) -> int | None:
+        """The first batch with a manifest and no commit (a killed run's), or None."""
+        committed = self._committed()
+        pending = sorted(b for b in log.manifests if b not in committed)
+        return pending[0] if pending else None
+
+    def _run_batch(self, log: LandingLog, batch_id: int) -> ClassifiedAlerts:
+        result = classify_entries(self.classifier, log.manifests[batch_id], self.input_folder)
         for table, frame in zip(TABLES, (result.predictions, result.rejected), strict=True):
             target = batch_folder(self.out, table, batch_id)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +188,12 @@ class AlertFolderStream:
             pq.write_table(arrow, staging / "part-0.parquet")
             replace_folder(staging, target)
         write_atomic(self.commits / str(batch_id), lambda tmp: tmp.write_text(""))
+        if (batch_id + 1) % COMPACT_EVERY == 0:  # committed batches' manifests, then marks
+            done = sorted(b for b in self._committed() if b <= batch_id)
+            for old in done:
+                log.drop_manifest(old)
+            for old in done:
+                (self.commits / str(old)).unlink(missing_ok=True)
         return result
 
 

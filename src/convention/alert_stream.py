@@ -60,14 +60,23 @@ class ClassifiedAlerts:
 
     Attributes:
         predictions: a row per classified alert: ``object_id``, ``candidate_id``, ``mjd``,
-            ``band``, ``file``, ``p_<class>`` for each class, ``predicted``,
-            ``model_version``.
+            ``band``, ``file``, ``dropped_photometry`` (previous photometry rows left out:
+            out of their range, without a time, or past the most recent kept),
+            ``p_<class>`` for each class, ``predicted``, ``model_version``.
         rejected: a row per file or alert that could not be classified: ``file``,
             ``cause`` (one line naming the file and, where known, the object).
     """
 
     predictions: pd.DataFrame
     rejected: pd.DataFrame
+
+    @classmethod
+    def joined(cls, parts: list[ClassifiedAlerts]) -> ClassifiedAlerts:
+        """Several batches' tables as one."""
+        return cls(
+            pd.concat([p.predictions for p in parts], ignore_index=True),
+            pd.concat([p.rejected for p in parts], ignore_index=True),
+        )
 
 
 class AlertClassifier:
@@ -134,6 +143,7 @@ class AlertClassifier:
             "mjd",
             "band",
             "file",
+            "dropped_photometry",
             *(f"p_{c}" for c in self.classifier.classes),
             "predicted",
             "model_version",
@@ -146,12 +156,35 @@ class AlertClassifier:
         if table == "rejected":
             return pa.schema([(name, pa.string()) for name in REJECTED_COLUMNS])
         numeric = {"mjd", *(f"p_{c}" for c in self.classifier.classes)}
-        return pa.schema(
-            [(c, pa.float64() if c in numeric else pa.string()) for c in self.prediction_columns]
-        )
+
+        def kind(column: str):
+            if column == "dropped_photometry":
+                return pa.int64()
+            return pa.float64() if column in numeric else pa.string()
+
+        return pa.schema([(c, kind(c)) for c in self.prediction_columns])
 
     def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
-        """Classify the alerts of ``(file name, Avro bytes)`` packets."""
+        """Classify the alerts of ``(file name, Avro bytes)`` packets. A batch that fails
+        for a reason no check foresaw is split in halves until the packet that fails is
+        alone, and rejected: the others are classified."""
+        packets = list(packets)
+        try:
+            return self._classify(packets)
+        except Exception as err:  # a packet no check foresaw: find it, keep the others
+            if len(packets) > 1:
+                half = len(packets) // 2
+                return ClassifiedAlerts.joined(
+                    [self.classify(packets[:half]), self.classify(packets[half:])]
+                )
+            name = packets[0][0] if packets else "?"
+            cause = f"{name}: could not be classified ({type(err).__name__}: {err})"
+            return ClassifiedAlerts(
+                self._predictions([], np.zeros((0, len(self.classifier.classes)))),
+                pd.DataFrame([(name, cause.splitlines()[0])], columns=list(REJECTED_COLUMNS)),
+            )
+
+    def _classify(self, packets: list[tuple[str, bytes]]) -> ClassifiedAlerts:
         read: list[tuple[str, Alert, StampSeries]] = []
         rejected: list[tuple[str, str]] = []
         for name, data in packets:
@@ -160,7 +193,8 @@ class AlertClassifier:
             except ConventionError as err:
                 rejected.append((name, str(err)))
                 continue
-            for alert in found:
+            rejected += [(name, str(err)) for err in found.errors]
+            for alert in found.alerts:
                 try:
                     read.append((name, alert, alert_series([alert], self.cutouts)))
                 except ConventionError as err:
@@ -185,6 +219,7 @@ class AlertClassifier:
             "mjd": np.array([a.mjd for a in alerts], dtype=np.float64),
             "band": pd.Series([a.band_name for a in alerts], dtype=str),
             "file": pd.Series([str(a.path) for a in alerts], dtype=str),
+            "dropped_photometry": np.array([a.dropped_rows for a in alerts], dtype=np.int64),
         }
         for k, name in enumerate(classes):
             columns[f"p_{name}"] = proba[:, k].astype(np.float64)

@@ -6,6 +6,7 @@ with code 2; nothing half-written is left behind.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -23,7 +24,13 @@ from rich.table import Table as RichTable
 
 from convention.demo import DemoSettings
 from convention.errors import ConventionError
-from convention.files import refuse_overwriting_inputs
+from convention.files import (
+    check_input_path,
+    check_output_folder,
+    check_output_path,
+    output_name,
+    refuse_overwriting_inputs,
+)
 from convention.training.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -56,6 +63,9 @@ ReaderOptions = Annotated[
 ]
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ConventionError, and an operating-system error on a named file (a read-only
     folder, a full disk), into one line on stderr and exit code 2; show warnings as
@@ -73,12 +83,12 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             typer.echo(f"error: {err.message}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except OSError as err:
-            if err.filename is None:
+            full = err.errno in FULL_DISK or "No space left on device" in str(err)
+            if err.filename is None and not full:
                 raise
-            path = Path(err.filename)
-            # A temporary file (".name.tmp") is ours: name the folder the user gave.
-            shown = path.parent if path.name.startswith(".") else path
-            typer.echo(f"error: {shown}: {err.strerror}", err=True)
+            cause = "no space left on the device: nothing written" if full else err.strerror
+            where = f"{output_name(Path(err.filename))}: " if err.filename is not None else ""
+            typer.echo(f"error: {where}{cause}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper
@@ -116,7 +126,10 @@ def simulate(
     from convention.sim.simulate import SimulationSettings
     from convention.sim.simulate import simulate as run_simulation
 
+    if catalog is not None:
+        check_input_path(catalog, "catalog")
     refuse_overwriting_inputs([out], [catalog])
+    check_output_path(out)
     settings = SimulationSettings(
         survey=survey,
         catalog=str(catalog) if catalog is not None else None,
@@ -254,7 +267,6 @@ def plot(
     differences from it), its difference light curve (non-detections as limits) and, with
     --checkpoint, a model's probabilities as the object was observed."""
     from convention.classifier import Classifier
-    from convention.files import check_output_path
     from convention.io import read
     from convention.plotting import plot_series, save_figure
 
@@ -551,7 +563,9 @@ def evaluate(
     """Score a run: metrics.json, predictions.csv and a Markdown/HTML report with figures."""
     from convention.evaluate import evaluate_run
 
-    refuse_overwriting_inputs([out], [run, data])
+    refuse_overwriting_inputs([out], [run, data], allowed=[run / "evaluation"])
+    if out is not None:
+        check_output_folder(out)
     options = _reader_options(data, reader_option)
     metrics = evaluate_run(run, data, out, device=device, reader_options=options)
     _print_metrics(metrics)
@@ -627,7 +641,6 @@ def predict(
     standard deviation over its members."""
     from convention.classifier import BatchPrediction, Classifier
     from convention.data.cutoff import Cutoff
-    from convention.files import check_output_path
     from convention.io import read
     from convention.io.predictions import write_predictions
 
@@ -695,8 +708,10 @@ def classify_alerts(
 
     if engine not in ("spark", "local"):
         raise ConventionError(f"--engine must be spark or local, got {engine!r}")
-    if trigger_seconds <= 0:
-        raise ConventionError(f"--trigger-seconds must be positive, got {trigger_seconds}")
+    if not 0 < trigger_seconds < 86400:  # NaN is not
+        raise ConventionError(
+            f"--trigger-seconds must be a positive number of seconds, got {trigger_seconds}"
+        )
     if batch_size < 1:
         raise ConventionError(f"--batch-size must be at least 1, got {batch_size}")
     refuse_overwriting_inputs([out], [checkpoint, input_folder])
@@ -828,7 +843,6 @@ def ingest(
     ] = None,
 ) -> None:
     """Read files of a field format into a store; bad files are reported and skipped."""
-    from convention.files import check_output_path
     from convention.io import get_reader, scan
 
     refuse_overwriting_inputs([out], inputs)
@@ -878,11 +892,12 @@ def render_lightcurves(
     ] = os.cpu_count() or 1,
 ) -> None:
     """Render light curves (PLAsTiCC) into LSST-like stamp series."""
-    from convention.files import check_output_path
     from convention.io.plasticc import RenderSettings, scan_plasticc
 
     if format != "plasticc":
         raise ConventionError(f"unknown light-curve format {format!r}; known: plasticc")
+    for source in (lightcurves, metadata):
+        check_input_path(source)
     refuse_overwriting_inputs([out], [lightcurves, metadata])
     check_output_path(out)
     settings = RenderSettings(stamp_size=stamp_size, seed=seed)
@@ -937,6 +952,8 @@ def bench(
 
     work = work or out.with_name(f"{out.name}-work")
     refuse_overwriting_inputs([out, work], [data, catalog])
+    for folder in (out, work):
+        check_output_folder(folder)
     chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
     _note_slow_bfloat16(chosen.precision, device)
     start = time.perf_counter()
@@ -1002,6 +1019,7 @@ def export_snana(
     from convention.io.snana import write_snana
 
     refuse_overwriting_inputs([out], [data])
+    check_output_folder(out)
     store = read(data, "store")
     photometry = resolve_photometry(store, photometry)
     objects = store_lightcurves(store, photometry)
@@ -1020,6 +1038,7 @@ def export_fits(
     from convention.io.formats.fits import write_stamp_folder
 
     refuse_overwriting_inputs([out], [data])
+    check_output_folder(out)
     store = read(data, "store")
     path = write_stamp_folder(store, out)
     console.print(f"wrote {len(store)} objects to {path}")
@@ -1036,7 +1055,6 @@ def export_onnx_command(
     runs it, and so does onnxruntime alone."""
     from convention.classifier import load_models
     from convention.classifier.onnx import export_onnx
-    from convention.files import check_output_path
 
     if out.suffix.lower() != ".onnx":
         raise ConventionError("the output's name must end in .onnx", path=out)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convention.errors import ConventionError
+from convention.files import check_output_folder
 from convention.training.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -123,11 +124,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> DemoResult:
     from convention.sim.simulate import simulate
     from convention.training import RunFolder, train
 
-    out = Path(settings.out)
-    if not out.parent.is_dir():
-        raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
-    if out.exists() and not out.is_dir():
-        raise ConventionError("output exists and is not a folder", path=out)
+    out = check_output_folder(settings.out)
     if (out / "run").exists():
         raise ConventionError(
             "holds an earlier demo run: remove it or pick another --out", path=out

@@ -1,13 +1,16 @@
 """Classification on Apache Spark, as the brokers run it (Fink: pandas UDFs in Structured
 Streaming).
 
-- :func:`alert_classifier_udf`: a ``mapInPandas`` function from rows of ``(path, content)``
-  (Spark's ``binaryFile`` source; the Avro bytes are decoded with fastavro inside the
-  function, as Spark's own Avro source needs a jar download) to a row per alert: the
-  prediction, or the file and the cause it was rejected for.
-- :func:`stream_alerts`: the Structured Streaming query over a folder where alert files
-  land, writing each micro-batch's predictions and rejected alerts as Parquet (the layout of
-  ``convention.alert_folder``), restart-safe through Spark's checkpoint.
+- :func:`alert_classifier_udf`: a ``mapInPandas`` function from manifest lines (the
+  entries of a micro-batch, ``convention.landing``) to a row per alert: the prediction, or
+  the file and the cause it was rejected for. Each executor reads the files it is given
+  by exact path and decodes them with fastavro (Spark's own Avro source needs a jar
+  download, and its file sources take paths as patterns).
+- :func:`stream_alerts`: the Structured Streaming query over the manifests of the alerts
+  landing in a folder (written by this process with the rule the local engine uses),
+  writing each micro-batch's predictions and rejected entries as Parquet (the layout of
+  ``convention.alert_folder``), restart-safe through Spark's checkpoint; Spark removes
+  each manifest once its batch is committed.
 - :func:`classify_store`: the same classifier over the rows of a store, one task per
   range of rows.
 
@@ -18,22 +21,28 @@ The checkpoint must be readable at the same path by every executor (a shared fil
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 
-from convention.alert_folder import SPARK_CHECKPOINT, TABLES, batch_folder, check_output_folder
+from convention.alert_folder import (
+    SPARK_CHECKPOINT,
+    TABLES,
+    batch_folder,
+    check_stream_folders,
+    classify_entries,
+)
 from convention.alert_stream import REJECTED_COLUMNS, AlertClassifier
 from convention.errors import ConventionError
+from convention.files import claim_folder
+from convention.landing import MANIFEST_SUFFIX, Entry, LandingLog
 
-# Spark's binaryFile source: a streaming source must be given it.
-BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
 # Loaded once per Python worker process (Spark reuses them from task to task).
 _LOADED: dict[tuple, object] = {}
 
@@ -68,13 +77,6 @@ def spark_session(master: str = "local[2]", app_name: str = "convention"):
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.python.worker.reuse", "true")
-            # A micro-batch's files are known paths: list them on the driver, not in a
-            # Spark job of its own (seconds per batch of 1,000 alerts).
-            .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
-            # Spark's default counts a file's opening as 4 MB of reading, which cuts a
-            # batch of 1,000 60-kB alerts into 32 tasks, each paying the Python exchange's
-            # start; without it a batch spreads evenly over the cores.
-            .config("spark.sql.files.openCostInBytes", "0")
             .getOrCreate()
         )
     except Exception as err:  # the JVM failed to start: Java missing or broken
@@ -109,41 +111,37 @@ def _load_once(key: tuple, threads: int, load: Callable[[], object]):
 def output_schema(classes: list[str]):
     """The Spark schema of :func:`alert_classifier_udf`'s rows: the prediction columns,
     then ``cause`` (null for a classified alert)."""
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = [StructField(name, StringType()) for name in ("object_id", "candidate_id")]
     fields += [StructField("mjd", DoubleType()), StructField("band", StringType())]
-    fields += [StructField("file", StringType())]
+    fields += [StructField("file", StringType()), StructField("dropped_photometry", LongType())]
     fields += [StructField(f"p_{c}", DoubleType()) for c in classes]
     fields += [StructField(n, StringType()) for n in ("predicted", "model_version", "cause")]
     return StructType(fields)
 
 
-def _local_name(path: str) -> str:
-    """Spark's ``file:/x`` or ``file:///x`` URI as a plain path (other schemes are kept)."""
-    if not path.startswith("file:"):
-        return path
-    return "/" + path[len("file:") :].lstrip("/")
-
-
 def alert_classifier_udf(
     checkpoint: str,
+    landing: str,
     schema: str = "ztf",
     model_engine: str = "auto",
     batch_size: int = 64,
     threads: int = 1,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """A ``mapInPandas`` function classifying rows of ``path`` (file name) and
-    ``content`` (Avro bytes) with the model at ``checkpoint`` (a path every executor
-    reads), run by ``model_engine`` (``auto``, ``torch`` or ``onnxruntime``) on ``threads``
-    threads: use with ``df.mapInPandas(f, output_schema(classes))``."""
+    """A ``mapInPandas`` function classifying manifest lines (column ``value``: the
+    entries of the landing folder ``landing``) with the model at ``checkpoint`` (paths
+    every executor reads), run by ``model_engine`` (``auto``, ``torch`` or
+    ``onnxruntime``) on ``threads`` threads: use with ``df.mapInPandas(f,
+    output_schema(classes))``."""
+    folder = Path(landing)
 
     def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         classifier = executor_classifier(checkpoint, schema, model_engine, batch_size, threads)
         columns = classifier.prediction_columns
         for frame in frames:
-            names = [_local_name(p) for p in frame["path"]]
-            result = classifier.classify(zip(names, frame["content"], strict=True))
+            entries = [Entry.from_json(line, "a manifest") for line in frame["value"]]
+            result = classify_entries(classifier, entries, folder)
             rejected = result.rejected.reindex(columns=[*columns, "cause"])
             predictions = result.predictions.assign(cause=None)
             yield pd.concat([predictions, rejected], ignore_index=True)[[*columns, "cause"]]
@@ -151,45 +149,32 @@ def alert_classifier_udf(
     return classify
 
 
+def hadoop_path(path: Path, pattern: bool = False) -> str:
+    """A local path as Hadoop takes it: a ``file:`` URI (a colon in a name is no scheme),
+    with the glob characters escaped where Hadoop reads a path as a pattern."""
+    text = str(path.resolve())
+    if pattern:
+        text = re.sub(r"([\\*?\[\]{}])", r"\\\1", text)
+    return f"file:{text}"
+
+
 def _write_batch(spark, frame, out: Path, table: str, batch_id: int) -> None:
     """Write one table of a micro-batch into a hidden folder, then rename it into place
     (replacing an earlier attempt's) with the Hadoop filesystem of the output."""
     target = batch_folder(out, table, batch_id)
     staging = target.parent / f".{target.name}.staging"
-    frame.write.mode("overwrite").parquet(str(staging))
+    frame.write.mode("overwrite").parquet(hadoop_path(staging))
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     src, dst = (
-        jvm.org.apache.hadoop.fs.Path(str(staging)),
-        jvm.org.apache.hadoop.fs.Path(str(target)),
+        jvm.org.apache.hadoop.fs.Path(hadoop_path(staging)),
+        jvm.org.apache.hadoop.fs.Path(hadoop_path(target)),
     )
     fs = src.getFileSystem(conf)
     if fs.exists(dst):
         fs.delete(dst, True)
     if not fs.rename(src, dst):
         raise ConventionError(f"could not move a finished batch into place ({staging})")
-
-
-def _batch_files(checkpoint: Path, batch_id: int) -> list[str]:
-    """The files Spark's file source gave micro-batch ``batch_id`` (its log in the
-    checkpoint, one JSON line per file; every tenth batch is written compacted)."""
-    log = checkpoint / "sources" / "0"
-    path = log / str(batch_id)
-    if not path.exists():
-        path = log / f"{batch_id}.compact"
-    files = []
-    for line in path.read_text().splitlines()[1:]:  # the first line is the format version
-        entry = json.loads(line)
-        if entry.get("batchId") == batch_id:
-            files.append(_local_name(unquote(entry["path"])))
-    return files
-
-
-def _size(name: str) -> int | None:
-    try:
-        return os.stat(name).st_size
-    except OSError:
-        return None
 
 
 def stream_alerts(
@@ -214,63 +199,105 @@ def stream_alerts(
 
     Raises:
         ConventionError: the checkpoint is unreadable or of other bands than the schema's,
-            the folders overlap or belong to the local engine (before the query starts).
+            the folders overlap or belong to the local engine, another stream writes
+            ``out``, its log is damaged (before the query starts).
     """
     input_folder, out = Path(input_folder), Path(out)
     if max_files_per_trigger < 1:
         raise ConventionError(
             f"--max-files-per-batch must be at least 1, got {max_files_per_trigger}"
         )
-    check_output_folder(input_folder, out, "spark")
+    check_stream_folders(input_folder, out, "spark")
     # Loaded here first, so a bad checkpoint fails before the query starts.
     classifier = AlertClassifier.load(run, schema, model_engine, batch_size)
     out.mkdir(parents=True, exist_ok=True)
+    lock = claim_folder(out, "stream")
+    try:
+        log = LandingLog(out, input_folder)
+        _run_query(
+            log, classifier, out, run, schema, model_engine, available_now, trigger_seconds,
+            max_files_per_trigger, batch_size, master, on_start,
+        )  # fmt: skip
+    finally:
+        os.close(lock)
+
+
+def _run_query(
+    log: LandingLog,
+    classifier: AlertClassifier,
+    out: Path,
+    run: str | Path,
+    schema: str,
+    model_engine: str,
+    available_now: bool,
+    trigger_seconds: float,
+    max_files: int,
+    batch_size: int,
+    master: str,
+    on_start: Callable[[object], None] | None,
+) -> None:
+    """The query over ``log``'s manifests, this process writing them: all at once
+    (``available_now``) or as files land, every ``trigger_seconds``."""
+    if available_now:
+        while log.take_new(max_files) is not None:
+            pass
     spark = spark_session(master)
     columns = classifier.prediction_columns
-    udf = alert_classifier_udf(str(Path(run).resolve()), schema, model_engine, batch_size)
-    alerts = (
-        spark.readStream.format("binaryFile")
-        .schema(BINARY_FILE_SCHEMA)
-        .option("pathGlobFilter", "*.avro")
-        .option("maxFilesPerTrigger", max_files_per_trigger)
-        .load(str(input_folder.resolve()))
-        .select("path", "content")
+    udf = alert_classifier_udf(
+        str(Path(run).resolve()), str(log.landing.resolve()), schema, model_engine, batch_size
+    )
+    manifests = (
+        spark.readStream.format("text")
+        .option("pathGlobFilter", f"*{MANIFEST_SUFFIX}")
+        .option("maxFilesPerTrigger", 1)
+        .option("cleanSource", "delete")  # a committed batch's manifest (its names journaled)
+        .load(hadoop_path(log.folder, pattern=True))
+        # A manifest is one small file, one task: its lines are spread over the cores.
+        .repartition(spark.sparkContext.defaultParallelism)
         .mapInPandas(udf, output_schema(classifier.classifier.classes))
     )
-
-    checkpoint = (out / SPARK_CHECKPOINT).resolve()
 
     def write(batch, batch_id: int) -> None:
         batch.persist()
         try:
             classified = batch.filter(batch.cause.isNull()).select(*columns)
             rejected = batch.filter(batch.cause.isNotNull()).select(*REJECTED_COLUMNS)
-            seen = {row.file for row in batch.select("file").distinct().collect()}
-            unread = [
-                (name, f"{name}: {'empty file' if _size(name) == 0 else 'not read by Spark'}")
-                for name in _batch_files(checkpoint, batch_id)
-                if name not in seen
-            ]
-            if unread:
-                rejected = rejected.union(spark.createDataFrame(unread, rejected.schema))
             for table, frame in zip(TABLES, (classified, rejected), strict=True):
                 _write_batch(spark, frame, out.resolve(), table, batch_id)
         finally:
             batch.unpersist()
 
-    writer = alerts.writeStream.foreachBatch(write).option("checkpointLocation", str(checkpoint))
+    checkpoint = hadoop_path(out / SPARK_CHECKPOINT)
+    writer = manifests.writeStream.foreachBatch(write).option("checkpointLocation", checkpoint)
     writer = (
         writer.trigger(availableNow=True)
         if available_now
         else writer.trigger(processingTime=f"{trigger_seconds} seconds")
     )
     query = writer.start()
+    stop = threading.Event()
+    lister = None
+    if not available_now:  # this process lists the landing folder beside the query
+        lister = threading.Thread(
+            target=_list_landing, args=(log, max_files, trigger_seconds, stop), daemon=True
+        )
+        lister.start()
     if on_start is not None:
         on_start(query)
     try:
         query.awaitTermination()
     except KeyboardInterrupt:
         query.stop()
+    finally:
+        stop.set()
+
+
+def _list_landing(log: LandingLog, max_files: int, seconds: float, stop: threading.Event) -> None:
+    """Write a manifest for what lands, every ``seconds``, until ``stop``."""
+    while not stop.is_set():
+        while log.take_new(max_files) is not None:
+            pass
+        stop.wait(seconds)
 
 
 def classify_store(

@@ -16,19 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from convention.classifier.calibration import TemperatureScaled
-from convention.classifier.settings import ModelSettings
+from convention.classifier.settings import MAX_PARAMETERS, ModelSettings
 from convention.errors import ConventionError
-from convention.files import write_atomic
+from convention.files import check_input_path, inside_folder, write_atomic
 
 SETTINGS_FILE = "settings.json"
 WEIGHTS_FILE = "model.pt"
 PRETRAINING_FILE = "pretraining.json"  # marks a pre-trained backbone (training.pretrain)
+# The largest model.pt: MAX_PARAMETERS float32 weights, and room for buffers and layout.
+MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + 64 * 2**20
 
 
 def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) -> None:
@@ -44,6 +47,39 @@ def save_model(folder: Path, model: torch.nn.Module, settings: ModelSettings) ->
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_weights_file(weights: Path, settings: ModelSettings) -> None:
+    """Refuse weights before unpickling them: not a regular file, larger than any model's
+    may be, or not the file the settings were saved with (SHA-256); for an older folder
+    without the digest, a zip archive that would inflate past that size.
+
+    Raises:
+        ConventionError: naming the file and the cause.
+    """
+    if not weights.exists():
+        raise ConventionError("missing weights", path=weights)
+    check_input_path(weights, "weights")
+    size = weights.stat().st_size
+    if not weights.is_file() or size > MAX_WEIGHTS_BYTES:
+        raise ConventionError(f"weights of {size:,} bytes, more than a model holds", path=weights)
+    if settings.weights_sha256 is not None:
+        if _sha256(weights) != settings.weights_sha256:
+            raise ConventionError(
+                "model.pt is not the file this settings.json was saved with (SHA-256 differs)",
+                path=weights,
+            )
+        return
+    if zipfile.is_zipfile(weights):
+        try:
+            with zipfile.ZipFile(weights) as archive:
+                inflated = sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ConventionError(f"corrupt weights ({err})", path=weights) from None
+        if inflated > MAX_WEIGHTS_BYTES:
+            raise ConventionError(
+                f"weights inflate to {inflated:,} bytes, more than a model holds", path=weights
+            )
 
 
 def _check_pair(settings: ModelSettings, saved: dict, folder: Path) -> None:
@@ -95,7 +131,7 @@ def read_settings(folder: Path) -> ModelSettings:
     Raises:
         ConventionError: a missing or unreadable ``settings.json``.
     """
-    path = folder / SETTINGS_FILE
+    path = _part(folder, SETTINGS_FILE)
     try:
         settings = ModelSettings.from_dict(json.loads(path.read_text()))
         settings.encoder()
@@ -116,21 +152,27 @@ def read_settings(folder: Path) -> ModelSettings:
     return settings
 
 
+def _part(folder: Path, name: str) -> Path:
+    """A file of a model folder, which must lie in it (links followed).
+
+    Raises:
+        ConventionError: a part that leads outside the folder.
+    """
+    try:
+        return inside_folder(folder, name)
+    except ConventionError as err:
+        raise ConventionError(err.cause, path=folder) from None
+
+
 def _read_folder(folder: Path) -> tuple[ModelSettings, torch.nn.Module]:
     path = folder / SETTINGS_FILE
     settings = read_settings(folder)
-    weights = folder / WEIGHTS_FILE
+    weights = _part(folder, WEIGHTS_FILE)
+    _check_weights_file(weights, settings)
     try:
         saved = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConventionError("missing weights", path=weights) from None
     except Exception as err:  # torch raises many types for corrupt files
         raise ConventionError(f"corrupt weights ({type(err).__name__})", path=weights) from None
-    if settings.weights_sha256 is not None and _sha256(weights) != settings.weights_sha256:
-        raise ConventionError(
-            "model.pt is not the file this settings.json was saved with (SHA-256 differs)",
-            path=weights,
-        )
     is_legacy = not isinstance(saved, dict) or "state_dict" not in saved  # version 1
     if not is_legacy:
         _check_pair(settings, saved["outputs"], folder)
@@ -154,8 +196,9 @@ def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]
     path = Path(path)
     if path.is_file() and path.name == SETTINGS_FILE:
         path = path.parent
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ConventionError("no such checkpoint", path=path)
+    check_input_path(path, "checkpoint")
     folders = (
         [path]
         if (path / SETTINGS_FILE).exists()
@@ -163,6 +206,9 @@ def load_models(path: str | Path) -> tuple[ModelSettings, list[torch.nn.Module]]
     )
     if not folders:
         raise ConventionError(f"no {SETTINGS_FILE} here or in fold_* folders", path=path)
+    for folder in folders:
+        if folder != path:
+            _part(path, folder.name)  # a fold's folder must lie in its run
     loaded = [_load_folder(f) for f in folders]
     settings = loaded[0][0]
     if any(s.temperature is None for s, _ in loaded):

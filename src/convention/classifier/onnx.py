@@ -15,6 +15,7 @@ runs it with ``--engine onnxruntime``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -29,12 +30,15 @@ from torch import nn
 from convention.classifier.engines import member_probabilities
 from convention.classifier.settings import ModelSettings
 from convention.errors import ConventionError
-from convention.files import write_atomic
+from convention.files import check_input_path, write_atomic
 from convention.inputs.encoder import random_inputs
 
-ONNX_LAYOUT = 2  # 2: the fold models' probabilities as a second output
+# 2: the fold models' probabilities as a second output; 3: the settings bound to the graph
+ONNX_LAYOUT = 3
 SETTINGS_KEY = "convention.settings"
 LAYOUT_KEY = "convention.onnx_layout"
+DIGEST_KEY = "convention.digest"  # SHA-256 of the graph and the settings, together
+MAX_ONNX_BYTES = 2**30
 OUTPUT_NAME = "probabilities"
 FOLDS_OUTPUT_NAME = "fold_probabilities"
 OPSET = 18
@@ -107,15 +111,23 @@ def export_onnx(settings: ModelSettings, models: Sequence[nn.Module], out: Path)
             f"{type(cause).__name__}: {str(cause).strip() or 'no message'}"
         ) from None
     proto = program.model_proto
+    text = json.dumps(settings.to_dict())
     for key, value in (
-        (SETTINGS_KEY, json.dumps(settings.to_dict())),
+        (SETTINGS_KEY, text),
         (LAYOUT_KEY, str(ONNX_LAYOUT)),
+        (DIGEST_KEY, _digest(proto.graph.SerializeToString(), text)),
     ):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     _verify(proto.SerializeToString(), module, settings, names)
     write_atomic(out, lambda tmp: onnx.save_model(proto, str(tmp)))
     return names
+
+
+def _digest(graph: bytes, settings: str) -> str:
+    """What binds an export's settings to its graph: an edited settings entry (classes
+    reordered, another ``max_frames``) no longer matches."""
+    return hashlib.sha256(graph + settings.encode()).hexdigest()
 
 
 def _verify(model: bytes, module: nn.Module, settings: ModelSettings, names: list[str]) -> None:
@@ -182,20 +194,22 @@ class OnnxEngine:
     """
 
     def __init__(self, path: Path, threads: int | None = None):
+        import onnx
         import onnxruntime
 
-        path = Path(path)
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
+        path = check_input_path(path, "ONNX model")
+        if not path.is_file() or path.stat().st_size > MAX_ONNX_BYTES:
+            raise ConventionError(
+                f"not an ONNX model file of at most {MAX_ONNX_BYTES:,} bytes", path=path
             )
-        except Exception as err:  # onnxruntime raises its own types for unreadable files
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConventionError(f"not a readable ONNX model ({first})", path=path) from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
+        data = path.read_bytes()
+        try:
+            proto = onnx.load_from_string(data)
+        except Exception as err:  # protobuf's own types for files that are not ONNX
+            raise ConventionError(
+                f"not a readable ONNX model ({type(err).__name__})", path=path
+            ) from None
+        metadata = {entry.key: entry.value for entry in proto.metadata_props}
         if SETTINGS_KEY not in metadata:
             raise ConventionError(
                 f"no {SETTINGS_KEY} metadata: not a file written by convention export onnx",
@@ -208,12 +222,30 @@ class OnnxEngine:
                 "reads: export the model again",
                 path=path,
             )
+        if metadata.get(DIGEST_KEY) != _digest(
+            proto.graph.SerializeToString(), metadata[SETTINGS_KEY]
+        ):
+            raise ConventionError(
+                "the settings in its metadata are not those it was exported with (edited, or "
+                "another graph): export the model again",
+                path=path,
+            )
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own types for unreadable files
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConventionError(f"not a readable ONNX model ({first})", path=path) from None
         try:
             self.settings = ModelSettings.from_dict(json.loads(metadata[SETTINGS_KEY]))
             encoder = self.settings.encoder()
         except ConventionError as err:
             raise ConventionError(err.cause, path=path) from None
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as err:
             raise ConventionError(
                 f"unreadable {SETTINGS_KEY} metadata ({type(err).__name__}: {err})", path=path
             ) from None

@@ -26,6 +26,7 @@ from convention.version import __version__
 CHECKPOINT_VERSION = 2
 READABLE_CHECKPOINTS = (1, 2)
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: 40 times the paper preset
+TEMPERATURE_RANGE = (1e-3, 1e3)
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,11 @@ class ModelSettings:
                 "retrain the model with this version of convention"
             )
         common = {
-            "model": d["model"],
-            "preset": d["preset"],
+            "model": str(d["model"]),
+            "preset": str(d["preset"]),
             "overrides": dict(d["overrides"]),
-            "classes": tuple(d["classes"]),
-            "bands": tuple(d["bands"]),
+            "classes": _names(d["classes"], "classes"),
+            "bands": _names(d["bands"], "bands"),
             "other_bands": str(d.get("other_bands", "error")),
         }
         if version == 2:
@@ -150,14 +151,33 @@ class ModelSettings:
 
 
 def checked_temperature(value) -> float | None:
-    """A saved temperature, checked.
+    """A saved temperature, checked: calibration fits one in 0.05..20 (a refit on top of
+    an earlier one multiplies them), and one far outside makes every probability one class
+    or NaN.
 
     Raises:
-        ValueError: not a positive finite number.
+        ValueError: not a number in ``TEMPERATURE_RANGE``.
     """
     if value is None:
         return None
     value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"temperature must be positive, got {value}")
+    low, high = TEMPERATURE_RANGE
+    if not (np.isfinite(value) and low <= value <= high):
+        raise ValueError(f"temperature must be {low:g}..{high:g}, got {value:g}")
     return value
+
+
+def _names(values, what: str) -> tuple[str, ...]:
+    """A list of distinct, non-empty names (classes or bands, in the weights' order).
+
+    Raises:
+        ValueError: not such a list.
+    """
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise ValueError(f"{what} is not a list of names")
+    names = tuple(values)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{what} is not a list of names")
+    if len(set(names)) < len(names):
+        raise ValueError(f"{what} name one twice: {list(names)}")
+    return names

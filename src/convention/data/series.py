@@ -11,6 +11,7 @@ The data model imports nothing above it: an object's light curve is
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,27 @@ from convention.bands import get_band
 from convention.errors import ConventionError
 
 PER_FRAME = ("mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint")
+
+
+MAX_OBJECT_ID = 1000  # characters
+
+
+def _check_object_id(object_id: str) -> None:
+    """An object id is text a store, a table and a file name can hold: not empty, no
+    control character (a NUL, a newline), at most ``MAX_OBJECT_ID`` characters.
+
+    Raises:
+        ConventionError: naming the id (shortened) and the cause.
+    """
+    shown = repr(object_id[:40] + ("..." if len(object_id) > 40 else ""))
+    if not object_id:
+        raise ConventionError("an empty object id")
+    if len(object_id) > MAX_OBJECT_ID:
+        raise ConventionError(
+            f"object id {shown} is {len(object_id)} characters, over {MAX_OBJECT_ID}"
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in object_id):
+        raise ConventionError(f"object id {shown} holds a control character or undecodable byte")
 
 
 @dataclass(eq=False)
@@ -73,6 +95,7 @@ class StampSeries:
 
     def __post_init__(self) -> None:
         self.object_id = str(self.object_id)
+        _check_object_id(self.object_id)
         self.frames = np.asarray(self.frames, dtype=np.float32)
         if self.frames.ndim != 3:
             raise ConventionError(

@@ -24,6 +24,7 @@ each process, so a Store can be handed to DataLoader worker processes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,7 +39,7 @@ from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
-from convention.files import check_output_path, temporary_beside
+from convention.files import check_input_path, check_output_path, temporary_beside
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -112,7 +113,7 @@ class StoreWriter:
         self._n_lightcurve = 0
         self._tmp = temporary_beside(self.path)
         try:
-            self._file = h5py.File(self._tmp, "w", track_order=False)
+            self._file = h5py.File(self._tmp, "w", track_order=False, rdcc_nbytes=0)
         except OSError as err:
             self._tmp.unlink(missing_ok=True)
             reason = os.strerror(err.errno) if err.errno else "cannot create the file"
@@ -201,10 +202,22 @@ class StoreWriter:
             )
 
     def append(self, batch: Iterable[StampSeries]) -> None:
-        """Append a batch of objects (written at once; keep batches of bounded size)."""
+        """Append a batch of objects (written at once; keep batches of bounded size).
+
+        Raises:
+            ConventionError: an object the store cannot hold, or a write that failed (a
+                full disk): the store is then dropped, nothing left behind.
+        """
         batch = list(batch)
         if not batch:
             return
+        try:
+            self._append(batch)
+        except OSError as err:
+            self.abort()
+            raise write_failed(err, self.path) from None
+
+    def _append(self, batch: list[StampSeries]) -> None:
         for series in batch:
             self._check(series)
             self._ids.add(series.object_id)
@@ -266,19 +279,44 @@ class StoreWriter:
         return starts, counts
 
     def close(self) -> Path:
-        """Write the attributes, close, and move the file into place."""
-        for key, value in self._attrs.items():
-            self._file.attrs[key] = value
-        self._file.attrs["n_objects"] = self._n_objects
-        self._file.close()
-        os.replace(self._tmp, self.path)
+        """Write the attributes, close, and move the file into place.
+
+        Raises:
+            ConventionError: a write that failed (a full disk): nothing left behind.
+        """
+        try:
+            for key, value in self._attrs.items():
+                self._file.attrs[key] = value
+            self._file.attrs["n_objects"] = self._n_objects
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            self.abort()
+            raise write_failed(err, self.path) from None
         return self.path
 
     def abort(self) -> None:
-        """Drop everything written so far."""
+        """Drop everything written so far. The file is emptied before it is closed: on a
+        full disk, closing flushes what HDF5 holds, which needs the room back."""
+        if self._tmp.exists():
+            os.truncate(self._tmp, 0)
         if self._file.id.valid:
-            self._file.close()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):  # dropped: what its last flush says is no matter
+                pass
         self._tmp.unlink(missing_ok=True)
+
+
+def write_failed(err: OSError, path: Path) -> ConventionError:
+    """The one-line error of a write that failed, naming the output."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = "no space left on the device"
+    elif err.errno == errno.EFBIG:
+        cause = "the file grew past the size allowed"
+    else:
+        cause = (str(err).splitlines() or [type(err).__name__])[0]
+    return ConventionError(f"cannot write ({cause}): nothing written", path=path)
 
 
 def write_store(
@@ -312,10 +350,12 @@ class Store(Sequence[StampSeries]):
 
     def __init__(self, path: str | Path, channels: Sequence[str] | None = None):
         self.path = Path(path)
+        check_input_path(self.path, "store")
         if not self.path.is_file():
-            raise ConventionError("no such file", path=self.path)
+            raise ConventionError("store is a folder, not a file", path=self.path)
         try:
             with h5py.File(self.path, "r") as f:
+                self._refuse_outside_data(f)
                 self._read_attributes(dict(f.attrs))
                 self._select_channels(channels)
                 self._read_index(f)
@@ -328,8 +368,41 @@ class Store(Sequence[StampSeries]):
             ) from None
         self._check_index()
         self._positions = {oid: i for i, oid in enumerate(self._index["object_id"])}
+        if len(self._positions) < len(self):
+            seen: set[str] = set()
+            twice = next(o for o in self._index["object_id"] if o in seen or seen.add(o))
+            raise ConventionError(
+                "damaged store: the object id is there twice", path=self.path, obj=twice
+            )
         self._file: h5py.File | None = None
         self._pid: int | None = None
+
+    def _refuse_outside_data(self, f: h5py.File) -> None:
+        """A store holds its data itself: no link (soft or external), virtual dataset or
+        dataset stored in another file, which would read outside it (a device, another
+        user's file, a loop).
+
+        Raises:
+            ConventionError: naming the store and the first such object.
+        """
+        found: list[str] = []
+
+        def visit(name: str, link) -> None:
+            if not isinstance(link, h5py.HardLink):
+                found.append(f"{name!r} is a {type(link).__name__}")
+            elif isinstance(f.get(name), h5py.Dataset):
+                dataset = f[name]
+                if dataset.is_virtual:
+                    found.append(f"{name!r} is a virtual dataset")
+                elif dataset.external:
+                    found.append(f"{name!r} is stored in another file")
+            return None if not found else True
+
+        f.visititems_links(visit)
+        if found:
+            raise ConventionError(
+                f"damaged store: {found[0]} (a store holds its data itself)", path=self.path
+            )
 
     def _read_attributes(self, attrs: dict) -> None:
         """The store's attributes, each checked for its type.

@@ -26,6 +26,7 @@ from convention.features import (
     scene_features,
 )
 from convention.inputs.base import InputKind, Needs, Selection, register_input_kind
+from convention.inputs.normalisation import check_statistics
 from convention.inputs.spec import InputSpec
 from convention.lightcurves import FORCED_PSF, lightcurve_of
 
@@ -84,8 +85,12 @@ class Features(InputKind):
     def load_state(self, state: dict) -> None:
         if list(state["names"]) != self.names:
             raise ConventionError("the features were fitted for other bands or another set")
-        self._median = np.asarray(state["median"], dtype=np.float64)
-        self._scale = np.asarray(state["scale"], dtype=np.float64)
+        median = np.asarray(state["median"], dtype=np.float64)
+        scale = np.asarray(state["scale"], dtype=np.float64)
+        if median.shape != (len(self.names),) or scale.shape != (len(self.names),):
+            raise ValueError(f"{len(self.names)} features, a state of other lengths")
+        check_statistics(median, scale)
+        self._median, self._scale = median, scale
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         values = self.raw(selection.series, selection)

@@ -10,6 +10,26 @@ import numpy as np
 from convention.bands import get_band
 from convention.data.series import StampSeries
 
+# What a fitted median and scale may be: float32 arithmetic on them stays finite.
+STATISTIC_RANGE = 1e20
+SCALE_FLOOR = 1e-20
+
+
+def check_statistics(median: Sequence[float], scale: Sequence[float]) -> None:
+    """Refuse fitted statistics no fit gives: a median past +-1e20, a scale outside
+    1e-20..1e20, or a value that is not finite.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    median, scale = np.asarray(median, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    if not (np.all(np.isfinite(median)) and np.all(np.isfinite(scale))):
+        raise ValueError("normalisation values that are not finite")
+    if np.any(np.abs(median) > STATISTIC_RANGE):
+        raise ValueError(f"a normalisation median past {STATISTIC_RANGE:g}")
+    if np.any((scale < SCALE_FLOOR) | (scale > STATISTIC_RANGE)):
+        raise ValueError(f"a normalisation scale outside {SCALE_FLOOR:g}..{STATISTIC_RANGE:g}")
+
 
 @dataclass(frozen=True)
 class Normalisation:
@@ -89,10 +109,7 @@ class Normalisation:
         )
         if not len(norm.bands) == len(norm.median) == len(norm.scale):
             raise ValueError("normalisation lists of different lengths")
-        if not (np.all(np.isfinite(norm.median)) and np.all(np.isfinite(norm.scale))):
-            raise ValueError("normalisation values that are not finite")
-        if min(norm.scale, default=1.0) <= 0:
-            raise ValueError("normalisation scales that are not positive")
+        check_statistics(norm.median, norm.scale)
         if bands is not None and list(norm.bands) != list(bands):
             raise ValueError(f"normalisation of bands {list(norm.bands)}, not {list(bands)}")
         return norm

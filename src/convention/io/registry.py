@@ -18,6 +18,7 @@ from typing import Any
 
 from convention.data.collection import SeriesCollection
 from convention.errors import ConventionError
+from convention.files import check_input_path
 from convention.io.ingest import Collection, collect
 
 
@@ -182,9 +183,7 @@ def detect_format(path: str | Path) -> str:
     Raises:
         ConventionError: missing, or no reader recognises it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConventionError("no such file or folder", path=path)
+    path = check_input_path(path, "data")
     for reader in readers().values():
         if reader.detect(path):
             return reader.name
@@ -212,9 +211,7 @@ def read(
         ConventionError: missing path, unknown format or option, or a file no reader
             recognises.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConventionError("no such file or folder", path=path)
+    path = check_input_path(path, "data")
     reader = get_reader(format if format is not None else detect_format(path))
     reader.check_options(options)
     if require_channels and any(o.name == "channels" for o in reader.options):
@@ -234,8 +231,5 @@ def scan(format: str, inputs: Sequence[str | Path], **options: Any) -> Collectio
     if reader.scan is None:
         raise ConventionError(f"the {format} format is not ingested (it is read as it is)")
     reader.check_options(options)
-    paths = [Path(p) for p in inputs]
-    for path in paths:
-        if not path.exists():
-            raise ConventionError("no such file or folder", path=path)
+    paths = [check_input_path(p) for p in inputs]
     return reader.scan(paths, **options)

@@ -1,9 +1,14 @@
 """Stamps from files: reading one 2-D image from FITS, fitting it to the store's size,
-estimating its background noise."""
+estimating its background noise.
+
+FITS bytes are read with bounded memory: a file (or a gzipped one, as it inflates) may not
+hold more than its headers declare (each HDU's header and padded data, one after another)
+nor more than a stated cap, ``MAX_FITS_BYTES`` for a stamp file and ``MAX_CUTOUT_BYTES``
+for an alert's cutout, so a decompression bomb is refused after reading that much.
+"""
 
 from __future__ import annotations
 
-import gzip
 import io
 import warnings
 import zlib
@@ -14,8 +19,16 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 from convention.errors import ConventionError
+from convention.files import check_input_path
 
 MAX_STAMP_SIDE = 1024  # pixels: a postage stamp, not a CCD image
+# A file of stamps (every frame of an object, or a CRTS file's cutouts) and one cutout of
+# an alert (a 63x63 ZTF cutout is about 25 kB), inflated.
+MAX_FITS_BYTES = 256 * 2**20
+MAX_CUTOUT_BYTES = 4 * 2**20
+FITS_BLOCK = 2880
+CARD = 80
+INFLATE_STEP = 2**16  # bytes inflated at a time
 _GZIP_MAGIC = b"\x1f\x8b"
 _FITS_MAGIC = b"SIMPLE  ="
 _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image"}
@@ -28,9 +41,11 @@ class FitsFile:
         source: a file path, or the file's bytes (``path`` then names it in errors).
         path, obj: file and object named in errors.
         what: what the images are, in errors (``science cutout``).
+        limit: the most bytes it may hold, inflated.
 
     Raises:
-        ConventionError: unreadable, or not FITS.
+        ConventionError: unreadable, not a regular file, not FITS, or more bytes than its
+            headers declare or ``limit`` allows.
     """
 
     def __init__(
@@ -40,18 +55,15 @@ class FitsFile:
         path: str | Path | None = None,
         obj: str | None = None,
         what: str = "stamp",
+        limit: int = MAX_FITS_BYTES,
     ):
-        self.where = path if path is not None else source
+        self.where = path if path is not None or isinstance(source, bytes) else source
         self.obj, self.what = obj, what
-        try:
-            raw = Path(source).read_bytes() if isinstance(source, str | Path) else bytes(source)
-        except OSError as err:
-            raise self._error(f"cannot read {what} ({err.strerror})") from None
+        raw = self._read(source, limit) if isinstance(source, str | Path) else bytes(source)
         if raw[:2] == _GZIP_MAGIC:
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError, ValueError, zlib.error) as err:
-                raise self._error(f"corrupt gzip {what} ({err})") from None
+            raw = self._inflate(raw, limit)
+        elif len(raw) > limit:
+            raise self._error(f"{what} holds {len(raw):,} bytes, more than {limit:,}")
         if not raw.startswith(_FITS_MAGIC):
             kind = next((k for m, k in _OTHER_FORMATS.items() if raw.startswith(m)), None)
             raise self._error(f"{what} is not FITS ({kind or f'starts with {raw[:8]!r}'})")
@@ -64,6 +76,47 @@ class FitsFile:
 
     def _error(self, cause: str) -> ConventionError:
         return ConventionError(cause, path=self.where, obj=self.obj)
+
+    def _read(self, source: str | Path, limit: int) -> bytes:
+        """A regular file's bytes, its size checked before it is read."""
+        path = Path(source)
+        try:
+            check_input_path(path, self.what)
+            if not path.is_file():
+                raise self._error(f"{self.what} is a folder, not a file")
+            size = path.stat().st_size
+            if size > limit:
+                raise self._error(f"{self.what} holds {size:,} bytes, more than {limit:,}")
+            return path.read_bytes()
+        except ConventionError as err:
+            raise self._error(err.cause) from None
+        except OSError as err:
+            raise self._error(f"cannot read {self.what} ({err.strerror})") from None
+
+    def _inflate(self, raw: bytes, limit: int) -> bytes:
+        """Gzipped FITS inflated a step at a time, no further than its headers declare
+        and ``limit`` allows."""
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = bytearray()
+        declared = 0  # where the HDUs whose headers are whole end
+        pending = raw
+        try:
+            while not inflater.eof:
+                step = inflater.decompress(pending, INFLATE_STEP)
+                pending = inflater.unconsumed_tail
+                if not step and not pending:
+                    raise self._error(f"corrupt gzip {self.what} (truncated)")
+                out += step
+                if len(out) > limit:
+                    raise self._error(f"{self.what} inflates past {limit:,} bytes")
+                declared = _declared_end(out, declared)
+                if _beyond_declared(out, declared):
+                    raise self._error(
+                        f"{self.what} inflates past the {declared:,} bytes its headers declare"
+                    )
+        except zlib.error as err:
+            raise self._error(f"corrupt gzip {self.what} ({err})") from None
+        return bytes(out)
 
     def image(self, hdu: int = 0) -> np.ndarray:
         """The float32 2-D image of HDU ``hdu``.
@@ -114,13 +167,74 @@ def read_fits_image(
     path: str | Path | None = None,
     obj: str | None = None,
     what: str = "stamp",
+    limit: int = MAX_FITS_BYTES,
 ) -> np.ndarray:
     """The 2-D image of one HDU of a FITS file (see :class:`FitsFile`)."""
-    fits_file = FitsFile(source, path=path, obj=obj, what=what)
+    fits_file = FitsFile(source, path=path, obj=obj, what=what, limit=limit)
     try:
         return fits_file.image(hdu)
     finally:
         fits_file.close()
+
+
+_XTENSION = b"XTENSION"
+
+
+def _declared_end(data: bytes | bytearray, start: int) -> int:
+    """Where the HDUs whose headers are whole in ``data`` end (from ``start``, the end of
+    those already parsed): each HDU's header blocks and its data, padded to 2880 bytes."""
+    end = start
+    while True:
+        size = _hdu_size(data, end)
+        if size is None:
+            return end
+        end += size
+
+
+def _beyond_declared(data: bytes | bytearray, declared: int) -> bool:
+    """More than a block of bytes after the last whole HDU that start no extension."""
+    extra = len(data) - declared
+    return declared > 0 and extra > FITS_BLOCK and not data.startswith(_XTENSION, declared)
+
+
+def _hdu_size(data: bytes | bytearray, start: int) -> int | None:
+    """The bytes of the HDU at ``start`` (header and padded data), None while its header
+    is not whole in ``data`` or what is there is no header."""
+    cards: dict[bytes, bytes] = {}
+    position = start
+    while position + FITS_BLOCK <= len(data):
+        for card in range(position, position + FITS_BLOCK, CARD):
+            key = bytes(data[card : card + 8]).rstrip()
+            if key == b"END":
+                header = position + FITS_BLOCK - start
+                return header + _padded(_data_bytes(cards))
+            if data[card + 8 : card + 10] == b"= ":
+                cards[key] = bytes(data[card + 10 : card + CARD]).split(b"/")[0].strip()
+        position += FITS_BLOCK
+    return None
+
+
+def _data_bytes(cards: dict[bytes, bytes]) -> int:
+    """An HDU's data size from its header cards (the FITS standard's formula)."""
+
+    def number(key: bytes, default: int) -> int:
+        try:
+            return int(cards.get(key, str(default).encode()))
+        except ValueError:
+            return default
+
+    axes = number(b"NAXIS", 0)
+    if axes <= 0:
+        return 0
+    count = 1
+    for k in range(1, axes + 1):
+        count *= max(number(b"NAXIS%d" % k, 0), 0)
+    groups, extra = number(b"GCOUNT", 1), number(b"PCOUNT", 0)
+    return abs(number(b"BITPIX", 8)) // 8 * max(groups, 1) * (max(extra, 0) + count)
+
+
+def _padded(size: int) -> int:
+    return -(-size // FITS_BLOCK) * FITS_BLOCK
 
 
 def fit_stamp(

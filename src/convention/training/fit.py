@@ -34,7 +34,12 @@ from convention.data.collection import SeriesCollection
 from convention.data.splits import label_subset, make_splits
 from convention.device import device_name, resolve_device
 from convention.errors import ConventionError
-from convention.files import refuse_overwriting_inputs, write_atomic
+from convention.files import (
+    check_output_folder,
+    claim_folder,
+    refuse_overwriting_inputs,
+    write_atomic,
+)
 from convention.inputs import InputEncoder, needs_of
 from convention.io import read
 from convention.models import create_model
@@ -54,12 +59,9 @@ from convention.training.settings import TrainSettings
 
 def _check_out(out: Path, data: Path) -> None:
     refuse_overwriting_inputs([out], [data])
-    if out.exists() and not out.is_dir():
-        raise ConventionError("output exists and is not a folder", path=out)
+    check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         raise ConventionError("output folder exists and is not empty", path=out)
-    if not out.parent.is_dir():
-        raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -143,11 +145,19 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
             f"(counts {dict(zip(classes, counts.tolist(), strict=True))})",
             path=settings.data,
         )
+    try:
+        folds = make_splits(targets, settings.folds, settings.seed)
+    except ValueError:  # scikit-learn's: a part would lack a class
+        split = f"{settings.folds} folds" if settings.folds > 1 else "a 70/10/20 split"
+        raise ConventionError(
+            f"too few labelled objects for {split} holding every class in each part (counts "
+            f"{dict(zip(classes, counts.tolist(), strict=True))}): about 10 of each class "
+            "at the least",
+            path=settings.data,
+        ) from None
     splits = [
         {**split, "train": label_subset(split["train"], targets, settings.label_fraction, seed)}
-        for seed, split in enumerate(
-            make_splits(targets, settings.folds, settings.seed), start=settings.seed
-        )
+        for seed, split in enumerate(folds, start=settings.seed)
     ]
     partial = out.with_name(out.name + ".partial")
     # A resumed run skips the folds it finished; every process of a distributed run sees
@@ -169,27 +179,39 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         # writes the run (config, checkpoints, metrics).
         train_folds()
         return out
+    # The folder being written is locked while this process lives: a second train with
+    # the same --out is refused instead of deleting a live run's work.
     if resume_from is None:
+        stale = claim_folder(partial) if partial.is_dir() else None  # a killed run's
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
+        lock = claim_folder(partial)
+        if stale is not None:
+            os.close(stale)
     else:
-        ids = store.object_ids
-        now = [{p: [ids[i] for i in s[p]] for p in s} for s in splits]
-        if now != resume_from:
-            raise ConventionError(
-                "the data no longer gives the stopped run's splits", path=settings.data
-            )
+        lock = claim_folder(partial)
     try:
-        RunFolder.write_config(partial, settings, classes, bands, store, splits)
-        train_folds()
-        if out.exists():
-            out.rmdir()
-        partial.rename(out)
-    except KeyboardInterrupt:
-        raise  # the partial run stays, for --resume
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        if resume_from is not None:
+            ids = store.object_ids
+            now = [{p: [ids[i] for i in s[p]] for p in s} for s in splits]
+            if now != resume_from:
+                raise ConventionError(
+                    "the data no longer gives the stopped run's splits", path=settings.data
+                )
+        try:
+            RunFolder.write_config(partial, settings, classes, bands, store, splits)
+            train_folds()
+            if out.exists():
+                out.rmdir()
+            partial.rename(out)
+        except KeyboardInterrupt:
+            raise  # the partial run stays, for --resume
+        except BaseException:
+            if resume_from is None:
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
+    finally:
+        os.close(lock)
     return out
 
 

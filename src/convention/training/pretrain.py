@@ -17,6 +17,7 @@ it does not classify; ``convention train --init FOLDER`` fine-tunes it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -37,7 +38,12 @@ from convention.classifier.settings import ModelSettings
 from convention.data.collection import Subset
 from convention.data.cutoff import truncation_draws
 from convention.errors import ConventionError
-from convention.files import refuse_overwriting_inputs, write_atomic
+from convention.files import (
+    check_output_folder,
+    claim_folder,
+    refuse_overwriting_inputs,
+    write_atomic,
+)
 from convention.inputs import Example, InputEncoder
 from convention.io import read
 from convention.models import create_model
@@ -213,15 +219,29 @@ def pretrain(settings: PretrainSettings) -> Path:
     settings.validate()
     out = Path(settings.out)
     refuse_overwriting_inputs([out], [Path(d) for d in settings.data])
+    check_output_folder(out)
     if out.exists():
         raise ConventionError(
             "exists: choose another --out (a backbone is never overwritten)", path=out
         )
-    if not out.parent.is_dir():
-        raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)
     quiet_lightning()
     partial = out.with_name(out.name + ".partial")
+    # Locked while this process lives: a second pre-training of this --out is refused.
+    stale = claim_folder(partial, "pre-training") if partial.is_dir() else None
     shutil.rmtree(partial, ignore_errors=True)  # what a killed run left
+    partial.mkdir(parents=True)
+    lock = claim_folder(partial, "pre-training")
+    if stale is not None:
+        os.close(stale)
+    try:
+        _pretrain(settings, out, partial)
+    finally:
+        os.close(lock)
+    return out
+
+
+def _pretrain(settings: PretrainSettings, out: Path, partial: Path) -> None:
+    """Pre-train into the locked folder ``partial``, renamed ``out`` when complete."""
     stores = [read(d) for d in settings.data]
     bands = list(stores[0].bands)
     for store in stores[1:]:
@@ -251,7 +271,6 @@ def pretrain(settings: PretrainSettings) -> Path:
     for store in stores:
         encoder.check_collection(store)
     encoder.fit(_Joined(parts), settings.seed)
-    partial.mkdir(parents=True)
     views = [
         _encode_views(parts, encoder, settings.seed, stream, partial) for stream in VIEW_STREAMS
     ]
@@ -295,7 +314,6 @@ def pretrain(settings: PretrainSettings) -> Path:
         partial / PRETRAINING_FILE, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n")
     )
     partial.rename(out)
-    return out
 
 
 class _Joined(Sequence):

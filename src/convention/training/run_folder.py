@@ -21,6 +21,7 @@ from convention.classifier import BatchPrediction, Classifier, read_settings
 from convention.data.collection import SeriesCollection
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
+from convention.files import check_input_path, inside_folder, write_atomic
 from convention.inputs import Needs, needs_of
 from convention.training.settings import TrainSettings
 
@@ -55,8 +56,8 @@ class RunFolder:
     """
 
     def __init__(self, path: str | Path, stopped: bool = False):
-        self.path = Path(path)
-        config_path = self.path / CONFIG_FILE
+        self.path = check_input_path(path, "run")
+        config_path = self._part(CONFIG_FILE)
         if not config_path.is_file():
             raise ConventionError(f"not a training run (no {CONFIG_FILE})", path=self.path)
         try:
@@ -73,9 +74,22 @@ class RunFolder:
             raise ConventionError(
                 f"unreadable run config ({type(err).__name__}: {err})", path=config_path
             ) from None
+        for k in range(self.n_folds):
+            self._part(fold_folder(Path(), k).name)
         missing = [k for k in range(len(self.splits)) if not self.fold(k).is_dir()]
         if missing and not stopped:
             raise ConventionError(f"fold folder(s) {missing} missing", path=self.path)
+
+    def _part(self, name: str) -> Path:
+        """A file or folder of the run, which must lie in it (links followed).
+
+        Raises:
+            ConventionError: a part that leads outside the run.
+        """
+        try:
+            return inside_folder(self.path, name)
+        except ConventionError as err:
+            raise ConventionError(err.cause, path=self.path) from None
 
     @staticmethod
     def write_config(
@@ -96,7 +110,8 @@ class RunFolder:
             "store_provenance": data.provenance,
             "splits": [{part: [ids[i] for i in s[part]] for part in PARTS} for s in splits],
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+        text = json.dumps(config, indent=1) + "\n"
+        write_atomic(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
 
     @property
     def n_folds(self) -> int:

@@ -8,23 +8,32 @@ channels. Pixels are converted to nanomaggies (AB zero point 22.5) with the fram
 point; the science and template cutouts have their median background subtracted. The
 light curve holds the detections as difference fluxes and the non-detections as
 ``flux = 0, flux_err = limit / 5`` with ``detected = False``.
+
+Every number a reader computes with is checked against its physical range first
+(``AlertSchema.ranges``): a detection out of range rejects its alert, a history row out of
+range (or without a time, or past the ``MAX_HISTORY_ROWS`` most recent) is dropped and
+counted (``Alert.dropped_rows``). A file is read within bounds (``convention.io.avro``,
+``MAX_CUTOUT_BYTES`` per cutout) and each alert of a file is taken or rejected alone.
 """
 
 from __future__ import annotations
 
-import io
+import math
+import os
+import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fastavro
 import numpy as np
 
 from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
+from convention.files import check_input_path
+from convention.io.avro import records as avro_records
 from convention.io.ingest import Collection, Rejected
 from convention.io.registry import (
     Reader,
@@ -33,12 +42,15 @@ from convention.io.registry import (
     parse_names,
     register_reader,
 )
-from convention.io.stamps import background, fit_stamp, read_fits_image
+from convention.io.stamps import MAX_CUTOUT_BYTES, background, fit_stamp, read_fits_image
 
 AVRO_MAGIC = b"Obj\x01"
 CUTOUTS = ("science", "template", "difference")
 NANOMAGGY_ZEROPOINT = 22.5
 JD_TO_MJD = -2400000.5
+MAX_HISTORY_ROWS = 2000  # a packet's previous photometry kept: the most recent
+MJD_RANGE = (40000.0, 80000.0)  # 1968-2078
+SKY = {"ra": (0.0, 360.0), "dec": (-90.0, 90.0)}
 NJY_ZEROPOINT = 2.5 * np.log10(3631e9)  # AB magnitude of 1 nJy (~31.4)
 
 
@@ -80,6 +92,7 @@ class AlertSchema:
     y: str | None = None
     detector_shape: tuple[int, int] = (0, 0)  # (ny, nx) pixels, for edge-clipped cutouts
     recognise: tuple[str, ...] = field(default=())
+    ranges: dict = field(default_factory=dict)  # field -> (low, high): its physical range
 
 
 ZTF = AlertSchema(
@@ -115,6 +128,17 @@ ZTF = AlertSchema(
     y="ypos",
     detector_shape=(3080, 3072),
     recognise=("candidate",),
+    ranges={
+        "jd": tuple(m - JD_TO_MJD for m in MJD_RANGE),
+        "magpsf": (0.0, 40.0),
+        "sigmapsf": (0.0, 10.0),
+        "diffmaglim": (0.0, 40.0),
+        "magzpsci": (15.0, 40.0),
+        "fwhm": (0.0, 100.0),  # pixels
+        "xpos": (-10.0, 10000.0),
+        "ypos": (-10.0, 10000.0),
+        **SKY,
+    },
 )
 
 RUBIN = AlertSchema(
@@ -145,6 +169,12 @@ RUBIN = AlertSchema(
     flux_err="psfFluxErr",
     flux_zeropoint=NJY_ZEROPOINT,
     recognise=("diaSource",),
+    ranges={
+        "midpointMjdTai": MJD_RANGE,
+        "psfFlux": (-1e12, 1e12),  # nJy: 1e12 is magnitude -6.6
+        "psfFluxErr": (0.0, 1e12),
+        **SKY,
+    },
 )
 
 SCHEMAS = (ZTF, RUBIN)
@@ -175,7 +205,8 @@ def _schema_of(record: dict) -> AlertSchema | None:
 @dataclass
 class Alert:
     """One alert packet, decoded: its detection's cutouts (nanomaggies), metadata and the
-    photometry it carries (its own and the previous rows)."""
+    photometry it carries (its own and the previous rows; ``dropped_rows`` previous rows
+    left out: out of their physical range, without a time, or past ``MAX_HISTORY_ROWS``)."""
 
     object_id: str
     candidate_id: str
@@ -186,6 +217,7 @@ class Alert:
     lightcurve: list[tuple[float, str, float, float, bool]]
     path: Path
     schema: str
+    dropped_rows: int = 0
 
     @property
     def band_name(self) -> str:
@@ -194,30 +226,92 @@ class Alert:
         return get_band(self.band, survey).name
 
 
+@dataclass
+class AlertFile:
+    """What one Avro file gave: its alerts, and an error for each alert (or the rest of
+    the file) that could not be read."""
+
+    alerts: list[Alert]
+    errors: list[ConventionError]
+
+
+class _OutOfRange(ValueError):
+    """A number of a packet outside its physical range (or no number at all)."""
+
+
+def _number(schema: AlertSchema, row: dict, name: str, where: str) -> float | None:
+    """A field of a packet's row as a float, checked against its physical range; None
+    when it is absent (null).
+
+    Raises:
+        _OutOfRange: not a finite number in its range, in words naming the field.
+    """
+    value = row.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _OutOfRange(f"{where}.{name} = {value!r} is not a number") from None
+    low, high = schema.ranges.get(name, (-math.inf, math.inf))
+    if not (math.isfinite(number) and low <= number <= high):
+        raise _OutOfRange(f"{where}.{name} = {number:g} is outside its range [{low:g}, {high:g}]")
+    return number
+
+
 def _nmgy(value: float, zeropoint: float) -> float:
     return value * 10 ** (-0.4 * (zeropoint - NANOMAGGY_ZEROPOINT))
 
 
-def _photometry_row(schema: AlertSchema, row: dict) -> tuple[float, str, float, float, bool] | None:
-    time, code = row.get(schema.time), row.get(schema.band)
-    if time is None or code not in schema.band_codes:
-        return None
-    mjd, band = float(time) + schema.time_to_mjd, schema.band_codes[code]
+def _photometry_row(
+    schema: AlertSchema, row: dict, where: str
+) -> tuple[float, str, float, float, bool]:
+    """One photometry row (MJD, band letter, flux and error in nanomaggies, detected).
+
+    Raises:
+        _OutOfRange: a number out of its range, or what the row lacks.
+    """
+    time, code = _number(schema, row, schema.time, where), row.get(schema.band)
+    if time is None:
+        raise _OutOfRange(f"{where} has no {schema.time}")
+    if code not in schema.band_codes:
+        raise _OutOfRange(f"{where}.{schema.band} = {code!r} is not a band of {schema.name}")
+    mjd, band = time + schema.time_to_mjd, schema.band_codes[code]
     if schema.photometry == "flux":
-        flux, err = row.get(schema.flux), row.get(schema.flux_err)
+        flux = _number(schema, row, schema.flux, where)
+        err = _number(schema, row, schema.flux_err, where)
         if flux is None or err is None:
-            return None
+            missing = schema.flux if flux is None else schema.flux_err
+            raise _OutOfRange(f"{where} has no {missing}")
         scale = _nmgy(1.0, schema.flux_zeropoint)
-        return mjd, band, float(flux) * scale, float(err) * scale, True
-    mag, sigma = row.get(schema.mag), row.get(schema.mag_err)
+        return mjd, band, flux * scale, err * scale, True
+    mag = _number(schema, row, schema.mag, where)
+    sigma = _number(schema, row, schema.mag_err, where)
     if mag is not None and sigma is not None:
         sign = -1.0 if str(row.get(schema.sign)).lower() in ("f", "0", "false") else 1.0
-        flux = 10 ** (-0.4 * (float(mag) - NANOMAGGY_ZEROPOINT))
-        return mjd, band, sign * flux, flux * float(sigma) * np.log(10) / 2.5, True
-    limit = row.get(schema.limit)
+        flux = 10 ** (-0.4 * (mag - NANOMAGGY_ZEROPOINT))
+        return mjd, band, sign * flux, flux * sigma * np.log(10) / 2.5, True
+    limit = _number(schema, row, schema.limit, where)
     if limit is None:
-        return None
-    return mjd, band, 0.0, 10 ** (-0.4 * (float(limit) - NANOMAGGY_ZEROPOINT)) / 5, False
+        raise _OutOfRange(f"{where} has neither {schema.mag} nor {schema.limit}")
+    return mjd, band, 0.0, 10 ** (-0.4 * (limit - NANOMAGGY_ZEROPOINT)) / 5, False
+
+
+def _history(schema: AlertSchema, record: dict) -> tuple[list, int]:
+    """The packet's previous photometry rows that are whole and in range, the
+    ``MAX_HISTORY_ROWS`` most recent, and how many were dropped."""
+    previous = _get(record, schema.previous)
+    rows, dropped = [], 0
+    for prv in previous if isinstance(previous, list) else []:
+        try:
+            rows.append(_photometry_row(schema, prv if isinstance(prv, dict) else {}, "row"))
+        except _OutOfRange:
+            dropped += 1
+    if len(rows) > MAX_HISTORY_ROWS:
+        rows.sort(key=lambda r: r[0])
+        dropped += len(rows) - MAX_HISTORY_ROWS
+        rows = rows[-MAX_HISTORY_ROWS:]
+    return rows, dropped
 
 
 def _anchor(size: int, want: int, position: float | None, detector: int) -> str:
@@ -228,24 +322,41 @@ def _anchor(size: int, want: int, position: float | None, detector: int) -> str:
 
 
 def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ...]) -> Alert:
+    """One alert record.
+
+    Raises:
+        ConventionError: a detection number out of its range, no object id, a missing or
+            unreadable cutout.
+    """
+    object_id = _get(record, schema.object_id)
+    obj = None if object_id is None else str(object_id)
     det = _get(record, schema.detection)
-    row = _photometry_row(schema, det) if isinstance(det, dict) else None
-    if row is None:
-        raise ConventionError("alert lacks its detection's time or band", path=path)
+    det = det if isinstance(det, dict) else {}
+    try:
+        row = _photometry_row(schema, det, schema.detection)
+        zp = _number(schema, det, schema.zeropoint, schema.detection) if schema.zeropoint else None
+        fwhm = (
+            _number(schema, det, schema.fwhm_pixels, schema.detection)
+            if schema.fwhm_pixels
+            else None
+        )
+        ra, dec = (_number(schema, det, name, schema.detection) for name in (schema.ra, schema.dec))
+        x = _number(schema, det, schema.x, schema.detection) if schema.x else None
+        y = _number(schema, det, schema.y, schema.detection) if schema.y else None
+    except _OutOfRange as err:
+        raise ConventionError(str(err), path=path, obj=obj) from None
     mjd, band = row[0], row[1]
-    zp = det.get(schema.zeropoint) if schema.zeropoint else None
-    zp = float(zp) if zp is not None else schema.default_zeropoint[band]
-    fwhm = det.get(schema.fwhm_pixels) if schema.fwhm_pixels else None
-    fwhm = float(fwhm) * schema.pixel_scale if fwhm is not None and fwhm > 0 else np.nan
+    zp = zp if zp is not None else schema.default_zeropoint[band]
+    fwhm = fwhm * schema.pixel_scale if fwhm is not None and fwhm > 0 else np.nan
     want = schema.stamp_size
-    x = det.get(schema.x) if schema.x else None
-    y = det.get(schema.y) if schema.y else None
     images, sky_sigma = {}, np.nan
     for name in cutouts:
         raw = _get(record, schema.cutout[name])
         if not isinstance(raw, bytes):
-            raise ConventionError(f"alert has no {name} cutout", path=path)
-        image = read_fits_image(raw, 0, path=path, what=f"{name} cutout")
+            raise ConventionError(f"alert has no {name} cutout", path=path, obj=obj)
+        image = read_fits_image(
+            raw, 0, path=path, obj=obj, what=f"{name} cutout", limit=MAX_CUTOUT_BYTES
+        )
         if name != "difference":
             level, _ = background(image)
             image = image - level
@@ -257,77 +368,77 @@ def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ..
         images[name] = fit_stamp(image, (want, want), anchor)
         if name == "science":
             sky_sigma = background(images[name])[1]
-    object_id = _get(record, schema.object_id)
-    if object_id is None:
+    if obj is None:
         raise ConventionError(f"alert lacks its object id ({schema.object_id})", path=path)
-    lightcurve = [row]
-    for prv in _get(record, schema.previous) or []:
-        prv_row = _photometry_row(schema, prv) if isinstance(prv, dict) else None
-        if prv_row is not None:
-            lightcurve.append(prv_row)
+    history, dropped = _history(schema, record)
     meta = {
-        "ra": float(det.get(schema.ra) or np.nan),
-        "dec": float(det.get(schema.dec) or np.nan),
+        "ra": np.nan if ra is None else ra,
+        "dec": np.nan if dec is None else dec,
         "psf_fwhm": fwhm,
         "sky_sigma": sky_sigma,
         "zeropoint": zp,
     }
     candidate_id = _get(record, schema.candidate_id)
     return Alert(
-        str(object_id),
+        obj,
         "" if candidate_id is None else str(candidate_id),
         mjd,
         band,
         images,
         meta,
-        lightcurve,
+        [row, *history],
         path,
         schema.name,
+        dropped,
     )
 
 
-def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> list[Alert]:
-    """The alerts of one Avro file.
+def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> AlertFile:
+    """The alerts of one Avro file (a regular file).
 
     Raises:
-        ConventionError: empty, not Avro, truncated or corrupt, an unknown schema, a
-            cutout that is not FITS.
+        ConventionError: the file gives no alert: not a regular file, empty, not Avro,
+            truncated or corrupt before its first alert, bounds passed.
     """
+    path = check_input_path(path, "alert file")
+    if not path.is_file():
+        raise ConventionError("alert file is a folder", path=path)
     return read_alert_bytes(path.read_bytes(), path, cutouts)
 
 
 def read_alert_bytes(
     data: bytes, path: str | Path, cutouts: tuple[str, ...] = ("science",)
-) -> list[Alert]:
-    """The alerts of one Avro file's bytes (``path`` names it in errors).
+) -> AlertFile:
+    """The alerts of one Avro file's bytes (``path`` names it in errors), each read alone:
+    one that cannot be read is an error beside the others.
 
     Raises:
-        ConventionError: as :func:`read_alert_file`.
+        ConventionError: the file gives no alert and one cause: the file itself (empty,
+            not Avro, corrupt before its first alert, bounds passed) or its only alert.
     """
     path = Path(path)
+    alerts: list[Alert] = []
+    errors: list[ConventionError] = []
     try:
-        head = data[:4]
-        if not head:
-            raise ConventionError("empty file", path=path)
-        if head != AVRO_MAGIC:
-            raise ConventionError(f"not an Avro alert file (starts with {head!r})", path=path)
-        records = list(fastavro.reader(io.BytesIO(data)))
-    except ConventionError:
-        raise
-    except EOFError:
-        raise ConventionError("truncated Avro file", path=path) from None
-    except Exception as err:  # fastavro raises many types on corrupt data
-        cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        raise ConventionError(f"corrupt Avro file ({cause})", path=path) from None
-    if not records:
+        for record in avro_records(bytes(data), path):
+            schema = _schema_of(record) if isinstance(record, dict) else None
+            try:
+                if schema is None:
+                    raise ConventionError("unknown alert schema (neither ZTF nor Rubin)", path=path)
+                alerts.append(_parse(schema, record, path, cutouts))
+            except ConventionError as err:
+                errors.append(err)
+    except ConventionError as err:
+        if not alerts and not errors:
+            raise
+        errors.append(
+            ConventionError(f"{err.cause}, after {len(alerts) + len(errors)} alerts", path=path)
+        )
+    if not alerts and not errors:
         raise ConventionError("Avro file holds no alert", path=path)
-    alerts = []
-    for record in records:
-        schema = _schema_of(record) if isinstance(record, dict) else None
-        if schema is None:
-            raise ConventionError("unknown alert schema (neither ZTF nor Rubin)", path=path)
-        alerts.append(_parse(schema, record, path, cutouts))
-    return alerts
+    if not alerts and len(errors) == 1:
+        raise errors[0]
+    return AlertFile(alerts, errors)
 
 
 def alert_series(alerts: list[Alert], cutouts: tuple[str, ...] = ("science",)) -> StampSeries:
@@ -369,12 +480,66 @@ def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) 
     )
 
 
-def alert_files(inputs: list[Path]) -> list[Path]:
-    """The Avro files named, or found (``*.avro``, sorted) in the folders named."""
-    files: list[Path] = []
-    for item in inputs:
-        files += sorted(item.glob("*.avro")) if item.is_dir() else [item]
-    return files
+@dataclass(frozen=True)
+class Landed:
+    """An entry of a landing folder whose name ends in ``.avro``.
+
+    Attributes:
+        name: its name in the folder, as text (undecodable bytes escaped).
+        raw: its name as the operating system gives it.
+        path: where it is read from (the folder and the name).
+        cause: None for an alert file to read; otherwise why it is not read (a folder, a
+            FIFO, a device, a socket, a link to nothing or leading out of the folder).
+    """
+
+    name: str
+    raw: str
+    path: Path
+    cause: str | None = None
+
+
+def landed_files(folder: Path) -> list[Landed]:
+    """The entries of a landing folder named ``*.avro`` (any other name: hidden, with glob
+    characters or spaces), sorted by name: the one rule of what an alert file is, for both
+    engines of ``classify-alerts`` and for ``ingest``. An alert file is a regular file
+    inside the folder once links are followed; any other entry is given its cause.
+    Nothing is opened (a FIFO would block)."""
+    root = folder.resolve()
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.endswith(".avro"):
+                continue
+            path = folder / entry.name
+            found.append(
+                Landed(display_name(entry.name), entry.name, path, landing_cause(path, root))
+            )
+    return sorted(found, key=lambda landed: landed.name)
+
+
+def display_name(name: str) -> str:
+    """A file name as text any table takes: bytes that are not UTF-8 written ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def landing_cause(path: Path, root: Path) -> str | None:
+    """Why a landing entry is not an alert file to read, or None (``root``: the landing
+    folder, resolved). Nothing is opened."""
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        return "a link to nothing"
+    except (OSError, RuntimeError) as err:  # a link loop
+        return f"unreadable link ({getattr(err, 'strerror', None) or err})"
+    if not resolved.is_relative_to(root):
+        return "a link leading out of the landing folder"
+    mode = resolved.stat().st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder, not an alert file"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        return f"{kind}, not an alert file"
+    return None
 
 
 def scan_alerts(
@@ -400,17 +565,32 @@ def scan_alerts(
         raise ConventionError(f"unknown cutout(s) {unknown}; known: {', '.join(CUTOUTS)}")
     if len(set(cutouts)) < len(cutouts):
         raise ConventionError(f"cutouts {list(cutouts)}: each may be named once")
-    files = alert_files(inputs)
+    files: list[Path] = []
     rejected: list[Rejected] = []
+    for item in inputs:
+        if not item.is_dir():
+            files.append(item)
+            continue
+        for landed in landed_files(item):
+            if landed.cause is None:
+                files.append(landed.path)
+            else:
+                rejected.append(Rejected(ConventionError(landed.cause, path=landed.path)))
+    n_entries = len(files) + len(rejected)  # the files read and the entries refused
     by_object: dict[str, list[Alert]] = defaultdict(list)
     schemas: set[str] = set()
+    dropped_rows = 0
     for path in files:
         try:
-            for alert in read_alert_file(path, cutouts):
-                by_object[alert.object_id].append(alert)
-                schemas.add(alert.schema)
+            found = read_alert_file(path, cutouts)
         except ConventionError as err:
             rejected.append(Rejected(err))
+            continue
+        rejected += [Rejected(err) for err in found.errors]
+        for alert in found.alerts:
+            by_object[alert.object_id].append(alert)
+            schemas.add(alert.schema)
+            dropped_rows += alert.dropped_rows
     if len(schemas) > 1:
         raise ConventionError(f"alerts of several schemas mixed: {sorted(schemas)}")
     schema = next((s for s in SCHEMAS if s.name in schemas), ZTF)
@@ -440,7 +620,7 @@ def scan_alerts(
         class_names=(),
         pixel_scale=schema.pixel_scale,
         items=items(),
-        n_files=len(files),
+        n_files=n_entries,
         stamp_shape=(schema.stamp_size, schema.stamp_size),
         channels=cutouts[1:],
         provenance={
@@ -449,20 +629,31 @@ def scan_alerts(
             "cutouts": list(cutouts),
             "inputs": [str(p) for p in inputs],
             "duplicates_dropped": n_duplicates,
+            "photometry_rows_dropped": dropped_rows,
             "units": "nanomaggies (AB zero point 22.5)",
         },
-        notes=(
-            (f"dropped {n_duplicates} re-sent alerts (same object, time and band)",)
-            if n_duplicates
-            else ()
-        ),
+        notes=_scan_notes(n_duplicates, dropped_rows),
     )
 
 
+def _scan_notes(duplicates: int, dropped_rows: int) -> tuple[str, ...]:
+    """What ``scan_alerts`` left out, a line each."""
+    notes = []
+    if duplicates:
+        notes.append(f"dropped {duplicates} re-sent alerts (same object, time and band)")
+    if dropped_rows:
+        notes.append(
+            f"dropped {dropped_rows} previous photometry rows (out of their range, without a "
+            f"time, or past the {MAX_HISTORY_ROWS} most recent of a packet)"
+        )
+    return tuple(notes)
+
+
 def is_alert_input(path: Path) -> bool:
-    """An Avro file, or a folder holding ``*.avro`` files."""
+    """An Avro file, or a folder holding entries named ``*.avro``."""
     if path.is_dir():
-        return any(path.glob("*.avro"))
+        with os.scandir(path) as entries:
+            return any(entry.name.endswith(".avro") for entry in entries)
     return is_alert_file(path)
 
 
@@ -474,9 +665,7 @@ register_reader(
         open=opened_by_scanning(scan_alerts),
         scan=scan_alerts,
         options=(
-            ReaderOption(
-                "cutouts", "cutouts kept, the first as the frame [science]", parse_names
-            ),
+            ReaderOption("cutouts", "cutouts kept, the first as the frame [science]", parse_names),
             ReaderOption(
                 "channels", "more cutouts kept as channels (template, difference)", parse_names
             ),

@@ -14,6 +14,7 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -393,8 +394,16 @@ def scan_stamp_folders(
     )
 
 
+MAX_STEM = 100  # characters of an object id kept in its file's name
+
+
 def _file_stem(object_id: str, used: set[str]) -> str:
+    """A file name for an object: its id with other characters than letters, digits and
+    ``._-`` replaced, a long id cut and told apart by its hash, unique (case aside)."""
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", object_id) or "object"
+    if len(stem) > MAX_STEM:
+        digest = hashlib.sha256(object_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        stem = f"{stem[:MAX_STEM]}-{digest}"
     candidate, k = stem, 1
     while candidate.lower() in used:
         k += 1
