@@ -1,19 +1,28 @@
 """Kill test: SIGKILL every writing command at random moments, then check the outputs.
 
     python benchmarks/kill_test.py [--n 10] [--seed 0] [--work DIR]
+        [--streams local,spark] [--alerts FOLDER] [--n-alerts 800]
 
 For each of simulate, ingest, train, predict and export, N times: start the command,
 SIGKILL it after a random delay (uniform over its measured running time), then check
 that its final output is absent or complete, run the same command again to the end,
 check that it succeeds, that its output is complete and that no temporary file (nor a
-partial run) is left beside it. Prints one line per command and a total; exits 1 if any
-check failed. ``tests/test_kill.py`` runs it with N = 1.
+partial run) is left beside it. ``tests/test_kill.py`` runs it with N = 1.
+
+With ``--streams``, each named engine of ``classify-alerts`` is killed instead: a landing
+folder of ``--n-alerts`` real alerts (half there at the start, the rest landing while the
+stream runs, under names with glob characters, hidden and not), N SIGKILLs of the watching
+stream at random moments, then one run to the end; every file must be classified or
+rejected exactly once, with the probabilities of one uninterrupted run, and no staging
+folder left. Prints one line per command and a total; exits 1 if any check failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,8 +168,6 @@ def _leftovers(case: Case) -> list[Path]:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
@@ -227,14 +234,147 @@ def main(n: int, seed: int, work: Path) -> int:
     return failures
 
 
+# Names the landed copies get: glob characters, hidden, spaces (Spark once read names as
+# patterns and never took hidden ones).
+PREFIXES = ["", "a?", "b*", "c[1]", "_", ".", "d {e} ~ ", "f%20", "g:h", "#", "\\"]
+# Seconds a watching stream runs before its kill: drawn up to the time one start takes
+# to classify its first batches (a JVM and a Spark session start first).
+KILL_WINDOW = {"local": 6.0, "spark": 25.0}
+
+
+def _land(sources: list[Path], names: list[str], inbox: Path) -> None:
+    """Land files as a broker does: written beside under a name not ending .avro, then
+    renamed in."""
+    for source, name in zip(sources, names, strict=True):
+        shutil.copy(source, inbox / f"{name}.part")
+        os.rename(inbox / f"{name}.part", inbox / name)
+
+
+def _stream_problems(out: Path, inbox: Path, reference: Path) -> list[str]:
+    """What is wrong with a stream's output: a file not taken exactly once, probabilities
+    other than an uninterrupted run's, a staging folder left."""
+    import numpy as np
+
+    from convention.alert_folder import read_table
+    from convention.io.formats.alerts import display_name
+
+    problems = []
+    predictions, rejected = read_table(out), read_table(out, "rejected")
+    taken = [Path(f).name for f in [*predictions["file"], *rejected["file"]]]
+    landed = sorted(display_name(p.name) for p in inbox.iterdir() if p.name.endswith(".avro"))
+    if sorted(taken) != landed:
+        twice = len(taken) - len(set(taken))
+        missing = len(set(landed) - set(taken))
+        problems.append(f"{twice} files taken twice, {missing} never taken")
+    expected = read_table(reference).set_index("file").sort_index()
+    got = predictions.set_index("file").sort_index()
+    if not got.index.equals(expected.index):
+        problems.append("other files classified than by one uninterrupted run")
+    elif not np.allclose(got.filter(like="p_"), expected.filter(like="p_"), atol=1e-6):
+        problems.append("other probabilities than one uninterrupted run's")
+    left = [p.name for t in ("predictions", "rejected") for p in (out / t).glob(".*")]
+    if left:
+        problems.append(f"staging folders left: {left[:3]}")
+    return problems
+
+
+def stream_kills(engine: str, n: int, rng: random.Random, alerts: Path, n_alerts: int,
+                 work: Path) -> list[str]:  # fmt: skip
+    """Kill a watching ``classify-alerts`` of ``engine`` N times while alerts land, then
+    run it to the end; the problems found."""
+    from convention.alert_folder import AlertFolderStream
+    from convention.alert_stream import AlertClassifier
+
+    sources = sorted(alerts.glob("*.avro"))[:n_alerts]
+    names = [f"{PREFIXES[k % len(PREFIXES)]}{p.name}" for k, p in enumerate(sources)]
+    inbox, out = work / f"in*[{engine}]", work / f"out?{{{engine}}}"
+    inbox.mkdir()
+    run = work / "ztf-model"
+    if not run.exists():
+        prepare_ztf_model(run)
+    half = len(sources) // 2
+    _land(sources[:half], names[:half], inbox)
+    command = [
+        *CONVENTION, "classify-alerts", "--engine", engine, "--checkpoint", str(run),
+        "--input", str(inbox), "--out", str(out), "--max-files-per-batch", "40",
+    ]  # fmt: skip
+    later = iter(range(half, len(sources)))
+    for _ in range(n):
+        stream = subprocess.Popen(
+            [*command, "--watch", "--trigger-seconds", "0.5"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + rng.uniform(0.0, KILL_WINDOW[engine])
+        while time.monotonic() < deadline:  # the rest lands while the stream runs
+            k = next(later, None)
+            if k is not None:
+                _land([sources[k]], [names[k]], inbox)
+            time.sleep(0.02)
+        os.killpg(stream.pid, signal.SIGKILL)
+        stream.wait()
+    rest = list(later)
+    _land([sources[k] for k in rest], [names[k] for k in rest], inbox)
+    result = subprocess.run([*command, "--once"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return [f"the run to the end failed: {(result.stderr or result.stdout)[-300:]}"]
+    reference = work / f"reference-{engine}"
+    AlertFolderStream(inbox, reference, AlertClassifier.load(run)).run()
+    return _stream_problems(out, inbox, reference)
+
+
+def prepare_ztf_model(run: Path) -> None:
+    """A tiny model of simulated ZTF stamps (the bands and size alerts carry)."""
+    data = run.parent / "ztf.h5"
+    subprocess.run(
+        [*CONVENTION, "simulate", "--survey", "ztf", "--n-objects", "48", "--seed", "5",
+         "--workers", "1", "--out", str(data)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*CONVENTION, "train", "--data", str(data), "--out", str(run), "--preset", "tiny",
+         "--epochs", "1", "--batch-size", "8", "--stamp-size", "63", "--max-frames", "16"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def main_streams(engines: list[str], n: int, seed: int, alerts: Path, n_alerts: int,
+                 work: Path) -> int:  # fmt: skip
+    """Run the stream kill test; the number of failed checks."""
+    rng = random.Random(seed)
+    failures = 0
+    for engine in engines:
+        start = time.perf_counter()
+        problems = stream_kills(engine, n, rng, alerts, n_alerts, work)
+        failures += len(problems)
+        status = "ok" if not problems else f"{len(problems)} problem(s): {problems[:3]}"
+        seconds = time.perf_counter() - start
+        print(f"classify-alerts ({engine}): {n} kills over {n_alerts} alerts in "
+              f"{seconds:.0f} s: {status}", flush=True)  # fmt: skip
+    print(f"{n * len(engines)} kills, {failures} failed checks")
+    return failures
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10, help="kills per command")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill times")
     parser.add_argument("--work", type=Path, help="scratch folder [a temporary one]")
+    parser.add_argument("--streams", help="kill classify-alerts instead: local,spark")
+    parser.add_argument(
+        "--alerts", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+        / "ztf-alerts" / "unlabelled", help="the alert files landed",
+    )  # fmt: skip
+    parser.add_argument("--n-alerts", type=int, default=800, help="alerts landed")
     args = parser.parse_args()
+
+    def go(work: Path) -> int:
+        if args.streams:
+            engines = args.streams.split(",")
+            return main_streams(engines, args.n, args.seed, args.alerts, args.n_alerts, work)
+        return main(args.n, args.seed, work)
+
     if args.work is None:
         with tempfile.TemporaryDirectory() as tmp:
-            sys.exit(1 if main(args.n, args.seed, Path(tmp)) else 0)
+            sys.exit(1 if go(Path(tmp)) else 0)
     args.work.mkdir(parents=True, exist_ok=False)
-    sys.exit(1 if main(args.n, args.seed, args.work) else 0)
+    sys.exit(1 if go(args.work) else 0)

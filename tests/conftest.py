@@ -75,3 +75,22 @@ def trained_run(tmp_path_factory, train_store) -> Path:
         overrides={"stamp_size": 16},
     )
     return train(settings)
+
+
+@pytest.fixture(scope="session")
+def ztf_run(tmp_path_factory) -> Path:
+    """ConvEntion (tiny preset) trained for one epoch on 48 simulated ZTF alert sequences."""
+    from convention.training import TrainSettings, train
+
+    folder = tmp_path_factory.mktemp("ztf")
+    data = simulate(SimulationSettings(survey="ztf", n_objects=48, seed=2), folder / "ztf.h5")
+    settings = TrainSettings(
+        data=str(data),
+        out=str(folder / "run"),
+        preset="tiny",
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        overrides={"stamp_size": 63, "max_frames": 16},
+    )
+    return train(settings)

@@ -18,3 +18,20 @@ def probabilities(classifier: Classifier, objects, **options) -> np.ndarray:
 def probabilities_of(classifier: Classifier, series: StampSeries | Iterable) -> np.ndarray:
     """(C,) the probabilities of one object."""
     return probabilities(classifier, [series])[0]
+
+
+def run(*args):
+    """The command line in this process: ``run("predict", "--data", path, ...)``."""
+    from typer.testing import CliRunner
+
+    from convention.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, message: str) -> None:
+    """The command failed on a user error: exit 2, one line ``error: ...`` holding
+    ``message``, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -19,7 +19,6 @@ from convention import alert_folder
 from convention.alert_folder import AlertFolderStream, read_table
 from convention.alert_stream import AlertClassifier
 from convention.cli import app
-from convention.sim.simulate import SimulationSettings, simulate
 
 runner = CliRunner()
 CONVENTION = str(Path(sys.executable).with_name("convention"))
@@ -27,25 +26,6 @@ CONVENTION = str(Path(sys.executable).with_name("convention"))
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def ztf_run(tmp_path_factory) -> Path:
-    """ConvEntion (tiny preset) trained for one epoch on 48 simulated ZTF alert sequences."""
-    from convention.training import TrainSettings, train
-
-    folder = tmp_path_factory.mktemp("ztf")
-    data = simulate(SimulationSettings(survey="ztf", n_objects=48, seed=2), folder / "ztf.h5")
-    settings = TrainSettings(
-        data=str(data),
-        out=str(folder / "run"),
-        preset="tiny",
-        epochs=1,
-        batch_size=8,
-        progress=False,
-        overrides={"stamp_size": 63, "max_frames": 16},
-    )
-    return train(settings)
 
 
 @pytest.fixture
@@ -58,15 +38,14 @@ def landing(tmp_path, ztf_alerts) -> Path:
     return folder
 
 
-def _check_complete(out: Path, landing: Path) -> None:
-    """Every valid alert classified exactly once, every malformed file rejected once."""
+def _check_complete(out: Path, landing: Path, specials: int = 0) -> None:
+    """Every valid alert classified exactly once, every malformed file (and each of
+    ``specials`` entries that are no alert file) rejected once."""
     predictions, rejected = read_table(out), read_table(out, "rejected")
-    valid = sorted(p.name for p in landing.glob("*.avro") if p.stat().st_size > 0)
     assert len(predictions) == 16 and predictions["candidate_id"].is_unique
-    assert len(rejected) == 4 and rejected["file"].is_unique
+    assert len(rejected) == 4 + specials and rejected["file"].is_unique
     names = {Path(f).name for f in [*predictions["file"], *rejected["file"]]}
     assert names == {p.name for p in landing.iterdir()}
-    assert set(valid) >= {Path(f).name for f in predictions["file"]}
     columns = predictions.filter(like="p_")
     most_probable = [columns.columns[k][2:] for k in columns.to_numpy().argmax(axis=1)]
     assert predictions["predicted"].tolist() == most_probable
@@ -157,14 +136,38 @@ def test_bad_folders_are_one_line(ztf_run, landing, tmp_path):
         assert message in result.output
 
 
-def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landing, tmp_path):
-    """The Structured Streaming query, killed (SIGKILL) in its second micro-batch and
-    started again, gives every alert exactly once and the local engine's probabilities."""
-    inbox, out = tmp_path / "inbox", tmp_path / "out"
+# Names Spark once read as patterns or never took, and entries that are no alert file.
+HOSTILE_PREFIXES = ["a?", "c*", "e[1]", "_", ".", "h {i} ~ ", "%20", "x:y", "#", "'q\"", "\\"]
+SPECIAL_CAUSES = {
+    "folder.avro": "a folder, not an alert file",
+    "fifo.avro": "a FIFO, not an alert file",
+    "out.avro": "a link leading out of the landing folder",
+    "nothing.avro": "a link to nothing",
+}
+
+
+def _add_specials(inbox: Path, outside: Path) -> None:
+    (inbox / "folder.avro").mkdir()
+    os.mkfifo(inbox / "fifo.avro")
+    (inbox / "out.avro").symlink_to(outside)
+    (inbox / "nothing.avro").symlink_to(inbox / "gone")
+
+
+def test_spark_stream_takes_hostile_names_once_survives_a_kill_and_agrees(
+    ztf_run, landing, tmp_path
+):
+    """The Structured Streaming query on a landing folder of hostile names, killed
+    (SIGKILL) in its second micro-batch and started again: every alert exactly once, every
+    other entry one rejected row, the same rows as the local engine's."""
+    inbox, out = tmp_path / "in*[1]", tmp_path / "out?{x}"
     inbox.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT")
+    _add_specials(inbox, secret)
     files = sorted(landing.iterdir())
-    for path in files[:4]:  # the rest lands while the query runs
-        shutil.copy(path, inbox / path.name)
+    names = [f"{HOSTILE_PREFIXES[k % len(HOSTILE_PREFIXES)]}{p.name}" for k, p in enumerate(files)]
+    for path, name in zip(files[:4], names, strict=False):  # the rest lands while it runs
+        shutil.copy(path, inbox / name)
     command = [
         CONVENTION,
         "classify-alerts",
@@ -190,9 +193,9 @@ def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landin
         while not (out / "predictions" / "batch=0").exists():
             assert query.poll() is None and time.monotonic() < deadline, "no first batch"
             time.sleep(0.05)
-        for path in files[4:]:  # land: written beside, then renamed in
-            shutil.copy(path, inbox / f".{path.name}.part")
-            os.rename(inbox / f".{path.name}.part", inbox / path.name)
+        for path, name in zip(files[4:], names[4:], strict=True):  # written beside, renamed in
+            shutil.copy(path, inbox / f"{name}.part")
+            os.rename(inbox / f"{name}.part", inbox / name)
         second = out / "predictions"
         while not any(p.name.startswith((".batch=1", "batch=1")) for p in second.iterdir()):
             assert query.poll() is None and time.monotonic() < deadline, "no second batch"
@@ -203,23 +206,31 @@ def test_spark_stream_picks_up_landing_files_and_survives_a_kill(ztf_run, landin
     assert not (out / "_checkpoint" / "commits" / "1").exists()  # killed mid-batch
     restarted = subprocess.run([*command, "--once"], capture_output=True, text=True)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
-    _check_complete(out, inbox)
     local = tmp_path / "local"
-    assert (
-        run(
-            "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", local, "--once"
-        ).exit_code
-        == 0
+    done = run(
+        "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", local, "--once"
     )
+    assert done.exit_code == 0, done.output
+    for engine_out in (out, local):
+        _check_complete(engine_out, inbox, specials=len(SPECIAL_CAUSES))
+        rejected = read_table(engine_out, "rejected")
+        causes = dict(zip((Path(f).name for f in rejected["file"]), rejected["cause"], strict=True))
+        for name, cause in SPECIAL_CAUSES.items():
+            assert cause in causes[name]
+        assert "SECRET" not in " ".join(causes.values())
     spark = read_table(out).set_index("candidate_id").sort_index()
     here = read_table(local).set_index("candidate_id").sort_index()
+    assert spark.index.equals(here.index) and spark["file"].equals(here["file"])
     assert np.allclose(spark.filter(like="p_"), here.filter(like="p_"), atol=1e-6)
-    assert (
-        run(
-            "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", out, "--once"
-        ).exit_code
-        == 2
+    rejected_by = [
+        read_table(o, "rejected").sort_values("file")[["file", "cause"]].reset_index(drop=True)
+        for o in (out, local)
+    ]
+    assert rejected_by[0].equals(rejected_by[1])
+    again = run(
+        "classify-alerts", "--checkpoint", ztf_run, "--input", inbox, "--out", out, "--once"
     )
+    assert again.exit_code == 2  # a Spark output is not the local engine's
 
 
 def test_spark_classifies_store_rows_as_one_process_does(ztf_run):

@@ -172,7 +172,8 @@ RUBIN_SCHEMA = {
 }
 
 
-def _rubin_alert(path: Path, mjd: float, band: str, flux: float) -> None:
+def rubin_record(mjd: float, band: str, flux: float) -> dict:
+    """A Rubin alert record (``RUBIN_SCHEMA``) of one detection and one earlier row."""
     rng = np.random.default_rng(int(mjd))
     source = {
         "diaSourceId": int(mjd * 10),
@@ -186,7 +187,7 @@ def _rubin_alert(path: Path, mjd: float, band: str, flux: float) -> None:
     }
     earlier = dict(source, midpointMjdTai=mjd - 3, psfFlux=flux / 2)
     cutout = _fits_bytes(rng.normal(0, 50, (30, 30)))
-    record = {
+    return {
         "alertId": int(mjd * 10),
         "diaSource": source,
         "prvDiaSources": [earlier],
@@ -194,8 +195,11 @@ def _rubin_alert(path: Path, mjd: float, band: str, flux: float) -> None:
         "cutoutTemplate": cutout,
         "cutoutDifference": gzip.compress(cutout),
     }
+
+
+def _rubin_alert(path: Path, mjd: float, band: str, flux: float) -> None:
     with path.open("wb") as f:
-        fastavro.writer(f, fastavro.parse_schema(RUBIN_SCHEMA), [record])
+        fastavro.writer(f, fastavro.parse_schema(RUBIN_SCHEMA), [rubin_record(mjd, band, flux)])
 
 
 def test_rubin_alerts_through_the_same_mapping(tmp_path):

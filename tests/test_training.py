@@ -178,7 +178,11 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     settings = _settings()
     save_model(tmp_path / "m", settings.build(), settings)
     (tmp_path / "m" / "model.pt").write_bytes(b"garbage")
-    with pytest.raises(ConventionError, match="corrupt weights"):
+    with pytest.raises(ConventionError, match="SHA-256 differs"):
+        Classifier.load(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "settings.json").read_text())
+    (tmp_path / "m" / "settings.json").write_text(json.dumps({**saved, "weights_sha256": None}))
+    with pytest.raises(ConventionError, match="corrupt weights"):  # an older file's
         Classifier.load(tmp_path / "m")
     (tmp_path / "m" / "settings.json").write_text("{")
     with pytest.raises(ConventionError, match="unreadable settings"):

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from convention.alert_stream import AlertClassifier, ClassifiedAlerts
 from convention.errors import ConventionError
 from convention.files import check_output_folder, claim_folder, temporary_beside, write_atomic
-from convention.landing import COMPACT_EVERY, Entry, LandingLog
+from convention.landing import COMPACT_EVERY, Entry, LandingLog, log_folder
 
 LOCAL_LOG = "_local_log"
 SPARK_CHECKPOINT = "_checkpoint"
@@ -138,10 +138,12 @@ class AlertFolderStream:
         self,
         available_now: bool = True,
         poll_seconds: float = 1.0,
-        on_batch: Callable[[int, ClassifiedAlerts], None] | None = None,
+        on_batch: Callable[[int, int, list[str]], None] | None = None,
     ) -> int:
         """Classify what has landed (``available_now``), or keep watching the folder
-        until interrupted. Returns the number of batches run.
+        until interrupted; ``on_batch`` is called after each batch with its number, the
+        alerts classified and the causes of the rows rejected. Returns the number of
+        batches run.
 
         Raises:
             ConventionError: another stream writes ``out``, or its log is damaged.
@@ -149,7 +151,7 @@ class AlertFolderStream:
         self.out.mkdir(exist_ok=True)
         lock = claim_folder(self.out, "stream")
         try:
-            self.commits.mkdir(exist_ok=True)
+            log_folder(self.commits)
             log = LandingLog(self.out, self.input_folder)
             runs = 0
             while True:
@@ -160,7 +162,7 @@ class AlertFolderStream:
                     result = self._run_batch(log, batch_id)
                     runs += 1
                     if on_batch is not None:
-                        on_batch(batch_id, result)
+                        on_batch(batch_id, len(result.predictions), list(result.rejected["cause"]))
                     continue
                 if available_now:
                     return runs

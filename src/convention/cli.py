@@ -31,6 +31,7 @@ from convention.files import (
     output_name,
     refuse_overwriting_inputs,
 )
+from convention.progress import ProgressLines, to_terminal
 from convention.training.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -126,8 +127,8 @@ def simulate(
     from convention.sim.simulate import SimulationSettings
     from convention.sim.simulate import simulate as run_simulation
 
-    if catalog is not None:
-        check_input_path(catalog, "catalog")
+    if catalog is not None and check_input_path(catalog, "catalog").is_dir():
+        raise ConventionError("is a folder, not a catalog file", path=catalog)
     refuse_overwriting_inputs([out], [catalog])
     check_output_path(out)
     settings = SimulationSettings(
@@ -148,8 +149,11 @@ def simulate(
     _describe(path)
 
 
-def _progress() -> Progress:
-    """A transient progress bar on stderr: description, bar, done/total, time left."""
+def _progress() -> Progress | PlainProgress:
+    """On a terminal, a transient progress bar on stderr (description, bar, done/total,
+    time left); when standard output goes to a file or a pipe, plain lines there."""
+    if not to_terminal():
+        return PlainProgress()
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -159,6 +163,27 @@ def _progress() -> Progress:
         transient=True,
         disable=not err_console.is_terminal,
     )
+
+
+class PlainProgress:
+    """What ``_progress`` gives off a terminal: rich's ``Progress`` calls (one task at a
+    time) as plain lines (``convention.progress``)."""
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        self.lines = ProgressLines(description, total)
+        return 0
+
+    def update(self, task: int, completed: int, total: int | None = None) -> None:
+        self.lines.update(completed, total)
+
+    def advance(self, task: int, n: int = 1) -> None:
+        self.lines.advance(n)
 
 
 def _percentiles(values: np.ndarray, levels=(5, 50, 95)) -> list[str]:
@@ -567,7 +592,8 @@ def evaluate(
     if out is not None:
         check_output_folder(out)
     options = _reader_options(data, reader_option)
-    metrics = evaluate_run(run, data, out, device=device, reader_options=options)
+    lines = None if to_terminal() else ProgressLines("evaluating").update
+    metrics = evaluate_run(run, data, out, device=device, reader_options=options, on_progress=lines)
     _print_metrics(metrics)
     console.print(f"report: {(out or run / 'evaluation') / 'report.html'}")
 
@@ -715,10 +741,22 @@ def classify_alerts(
     if batch_size < 1:
         raise ConventionError(f"--batch-size must be at least 1, got {batch_size}")
     refuse_overwriting_inputs([out], [checkpoint, input_folder])
+    started, alerts = time.monotonic(), 0
+
+    def report(batch_id: int, classified: int, causes: list[str]) -> None:
+        nonlocal alerts
+        alerts += classified + len(causes)
+        rate = alerts / max(time.monotonic() - started, 1e-9)
+        console.print(
+            f"batch {batch_id}: {classified} classified, {len(causes)} rejected "
+            f"({alerts:,} in all, {rate:.3g} a second)"
+        )
+        for cause in causes:
+            typer.echo(f"rejected: {cause}", err=True)
+
     if engine == "spark":
         from convention.spark import stream_alerts
 
-        console.print(f"classifying the alerts landing in {input_folder} on Spark ({master})")
         stream_alerts(
             input_folder,
             out,
@@ -729,6 +767,10 @@ def classify_alerts(
             max_files_per_trigger=max_files_per_batch,
             batch_size=batch_size,
             master=master,
+            on_start=lambda query: console.print(
+                f"classifying the alerts landing in {input_folder} on Spark ({master})"
+            ),
+            on_batch=report,
         )
         console.print(f"predictions in {out / 'predictions'}, rejected in {out / 'rejected'}")
         return
@@ -736,14 +778,6 @@ def classify_alerts(
 
     classifier = AlertClassifier.load(checkpoint, schema, batch_size=batch_size)
     stream = AlertFolderStream(input_folder, out, classifier, max_files_per_batch)
-
-    def report(batch_id: int, result) -> None:
-        console.print(
-            f"batch {batch_id}: {len(result.predictions)} classified, "
-            f"{len(result.rejected)} rejected"
-        )
-        for cause in result.rejected["cause"]:
-            typer.echo(f"rejected: {cause}", err=True)
 
     try:
         stream.run(available_now=once, poll_seconds=trigger_seconds, on_batch=report)
@@ -948,7 +982,7 @@ def bench(
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept). Exits 1 when a row failed."""
     from convention.bench.run import run_suite
-    from convention.bench.suites import get_suite, tailor
+    from convention.bench.suites import get_suite, slug, tailor
 
     work = work or out.with_name(f"{out.name}-work")
     refuse_overwriting_inputs([out, work], [data, catalog])
@@ -957,8 +991,12 @@ def bench(
     chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
     _note_slow_bfloat16(chosen.precision, device)
     start = time.perf_counter()
+    rows = [m for m in chosen.models if not only or m.name in only or slug(m.name) in only]
+    lines = None if to_terminal() else ProgressLines("bench", len(rows) * len(chosen.seeds), "runs")
 
     def report(name: str, seed: int, result: dict) -> None:
+        if lines is not None:
+            lines.advance()
         if result["status"] == "ok":
             m = result["metrics"]
             console.print(

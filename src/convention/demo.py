@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convention.errors import ConventionError
 from convention.files import check_output_folder
+from convention.progress import ProgressLines, to_terminal
 from convention.training.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -113,6 +115,14 @@ class DemoResult:
     capped: bool = False
 
 
+def _lines(stage: str, progress: bool) -> Callable[[int, int], None] | None:
+    """A stage's progress as plain lines, where output goes to a file or a pipe (a bar
+    of the training's own otherwise)."""
+    if not progress or to_terminal():
+        return None
+    return ProgressLines(stage).update
+
+
 def run_demo(settings: DemoSettings, progress: bool = True) -> DemoResult:
     """Simulate, train, evaluate.
 
@@ -138,7 +148,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> DemoResult:
         if read(data).provenance.get("settings") != asdict(sim):
             raise ConventionError("holds data simulated with other settings", path=data)
     else:
-        simulate(sim, data, workers=settings.workers)
+        simulate(sim, data, workers=settings.workers, on_progress=_lines("simulating", progress))
     seconds["simulate"] = time.perf_counter() - start
     start = time.perf_counter()
     run = train(settings.train_settings(data, out / "run", progress))
@@ -146,7 +156,7 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> DemoResult:
     epochs_trained = int(RunFolder(run).training(0)["epochs"])
     start = time.perf_counter()
     try:
-        metrics = evaluate_run(run, data, out)
+        metrics = evaluate_run(run, data, out, on_progress=_lines("evaluating", progress))
     except BaseException:
         shutil.rmtree(run, ignore_errors=True)
         raise

@@ -52,8 +52,8 @@ def check_input_path(path: str | Path, what: str = "input") -> Path:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        cause = "a link to nothing" if path.is_symlink() else "no such file or folder"
-        raise ConventionError(f"{what}: {cause}", path=path) from None
+        cause = "is a link to nothing" if path.is_symlink() else "not found (no such file)"
+        raise ConventionError(f"{what} {cause}", path=path) from None
     except OSError as err:  # a link loop, a name too long, no permission
         raise ConventionError(f"{what}: {err.strerror}", path=path) from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):

@@ -18,6 +18,8 @@ taken is known by name.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,19 +95,44 @@ class Entry:
         """
         if self.cause is not None:
             raise ConventionError(self.cause, path=self.file)
-        path = landing / self.name
-        cause = landing_cause(path, landing.resolve())
+        path, root = landing / self.name, landing.resolve()
+        cause = landing_cause(path, root)
         if cause is not None:
             raise ConventionError(cause, path=self.file)
         try:
-            size = path.stat().st_size
-            if size > MAX_ALERT_FILE_BYTES:
-                raise ConventionError(
-                    f"holds {size:,} bytes, more than {MAX_ALERT_FILE_BYTES:,}", path=self.file
-                )
-            return path.read_bytes()
-        except OSError as err:
-            raise ConventionError(f"unreadable ({err.strerror or err})", path=self.file) from None
+            # Opened as checked, though a link may have been swapped in since: where it
+            # leads checked again, opened without following a last link, never blocking on
+            # a FIFO; what was opened is checked again.
+            resolved = path.resolve(strict=True)
+            if not resolved.is_relative_to(root):
+                raise ConventionError("a link leading out of the landing folder", path=self.file)
+            fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                status = os.fstat(f.fileno())
+                if not stat.S_ISREG(status.st_mode):
+                    raise ConventionError("no longer a regular file", path=self.file)
+                too_large = status.st_size > MAX_ALERT_FILE_BYTES
+                data = b"" if too_large else f.read(MAX_ALERT_FILE_BYTES + 1)
+                if too_large or len(data) > MAX_ALERT_FILE_BYTES:  # it may grow after fstat
+                    raise ConventionError(
+                        f"holds more than {MAX_ALERT_FILE_BYTES:,} bytes", path=self.file
+                    )
+                return data
+        except (OSError, RuntimeError) as err:  # RuntimeError: a link loop
+            reason = getattr(err, "strerror", None) or err
+            raise ConventionError(f"unreadable ({reason})", path=self.file) from None
+
+
+def log_folder(path: Path) -> Path:
+    """A folder of a stream's log, made where missing.
+
+    Raises:
+        ConventionError: ``path`` is something else than a folder.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConventionError("damaged stream log (not a folder)", path=path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _plain_name(name: str) -> bool:
@@ -126,9 +153,8 @@ class LandingLog:
     """
 
     def __init__(self, out: Path, landing: Path):
-        self.folder = out / LANDING_LOG
+        self.folder = log_folder(out / LANDING_LOG)
         self.landing = landing
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.taken = self._read_journal()
         self.manifests: dict[int, list[Entry]] = {}
         for path in self.folder.iterdir():

@@ -189,13 +189,15 @@ def stream_alerts(
     batch_size: int = 64,
     master: str = "local[2]",
     on_start: Callable[[object], None] | None = None,
+    on_batch: Callable[[int, int, list[str]], None] | None = None,
 ) -> None:
     """Run the Structured Streaming query: alert files landing in ``input_folder`` ->
     ``out/predictions`` and ``out/rejected`` (Parquet, one partition per micro-batch),
     checkpointed in ``out/_checkpoint``. With ``available_now`` it classifies what has
     landed and returns; otherwise it polls every ``trigger_seconds`` until interrupted.
     ``model_engine`` runs the model (``auto``, ``torch`` or ``onnxruntime``); ``on_start``
-    is called with the started query.
+    is called with the started query, ``on_batch`` after each micro-batch with its number,
+    the alerts classified and the causes of the rows rejected.
 
     Raises:
         ConventionError: the checkpoint is unreadable or of other bands than the schema's,
@@ -216,7 +218,7 @@ def stream_alerts(
         log = LandingLog(out, input_folder)
         _run_query(
             log, classifier, out, run, schema, model_engine, available_now, trigger_seconds,
-            max_files_per_trigger, batch_size, master, on_start,
+            max_files_per_trigger, batch_size, master, on_start, on_batch,
         )  # fmt: skip
     finally:
         os.close(lock)
@@ -235,6 +237,7 @@ def _run_query(
     batch_size: int,
     master: str,
     on_start: Callable[[object], None] | None,
+    on_batch: Callable[[int, int, list[str]], None] | None,
 ) -> None:
     """The query over ``log``'s manifests, this process writing them: all at once
     (``available_now``) or as files land, every ``trigger_seconds``."""
@@ -264,6 +267,9 @@ def _run_query(
             rejected = batch.filter(batch.cause.isNotNull()).select(*REJECTED_COLUMNS)
             for table, frame in zip(TABLES, (classified, rejected), strict=True):
                 _write_batch(spark, frame, out.resolve(), table, batch_id)
+            if on_batch is not None:
+                causes = [row.cause for row in rejected.select("cause").collect()]
+                on_batch(batch_id, classified.count(), causes)
         finally:
             batch.unpersist()
 

@@ -388,8 +388,10 @@ class Store(Sequence[StampSeries]):
         found: list[str] = []
 
         def visit(name: str, link) -> None:
-            if not isinstance(link, h5py.HardLink):
-                found.append(f"{name!r} is a {type(link).__name__}")
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{name!r} is a link into {link.filename!r}")
+            elif isinstance(link, h5py.SoftLink):
+                found.append(f"{name!r} is a soft link to {link.path!r}")
             elif isinstance(f.get(name), h5py.Dataset):
                 dataset = f[name]
                 if dataset.is_virtual:
@@ -398,7 +400,10 @@ class Store(Sequence[StampSeries]):
                     found.append(f"{name!r} is stored in another file")
             return None if not found else True
 
-        f.visititems_links(visit)
+        try:
+            f.visititems_links(visit)
+        except RuntimeError as err:  # h5py's word for a damaged link table
+            raise ConventionError(f"damaged store ({err})", path=self.path) from None
         if found:
             raise ConventionError(
                 f"damaged store: {found[0]} (a store holds its data itself)", path=self.path

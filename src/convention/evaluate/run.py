@@ -7,6 +7,7 @@ spread). On any other data, the run's ensemble scores all its labelled objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from convention.plotting import plot_series, save_figure
 from convention.training.run_folder import FoldScores, RunFolder
 
 
-def _score_all(run: RunFolder, data: SeriesCollection, device: str) -> FoldScores:
+def _score_all(
+    run: RunFolder, data: SeriesCollection, device: str, on_batch: Callable[[int], None] | None
+) -> FoldScores:
     """The run's fold ensemble on every labelled object of ``data`` of its classes."""
     classifier = run.classifier(device=device)
     classifier.check_data(data)
@@ -39,7 +42,12 @@ def _score_all(run: RunFolder, data: SeriesCollection, device: str) -> FoldScore
     rows = np.flatnonzero(targets >= 0)
     if len(rows) == 0:
         raise ConventionError("no labelled objects of the model's classes", path=data.path)
-    scores = BatchPrediction.join(classifier.classify(data, rows), classifier.classes)
+    batches = []
+    for batch in classifier.classify(data, rows):
+        batches.append(batch)
+        if on_batch is not None:
+            on_batch(len(batch.ids) + len(batch.skipped))
+    scores = BatchPrediction.join(batches, classifier.classes)
     return FoldScores(scores.ids, rows, targets[rows], scores.proba)
 
 
@@ -50,6 +58,7 @@ def evaluate_run(
     n_examples: int = 3,
     device: str = "cpu",
     reader_options: dict | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Score a run on a data set and write metrics.json, predictions.csv and the report.
 
@@ -60,6 +69,7 @@ def evaluate_run(
         n_examples: correctly and wrongly classified objects drawn as stamp grids.
         device: where the models run (cpu, cuda or auto).
         reader_options: the data's reader options (``convention formats``).
+        on_progress: called with the objects scored so far and how many there are.
 
     Returns:
         The aggregated metrics (also in metrics.json).
@@ -72,9 +82,23 @@ def evaluate_run(
     classes = folder.classes
     same_data = folder.holds_splits_of(store)
     if same_data:
-        scores = [folder.score(store, k, device=device) for k in range(folder.n_folds)]
+        total = sum(len(split["test"]) for split in folder.splits)
     else:
-        scores = [_score_all(folder, store, device)]
+        total = int((class_targets(store.labels, classes) >= 0).sum())
+    done = 0
+
+    def scored(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress is not None:
+            on_progress(done, total)
+
+    if same_data:
+        scores = [
+            folder.score(store, k, device=device, on_batch=scored) for k in range(folder.n_folds)
+        ]
+    else:
+        scores = [_score_all(folder, store, device, scored)]
     fold_metrics = [classification_metrics(s.targets, s.proba, classes) for s in scores]
     all_ids = [oid for s in scores for oid in s.object_ids]
     y_true = np.concatenate([s.targets for s in scores])

@@ -118,7 +118,7 @@ def write_snana(
                 if clip_fluxcal is not None:
                     fluxcal = np.maximum(fluxcal, clip_fluxcal)
                 for mjd, band, f, e in zip(lc["mjd"], lc["band"], fluxcal, errcal, strict=True):
-                    if np.isfinite(f) and np.isfinite(e):
+                    if np.isfinite(mjd) and np.isfinite(f) and np.isfinite(e):
                         letter = get_band(band).letter
                         phot.writerow(
                             [obj.object_id, repr(float(mjd)), letter, f"{f:.6g}", f"{e:.6g}"]

@@ -35,7 +35,8 @@ _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image"}
 
 
 class FitsFile:
-    """A FITS file (plain or gzipped) read once, whose HDUs give checked 2-D stamps.
+    """A FITS file (plain or gzipped) read once, within bounds, whose HDUs give checked
+    2-D stamps (``image``); ``hdul`` is its astropy HDU list.
 
     Args:
         source: a file path, or the file's bytes (``path`` then names it in errors).
@@ -70,7 +71,7 @@ class FitsFile:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
-                self._hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
+                self.hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
         except Exception as err:  # astropy raises many types for corrupt files
             raise self._error(f"unreadable FITS {what} ({err})") from None
 
@@ -131,7 +132,7 @@ class FitsFile:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
                 try:
-                    unit = self._hdul[hdu]
+                    unit = self.hdul[hdu]
                 except IndexError:
                     raise self._error(f"{what}: no HDU {hdu}") from None
                 sides = [int(unit.header.get(f"NAXIS{k}", 0)) for k in (1, 2)]
@@ -157,7 +158,7 @@ class FitsFile:
         return data
 
     def close(self) -> None:
-        self._hdul.close()
+        self.hdul.close()
 
 
 def read_fits_image(

@@ -19,6 +19,9 @@ from convention.errors import ConventionError
 TABLE_SUFFIXES = (".ecsv", ".csv", ".fits", ".csv.gz")
 
 
+MAX_TABLE_BYTES = 4 * 2**30  # a table inflated: PLAsTiCC's training light curves are 0.3 GB
+
+
 def find_table(folder: Path, stem: str) -> Path | None:
     """``folder/stem`` with the first suffix of TABLE_SUFFIXES that exists, or None."""
     for suffix in TABLE_SUFFIXES:
@@ -72,15 +75,21 @@ def read_table(path: Path, required: Sequence[str] = (), text: Sequence[str] = (
 
 def _check_gzip(path: Path) -> None:
     """Read a gzipped file through once: a truncated one would otherwise reach the table
-    parser as garbage.
+    parser as garbage, and one that inflates past ``MAX_TABLE_BYTES`` is refused before
+    the parser holds it.
 
     Raises:
-        ConventionError: truncated or corrupt.
+        ConventionError: truncated or corrupt, or too large inflated.
     """
+    inflated = 0
     try:
         with gzip.open(path) as f:
-            while f.read(1 << 22):
-                pass
+            while chunk := f.read(1 << 22):
+                inflated += len(chunk)
+                if inflated > MAX_TABLE_BYTES:
+                    raise ConventionError(
+                        f"table inflates past {MAX_TABLE_BYTES:,} bytes", path=path
+                    )
     except (OSError, EOFError, zlib.error):
         raise ConventionError("unreadable table (truncated or corrupt gzip)", path=path) from None
 

@@ -44,8 +44,9 @@ from convention.inputs import InputEncoder, needs_of
 from convention.io import read
 from convention.models import create_model
 from convention.models.registry import Network
+from convention.progress import to_terminal
 from convention.training.datamodule import StampDataModule
-from convention.training.logs import csv_rows, quiet_lightning
+from convention.training.logs import EpochLines, csv_rows, quiet_lightning
 from convention.training.module import ClassifierModule
 from convention.training.run_folder import (
     CONFIG_FILE,
@@ -360,6 +361,8 @@ def _train_fold(
         save_last=True,  # last.ckpt: where a stopped run resumes
     )
     last = folder / "lightning" / "last.ckpt"
+    # Off a terminal (a log), a plain line per epoch instead of Lightning's bar.
+    lines = settings.progress and rank == 0 and not to_terminal()
     trainer = L.Trainer(
         max_epochs=settings.epochs,
         max_time=timedelta(minutes=settings.max_minutes) if settings.max_minutes else None,
@@ -367,6 +370,7 @@ def _train_fold(
             best,
             EarlyStopping("val_macro_f1", mode="max", patience=settings.patience),
             RandomState(),
+            *([EpochLines(f"training {folder.name}")] if lines else []),
         ],
         logger=CSVLogger(folder, name="", version=""),
         accelerator="gpu" if device == "cuda" else "cpu",
@@ -383,7 +387,7 @@ def _train_fold(
         # Some CUDA kernels (scatter-adds in backward passes) have no deterministic
         # version: there torch warns instead of stopping the run.
         deterministic=True if device == "cpu" else "warn",
-        enable_progress_bar=settings.progress,
+        enable_progress_bar=settings.progress and not lines,
         enable_model_summary=False,
         log_every_n_steps=10,
         plugins=[AtomicCheckpointIO()],

@@ -48,9 +48,10 @@ from convention.inputs import Example, InputEncoder
 from convention.io import read
 from convention.models import create_model
 from convention.models.registry import Network, resolve_config
+from convention.progress import to_terminal
 from convention.training.datamodule import encode_rows
 from convention.training.example_cache import ExampleCache
-from convention.training.logs import csv_rows, quiet_lightning
+from convention.training.logs import EpochLines, csv_rows, quiet_lightning
 from convention.training.module import one_cycle
 from convention.training.settings import check_precision
 
@@ -285,7 +286,8 @@ def _pretrain(settings: PretrainSettings, out: Path, partial: Path) -> None:
         precision=settings.precision,
         deterministic=True,
         enable_checkpointing=False,
-        enable_progress_bar=settings.progress,
+        enable_progress_bar=settings.progress and to_terminal(),
+        callbacks=[EpochLines("pre-training")] if settings.progress and not to_terminal() else [],
         enable_model_summary=False,
         log_every_n_steps=10,
     )

@@ -10,7 +10,7 @@ Lightning's ``metrics.csv`` and its checkpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -172,6 +172,7 @@ class RunFolder:
         device: str = "cpu",
         transform: Callable[[StampSeries, int], StampSeries] | None = None,
         batch_size: int = 64,
+        on_batch: Callable[[int], None] | None = None,
     ) -> FoldScores:
         """Fold k's model on its ``part`` objects of ``data`` (default its test split).
 
@@ -183,6 +184,7 @@ class RunFolder:
             transform: applied to each series with its position before it is classified
                 (the robustness curve removes frames).
             batch_size: objects per batch.
+            on_batch: called with each batch's number of objects (progress).
 
         Raises:
             ConventionError: objects missing from ``data``, or data the model cannot read.
@@ -195,6 +197,16 @@ class RunFolder:
         else:
             transformed = (transform(data[int(r)], int(r)) for r in rows)
             batches = classifier.classify(transformed, batch_size=batch_size)
-        scores = BatchPrediction.join(batches, classifier.classes)
+        scores = BatchPrediction.join(_counted(batches, on_batch), classifier.classes)
         targets = class_targets(data.labels, classifier.classes)[rows]
         return FoldScores(scores.ids, rows, targets, scores.proba)
+
+
+def _counted(
+    batches: Iterator[BatchPrediction], on_batch: Callable[[int], None] | None
+) -> Iterator[BatchPrediction]:
+    """The batches, ``on_batch`` called with each one's number of objects."""
+    for batch in batches:
+        if on_batch is not None:
+            on_batch(len(batch.ids) + len(batch.skipped))
+        yield batch

@@ -190,7 +190,10 @@ def _get(record: dict, path: str):
 
 
 def is_alert_file(path: Path) -> bool:
-    """An Avro object container file (the alert packets' format)."""
+    """An Avro object container file (the alert packets' format); a FIFO or a device is
+    never opened."""
+    if not path.is_file():
+        return False
     with path.open("rb") as f:
         return f.read(4) == AVRO_MAGIC
 

@@ -29,7 +29,7 @@ from convention.io.registry import (
     parse_flag,
     register_reader,
 )
-from convention.io.stamps import background, fit_stamp
+from convention.io.stamps import FitsFile, background, fit_stamp
 
 PIXEL_SCALE = 2.5  # arcsec per pixel, Catalina Schmidt Survey camera (Drake et al. 2009)
 HEADER_KEYS = ("CRTS_ID", "Class", "RA_(J2000)", "Dec_(J2000)")
@@ -37,7 +37,10 @@ TABLE_COLUMNS = ("HDU_Ext", "MJD")
 
 
 def is_crts_file(path: Path) -> bool:
-    """A FITS file whose primary header has a ``CRTS_ID``."""
+    """A FITS file whose primary header has a ``CRTS_ID`` (a regular file: a FIFO or a
+    device is never opened)."""
+    if not path.is_file():
+        return False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
@@ -56,15 +59,17 @@ def read_crts_file(
         ConventionError: not FITS, a missing header key or table column, no usable
             cutout, duplicate times, an unknown class.
     """
+    source = FitsFile(path, what="CRTS file")  # a regular file, inflated within bounds
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
-            with fits.open(path, memmap=False) as hdul:
-                return _series(path, hdul, keep_unlabelled)
+            return _series(path, source.hdul, keep_unlabelled)
     except ConventionError:
         raise
     except Exception as err:  # astropy raises many types for corrupt files
         raise ConventionError(f"unreadable CRTS file ({err})", path=path) from None
+    finally:
+        source.close()
 
 
 def _series(
@@ -148,7 +153,8 @@ def _cutout(hdul: fits.HDUList, k: int, path: Path, oid: str) -> np.ndarray:
 
 
 def crts_files(inputs: list[Path]) -> list[Path]:
-    """The files named, or the FITS files found (sorted) in the folders named."""
+    """The files named, or the entries named like FITS files found (sorted) in the
+    folders named (what is not a regular file is rejected when it is read)."""
     files: list[Path] = []
     for item in inputs:
         if item.is_dir():

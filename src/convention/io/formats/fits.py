@@ -65,14 +65,13 @@ def _column(table: Table, name: str, default: float, path: Path) -> np.ndarray:
     """
     if name not in table.colnames:
         return np.full(len(table), default)
-    values = table[name]
-    filled = values.filled(default) if hasattr(values, "filled") else values
     try:
-        return np.asarray(filled, dtype=np.float64)
+        values = np.ma.asarray(table[name]).astype(np.float64)  # masked ints too
     except (TypeError, ValueError):
         raise ConventionError(
             f"column {name} holds values that are not numbers", path=path
         ) from None
+    return values.filled(default)
 
 
 def _number(value, what: str, path: Path | None, obj: str) -> float:
@@ -145,6 +144,7 @@ class _Folder:
             )
         self.channels = held if channels is None else list(channels)
         self.objects_path: Path | None = None
+        self.untimed_rows = 0
         self.objects = self._objects()
         self.lightcurves = self._lightcurves()
 
@@ -177,9 +177,12 @@ class _Folder:
         if path is None:
             return {}
         table = read_table(path, ("object_id", "mjd", "band", "flux", "flux_err"), TEXT_COLUMNS)
+        timed = np.isfinite(_column(table, "mjd", np.nan, path))
+        self.untimed_rows = int((~timed).sum())  # a point without a time says nothing
         groups: dict[str, list[int]] = defaultdict(list)
         for i, oid in enumerate(table["object_id"]):
-            groups[_text(oid)].append(i)
+            if timed[i]:
+                groups[_text(oid)].append(i)
         out = {}
         for oid, rows in groups.items():
             part = table[rows]
@@ -370,6 +373,7 @@ def scan_stamp_folders(
     )
     bands = [get_band(b).name for b in band_ids]
     surveys = {get_band(b).survey for b in band_ids}
+    untimed = sum(p.untimed_rows for p in parsed)
     scale = pixel_scale if pixel_scale is not None else first.pixel_scale
     for p in parsed:
         p.pixel_scale = scale
@@ -390,7 +394,9 @@ def scan_stamp_folders(
             "format": "fits",
             "inputs": [str(f) for f in folders],
             "taxonomy": first.taxonomy.name,
+            "lightcurve_rows_dropped": untimed,
         },
+        notes=(f"dropped {untimed} light-curve rows without a time",) if untimed else (),
     )
 
 
