@@ -187,7 +187,8 @@ class AlertFolderStream:
             staging = temporary_beside(target, folder=True)
             schema = self.classifier.arrow_schema(table)
             arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            pq.write_table(arrow, staging / "part-0.parquet")
+            with (staging / "part-0.parquet").open("wb") as f:  # any name, UTF-8 or not
+                pq.write_table(arrow, f)
             replace_folder(staging, target)
         write_atomic(self.commits / str(batch_id), lambda tmp: tmp.write_text(""))
         if (batch_id + 1) % COMPACT_EVERY == 0:  # committed batches' manifests, then marks
@@ -208,9 +209,19 @@ def read_table(out: str | Path, table: str = "predictions") -> pd.DataFrame:
     """
     if table not in TABLES:
         raise ConventionError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    import pyarrow.dataset as ds
-
     folder = Path(out) / table
     if not folder.is_dir():
         return pd.DataFrame()
-    return ds.dataset(folder, format="parquet", partitioning="hive").to_table().to_pandas()
+    parts = []
+    for batch in folder.iterdir():  # read through Python's files: any name, UTF-8 or not
+        if not batch.name.startswith("batch=") or not batch.name[6:].isdigit():
+            continue
+        for path in sorted(batch.glob("*.parquet")):
+            with path.open("rb") as f:
+                part = pq.read_table(f).to_pandas()
+            parts.append(part.assign(batch=int(batch.name[6:])))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).sort_values(
+        "batch", kind="stable", ignore_index=True
+    )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from convention.errors import ConventionError
 from convention.files import write_atomic
-from convention.io.formats.alerts import landed_files, landing_cause
+from convention.io.formats.alerts import display_name, landed_files, landing_cause
 
 LANDING_LOG = "_landing"
 TAKEN = "_taken.jsonl"
@@ -220,7 +220,7 @@ class LandingLog:
         batch = self.next_batch
         root = self.landing.resolve()
         entries = [
-            Entry(batch, landed.raw, str(root / landed.name), landed.cause)
+            Entry(batch, landed.raw, display_name(str(root / landed.raw)), landed.cause)
             for landed in new[:max_files]
         ]
         text = "".join(entry.to_json() + "\n" for entry in entries)

@@ -210,6 +210,12 @@ def stream_alerts(
             f"--max-files-per-batch must be at least 1, got {max_files_per_trigger}"
         )
     check_stream_folders(input_folder, out, "spark")
+    try:
+        str(out.resolve()).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConventionError(
+            "Spark takes paths of UTF-8 text only: pick an --out whose name is", path=out
+        ) from None
     # Loaded here first, so a bad checkpoint fails before the query starts.
     classifier = AlertClassifier.load(run, schema, model_engine, batch_size)
     out.mkdir(parents=True, exist_ok=True)

@@ -404,6 +404,12 @@ class Store(Sequence[StampSeries]):
             f.visititems_links(visit)
         except RuntimeError as err:  # h5py's word for a damaged link table
             raise ConventionError(f"damaged store ({err})", path=self.path) from None
+        except SystemError as err:  # a name that is not UTF-8, raised through h5py's lock
+            if not isinstance(err.__cause__, UnicodeError):
+                raise
+            raise ConventionError(
+                "damaged store (a name that is not text)", path=self.path
+            ) from None
         if found:
             raise ConventionError(
                 f"damaged store: {found[0]} (a store holds its data itself)", path=self.path
