@@ -241,9 +241,30 @@ def final_values(edits, previous: str, rows: int) -> list[tuple[str, int, str, o
     return [(where, row, name, value) for (where, row, name), value in last.items()]
 
 
-def _out_of_range(schema, name: str, value) -> bool:
-    low, high = schema.ranges.get(name, (-np.inf, np.inf))
-    return value is not None and not (np.isfinite(value) and low <= value <= high)
+@st.composite
+def edited_packet(draw, schema: dict, record: dict, detection: str, previous: str, row: str):
+    """``record`` with 1 to 4 numeric fields of the packet, its ``detection`` or a
+    ``previous`` row (records of type ``row``) at extremes, and the edits that stand."""
+    layout = {
+        "top": numeric_fields(schema),
+        detection: numeric_fields(_record_schema(schema, detection)),
+        previous: numeric_fields(_record_schema(schema, row)),
+    }
+    edits = draw(extreme_edits(layout))
+    packet = apply_edits(record, edits, detection, previous)
+    return packet, final_values(edits, previous, len(record[previous]))
+
+
+def out_of_range(schema, edits, where: str, names) -> list[tuple[str, int, str, object]]:
+    """The edits to ``where`` that set one of ``names`` outside ``schema.ranges``."""
+    found = []
+    for edit in edits:
+        place, _, name, value = edit
+        low, high = schema.ranges.get(name, (-np.inf, np.inf))
+        bad = value is not None and not (np.isfinite(value) and low <= value <= high)
+        if place == where and name in names and bad:
+            found.append(edit)
+    return found
 
 
 def _avro(schema: dict, record: dict) -> bytes:
@@ -273,25 +294,16 @@ def test_ztf_numeric_extremes_are_rejected_or_dropped_never_raised(
     rejected in one line; a detection out of its range is rejected, a history row out of
     range dropped and counted; nothing reaches the split-on-failure fallback."""
     schema, record = data.draw(st.sampled_from(ztf_packets))
-    layout = {
-        "top": numeric_fields(schema),
-        "candidate": numeric_fields(_record_schema(schema, "candidate")),
-        "prv_candidates": numeric_fields(_record_schema(schema, "prv_candidates")),
-    }
-    edits = data.draw(extreme_edits(layout))
-    packet = apply_edits(record, edits, "candidate", "prv_candidates")
-    edits = final_values(edits, "prv_candidates", len(record["prv_candidates"]))
+    packet, edits = data.draw(
+        edited_packet(schema, record, "candidate", "prv_candidates", "prv_candidates")
+    )
     result = ztf_classifier.classify([("x.avro", _avro(schema, packet))])
     causes = result.rejected["cause"].tolist()
     assert len(result.predictions) + len(causes) == 1
     assert not any("could not be classified" in c for c in causes), causes
     used = {ZTF.time, ZTF.mag, ZTF.mag_err, ZTF.ra, ZTF.dec, ZTF.zeropoint, ZTF.fwhm_pixels}
     used |= {ZTF.x, ZTF.y}
-    detection_bad = any(
-        where == "candidate" and name in used and _out_of_range(ZTF, name, value)
-        for where, _, name, value in edits
-    )
-    if detection_bad:
+    if out_of_range(ZTF, edits, "candidate", used):
         assert causes and "\n" not in causes[0]
         return
     if causes:
@@ -300,12 +312,8 @@ def test_ztf_numeric_extremes_are_rejected_or_dropped_never_raised(
     (row,) = result.predictions.itertuples()
     assert np.isfinite(result.predictions.filter(like="p_").to_numpy()).all()
     history = packet["prv_candidates"]
-    rows_bad = {
-        r
-        for where, r, name, value in edits
-        if where == "prv_candidates" and name in (ZTF.time, ZTF.mag, ZTF.mag_err)
-        and _out_of_range(ZTF, name, value)
-    }  # fmt: skip
+    bad = out_of_range(ZTF, edits, "prv_candidates", (ZTF.time, ZTF.mag, ZTF.mag_err))
+    rows_bad = {index for _, index, _, _ in bad}
     assert len(rows_bad) <= row.dropped_photometry <= len(history)
 
 
@@ -320,24 +328,16 @@ def test_rubin_numeric_extremes_are_rejected_or_dropped_never_raised(data):
     record["prvDiaSources"] = [
         dict(record["prvDiaSources"][0]) for _ in range(data.draw(st.integers(1, 3)))
     ]
-    layout = {
-        "top": numeric_fields(RUBIN_SCHEMA),
-        "diaSource": numeric_fields(_record_schema(RUBIN_SCHEMA, "diaSource")),
-        "prvDiaSources": numeric_fields(_record_schema(RUBIN_SCHEMA, "diaSource")),
-    }
-    edits = data.draw(extreme_edits(layout))
-    packet = apply_edits(record, edits, "diaSource", "prvDiaSources")
-    edits = final_values(edits, "prvDiaSources", len(record["prvDiaSources"]))
+    packet, edits = data.draw(
+        edited_packet(RUBIN_SCHEMA, record, "diaSource", "prvDiaSources", "diaSource")
+    )
     try:
         found = read_alert_bytes(_avro(schema, packet), "x.avro", ("science", "difference"))
     except ConventionError as err:
         assert "\n" not in err.message
         return
     used = {RUBIN.time, RUBIN.ra, RUBIN.dec, RUBIN.flux, RUBIN.flux_err}
-    if any(
-        where == "diaSource" and name in used and _out_of_range(RUBIN, name, value)
-        for where, _, name, value in edits
-    ):
+    if out_of_range(RUBIN, edits, "diaSource", used):
         assert found.errors and not found.alerts
         return
     for err in found.errors:
@@ -348,10 +348,6 @@ def test_rubin_numeric_extremes_are_rejected_or_dropped_never_raised(data):
     assert np.isfinite(lc["flux"]).all() and np.isfinite(lc["flux_err"]).all()
     assert np.isfinite(series.frames).all()
     history = packet["prvDiaSources"]
-    rows_bad = {
-        r
-        for where, r, name, value in edits
-        if where == "prvDiaSources" and name in (RUBIN.time, RUBIN.flux, RUBIN.flux_err)
-        and _out_of_range(RUBIN, name, value)
-    }  # fmt: skip
+    bad = out_of_range(RUBIN, edits, "prvDiaSources", (RUBIN.time, RUBIN.flux, RUBIN.flux_err))
+    rows_bad = {index for _, index, _, _ in bad}
     assert len(rows_bad) <= alert.dropped_rows <= len(history)
