@@ -11,6 +11,7 @@ import numpy as np
 from astropy.table import Table
 
 from convention.bands import get_band
+from convention.data.reference import reference_table
 from convention.data.series import PER_FRAME, StampSeries
 from convention.errors import ConventionError
 
@@ -83,6 +84,25 @@ class SeriesCollection(Protocol):
     def frame_table(self) -> Table:
         """Every frame's metadata (no pixels), with its object's row (``object_row``)."""
         ...
+
+    def reference_table(self) -> Table:
+        """Every reference the source gave (no pixels): ``object_row, band`` (id),
+        ``kind, n_frames, mjd_start, mjd_end, psf_fwhm, sky_sigma``."""
+        ...
+
+
+def median_reference_objects(collection: SeriesCollection) -> np.ndarray:
+    """(K,) bool: the objects with a band of frames but no reference of the source's in
+    it (that band's reference is the median-of-frames fallback), from the tables alone."""
+    frames, references = collection.frame_table(), collection.reference_table()
+
+    def pairs(table: Table) -> np.ndarray:  # (object row, band id) as one integer
+        return np.asarray(table["object_row"], np.int64) * 2**16 + np.asarray(table["band"])
+
+    lacking = np.setdiff1d(pairs(frames), pairs(references)) // 2**16
+    fallback = np.zeros(len(collection.object_ids), dtype=bool)
+    fallback[lacking] = True
+    return fallback
 
 
 class MemoryCollection(Sequence[StampSeries]):
@@ -191,6 +211,16 @@ class MemoryCollection(Sequence[StampSeries]):
         table = Table({c: np.concatenate([getattr(s, c) for s in self._series]) for c in columns})
         table["object_row"] = np.repeat(np.arange(len(self)), self.lengths)
         return table
+
+    def reference_table(self) -> Table:
+        rows = [
+            (k, band, ref)
+            for k, s in enumerate(self._series)
+            for band, ref in sorted(s.references.items())
+        ]
+        return reference_table(
+            [k for k, _, _ in rows], [band for _, band, _ in rows], [ref for _, _, ref in rows]
+        )
 
     def __repr__(self) -> str:
         return f"MemoryCollection({str(self.path)!r}, {len(self)} objects, survey={self.survey!r})"

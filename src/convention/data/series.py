@@ -19,6 +19,7 @@ import numpy as np
 from astropy.table import Table
 
 from convention.bands import get_band
+from convention.data.reference import MEDIAN_OF_FRAMES, Reference, median_stamp
 from convention.errors import ConventionError
 
 PER_FRAME = ("mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint")
@@ -73,6 +74,9 @@ class StampSeries:
         lightcurve: the source's own photometry, where the input carries it (alerts'
             previous detections, PLAsTiCC light curves): Table of ``mjd, band, flux,
             flux_err, detected`` in the frames' flux unit, sorted by mjd; None otherwise.
+        references: band id -> the band's reference (template) stamp with its provenance,
+            where the source gives one (``convention.data.reference``; the others fall
+            back to the median of the band's frames when used, ``references_of``).
     """
 
     frames: np.ndarray
@@ -92,6 +96,7 @@ class StampSeries:
     true_flux: np.ndarray | None = field(default=None)
     channels: dict[str, np.ndarray] = field(default_factory=dict)
     lightcurve: Table | None = None
+    references: dict[int, Reference] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.object_id = str(self.object_id)
@@ -125,6 +130,16 @@ class StampSeries:
             if image.shape != self.frames.shape:
                 raise ConventionError(
                     f"channel {name!r} has shape {image.shape}, frames {self.frames.shape}",
+                    obj=self.object_id,
+                )
+        self.references = {int(band): ref for band, ref in self.references.items()}
+        for band, ref in self.references.items():
+            if band <= 0:
+                raise ConventionError("band id 0 is padding, not a band", obj=self.object_id)
+            if ref.stamp.shape != self.frames.shape[1:]:
+                raise ConventionError(
+                    f"the {get_band(band).name} reference has shape {ref.stamp.shape}, "
+                    f"frames {self.frames.shape[1:]}",
                     obj=self.object_id,
                 )
         if m and not np.all(np.isfinite(self.mjd)):
@@ -197,6 +212,12 @@ class StampSeries:
         nights = np.unique(self.nights())
         return self.until(float(nights[min(k, len(nights)) - 1] + 1) - 1e-9)
 
+    def late_references(self) -> list[int]:
+        """Band ids whose reference's frames reach the first frame or later (a template
+        that may hold the object's own light): kept, and flagged here."""
+        first = float(self.mjd[0]) if len(self) else float("inf")
+        return [band for band, ref in sorted(self.references.items()) if ref.overlaps(first)]
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """(M, H, W)."""
@@ -242,3 +263,25 @@ class StampSeries:
             f"StampSeries({self.object_id!r}, label={self.label!r}, {m} frames {h}x{w}, "
             f"bands={bands}, mjd={span})"
         )
+
+
+def median_reference(series: StampSeries, band: int) -> Reference:
+    """The fallback reference of one band: the median of the series' frames in it (its PSF
+    and noise left unknown, so it is subtracted as it is, without PSF matching)."""
+    keep = series.band == band
+    return Reference(
+        median_stamp(series.frames[keep]),
+        MEDIAN_OF_FRAMES,
+        n_frames=int(keep.sum()),
+        mjd_start=float(series.mjd[keep].min()),
+        mjd_end=float(series.mjd[keep].max()),
+    )
+
+
+def references_of(series: StampSeries) -> dict[int, Reference]:
+    """Band id -> reference of every band the series has frames in: the source's
+    reference where it gave one, else the median of the frames (``median-of-frames``)."""
+    return {
+        int(band): series.references.get(int(band)) or median_reference(series, int(band))
+        for band in np.unique(series.band)
+    }

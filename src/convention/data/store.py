@@ -1,15 +1,21 @@
 """HDF5 store: many StampSeries in one file.
 
-Layout (schema version 2; version 1 lacks channels and light curves and still reads)::
+Layout (schema version 3; version 2 lacks references, version 1 also channels and light
+curves, and both still read: their objects' references are the median-of-frames
+fallback)::
 
     /frames             (N, H, W) float32, all frames of all objects, object after object
     /channel/<name>     (N, H, W) float32 extra images of every frame (``difference``, ...)
     /frame/<column>     (N,) per-frame mjd, band, psf_fwhm, sky_sigma, zeropoint, true_flux
     /lightcurve/<col>   (L,) the objects' own photometry, object after object: mjd, band,
                         flux, flux_err, detected
+    /reference/stamps   (R, H, W) float32 the objects' reference stamps, object after object
+    /reference/<col>    (R,) band, kind (0 template, 1 median-of-frames), n_frames,
+                        mjd_start, mjd_end, psf_fwhm, sky_sigma of each
     /object/<column>    (K,) per-object object_id, ra, dec, redshift, label, subtype,
                         start (first row in /frames), count (number of frames),
-                        lc_start, lc_count (rows in /lightcurve; count -1 = none)
+                        lc_start, lc_count (rows in /lightcurve; count -1 = none),
+                        ref_start, ref_count (rows in /reference)
     attrs               schema_version, survey, bands, class_names, pixel_scale, channels,
                         provenance
 
@@ -37,12 +43,14 @@ from astropy.table import Table
 
 from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
+from convention.data.reference import KINDS as REFERENCE_KINDS
+from convention.data.reference import Reference, reference_table
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.files import check_input_path, check_output_path, temporary_beside
 
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 FRAME_CHUNK = 32
 _FRAME_COLUMNS = {
     "mjd": np.float64,
@@ -67,6 +75,16 @@ _LIGHTCURVE_COLUMNS = {
     "flux": np.float64,
     "flux_err": np.float64,
     "detected": np.bool_,
+}
+_REFERENCE_INDEX = {"ref_start": np.int64, "ref_count": np.int32}
+_REFERENCE_COLUMNS = {
+    "band": np.int16,
+    "kind": np.int8,
+    "n_frames": np.int32,
+    "mjd_start": np.float64,
+    "mjd_end": np.float64,
+    "psf_fwhm": np.float32,
+    "sky_sigma": np.float32,
 }
 _STRING_COLUMNS = ("object_id", "subtype")
 _STR = h5py.string_dtype()
@@ -111,6 +129,7 @@ class StoreWriter:
         self._n_frames = 0
         self._n_objects = 0
         self._n_lightcurve = 0
+        self._n_references = 0
         self._tmp = temporary_beside(self.path)
         try:
             self._file = h5py.File(self._tmp, "w", track_order=False, rdcc_nbytes=0)
@@ -126,7 +145,7 @@ class StoreWriter:
 
     def _create_datasets(self) -> None:
         h, w = self.stamp_shape
-        for name in ("frames", *(f"channel/{c}" for c in self.channels)):
+        for name in ("frames", *(f"channel/{c}" for c in self.channels), "reference/stamps"):
             self._file.create_dataset(
                 name,
                 shape=(0, h, w),
@@ -142,7 +161,11 @@ class StoreWriter:
             self._file.create_dataset(
                 f"frame/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(4096,)
             )
-        for name, dtype in {**_OBJECT_COLUMNS, **_LIGHTCURVE_INDEX}.items():
+        for name, dtype in _REFERENCE_COLUMNS.items():
+            self._file.create_dataset(
+                f"reference/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,)
+            )
+        for name, dtype in {**_OBJECT_COLUMNS, **_LIGHTCURVE_INDEX, **_REFERENCE_INDEX}.items():
             self._file.create_dataset(
                 f"object/{name}", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,)
             )
@@ -191,6 +214,7 @@ class StoreWriter:
                 obj=series.object_id,
             )
         unknown = set(np.unique(series.band).tolist()) - self._band_ids
+        unknown |= set(series.references) - self._band_ids
         if series.lightcurve is not None:
             unknown |= {get_band(b).id for b in set(series.lightcurve["band"])} - self._band_ids
         if unknown:
@@ -233,6 +257,7 @@ class StoreWriter:
                 [s.channels[name] for s in batch]
             )
         lc_start, lc_count = self._append_lightcurves(batch)
+        ref_start, ref_count = self._append_references(batch)
         for name in _FRAME_COLUMNS:
             values = np.concatenate([getattr(s, name) for s in batch])
             f[f"frame/{name}"].resize(new_frames, axis=0)
@@ -248,6 +273,8 @@ class StoreWriter:
             "subtype": [s.subtype or "" for s in batch],
             "lc_start": lc_start,
             "lc_count": lc_count,
+            "ref_start": ref_start,
+            "ref_count": ref_count,
         }
         new_objects = self._n_objects + len(batch)
         for name, values in columns.items():
@@ -278,6 +305,31 @@ class StoreWriter:
             self._n_lightcurve = new_rows
         return starts, counts
 
+    def _append_references(self, batch: list[StampSeries]) -> tuple[np.ndarray, np.ndarray]:
+        """Append the batch's references, band by band; their (start, count) rows."""
+        references = [sorted(s.references.items()) for s in batch]
+        counts = np.array([len(r) for r in references], dtype=np.int64)
+        starts = self._n_references + np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rows = [(band, ref) for items in references for band, ref in items]
+        if rows:
+            values = {
+                "stamps": np.stack([ref.stamp for _, ref in rows]),
+                "band": [band for band, _ in rows],
+                "kind": [REFERENCE_KINDS.index(ref.kind) for _, ref in rows],
+                **{
+                    name: [getattr(ref, name) for _, ref in rows]
+                    for name in _REFERENCE_COLUMNS
+                    if name not in ("band", "kind")
+                },
+            }
+            new_rows = self._n_references + len(rows)
+            for name, column in values.items():
+                dataset = self._file[f"reference/{name}"]
+                dataset.resize(new_rows, axis=0)
+                dataset[self._n_references : new_rows] = column
+            self._n_references = new_rows
+        return starts, counts
+
     def close(self) -> Path:
         """Write the attributes, close, and move the file into place.
 
@@ -306,6 +358,15 @@ class StoreWriter:
             except (OSError, RuntimeError):  # dropped: what its last flush says is no matter
                 pass
         self._tmp.unlink(missing_ok=True)
+
+
+def _reference(block: dict[str, np.ndarray], row: int) -> Reference:
+    """The reference of one row of a block read from ``/reference``."""
+    return Reference(
+        block["stamps"][row],
+        REFERENCE_KINDS[int(block["kind"][row])],
+        **{name: block[name][row] for name in _REFERENCE_COLUMNS if name not in ("band", "kind")},
+    )
 
 
 def write_failed(err: OSError, path: Path) -> ConventionError:
@@ -476,11 +537,13 @@ class Store(Sequence[StampSeries]):
         self._index = {
             name: f[f"object/{name}"][()] for name in (*_OBJECT_COLUMNS, *_STRING_COLUMNS)
         }
-        for name in _LIGHTCURVE_INDEX:
+        # Older schemas: no light curve (count -1), no reference (count 0).
+        absent = {**dict.fromkeys(_LIGHTCURVE_INDEX, -1), **dict.fromkeys(_REFERENCE_INDEX, 0)}
+        for name, value in absent.items():
             self._index[name] = (
                 f[f"object/{name}"][()]
                 if f"object/{name}" in f
-                else np.full(len(self._index["start"]), -1)
+                else np.full(len(self._index["start"]), value)
             )
         for name in _STRING_COLUMNS:
             self._index[name] = np.array(
@@ -502,6 +565,12 @@ class Store(Sequence[StampSeries]):
         needed += [f"channel/{c}" for c in self.channels]
         lightcurves = bool((self._index["lc_count"] >= 0).any())
         needed += [f"lightcurve/{c}" for c in _LIGHTCURVE_COLUMNS] if lightcurves else []
+        references = bool((self._index["ref_count"] > 0).any())
+        needed += (
+            ["reference/stamps", *(f"reference/{c}" for c in _REFERENCE_COLUMNS)]
+            if references
+            else []
+        )
         for name in needed:
             if name not in f:
                 raise damaged(f"no dataset {name!r}")
@@ -509,10 +578,26 @@ class Store(Sequence[StampSeries]):
         if n_frames < 0:
             raise damaged(f"frames have shape {f['frames'].shape}, not (N, H, W)")
         for name in needed[1:]:
-            if f[name].shape[0] != n_frames and not name.startswith("lightcurve/"):
+            if f[name].shape[0] != n_frames and name.startswith(("frame/", "channel/")):
                 raise damaged(f"{name} has {f[name].shape[0]} rows for {n_frames} frames")
         self._n_frames = n_frames
         self._n_lightcurve = f["lightcurve/mjd"].shape[0] if lightcurves else 0
+        self._n_references = f["reference/band"].shape[0] if references else 0
+        if references:
+            stamps = f["reference/stamps"].shape
+            if stamps[1:] != f["frames"].shape[1:]:
+                raise damaged(f"reference stamps are {stamps[1:]}, frames {f['frames'].shape[1:]}")
+            for name in ("reference/stamps", *(f"reference/{c}" for c in _REFERENCE_COLUMNS)):
+                if f[name].shape[0] != self._n_references:
+                    raise damaged(
+                        f"{name} has {f[name].shape[0]} rows for {self._n_references} references"
+                    )
+            kinds = f["reference/kind"][()]
+            if len(kinds) and not 0 <= int(kinds.min()) <= int(kinds.max()) < len(REFERENCE_KINDS):
+                raise damaged(f"reference kind codes outside 0..{len(REFERENCE_KINDS) - 1}")
+            bands = f["reference/band"][()]
+            if len(bands) and int(bands.min()) <= 0:
+                raise damaged("a reference of band id 0 (padding)")
         lengths = {len(v) for v in self._index.values()}
         if len(lengths) > 1:
             raise damaged(f"object columns of different lengths {sorted(lengths)}")
@@ -527,10 +612,12 @@ class Store(Sequence[StampSeries]):
         checks = (
             ("start", "count", self._n_frames, "frames"),
             ("lc_start", "lc_count", self._n_lightcurve, "light-curve rows"),
+            ("ref_start", "ref_count", self._n_references, "references"),
         )
         for start_name, count_name, total, what in checks:
             start, count = index[start_name].astype(np.int64), index[count_name].astype(np.int64)
             used = count >= 0 if start_name == "lc_start" else np.ones(len(count), bool)
+            used &= count > 0 if start_name == "ref_start" else True
             bad = used & ((start < 0) | (count < 0) | (start + count > total))
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])
@@ -540,13 +627,14 @@ class Store(Sequence[StampSeries]):
                     path=self.path,
                     obj=index["object_id"][k],
                 )
-        start, count = index["start"].astype(np.int64), index["count"].astype(np.int64)
-        tiled = count.sum() == self._n_frames and np.all(start == count.cumsum() - count)
-        if len(count) and not tiled:
-            raise ConventionError(
-                f"damaged store: the objects' frames do not tile the {self._n_frames} stored",
-                path=self.path,
-            )
+        for start_name, count_name, total, what in checks[::2]:
+            start, count = index[start_name].astype(np.int64), index[count_name].astype(np.int64)
+            tiled = count.sum() == total and np.all(start == count.cumsum() - count)
+            if len(count) and not tiled:
+                raise ConventionError(
+                    f"damaged store: the objects' {what} do not tile the {total} stored",
+                    path=self.path,
+                )
         labels = index["label"].astype(np.int64)
         bad = (labels < -1) | (labels >= len(self.class_names))
         if bad.any():
@@ -615,6 +703,17 @@ class Store(Sequence[StampSeries]):
                 lc_block = {
                     name: f[f"lightcurve/{name}"][lc_lo:lc_hi] for name in _LIGHTCURVE_COLUMNS
                 }
+            ref_starts = index["ref_start"][first:stop].astype(np.int64)
+            ref_counts = index["ref_count"][first:stop].astype(np.int64)
+            ref_block, ref_lo = {}, 0
+            if ref_counts.any():
+                has_ref = ref_counts > 0
+                ref_lo = int(ref_starts[has_ref].min())
+                ref_hi = int((ref_starts + ref_counts)[has_ref].max())
+                ref_block = {
+                    name: f[f"reference/{name}"][ref_lo:ref_hi]
+                    for name in ("stamps", *_REFERENCE_COLUMNS)
+                }
             series = []
             for k, i in enumerate(range(first, stop)):
                 rows = slice(int(starts[k]) - lo, int(starts[k] + counts[k]) - lo)
@@ -626,11 +725,17 @@ class Store(Sequence[StampSeries]):
                         **{name: values[lc_rows] for name, values in lc_block.items()}
                     )
                 label_code = int(index["label"][i])
+                a = int(ref_starts[k]) - ref_lo
+                references = {
+                    int(ref_block["band"][r]): _reference(ref_block, r)
+                    for r in range(a, a + int(ref_counts[k]))
+                }
                 series.append(
                     StampSeries(
                         **{name: values[rows] for name, values in block.items()},
                         channels={c: values[rows] for c, values in channels.items()},
                         lightcurve=lightcurve,
+                        references=references,
                         object_id=index["object_id"][i],
                         ra=float(index["ra"][i]),
                         dec=float(index["dec"][i]),
@@ -704,6 +809,28 @@ class Store(Sequence[StampSeries]):
                 path=self.path,
             ) from None
         table["object_row"] = np.repeat(np.arange(len(self)), self._index["count"])
+        return table
+
+    def reference_table(self) -> Table:
+        """Every stored reference's metadata (no pixels): ``object_row, band`` (id),
+        ``kind, n_frames, mjd_start, mjd_end, psf_fwhm, sky_sigma`` (none in a store of
+        schema 1 or 2)."""
+        counts = self._index["ref_count"].astype(np.int64)
+        if not self._n_references:
+            return reference_table([], [], [])
+        f = self._h5()
+        try:
+            columns = {name: f[f"reference/{name}"][()] for name in _REFERENCE_COLUMNS}
+        except (OSError, KeyError, TypeError, ValueError) as err:  # h5py on damaged bytes
+            raise ConventionError(
+                f"damaged store: cannot read the reference table ({type(err).__name__})",
+                path=self.path,
+            ) from None
+        table = Table({"object_row": np.repeat(np.arange(len(self)), counts)})
+        table["band"] = columns.pop("band")
+        table["kind"] = np.asarray(REFERENCE_KINDS)[columns.pop("kind")]
+        for name, values in columns.items():
+            table[name] = values.astype(float)
         return table
 
     def close(self) -> None:
