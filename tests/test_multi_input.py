@@ -4,27 +4,31 @@ import numpy as np
 import pytest
 import torch
 
+from convention.data.reference import MEDIAN_OF_FRAMES, TEMPLATE, Reference
+from convention.data.series import references_of
 from convention.errors import ConventionError
 from convention.inputs import InputEncoder
 from convention.inputs.encoder import draw_augmentation
 from convention.models import create_model
-from convention.photometry import median_stamps
 from tests.test_models import UGRIZ, encoded_batch
 from tests.test_series import make_series
 
 
-def test_reference_stamps_are_per_band_medians():
+def test_a_band_without_a_template_falls_back_to_the_median_of_its_frames():
     rng = np.random.default_rng(0)
     frames = rng.normal(size=(7, 4, 4)).astype(np.float32)
     frames[5] = np.nan
     band = np.array(["sdss::u", "sdss::g", "sdss::u", "sdss::g", "sdss::u", "sdss::i", "sdss::i"])
     series = make_series(m=7, size=4, band=band, object_id="r", frames=frames)
-    reference = median_stamps(series)
     u, g, i = (int(series.band[k]) for k in (0, 1, 5))
+    template = Reference(np.full((4, 4), 7.0), TEMPLATE, n_frames=20)
+    series.references = {g: template}
+    reference = references_of(series)
     assert sorted(reference) == sorted({u, g, i})
-    assert np.allclose(reference[u], np.median(frames[[0, 2, 4]], axis=0))
-    assert np.allclose(reference[g], np.median(frames[[1, 3]], axis=0))
-    assert np.allclose(reference[i], frames[6])  # the NaN frame is left out
+    assert reference[g] is template
+    assert reference[u].kind == reference[i].kind == MEDIAN_OF_FRAMES
+    assert np.allclose(reference[u].stamp, np.median(frames[[0, 2, 4]], axis=0))
+    assert np.allclose(reference[i].stamp, frames[6])  # the NaN frame is left out
 
 
 def _scene_encoder(series):

@@ -19,9 +19,10 @@ import light_curve as lcf
 import numpy as np
 from astropy.table import Table
 
-from convention.photometry import median_stamp
+from convention.data.series import references_of
 
 if TYPE_CHECKING:
+    from convention.data.reference import Reference
     from convention.data.series import StampSeries
 
 MIN_POINTS = 5  # the periodogram and the linear fit need a handful of points
@@ -118,14 +119,15 @@ def scene_feature_names(bands: Sequence[str]) -> list[str]:
 def scene_features(
     series: StampSeries,
     band_ids: Sequence[int],
-    references: Mapping[int, np.ndarray] | None = None,
+    references: Mapping[int, Reference] | None = None,
 ) -> np.ndarray:
-    """The static scene (host galaxy) of each band's median stamp: light within
+    """The static scene (host galaxy) of each band's reference stamp: light within
     ``SCENE_RADII`` pixels of the centre (the frames' flux unit), concentration (first
     over last sum), centroid offset and RMS size of the positive light within
     ``SCENE_MOMENT_RADIUS`` (pixels), and the band's median PSF FWHM (arcsec); NaN for a
     band without frames. The practitioners' host features, for the hybrid boosting row.
-    ``references``: the median stamps already measured (``photometry.median_stamps``).
+    ``references``: the references already made (``data.reference.references_of``, else
+    made here).
 
     Returns:
         (len(band_ids) * len(SCENE_KINDS),) float64, band by band.
@@ -134,14 +136,14 @@ def scene_features(
     y, x = np.mgrid[:h, :w]
     dy, dx = y - (h - 1) / 2, x - (w - 1) / 2
     r = np.hypot(dx, dy)
+    references = references_of(series) if references is None else references
     out: list[float] = []
     for band in band_ids:
         keep = series.band == band
         if not keep.any():
             out += [np.nan] * len(SCENE_KINDS)
             continue
-        stamp = references[band] if references is not None else median_stamp(series.frames[keep])
-        stamp = np.nan_to_num(stamp)
+        stamp = np.nan_to_num(references[band].stamp)
         sums = [float(stamp[r <= radius].sum()) for radius in SCENE_RADII]
         light = np.where(r <= SCENE_MOMENT_RADIUS, np.clip(stamp, 0, None), 0)
         total = light.sum()

@@ -4,8 +4,9 @@
 An object's photometry is either supplied by its source (an alert's detections and
 limits, PLAsTiCC's photometry, a stamp folder's light-curve table: ``StampSeries.lightcurve``)
 or measured by forced photometry on its stamps against each band's reference stamp
-(``convention.photometry``: difference fluxes, a static host removed). A
-:class:`PhotometryRule` says which, or both.
+(``convention.photometry``: difference fluxes, a static host removed; the references are
+``convention.data.reference.references_of``: the source's templates, else the median of
+the band's frames). A :class:`PhotometryRule` says which, or both.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from astropy.table import Table, vstack
 
+from convention.data.series import references_of
 from convention.errors import ConventionError
 from convention.photometry import METHODS, forced_photometry
 
 if TYPE_CHECKING:
+    from convention.data.reference import Reference
     from convention.data.series import StampSeries
 
 SOURCES = ("forced", "supplied", "supplied-else-forced", "both")
@@ -72,7 +75,7 @@ SUPPLIED_ELSE_FORCED = PhotometryRule("supplied-else-forced")
 def lightcurve_of(
     series: StampSeries,
     rule: PhotometryRule = FORCED_PSF,
-    references: Mapping[int, np.ndarray] | None = None,
+    references: Mapping[int, Reference] | None = None,
 ) -> Table:
     """The object's light curve under ``rule``: Table of ``mjd, band, flux, flux_err,
     detected`` in the frames' flux unit, sorted by mjd (``both`` adds ``origin``). Forced
@@ -81,8 +84,8 @@ def lightcurve_of(
     Args:
         series: the object.
         rule: where its photometry comes from.
-        references: each band's reference stamp by band id, already measured (else each
-            band's median stamp is measured here).
+        references: each band's reference by band id, already made
+            (``references_of(series)``, else made here).
 
     Raises:
         ConventionError: ``supplied`` for an object without its own light curve.
@@ -93,9 +96,8 @@ def lightcurve_of(
         raise ConventionError("object has no light curve of its own", obj=series.object_id)
     if rule.source == "supplied" or (rule.source == "supplied-else-forced" and has_own):
         return own
-    forced = forced_photometry(
-        series, rule.method, "median", rule.aperture_arcsec, references=references
-    )
+    references = references_of(series) if references is None else references
+    forced = forced_photometry(series, rule.method, references, rule.aperture_arcsec)
     if rule.source != "both":
         return forced
     if not has_own:

@@ -7,6 +7,7 @@ through pyplot, so drawing them neither needs nor changes the user's backend.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,15 +16,18 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
 from convention.bands import get_band
+from convention.data.reference import MEDIAN_OF_FRAMES
+from convention.data.series import references_of
 from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
-from convention.photometry import median_stamps
+from convention.photometry import difference_stamps
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from convention.classifier import ProbabilityHistory
+    from convention.data.reference import Reference
     from convention.data.series import StampSeries
 
 BAND_COLOURS = {
@@ -122,6 +126,14 @@ def plot_probability_history(history: ProbabilityHistory, ax: Axes | None = None
     return ax
 
 
+def _reference_title(references: Iterable[Reference]) -> str:
+    """What the reference column shows: templates, the median-of-frames fallback, or both."""
+    fallback = {ref.kind == MEDIAN_OF_FRAMES for ref in references}
+    return {frozenset({False}): "reference", frozenset({True}): "median"}.get(
+        frozenset(fallback), "ref / median"
+    )
+
+
 def plot_series(
     series: StampSeries,
     max_epochs: int = 12,
@@ -129,7 +141,8 @@ def plot_series(
     history: ProbabilityHistory | None = None,
 ) -> Figure:
     """Stamps as a grid, each band two rows (the frames, then the frames less the band's
-    reference stamp) by epoch columns, the reference stamp in the first column; the
+    reference stamp, PSF-matched) by epoch columns, the reference stamp in the first
+    column (titled ``median`` when it is the median-of-frames fallback); the
     difference light curve underneath, and under it, when ``history`` is given, the class
     probabilities over the same dates.
 
@@ -143,7 +156,8 @@ def plot_series(
         raise ConventionError(f"--max-epochs must be at least 1, got {max_epochs}")
     bands = sorted(set(series.band.tolist()))
     nights = _epochs(series, max_epochs)
-    references = median_stamps(series)
+    references = references_of(series)
+    differences = difference_stamps(series, references)
     n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
     below = 2 if history is None else 4
     # At least 6.5 inches wide: the light curve's and probabilities' legends fit beside
@@ -181,10 +195,10 @@ def plot_series(
         letter = get_band(band_id).letter
         reference = references[int(band_id)]
         frame_row, difference_row = 2 * k, 2 * k + 1
-        ax = stamp(frame_row, 0, reference, noise, top)
+        ax = stamp(frame_row, 0, reference.stamp, noise, top)
         ax.set_ylabel(letter, rotation=0, labelpad=8)
         if k == 0:
-            ax.set_title("reference", fontsize=7)
+            ax.set_title(_reference_title(references.values()), fontsize=7)
         stamp(difference_row, 0, None, noise, top).set_ylabel(
             f"{letter} - ref", rotation=0, labelpad=16, fontsize=8
         )
@@ -194,7 +208,8 @@ def plot_series(
             ax = stamp(frame_row, col, frame, noise, top)
             if k == 0:
                 ax.set_title(f"{night:.0f}", fontsize=7)
-            stamp(difference_row, col, None if frame is None else frame - reference, noise, top)
+            difference = differences[match[0]] if match.size else None
+            stamp(difference_row, col, difference, noise, top)
     lc_ax = fig.add_subplot(grid[n_rows : n_rows + 2, :])
     plot_lightcurve(series, ax=lc_ax)
     if history is not None:

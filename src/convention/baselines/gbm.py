@@ -50,7 +50,7 @@ def feature_matrix(
             reference stamp) or ``source`` (the objects' own light curves where they have
             one): a key of ``PHOTOMETRY``.
         workers: processes (the result does not depend on it).
-        scene: add each band's median-stamp (host) features after the light curve's
+        scene: add each band's reference-stamp (host) features after the light curve's
             (``features.scene_features``): the hybrid of light curve and stamps.
         draws: per object of ``store``, the training-time cut of ``cut_to_nights`` (NaN:
             whole; None: every object whole).

@@ -209,7 +209,7 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             "light-curve + stamp features + boosting",
             kind="features",
             overrides={"scene": True},
-            input="forced PSF light curves + median stamps (ugriz)",
+            input="forced PSF light curves + reference stamps (ugriz)",
         ),
         BenchModel(
             "multi-input ConvEntion (flagship)",

@@ -3,7 +3,7 @@ line on the same splits as every other row.
 
 SuperNNova pins old numpy and astropy, so it lives in its own virtual environment (made
 on first use) and talks to us through files: the light curves exported as SNANA CSV
-(forced PSF photometry on the stamps less each band's median stamp), its prediction
+(forced PSF photometry on the stamps less each band's reference stamp), its prediction
 pickle converted to CSV by its own Python. Known pitfalls of version 3.0.51, handled here:
 
 - ``make_data`` needs ``--debug`` on two-core machines (its process pool otherwise gets

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from convention.bands import get_band
-from convention.data.series import StampSeries
+from convention.data.reference import Reference
+from convention.data.series import StampSeries, references_of
 from convention.errors import ConventionError
 from convention.inputs.spec import InputSpec
 from convention.lightcurves import PhotometryRule, lightcurve_of
-from convention.photometry import median_stamps
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -84,17 +84,17 @@ class Selection:
         return (mjd - mjd[0]).astype(np.float32)
 
     @cached_property
-    def reference_stamps(self) -> dict[int, np.ndarray]:
-        """Band id -> (H, W) reference stamp of the band: the median of its frames in
-        ``series`` (its static scene), measured once for every kind that reads it."""
-        return median_stamps(self.series)
+    def references(self) -> dict[int, Reference]:
+        """Band id -> the band's reference (its static scene: the source's template, else
+        the median of its frames in ``series``), made once for every kind that reads it."""
+        return references_of(self.series)
 
     def lightcurve(self, rule: PhotometryRule) -> Table:
         """The series' light curve under ``rule`` (``lightcurves.lightcurve_of``, forced
-        against ``reference_stamps``), made once per rule for every kind that reads it;
+        against ``references``), made once per rule for every kind that reads it;
         forced rows are one per frame of ``series`` (index them with ``index``)."""
         if rule not in self._lightcurves:
-            self._lightcurves[rule] = lightcurve_of(self.series, rule, self.reference_stamps)
+            self._lightcurves[rule] = lightcurve_of(self.series, rule, self.references)
         return self._lightcurves[rule]
 
 

@@ -35,7 +35,7 @@ FIT_OBJECTS = 2000  # training objects whose features set the scales
 
 @register_input_kind("features")
 class Features(InputKind):
-    """Light-curve and median-stamp features, robustly scaled."""
+    """Light-curve and reference-stamp features, robustly scaled."""
 
     needs = Needs(photometry=(FORCED_PSF,))
     fixed = ("features",)
@@ -55,7 +55,7 @@ class Features(InputKind):
             lc, references = lightcurve_of(series, FORCED_PSF), None
         else:
             lc = selection.lightcurve(FORCED_PSF)[selection.index]
-            references = selection.reference_stamps
+            references = selection.references
         scene = scene_features(series, band_ids, references)
         return np.concatenate([lightcurve_features(lc, self.bands), scene])
 
@@ -106,7 +106,7 @@ class Features(InputKind):
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
-        return "light-curve and median-stamp features"
+        return "light-curve and reference-stamp features"
 
     @classmethod
     def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:

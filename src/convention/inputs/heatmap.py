@@ -69,7 +69,8 @@ class Heatmap(InputKind):
     fixed = ("heatmap",)
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        # The frames read on their own: their reference stamps are their own medians.
+        # The frames read on their own: a band without a template falls back to the
+        # median of the frames read.
         lc = lightcurve_of(selection.series[selection.index], FORCED_PSF)
         return {"heatmap": heatmap(lc, self.bands, *self.spec.heatmap_shape)}
 

@@ -1,9 +1,10 @@
 """``scene``: the static sky of the object, each band's reference stamp
-(``Selection.reference_stamps``).
+(``Selection.references``).
 
-The median over a band's frames (all the object's frames in the band, as the light
-curve's reference) keeps what does not vary (the host galaxy, its size, colour
-and offset from the source, or its absence) and removes most of the transient. Keys:
+A template made before the transient (the source's) holds what does not vary (the host
+galaxy, its size, colour and offset from the source, or its absence) and none of the
+transient; the median-of-frames fallback (all the object's frames in the band, as the
+light curve's reference) removes most of it. Keys:
 ``scene`` (n_bands, H, W) float32, ``asinh((x - median_b) / scale_b)`` with the pixel
 statistics of the training split (NaN pixels 0); ``scene_mask`` (n_bands,) bool, False for
 a band without a frame or whose frames are NaN everywhere (its map is zeros).
@@ -63,9 +64,9 @@ class Scene(InputKind):
         size = self.spec.stamp_size
         reference = np.full((len(self.bands), size, size), np.nan, dtype=np.float32)
         for k, band in enumerate(self.bands):
-            stamp = selection.reference_stamps.get(get_band(band).id)
-            if stamp is not None:
-                reference[k] = stamp
+            band_reference = selection.references.get(get_band(band).id)
+            if band_reference is not None:
+                reference[k] = band_reference.stamp
         valid = np.isfinite(reference).any(axis=(1, 2))
         scene = np.arcsinh((reference - self._median) / self._scale)
         return {

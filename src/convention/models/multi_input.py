@@ -10,7 +10,7 @@ Four encoders, each over one declared input kind, fused late:
 - light curve (``lightcurve``): the forced photometry of the frames less the reference
   (flux, error, band, time) as tokens of a transformer, mean-pooled;
 - features (``features``): the boosting baseline's light-curve features and each band's
-  median-stamp features, robustly scaled, with their missing-value flags, through an MLP.
+  reference-stamp features, robustly scaled, with their missing-value flags, through an MLP.
 Their outputs (and which scene bands are present) are concatenated and classified by an
 MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
