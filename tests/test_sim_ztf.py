@@ -53,10 +53,10 @@ def test_alert_frames_keep_detections_only():
     )
     flux = np.zeros(n)
     flux[10:20] = 200.0  # far above the noise, then nothing
-    picked = alert_frames(flux, np.zeros(n, dtype=int), conditions, True, ZTF, rng)
+    picked = alert_frames(flux, np.zeros(n), conditions, ZTF, rng)
     assert 1 <= len(picked) <= 10 and set(picked.tolist()) <= set(range(10, 20))
     assert picked[0] == 10  # the first alert is the first detection
-    none = alert_frames(np.zeros(n), np.zeros(n, dtype=int), conditions, True, ZTF, rng)
+    none = alert_frames(np.zeros(n), np.zeros(n), conditions, ZTF, rng)
     assert len(none) == 1  # never detected: its most significant frame
 
 

@@ -1,7 +1,8 @@
 """Simulate a survey's stamp series: plan the objects, observe them, render, store.
 
 Every object draws from its own random stream, ``SeedSequence(seed, spawn_key=(1, k))`` for
-the k-th object, and the shared observing calendar from ``spawn_key=(0,)``: the same seed
+the k-th object (its references from ``spawn_key=(3, k)``, so their noise is independent of
+the frames'), and the shared observing calendar from ``spawn_key=(0,)``: the same seed
 gives the same bytes whatever the number of worker processes.
 """
 
@@ -24,8 +25,9 @@ from convention.files import check_output_path
 from convention.psf import moffat_effective_area
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
+from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames
-from convention.sim.sources import AGN, CoreCollapseSN, SNIa, VariableStar
+from convention.sim.sources import AGN, CoreCollapseSN, SNIa, Source, VariableStar
 from convention.sim.sources.host import draw_host
 from convention.sim.survey import SDSS2, SurveyDefinition, get_survey
 
@@ -117,7 +119,7 @@ def _source(
     survey: SurveyDefinition,
     dist: FittedDistributions,
     rng: np.random.Generator,
-):
+) -> Source:
     """The object's source model, in SDSS ugriz (magnitudes, hosts and star colours come
     from SDSS-II), seen at the survey's population distance."""
     scale = survey.population_distance_scale
@@ -192,10 +194,19 @@ def simulate_object(
     point_flux = source.flux(mjd, source_index, SDSS2.bands)
     host = source.host
     host_flux = host.flux()[source_index] if host is not None else np.zeros(len(mjd))
+    band_ids = np.array([get_band(b).id for b in survey.bands])
+    observed = np.unique(band_index)
+    references, reference_flux = render_references(
+        survey,
+        source,
+        band_ids[observed],
+        settings.stamp_size,
+        np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(3, index))),
+    )
     if survey.alerts:
-        alerted = alert_frames(
-            point_flux, band_index, conditions, spec.label in SUPERNOVAE, survey, rng
-        )
+        reference_point = np.zeros(len(survey.bands))
+        reference_point[observed] = reference_flux
+        alerted = alert_frames(point_flux, reference_point[band_index], conditions, survey, rng)
         mjd, band_index, point_flux, host_flux = (
             mjd[alerted],
             band_index[alerted],
@@ -218,7 +229,7 @@ def simulate_object(
     return StampSeries(
         frames=frames,
         mjd=mjd,
-        band=np.array([get_band(b).id for b in survey.bands])[band_index],
+        band=band_ids[band_index],
         psf_fwhm=conditions.psf_fwhm,
         sky_sigma=conditions.sky_sigma,
         zeropoint=conditions.zeropoint,
@@ -231,10 +242,11 @@ def simulate_object(
         pixel_scale=survey.pixel_scale,
         subtype=source.subtype,
         true_flux=point_flux,
+        references={b: references[b] for b in np.unique(band_ids[band_index]).tolist()},
     )
 
 
-def _peak_mag(source, peak_mjd: float, survey: SurveyDefinition) -> float:
+def _peak_mag(source: Source, peak_mjd: float, survey: SurveyDefinition) -> float:
     """Brightest magnitude of the source in the survey's search bands within -20..+60 days
     of the peak."""
     times = peak_mjd + np.arange(-20.0, 60.0, 1.0)
@@ -259,35 +271,29 @@ def survey_time(mjd: float, survey: SurveyDefinition) -> float:
 
 def alert_frames(
     point_flux: np.ndarray,
-    band_index: np.ndarray,
+    reference_flux: np.ndarray,
     conditions: FrameConditions,
-    transient: bool,
     survey: SurveyDefinition,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Indices of the frames an alert stream would carry: the first n difference-image
     detections, n drawn uniformly from 1 to all of them.
 
-    A detection is a PSF flux on the difference image (the source less its reference: none
-    for a transient, the band's median flux for a variable) at ``survey.alert_sigma`` or
-    more, either sign, with sky-limited noise. An object never detected keeps its most
-    significant frame (every object of the data set alerted once).
+    A detection is a PSF flux on the difference image (the source less its flux in the
+    band's reference) at ``survey.alert_sigma`` or more, either sign, with sky-limited
+    noise. An object never detected keeps its most significant frame (every object of the
+    data set alerted once).
 
     Args:
         point_flux: (M,) the point source's flux in each frame, nanomaggies.
-        band_index: (M,) each frame's band in the survey's bands.
+        reference_flux: (M,) its flux in the reference of each frame's band.
         conditions: the frames' observing conditions.
-        transient: the source has no flux in the reference (a supernova).
         survey: its ``pixel_scale``, ``moffat_beta`` and ``alert_sigma``.
         rng: the object's stream.
     """
-    reference = np.zeros(len(point_flux))
-    if not transient:
-        for band in np.unique(band_index):
-            reference[band_index == band] = np.median(point_flux[band_index == band])
     area = moffat_effective_area(conditions.psf_fwhm, survey.moffat_beta) / survey.pixel_scale**2
     sigma = conditions.sky_sigma * np.sqrt(area)
-    significance = np.abs((point_flux - reference) / sigma + rng.standard_normal(len(sigma)))
+    significance = np.abs((point_flux - reference_flux) / sigma + rng.standard_normal(len(sigma)))
     detected = np.flatnonzero(significance >= survey.alert_sigma)
     if len(detected) == 0:
         return np.array([int(np.argmax(significance))]) if len(sigma) else detected

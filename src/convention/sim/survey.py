@@ -68,6 +68,14 @@ class SurveyDefinition:
     # a drawn number of detections (the object as classified at one of its alerts).
     alerts: bool
     alert_sigma: float
+    # Reference (template) images: each band's coadd of n earlier frames over a span of
+    # days ending a gap before the first season, each drawn from these quantiles (at
+    # probabilities 0, 0.1, ..., 1; one value: fixed), its FWHM this times the frames'
+    # median (``convention.sim.references``).
+    reference_frames: tuple[float, ...]
+    reference_span_days: tuple[float, ...]
+    reference_gap_days: tuple[float, ...]
+    reference_seeing_ratio: float
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -157,6 +165,14 @@ SDSS2 = SurveyDefinition(
     population_distance_scale=1.0,
     alerts=False,  # every scan of the field is kept, detected or not
     alert_sigma=5.0,
+    # The SDSS-II search subtracted templates from earlier Stripe 82 imaging (Frieman et
+    # al. 2008; Sako et al. 2008, AJ 135, 348). Its coadd (Annis et al. 2014, ApJ 794, 120):
+    # ~20 runs per piece of sky, ~2 mag deeper than one scan, r-band median seeing 1.1"
+    # (against 1.4" here: ratio 0.79). Assumed: the runs of 1998-09 to 2004-11.
+    reference_frames=(20.0,),
+    reference_span_days=(2270.0,),
+    reference_gap_days=(270.0,),
+    reference_seeing_ratio=1.1 / 1.4,
 )
 
 ZTF = SurveyDefinition(
@@ -216,6 +232,14 @@ ZTF = SurveyDefinition(
     # Masci et al. 2019 (PASP 131, 018003): an alert per 5-sigma difference detection.
     alerts=True,
     alert_sigma=5.0,
+    # Deciles of nframesref, jdendref - jdstartref (days) and, for the 424 alerts of
+    # 2018, jd - jdendref (days) over the 1,270 real alerts of
+    # ../shared/data/ztf-alerts/unlabelled (Masci et al. 2019: references coadd at least
+    # 15 frames). Assumed: the coadd's frames of better than median seeing (0.85).
+    reference_frames=(15, 15, 15, 15, 15, 15, 15, 16, 17, 24, 44),
+    reference_span_days=(0.1, 26.9, 31.0, 34.0, 36.0, 47.0, 63.4, 90.9, 114.0, 195.6, 1094.9),
+    reference_gap_days=(12.0, 76.9, 76.9, 85.8, 88.8, 99.8, 99.8, 100.8, 101.8, 101.8, 131.8),
+    reference_seeing_ratio=0.85,
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}

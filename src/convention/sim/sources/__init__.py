@@ -5,10 +5,29 @@ band_names)``, the point source's flux in nanomaggies at observer-frame MJDs, ea
 the band ``band_names[band_index]``.
 """
 
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
 from convention.sim.sources.agn import AGN
 from convention.sim.sources.core_collapse import CoreCollapseSN
 from convention.sim.sources.host import HostGalaxy
 from convention.sim.sources.snia import SNIa
 from convention.sim.sources.variable_stars import VariableStar
 
-__all__ = ["AGN", "CoreCollapseSN", "HostGalaxy", "SNIa", "VariableStar"]
+
+class Source(Protocol):
+    """What the renderer reads of a source model."""
+
+    subtype: str
+    host: HostGalaxy | None
+
+    def flux(
+        self, mjd: np.ndarray, band_index: np.ndarray, band_names: Sequence[str]
+    ) -> np.ndarray:
+        """(N,) point-source flux in nanomaggies at ``mjd`` through ``band_names[band_index]``."""
+        ...
+
+
+__all__ = ["AGN", "CoreCollapseSN", "HostGalaxy", "SNIa", "Source", "VariableStar"]
