@@ -202,6 +202,35 @@ def test_export_fits_round_trips_exactly(tiny_store, tmp_path):
         for name in ("frames", "mjd", "band", "psf_fwhm", "sky_sigma", "zeropoint", "true_flux"):
             assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
         assert (a.ra, a.dec) == (b.ra, b.dec)
+        assert a.references.keys() == b.references.keys() and a.references
+        for band, reference in a.references.items():
+            again = b.references[band]
+            assert np.array_equal(reference.stamp, again.stamp)
+            assert (reference.kind, reference.n_frames) == (again.kind, again.n_frames)
+            assert (reference.mjd_end, reference.psf_fwhm) == (again.mjd_end, again.psf_fwhm)
+
+
+def test_reference_stamps_are_read_and_a_bad_one_falls_back_with_a_warning(folder):
+    _stamp(folder / "img" / "ref_r.fits", 0.5)
+    _stamp(folder / "img" / "ref_small.fits", 0.5, shape=(12, 12))
+    rows = [
+        ("a", "r", "img/ref_r.fits", 1.1, 20, float("nan")),  # kept
+        ("a", "g", "img/ref_small.fits", 1.1, 20, float("nan")),  # not the frames' shape
+        ("b", "g", "img/ref_r.fits", 1.1, 20, float("nan")),  # b has no g frame
+        ("b", "r", "img/ref_r.fits", 1.1, 20, 1.0),  # another pixel scale
+    ]
+    names = ("object_id", "band", "file", "psf_fwhm", "n_frames", "pixel_scale")
+    Table(rows=rows, names=names).write(folder / "references.csv")
+    with pytest.warns(UserWarning) as caught:
+        a, b = _items(folder, pixel_scale=0.396)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3 and all("references.csv: object " in m for m in messages)
+    assert "object a: row 2: reference stamp 12x12, frames 16x16" in messages[0]
+    assert "object b: row 3: a sdss::g reference, but no frame in that band" in messages[1]
+    assert 'reference at 1"/pixel, frames at 0.396"/pixel' in messages[2]
+    (band,) = a.references
+    assert a.references[band].psf_fwhm == 1.1 and a.references[band].n_frames == 20
+    assert b.references == {}
 
 
 def test_export_refuses_an_existing_folder(tiny_store, tmp_path):

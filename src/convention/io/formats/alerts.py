@@ -4,10 +4,14 @@ Every alert holds one detection (its time, band and cutouts) and the object's pr
 photometry. Alerts are grouped by object id and sorted by time; an alert of the same
 object, time and band as one already read (a re-sent candidate) is dropped and counted.
 The first requested cutout (``science`` by default) becomes the frame, the others extra
-channels. Pixels are converted to nanomaggies (AB zero point 22.5) with the frame's zero
-point; the science and template cutouts have their median background subtracted. The
-light curve holds the detections as difference fluxes and the non-detections as
-``flux = 0, flux_err = limit / 5`` with ``detected = False``.
+channels. Each band's reference is the template cutout of the object's latest alert in
+that band (with ZTF's ``nframesref``, ``jdstartref`` and ``jdendref``); an alert without a
+template, or whose template is not on its frame cutout's pixel grid (a line in the
+reader's notes), leaves its band to the median-of-frames fallback. Pixels are converted
+to nanomaggies (AB zero point 22.5) with the frame's zero point; the science and template
+cutouts have their median background subtracted. The light curve holds the detections as
+difference fluxes and the non-detections as ``flux = 0, flux_err = limit / 5`` with
+``detected = False``.
 
 Every number a reader computes with is checked against its physical range first
 (``AlertSchema.ranges``): a detection out of range rejects its alert, a history row out of
@@ -30,6 +34,7 @@ import numpy as np
 
 from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
+from convention.data.reference import TEMPLATE, Reference
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.files import check_input_path
@@ -90,6 +95,10 @@ class AlertSchema:
     flux_zeropoint: float = NANOMAGGY_ZEROPOINT
     x: str | None = None
     y: str | None = None
+    # The template's provenance in the detection: frames coadded, first and last time.
+    reference_frames: str | None = None
+    reference_start: str | None = None
+    reference_end: str | None = None
     detector_shape: tuple[int, int] = (0, 0)  # (ny, nx) pixels, for edge-clipped cutouts
     recognise: tuple[str, ...] = field(default=())
     ranges: dict = field(default_factory=dict)  # field -> (low, high): its physical range
@@ -126,6 +135,9 @@ ZTF = AlertSchema(
     limit="diffmaglim",
     x="xpos",
     y="ypos",
+    reference_frames="nframesref",
+    reference_start="jdstartref",
+    reference_end="jdendref",
     detector_shape=(3080, 3072),
     recognise=("candidate",),
     ranges={
@@ -137,6 +149,9 @@ ZTF = AlertSchema(
         "fwhm": (0.0, 100.0),  # pixels
         "xpos": (-10.0, 10000.0),
         "ypos": (-10.0, 10000.0),
+        "nframesref": (0.0, 100000.0),
+        "jdstartref": tuple(m - JD_TO_MJD for m in MJD_RANGE),
+        "jdendref": tuple(m - JD_TO_MJD for m in MJD_RANGE),
         **SKY,
     },
 )
@@ -221,6 +236,8 @@ class Alert:
     path: Path
     schema: str
     dropped_rows: int = 0
+    reference: Reference | None = None
+    reference_note: str | None = None
 
     @property
     def band_name(self) -> str:
@@ -351,26 +368,23 @@ def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ..
     mjd, band = row[0], row[1]
     zp = zp if zp is not None else schema.default_zeropoint[band]
     fwhm = fwhm * schema.pixel_scale if fwhm is not None and fwhm > 0 else np.nan
-    want = schema.stamp_size
-    images, sky_sigma = {}, np.nan
+    images, grids, sky_sigma = {}, {}, np.nan
     for name in cutouts:
-        raw = _get(record, schema.cutout[name])
-        if not isinstance(raw, bytes):
+        cutout = _cutout(schema, record, name, path, obj, zp, (x, y))
+        if cutout is None:
             raise ConventionError(f"alert has no {name} cutout", path=path, obj=obj)
-        image = read_fits_image(
-            raw, 0, path=path, obj=obj, what=f"{name} cutout", limit=MAX_CUTOUT_BYTES
-        )
-        if name != "difference":
-            level, _ = background(image)
-            image = image - level
-        image = image * np.float32(_nmgy(1.0, zp))
-        anchor = (
-            _anchor(image.shape[0], want, y, schema.detector_shape[0]),
-            _anchor(image.shape[1], want, x, schema.detector_shape[1]),
-        )
-        images[name] = fit_stamp(image, (want, want), anchor)
+        images[name], grids[name] = cutout
         if name == "science":
             sky_sigma = background(images[name])[1]
+    try:
+        template = (
+            (images["template"], grids["template"])
+            if "template" in images
+            else _cutout(schema, record, "template", path, obj, zp, (x, y))
+        )
+        reference, reference_note = _template_reference(schema, det, template, grids[cutouts[0]])
+    except ConventionError as err:
+        reference, reference_note = None, f"{err.cause}: median-of-frames reference"
     if obj is None:
         raise ConventionError(f"alert lacks its object id ({schema.object_id})", path=path)
     history, dropped = _history(schema, record)
@@ -393,7 +407,81 @@ def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ..
         path,
         schema.name,
         dropped,
+        reference,
+        reference_note,
     )
+
+
+def _cutout(
+    schema: AlertSchema,
+    record: dict,
+    name: str,
+    path: Path,
+    obj: str | None,
+    zeropoint: float,
+    position: tuple[float | None, float | None],
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """One cutout of the packet in nanomaggies, fitted to the schema's stamp size (the
+    science and template with their median background subtracted), and the shape it came
+    in; None when the packet has none.
+
+    Raises:
+        ConventionError: a cutout that cannot be read.
+    """
+    raw = _get(record, schema.cutout[name])
+    if not isinstance(raw, bytes):
+        return None
+    image = read_fits_image(
+        raw, 0, path=path, obj=obj, what=f"{name} cutout", limit=MAX_CUTOUT_BYTES
+    )
+    if name != "difference":
+        level, _ = background(image)
+        image = image - level
+    image = image * np.float32(_nmgy(1.0, zeropoint))
+    want, (x, y) = schema.stamp_size, position
+    anchor = (
+        _anchor(image.shape[0], want, y, schema.detector_shape[0]),
+        _anchor(image.shape[1], want, x, schema.detector_shape[1]),
+    )
+    return fit_stamp(image, (want, want), anchor), image.shape
+
+
+def _template_reference(
+    schema: AlertSchema,
+    detection: dict,
+    template: tuple[np.ndarray, tuple[int, int]] | None,
+    frame_grid: tuple[int, int],
+) -> tuple[Reference | None, str | None]:
+    """The packet's template cutout (``_cutout``'s) as its band's reference, with its
+    provenance from the detection, and what the user should hear of it: None and why
+    when it is not on the frame cutout's pixel grid (another shape), None and None when
+    the packet has no template."""
+    if template is None:
+        return None, None
+    stamp, grid = template
+    if grid != frame_grid:
+        return None, (
+            f"template cutout {grid[0]}x{grid[1]} is not on the frame cutout's pixel grid "
+            f"({frame_grid[0]}x{frame_grid[1]}): median-of-frames reference"
+        )
+    provenance = {"n_frames": 0, "mjd_start": np.nan, "mjd_end": np.nan}
+    fields = {
+        "n_frames": (schema.reference_frames, 0.0),
+        "mjd_start": (schema.reference_start, schema.time_to_mjd),
+        "mjd_end": (schema.reference_end, schema.time_to_mjd),
+    }
+    note = None
+    for key, (name, offset) in fields.items():
+        try:
+            value = _number(schema, detection, name, schema.detection) if name else None
+        except _OutOfRange as err:
+            note = f"{err}: the template's provenance left unknown"
+            continue
+        if value is not None:
+            provenance[key] = value + offset
+    sky_sigma = background(stamp)[1]
+    reference = Reference(stamp, TEMPLATE, sky_sigma=sky_sigma, **provenance)
+    return reference, note
 
 
 def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> AlertFile:
@@ -459,6 +547,10 @@ def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) 
             rows.setdefault((row[0], row[1]), row)
     lc = list(rows.values())
     images = {name: np.stack([a.images[name] for a in alerts]) for name in cutouts}
+    # Alerts are in time order: a band's latest template wins.
+    references = {
+        get_band(a.band, schema.survey).id: a.reference for a in alerts if a.reference is not None
+    }
     return StampSeries(
         frames=images[cutouts[0]],
         mjd=[a.mjd for a in alerts],
@@ -472,6 +564,7 @@ def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) 
         survey=schema.survey,
         pixel_scale=schema.pixel_scale,
         channels={name: images[name] for name in cutouts[1:]},
+        references=references,
         lightcurve=make_lightcurve(
             [r[0] for r in lc],
             [r[1] for r in lc],
@@ -582,7 +675,7 @@ def scan_alerts(
     n_entries = len(files) + len(rejected)  # the files read and the entries refused
     by_object: dict[str, list[Alert]] = defaultdict(list)
     schemas: set[str] = set()
-    dropped_rows = 0
+    dropped_rows, without_template, template_notes = 0, 0, []
     for path in files:
         try:
             found = read_alert_file(path, cutouts)
@@ -594,6 +687,11 @@ def scan_alerts(
             by_object[alert.object_id].append(alert)
             schemas.add(alert.schema)
             dropped_rows += alert.dropped_rows
+            if alert.reference_note is not None:
+                template_notes.append(
+                    str(ConventionError(alert.reference_note, path=path, obj=alert.object_id))
+                )
+            without_template += alert.reference is None
     if len(schemas) > 1:
         raise ConventionError(f"alerts of several schemas mixed: {sorted(schemas)}")
     schema = next((s for s in SCHEMAS if s.name in schemas), ZTF)
@@ -633,15 +731,21 @@ def scan_alerts(
             "inputs": [str(p) for p in inputs],
             "duplicates_dropped": n_duplicates,
             "photometry_rows_dropped": dropped_rows,
+            "alerts_without_template": without_template,
             "units": "nanomaggies (AB zero point 22.5)",
         },
-        notes=_scan_notes(n_duplicates, dropped_rows),
+        notes=(*template_notes, *_scan_notes(n_duplicates, dropped_rows, without_template)),
     )
 
 
-def _scan_notes(duplicates: int, dropped_rows: int) -> tuple[str, ...]:
+def _scan_notes(duplicates: int, dropped_rows: int, without_template: int) -> tuple[str, ...]:
     """What ``scan_alerts`` left out, a line each."""
     notes = []
+    if without_template:
+        notes.append(
+            f"{without_template} alerts gave no template: their bands' references are the "
+            "median of the object's frames (median-of-frames)"
+        )
     if duplicates:
         notes.append(f"dropped {duplicates} re-sent alerts (same object, time and band)")
     if dropped_rows:

@@ -6,9 +6,15 @@ Layout::
                        sky_sigma, zeropoint, true_flux, file_<channel>, hdu_<channel>]
     DIR/objects.csv    optional: object_id [, label, ra, dec, redshift, subtype]
     DIR/lightcurves.csv  optional: object_id, mjd, band, flux, flux_err [, detected]
+    DIR/references.csv   optional: object_id, band, file [, hdu, psf_fwhm, sky_sigma,
+                       n_frames, mjd_start, mjd_end, pixel_scale]: each band's reference
+                       (template) stamp, on its frames' pixel grid
 
 ``file`` is a path relative to DIR to a FITS file whose HDU ``hdu`` (default 0) holds one
-2-D stamp. Rows may come in any order. The ECSV epoch table may carry ``survey`` and
+2-D stamp. Rows may come in any order. A reference whose band has no frame of its object,
+whose stamp is not the frames' shape, whose ``pixel_scale`` is not the folder's, or that
+cannot be read, is left out with a warning naming the file and object: that band falls
+back to the median of the object's frames. The ECSV epoch table may carry ``survey`` and
 ``pixel_scale`` in its metadata (``convention export fits`` writes them); options override.
 """
 
@@ -18,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from itertools import pairwise
@@ -30,6 +37,7 @@ from astropy.table import Table, vstack
 from convention.bands import get_band, survey_bands
 from convention.classes import get_taxonomy, resolve_label
 from convention.data.lightcurve import make_lightcurve
+from convention.data.reference import PROVENANCE, TEMPLATE, Reference
 from convention.data.series import StampSeries
 from convention.data.store import Store
 from convention.errors import ConventionError
@@ -48,6 +56,9 @@ from convention.io.stamps import FitsFile, fit_stamp
 from convention.io.tables import find_table, read_table
 
 EPOCH_COLUMNS = ("object_id", "mjd", "band", "file")
+REFERENCE_COLUMNS = ("object_id", "band", "file")
+# A reference's pixel scale may differ from the folder's by rounding, not by more.
+PIXEL_SCALE_TOLERANCE = 0.01
 TEXT_COLUMNS = ("object_id", "band", "file", "file_*", "label")  # never read as numbers
 OPTIONAL_FRAME_COLUMNS = {"psf_fwhm": np.nan, "sky_sigma": np.nan, "zeropoint": np.nan}
 
@@ -147,6 +158,15 @@ class _Folder:
         self.untimed_rows = 0
         self.objects = self._objects()
         self.lightcurves = self._lightcurves()
+        self.references_path = find_table(folder, "references")
+        self.references = (
+            read_table(self.references_path, REFERENCE_COLUMNS, TEXT_COLUMNS)
+            if self.references_path is not None
+            else Table({c: [] for c in REFERENCE_COLUMNS})
+        )
+        self.reference_rows: dict[str, list[int]] = defaultdict(list)
+        for row, oid in enumerate(self.references["object_id"]):
+            self.reference_rows[_text(oid)].append(row)
 
     def _objects(self) -> dict[str, dict]:
         path = find_table(self.folder, "objects")
@@ -223,36 +243,115 @@ class _Folder:
         return meta
 
     def _stamp(
-        self, row: int, file_col: str, hdu_col: str, oid: str, files: dict[Path, FitsFile]
+        self,
+        row: int,
+        file_col: str,
+        hdu_col: str,
+        oid: str,
+        files: dict[Path, FitsFile],
+        table_path: Path | None = None,
     ) -> np.ndarray:
-        name = _text(self.epochs[file_col][row]) if file_col in self.epochs.colnames else ""
+        """The stamp a row of the epochs table (or of another table read from
+        ``table_path``: the references) names."""
+        table_path = table_path or self.epochs_path
+        table = self.epochs if table_path == self.epochs_path else self.references
+        name = _text(table[file_col][row]) if file_col in table.colnames else ""
         if not name:
-            name = _text(self.epochs["file"][row])
+            name = _text(table["file"][row])
         if not name:
-            raise ConventionError(f"row {row + 1} names no file", path=self.epochs_path, obj=oid)
+            raise ConventionError(f"row {row + 1} names no file", path=table_path, obj=oid)
         hdu = 0
-        if hdu_col in self.epochs.colnames and not np.ma.is_masked(self.epochs[hdu_col][row]):
-            value = _number(self.epochs[hdu_col][row], hdu_col, self.epochs_path, oid)
+        if hdu_col in table.colnames and not np.ma.is_masked(table[hdu_col][row]):
+            value = _number(table[hdu_col][row], hdu_col, table_path, oid)
             if not value.is_integer():
                 raise ConventionError(
-                    f"{hdu_col} {value} is not an HDU number", path=self.epochs_path, obj=oid
+                    f"{hdu_col} {value} is not an HDU number", path=table_path, obj=oid
                 )
             hdu = int(value)
         try:
             path = inside_folder(self.folder, name)
         except ConventionError as err:
-            raise ConventionError(
-                f"row {row + 1}: {err.cause}", path=self.epochs_path, obj=oid
-            ) from None
+            raise ConventionError(f"row {row + 1}: {err.cause}", path=table_path, obj=oid) from None
         if path not in files:
             if not path.is_file():
                 raise ConventionError(
-                    f"missing stamp file (row {row + 1} of {self.epochs_path.name})",
+                    f"missing stamp file (row {row + 1} of {table_path.name})",
                     path=path,
                     obj=oid,
                 )
             files[path] = FitsFile(path, obj=oid)
         return files[path].image(hdu)
+
+    def _reference(
+        self, row: int, oid: str, frames: StampSeries, files: dict[Path, FitsFile]
+    ) -> tuple[int, Reference]:
+        """The reference a row of the references table names, checked against the
+        object's frames.
+
+        Raises:
+            ConventionError: naming the file and object: unreadable, or not a reference of
+                these frames (band, shape, pixel scale).
+        """
+        path = self.references_path
+        try:
+            band = get_band(_text(self.references["band"][row]), self.survey).id
+        except ConventionError as err:
+            raise ConventionError(f"row {row + 1}: {err.cause}", path=path, obj=oid) from None
+        if band not in frames.band:
+            raise ConventionError(
+                f"row {row + 1}: a {get_band(band).name} reference, but no frame in that band",
+                path=path,
+                obj=oid,
+            )
+        stamp = self._stamp(row, "file", "hdu", oid, files, path)
+        if stamp.shape != frames.frames.shape[1:]:
+            raise ConventionError(
+                f"row {row + 1}: reference stamp {stamp.shape[0]}x{stamp.shape[1]}, frames "
+                f"{frames.frames.shape[1]}x{frames.frames.shape[2]}",
+                path=path,
+                obj=oid,
+            )
+        values = {
+            name: _number(self.references[name][row], name, path, oid)
+            for name in (*PROVENANCE, "pixel_scale")
+            if name in self.references.colnames and not np.ma.is_masked(self.references[name][row])
+        }
+        scale = values.pop("pixel_scale", np.nan)
+        if (
+            np.isfinite(scale)
+            and np.isfinite(frames.pixel_scale)
+            and not np.isclose(scale, frames.pixel_scale, rtol=PIXEL_SCALE_TOLERANCE)
+        ):
+            raise ConventionError(
+                f'row {row + 1}: reference at {scale:g}"/pixel, frames at '
+                f'{frames.pixel_scale:g}"/pixel',
+                path=path,
+                obj=oid,
+            )
+        return band, Reference(stamp, TEMPLATE, **values)
+
+    def _references(self, oid: str, frames: StampSeries) -> dict[int, Reference]:
+        """The object's references; one that cannot serve is left out with a warning (its
+        band falls back to the median of the frames)."""
+        references: dict[int, Reference] = {}
+        files: dict[Path, FitsFile] = {}
+        try:
+            for row in self.reference_rows.get(oid, []):
+                try:
+                    band, reference = self._reference(row, oid, frames, files)
+                    if band in references:
+                        raise ConventionError(
+                            f"row {row + 1}: a second {get_band(band).name} reference",
+                            path=self.references_path,
+                            obj=oid,
+                        )
+                    references[band] = reference
+                except ConventionError as err:
+                    warnings.warn(f"{err.message}: median-of-frames reference", stacklevel=2)
+        finally:
+            for fits_file in files.values():
+                fits_file.close()
+        return references
 
     def series(self, oid: str, rows: list[int]) -> tuple[StampSeries, list[DroppedFrame]]:
         """The object of these epoch rows, and the frames that could not be used.
@@ -311,6 +410,7 @@ class _Folder:
             lightcurve=self.lightcurves.get(oid),
             **meta,
         )
+        series.references = self._references(oid, series)
         return series, dropped
 
     def items(self) -> Iterator[StampSeries | Rejected | DroppedFrame]:
@@ -422,8 +522,9 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
     """Export a store as a stamp folder that ``fits`` ingest reads back to the same data.
 
     One FITS file per object under ``stamps/`` (HDU k = frame k, extra channels after the
-    frames), ``epochs.ecsv`` (survey and pixel scale in its metadata), ``objects.ecsv`` and,
-    where objects carry them, ``lightcurves.ecsv``. Written to a temporary folder renamed
+    frames, then the references), ``epochs.ecsv`` (survey and pixel scale in its metadata),
+    ``objects.ecsv`` and, where objects carry them, ``lightcurves.ecsv`` and
+    ``references.ecsv``. Written to a temporary folder renamed
     into place at the end.
 
     Raises:
@@ -440,6 +541,7 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
         epochs: dict[str, list] = defaultdict(list)
         objects: dict[str, list] = defaultdict(list)
         curves: list[Table] = []
+        references: dict[str, list] = defaultdict(list)
         used: set[str] = set()
         for series in store:
             name = f"stamps/{_file_stem(series.object_id, used)}.fits"
@@ -448,6 +550,14 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
             hdus += [fits.ImageHDU(frame) for frame in series.frames]
             for images in (series.channels[c] for c in store.channels):
                 hdus += [fits.ImageHDU(frame) for frame in images]
+            for band, reference in sorted(series.references.items()):
+                references["object_id"].append(series.object_id)
+                references["band"].append(get_band(band).name)
+                references["file"].append(name)
+                references["hdu"].append(len(hdus))
+                for column in PROVENANCE:
+                    references[column].append(getattr(reference, column))
+                hdus.append(fits.ImageHDU(reference.stamp))
             fits.HDUList(hdus).writeto(tmp / name)
             epochs["object_id"] += [series.object_id] * m
             epochs["mjd"] += list(series.mjd)
@@ -475,6 +585,8 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
         Table(dict(objects)).write(tmp / "objects.ecsv", format="ascii.ecsv")
         if curves:
             vstack(curves).write(tmp / "lightcurves.ecsv", format="ascii.ecsv")
+        if references:
+            Table(dict(references)).write(tmp / "references.ecsv", format="ascii.ecsv")
         os.chmod(tmp, 0o755)
         os.replace(tmp, out)
     except BaseException:
