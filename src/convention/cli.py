@@ -35,6 +35,8 @@ from convention.progress import ProgressLines, to_terminal
 from convention.training.settings import DEFAULTS
 
 if TYPE_CHECKING:
+    from astropy.table import Table
+
     from convention.inputs import InputSpec
     from convention.io.ingest import DroppedFrame, Rejected
 
@@ -252,6 +254,7 @@ def _describe(path: Path, reader_options: dict | None = None) -> None:
     console.print(conditions)
     mjd = frames["mjd"]
     console.print(f"MJD {mjd.min():.1f} .. {mjd.max():.1f}; {len(frames)} frames in all")
+    console.print(_reference_summary(frames, store.reference_table()))
     if store.channels:
         console.print(f"extra channels per frame: {', '.join(store.channels)}")
     rows = store.lightcurve_rows
@@ -260,6 +263,42 @@ def _describe(path: Path, reader_options: dict | None = None) -> None:
             f"light curves of their own: {(rows >= 0).sum()} objects, "
             f"median {np.median(rows[rows >= 0]):.0f} observations"
         )
+
+
+def _reference_summary(frames: Table, references: Table) -> RichTable:
+    """Per band: objects with the source's reference and with the median-of-frames
+    fallback, the references' coadded frames and seeing, and those that reach the
+    object's first frame (a template that may hold its light)."""
+    from convention.bands import get_band
+
+    table = RichTable(
+        title="references per band: objects with the source's template, objects on the "
+        "median-of-frames fallback; the templates' frames coadded and FWHM (arcsec, 5th / "
+        "50th / 95th percentile), and those reaching the object's first frame (late)"
+    )
+    for col in ("band", "template", "median", "frames", "FWHM", "late"):
+        table.add_column(col, justify="right" if col != "band" else "left")
+    rows, bands = np.asarray(frames["object_row"]), np.asarray(frames["band"])
+    # Frames are in time order within each object: an object's first row is its first.
+    objects, at = np.unique(rows, return_index=True)
+    first = dict(zip(objects.tolist(), np.asarray(frames["mjd"])[at].tolist(), strict=True))
+    for band_id in np.unique(bands):
+        observed = np.unique(rows[bands == band_id])
+        own = references[np.asarray(references["band"]) == band_id]
+        late = sum(
+            float(end) >= first[int(row)]
+            for row, end in zip(own["object_row"], own["mjd_end"], strict=True)
+            if np.isfinite(end)
+        )
+        table.add_row(
+            get_band(int(band_id)).name,
+            str(len(own)),
+            str(len(observed) - len(own)),
+            " / ".join(_percentiles(np.asarray(own["n_frames"], dtype=float))) if len(own) else "-",
+            " / ".join(_percentiles(np.asarray(own["psf_fwhm"]))) if len(own) else "-",
+            str(late),
+        )
+    return table
 
 
 @app.command()

@@ -30,7 +30,7 @@ from convention.classes import class_targets, get_taxonomy
 from convention.classifier.calibration import fit_temperature
 from convention.classifier.folder import load_backbone, save_model
 from convention.classifier.settings import ModelSettings
-from convention.data.collection import SeriesCollection
+from convention.data.collection import SeriesCollection, median_reference_objects
 from convention.data.splits import label_subset, make_splits
 from convention.device import device_name, resolve_device
 from convention.errors import ConventionError
@@ -334,6 +334,7 @@ def _train_fold(
     spec = model.input_spec
     other_bands = "error" if list(bands) == list(store.bands) else "drop"
     InputEncoder(spec, bands, other_bands).check_collection(store)
+    fallback = median_reference_objects(store)
     states = _start_from_backbone(model, settings, bands) if settings.init else None
     datamodule = StampDataModule(
         store,
@@ -434,6 +435,10 @@ def _train_fold(
         "model_config": asdict(model.config),
         # Objects the model read with part of an input masked, per split and input kind.
         "incomplete_inputs": {part: datamodule.incomplete(part) for part in ("train", "val")},
+        # Objects with a band whose reference is the median of its own frames.
+        "median_reference_objects": {
+            part: int(fallback[split[part]].sum()) for part in ("train", "val")
+        },
     }
     datamodule.close()
     # Its presence marks the fold finished (a resumed run skips it): written whole.
