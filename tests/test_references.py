@@ -189,15 +189,26 @@ def test_alerts_bring_their_templates_with_provenance_and_flag_a_late_one(ztf_al
     assert series.late_references() == list(series.references)
 
 
-def test_a_template_off_the_science_grid_falls_back_with_one_line(ztf_alerts, tmp_path):
+@pytest.mark.parametrize(
+    ("template", "cause"),
+    [
+        (np.ones((63, 60)), "pixel grid"),
+        # As the real ZTF17aacymkh_2475433850015015000.avro: zeros and a 1e37 fill (on
+        # the 41x63 grid of this clipped science cutout).
+        (np.where(np.arange(41 * 63).reshape(41, 63) % 5 < 2, 1e37, 0.0), "no sky noise"),
+    ],
+)
+def test_a_template_that_cannot_serve_falls_back_with_one_line(
+    ztf_alerts, tmp_path, template, cause
+):
     folder = tmp_path / "in"
     folder.mkdir()
     source = ztf_alerts / "valid" / "396522680015040001.avro"
-    _edited_alert(source, folder / "a.avro", template=np.ones((63, 60)))
+    _edited_alert(source, folder / "a.avro", template=template)
     collection = scan("alerts", [folder])
     (series,) = list(collection.items)
     assert series.references == {}
-    (note,) = [n for n in collection.notes if "pixel grid" in n]
+    (note,) = [n for n in collection.notes if cause in n]
     assert "a.avro" in note and series.object_id in note
     assert "\n" not in note
     lc = lightcurve_of(series)

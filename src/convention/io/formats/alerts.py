@@ -454,8 +454,8 @@ def _template_reference(
 ) -> tuple[Reference | None, str | None]:
     """The packet's template cutout (``_cutout``'s) as its band's reference, with its
     provenance from the detection, and what the user should hear of it: None and why
-    when it is not on the frame cutout's pixel grid (another shape), None and None when
-    the packet has no template."""
+    when it is not on the frame cutout's pixel grid (another shape) or has no sky noise
+    (damaged), None and None when the packet has no template."""
     if template is None:
         return None, None
     stamp, grid = template
@@ -463,6 +463,13 @@ def _template_reference(
         return None, (
             f"template cutout {grid[0]}x{grid[1]} is not on the frame cutout's pixel grid "
             f"({frame_grid[0]}x{frame_grid[1]}): median-of-frames reference"
+        )
+    sky_sigma = background(stamp)[1]
+    if not sky_sigma > 0:
+        # Most pixels one value (zeros, a fill): a damaged template, as one real alert has.
+        return (
+            None,
+            "template cutout has no sky noise (most pixels one value): median-of-frames reference",
         )
     provenance = {"n_frames": 0, "mjd_start": np.nan, "mjd_end": np.nan}
     fields = {
@@ -479,7 +486,6 @@ def _template_reference(
             continue
         if value is not None:
             provenance[key] = value + offset
-    sky_sigma = background(stamp)[1]
     reference = Reference(stamp, TEMPLATE, sky_sigma=sky_sigma, **provenance)
     return reference, note
 
