@@ -8,7 +8,13 @@ import pytest
 from convention.bands import get_band
 from convention.io import read
 from convention.sim.render import FrameConditions
-from convention.sim.simulate import SimulationSettings, alert_frames, simulate, simulate_series
+from convention.sim.simulate import (
+    SimulationSettings,
+    alert_frames,
+    alert_history,
+    simulate,
+    simulate_series,
+)
 from convention.sim.survey import SDSS2, ZTF, get_survey
 
 
@@ -20,7 +26,7 @@ def test_ztf_survey_figures():
     assert survey.alerts and not SDSS2.alerts
     # The noise calibration: a source at the 5-sigma depth is detected at 5 sigma.
     assert np.all(survey.electrons_per_flux() > 0)
-    assert survey.seeing_fwhm_median("ztf::r") == pytest.approx(2.0)
+    assert survey.seeing_fwhm_median("ztf::r") == pytest.approx(2.13)
     assert survey.seeing_fwhm_median("ztf::g") > 2.0 > survey.seeing_fwhm_median("ztf::i")
 
 
@@ -53,11 +59,34 @@ def test_alert_frames_keep_detections_only():
     )
     flux = np.zeros(n)
     flux[10:20] = 200.0  # far above the noise, then nothing
-    picked = alert_frames(flux, np.zeros(n), conditions, ZTF, rng)
+    photometry = alert_frames(flux, np.zeros(n), conditions, ZTF, rng)
+    picked = photometry.alerted
     assert 1 <= len(picked) <= 10 and set(picked.tolist()) <= set(range(10, 20))
     assert picked[0] == 10  # the first alert is the first detection
-    none = alert_frames(np.zeros(n), np.zeros(n), conditions, ZTF, rng)
+    none = alert_frames(np.zeros(n), np.zeros(n), conditions, ZTF, rng).alerted
     assert len(none) == 1  # never detected: its most significant frame
+
+
+def test_an_alert_carries_30_days_of_detections_and_limits():
+    n = 40
+    mjd = np.arange(n, dtype=float) * 2.0  # a visit every two days
+    conditions = FrameConditions(
+        np.full(n, 2.0), np.full(n, 100.0), np.full(n, 400.0), 8.0, np.zeros((n, 2))
+    )
+    flux = np.zeros(n)
+    flux[25:] = 200.0
+    rng = np.random.default_rng(0)
+    photometry = alert_frames(flux, np.zeros(n), conditions, ZTF, rng)
+    last = int(photometry.alerted[-1])
+    lc = alert_history(mjd, np.full(n, get_band("ztf::r").id), photometry, ZTF)
+    assert lc["mjd"].min() >= mjd[last] - 30 and lc["mjd"].max() == mjd[last]
+    assert len(lc) == 16  # the last alert's visit and the 15 of the 30 days before it
+    assert (
+        list(lc["mjd"][lc["detected"]])
+        == list(mjd[photometry.alerted])[-int(lc["detected"].sum()) :]
+    )
+    limits = lc[~lc["detected"]]
+    assert np.all(limits["flux"] == 0) and np.all(limits["mjd"] < 50)
 
 
 def test_ztf_store_reads_like_ingested_alerts(tmp_path, ztf_alerts):

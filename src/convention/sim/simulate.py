@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from astropy.table import Table
 from threadpoolctl import threadpool_limits
 
 from convention.bands import get_band
 from convention.classes import FOUR_CLASS
+from convention.data.lightcurve import make_lightcurve
 from convention.data.series import StampSeries
 from convention.data.store import StoreWriter
 from convention.errors import ConventionError
@@ -203,10 +205,13 @@ def simulate_object(
         settings.stamp_size,
         np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(3, index))),
     )
+    history = None
     if survey.alerts:
         reference_point = np.zeros(len(survey.bands))
         reference_point[observed] = reference_flux
-        alerted = alert_frames(point_flux, reference_point[band_index], conditions, survey, rng)
+        photometry = alert_frames(point_flux, reference_point[band_index], conditions, survey, rng)
+        history = alert_history(mjd, band_ids[band_index], photometry, survey)
+        alerted = photometry.alerted
         mjd, band_index, point_flux, host_flux = (
             mjd[alerted],
             band_index[alerted],
@@ -243,6 +248,7 @@ def simulate_object(
         subtype=source.subtype,
         true_flux=point_flux,
         references={b: references[b] for b in np.unique(band_ids[band_index]).tolist()},
+        lightcurve=history,
     )
 
 
@@ -269,15 +275,31 @@ def survey_time(mjd: float, survey: SurveyDefinition) -> float:
     return survey.season_starts[k % len(survey.season_starts)] + (mjd - starts[k]) * stretch
 
 
+@dataclass(frozen=True)
+class AlertPhotometry:
+    """What difference imaging measured at each visit of an object, and which visits
+    alerted.
+
+    Attributes:
+        alerted: (n,) indices of the visits an alert stream carries, in time order.
+        flux: (M,) PSF flux on the difference image, nanomaggies.
+        flux_err: (M,) its sky-limited 1-sigma error.
+    """
+
+    alerted: np.ndarray
+    flux: np.ndarray
+    flux_err: np.ndarray
+
+
 def alert_frames(
     point_flux: np.ndarray,
     reference_flux: np.ndarray,
     conditions: FrameConditions,
     survey: SurveyDefinition,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Indices of the frames an alert stream would carry: the first n difference-image
-    detections, n drawn uniformly from 1 to all of them.
+) -> AlertPhotometry:
+    """The difference photometry of every visit and the visits an alert stream would
+    carry: the first n difference-image detections, n drawn uniformly from 1 to all.
 
     A detection is a PSF flux on the difference image (the source less its flux in the
     band's reference) at ``survey.alert_sigma`` or more, either sign, with sky-limited
@@ -293,11 +315,40 @@ def alert_frames(
     """
     area = moffat_effective_area(conditions.psf_fwhm, survey.moffat_beta) / survey.pixel_scale**2
     sigma = conditions.sky_sigma * np.sqrt(area)
-    significance = np.abs((point_flux - reference_flux) / sigma + rng.standard_normal(len(sigma)))
+    flux = point_flux - reference_flux + sigma * rng.standard_normal(len(sigma))
+    significance = np.abs(flux / sigma)
     detected = np.flatnonzero(significance >= survey.alert_sigma)
     if len(detected) == 0:
-        return np.array([int(np.argmax(significance))]) if len(sigma) else detected
-    return detected[: int(rng.integers(1, len(detected) + 1))]
+        alerted = np.array([int(np.argmax(significance))]) if len(sigma) else detected
+    else:
+        alerted = detected[: int(rng.integers(1, len(detected) + 1))]
+    return AlertPhotometry(alerted, flux, sigma)
+
+
+def alert_history(
+    mjd: np.ndarray, band_ids: np.ndarray, photometry: AlertPhotometry, survey: SurveyDefinition
+) -> Table:
+    """The photometry the last alert's packet carries, as the alert reader gives a real
+    one's: every visit of the ``survey.history_days`` before it and itself, an alerted
+    visit with its difference flux, any other as its 5-sigma limit (``flux = 0``,
+    ``flux_err`` = limit / 5, ``detected = False``).
+
+    Args:
+        mjd: (M,) every visit's MJD, sorted.
+        band_ids: (M,) their band registry ids.
+        photometry: ``alert_frames``' measurement of them.
+        survey: its ``history_days``.
+    """
+    last = int(photometry.alerted[-1])
+    rows = np.flatnonzero(mjd[: last + 1] >= mjd[last] - survey.history_days)
+    detected = np.isin(rows, photometry.alerted)
+    return make_lightcurve(
+        mjd[rows],
+        band_ids[rows],
+        np.where(detected, photometry.flux[rows], 0.0),
+        photometry.flux_err[rows],
+        detected,
+    )
 
 
 def _clip_at_ccd_edge(frames: np.ndarray, rng: np.random.Generator, fraction: float) -> None:

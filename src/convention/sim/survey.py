@@ -68,6 +68,9 @@ class SurveyDefinition:
     # a drawn number of detections (the object as classified at one of its alerts).
     alerts: bool
     alert_sigma: float
+    # The photometry an alert carries: every visit of this many days before it (detections,
+    # and 5-sigma limits where not detected), as ZTF's prv_candidates; 0: none.
+    history_days: float
     # Reference (template) images: each band's coadd of n earlier frames over a span of
     # days ending a gap before the first season, each drawn from these quantiles (at
     # probabilities 0, 0.1, ..., 1; one value: fixed), its FWHM this times the frames'
@@ -165,6 +168,7 @@ SDSS2 = SurveyDefinition(
     population_distance_scale=1.0,
     alerts=False,  # every scan of the field is kept, detected or not
     alert_sigma=5.0,
+    history_days=0.0,
     # The SDSS-II search subtracted templates from earlier Stripe 82 imaging (Frieman et
     # al. 2008; Sako et al. 2008, AJ 135, 348). Its coadd (Annis et al. 2014, ApJ 794, 120):
     # ~20 runs per piece of sky, ~2 mag deeper than one scan, r-band median seeing 1.1"
@@ -194,10 +198,12 @@ ZTF = SurveyDefinition(
     # The public survey revisits a field every 3 nights in g and r, later every 2
     # (Bellm et al. 2019b): two fields in turn on clear nights give 2-3 night gaps.
     strips=2,
-    # Median image quality 2.0" FWHM in r (Bellm et al. 2019); width assumed as SDSS's.
-    seeing_median_r=2.0,
+    # Median FWHM of the 1,270 real alerts of ../shared/data/ztf-alerts/unlabelled
+    # (benchmarks/ztf_realism.py): r 2.13", g 2.41", a g/r ratio of 1.13, steeper than
+    # Kolmogorov's 1.06 (Bellm et al. 2019 quote 2.0" in r). Width assumed as SDSS's.
+    seeing_median_r=2.13,
     seeing_sigma_ln=0.2,
-    seeing_band_exponent=-0.2,
+    seeing_band_exponent=-0.42,
     moffat_beta=MOFFAT_BETA,
     # Assumed Palomar dark sky (V ~ 21.3 mag/arcsec^2 at a site near Los Angeles).
     sky_dark=(21.8, 21.0, 20.3),
@@ -209,9 +215,9 @@ ZTF = SurveyDefinition(
     cloud_fraction=0.2,
     cloud_extinction_mean=0.3,
     missing_frame_fraction=0.02,  # assumed
-    # Assumed: cutouts clipped at one of the 16 CCDs' edges (3 of the 16 real alerts of
-    # ../shared/data/ztf-alerts/valid are).
-    edge_frame_fraction=0.05,
+    # Cutouts clipped at a CCD's edge: 14% in g, 18% in r of the real alerts of
+    # ../shared/data/ztf-alerts/unlabelled (benchmarks/ztf_realism.py).
+    edge_frame_fraction=0.16,
     registration_jitter_pix=0.15,  # assumed
     wavelengths=(4746.5, 6366.4, 7867.4),  # the band registry's (SVO Palomar/ZTF curves)
     # Alert cutouts are 63x63 pixels (Patterson et al. 2019, PASP 131, 018001).
@@ -232,6 +238,8 @@ ZTF = SurveyDefinition(
     # Masci et al. 2019 (PASP 131, 018003): an alert per 5-sigma difference detection.
     alerts=True,
     alert_sigma=5.0,
+    # An alert's prv_candidates reach 30 days back (Patterson et al. 2019).
+    history_days=30.0,
     # Deciles of nframesref, jdendref - jdstartref (days) and, for the 424 alerts of
     # 2018, jd - jdendref (days) over the 1,270 real alerts of
     # ../shared/data/ztf-alerts/unlabelled (Masci et al. 2019: references coadd at least
