@@ -18,7 +18,9 @@ from convention.data.collection import median_reference_objects
 from convention.data.reference import MEDIAN_OF_FRAMES, TEMPLATE, Reference
 from convention.data.series import median_reference
 from convention.errors import ConventionError
+from convention.inputs.base import get_input_kind
 from convention.io import scan
+from convention.io.formats.alerts import read_alert_bytes
 from convention.lightcurves import lightcurve_of
 from convention.photometry import forced_photometry
 from convention.sim.render import FrameConditions, render_frames
@@ -213,6 +215,20 @@ def test_a_template_that_cannot_serve_falls_back_with_one_line(
     assert "\n" not in note
     lc = lightcurve_of(series)
     assert np.isfinite(lc["flux"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kinds", "reads"),
+    [(("stamps",), False), (("stamps", "scene"), True), (("lightcurve",), True)],
+)
+def test_an_alert_template_is_read_only_for_models_that_use_references(ztf_alerts, kinds, reads):
+    needs = get_input_kind(kinds[0]).needs
+    for kind in kinds[1:]:
+        needs = needs | get_input_kind(kind).needs
+    assert needs.reads_references is reads
+    data = (ztf_alerts / "valid" / "1661382530015060001.avro").read_bytes()
+    (alert,) = read_alert_bytes(data, "a.avro", ("science",), needs.reads_references).alerts
+    assert (alert.reference is not None) is reads
 
 
 def test_simulated_references_are_deep_sharp_templates_made_before_the_frames():

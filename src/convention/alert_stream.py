@@ -121,6 +121,7 @@ class AlertClassifier:
                 path=source,
             )
         self.cutouts = ("science", *channels)
+        self.references = classifier.encoder.needs.reads_references
 
     @classmethod
     def load(
@@ -189,7 +190,7 @@ class AlertClassifier:
         rejected: list[tuple[str, str]] = []
         for name, data in packets:
             try:
-                found = read_alert_bytes(bytes(data), name, self.cutouts)
+                found = read_alert_bytes(bytes(data), name, self.cutouts, self.references)
             except ConventionError as err:
                 rejected.append((name, str(err)))
                 continue

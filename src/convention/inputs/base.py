@@ -44,12 +44,14 @@ class Needs:
         photometry: the rules of the light curves it reads (``convention.lightcurves``).
         metadata: the object fields it reads (columns of
             ``SeriesCollection.object_table()``: ``redshift``, ``ra``, ``dec``).
+        references: it reads each band's reference stamp itself (the scene).
     """
 
     pixels: bool = False
     channels: tuple[str, ...] = ()
     photometry: tuple[PhotometryRule, ...] = ()
     metadata: tuple[str, ...] = ()
+    references: bool = False
 
     def __or__(self, other: Needs) -> Needs:
         """What two kinds need together."""
@@ -58,7 +60,14 @@ class Needs:
             tuple(dict.fromkeys((*self.channels, *other.channels))),
             tuple(dict.fromkeys((*self.photometry, *other.photometry))),
             tuple(dict.fromkeys((*self.metadata, *other.metadata))),
+            self.references or other.references,
         )
+
+    @property
+    def reads_references(self) -> bool:
+        """Whether the source's references are read: by the kind itself, or by forced
+        photometry against them (any rule that may force)."""
+        return self.references or any(rule.source != "supplied" for rule in self.photometry)
 
 
 @dataclass(frozen=True)

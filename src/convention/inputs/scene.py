@@ -37,7 +37,7 @@ KEYS = ("scene", "scene_mask")
 class Scene(InputKind):
     """The reference stamp of every band (the host galaxy)."""
 
-    needs = Needs(pixels=True)
+    needs = Needs(pixels=True, references=True)
     fixed = KEYS
     spatial = True
 

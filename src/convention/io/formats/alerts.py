@@ -341,8 +341,10 @@ def _anchor(size: int, want: int, position: float | None, detector: int) -> str:
     return "start" if position < detector / 2 else "end"
 
 
-def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ...]) -> Alert:
-    """One alert record.
+def _parse(
+    schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ...], references: bool
+) -> Alert:
+    """One alert record (its template made its band's reference when ``references``).
 
     Raises:
         ConventionError: a detection number out of its range, no object id, a missing or
@@ -376,15 +378,17 @@ def _parse(schema: AlertSchema, record: dict, path: Path, cutouts: tuple[str, ..
         images[name], grids[name] = cutout
         if name == "science":
             sky_sigma = background(images[name])[1]
+    reference, reference_note = None, None
     try:
-        template = (
-            (images["template"], grids["template"])
-            if "template" in images
-            else _cutout(schema, record, "template", path, obj, zp, (x, y))
-        )
+        if "template" in images:
+            template = (images["template"], grids["template"])
+        elif references:
+            template = _cutout(schema, record, "template", path, obj, zp, (x, y))
+        else:  # not read: a third of the reading time of an alert
+            template = None
         reference, reference_note = _template_reference(schema, det, template, grids[cutouts[0]])
     except ConventionError as err:
-        reference, reference_note = None, f"{err.cause}: median-of-frames reference"
+        reference_note = f"{err.cause}: median-of-frames reference"
     if obj is None:
         raise ConventionError(f"alert lacks its object id ({schema.object_id})", path=path)
     history, dropped = _history(schema, record)
@@ -490,8 +494,10 @@ def _template_reference(
     return reference, note
 
 
-def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> AlertFile:
-    """The alerts of one Avro file (a regular file).
+def read_alert_file(
+    path: Path, cutouts: tuple[str, ...] = ("science",), references: bool = True
+) -> AlertFile:
+    """The alerts of one Avro file (a regular file); ``read_alert_bytes``.
 
     Raises:
         ConventionError: the file gives no alert: not a regular file, empty, not Avro,
@@ -500,14 +506,19 @@ def read_alert_file(path: Path, cutouts: tuple[str, ...] = ("science",)) -> Aler
     path = check_input_path(path, "alert file")
     if not path.is_file():
         raise ConventionError("alert file is a folder", path=path)
-    return read_alert_bytes(path.read_bytes(), path, cutouts)
+    return read_alert_bytes(path.read_bytes(), path, cutouts, references)
 
 
 def read_alert_bytes(
-    data: bytes, path: str | Path, cutouts: tuple[str, ...] = ("science",)
+    data: bytes,
+    path: str | Path,
+    cutouts: tuple[str, ...] = ("science",),
+    references: bool = True,
 ) -> AlertFile:
     """The alerts of one Avro file's bytes (``path`` names it in errors), each read alone:
-    one that cannot be read is an error beside the others.
+    one that cannot be read is an error beside the others. ``references``: make each
+    alert's template its band's reference (False: the template is not read unless it is
+    one of the ``cutouts``).
 
     Raises:
         ConventionError: the file gives no alert and one cause: the file itself (empty,
@@ -522,7 +533,7 @@ def read_alert_bytes(
             try:
                 if schema is None:
                     raise ConventionError("unknown alert schema (neither ZTF nor Rubin)", path=path)
-                alerts.append(_parse(schema, record, path, cutouts))
+                alerts.append(_parse(schema, record, path, cutouts, references))
             except ConventionError as err:
                 errors.append(err)
     except ConventionError as err:

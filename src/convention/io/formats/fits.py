@@ -524,8 +524,7 @@ def write_stamp_folder(store: Store, out: str | Path) -> Path:
     One FITS file per object under ``stamps/`` (HDU k = frame k, extra channels after the
     frames, then the references), ``epochs.ecsv`` (survey and pixel scale in its metadata),
     ``objects.ecsv`` and, where objects carry them, ``lightcurves.ecsv`` and
-    ``references.ecsv``. Written to a temporary folder renamed
-    into place at the end.
+    ``references.ecsv``. Written to a temporary folder renamed into place at the end.
 
     Raises:
         ConventionError: the output exists or its parent folder is missing.
