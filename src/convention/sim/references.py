@@ -3,9 +3,12 @@
 Each band's reference is the coadd of ``n`` frames taken over ``span`` days ending
 ``gap`` days before the survey's first season (all three drawn from the survey's
 quantiles, ``SurveyDefinition.reference_*``): the host and whatever the point source was
-doing then (a variable star's or AGN's mean over those dates, a supernova's nothing),
-through the coadd's sharper PSF, with the noise of ``n`` exposures in dark, clear sky. Its
-noise is drawn from its own stream, independent of the frames'.
+doing then, through the coadd's sharper PSF, with the noise of ``n`` exposures in dark,
+clear sky. Surveys coadd with outlier rejection (ZTF, Masci et al. 2019; Stripe 82, Annis
+et al. 2014), so the point source is its median over those dates: an eclipsing binary
+out of eclipse, an AGN's typical state, a supernova's nothing (a plain mean would carry
+an eclipse caught on one of 15 dates into every difference). Its noise is drawn from its
+own stream, independent of the frames'.
 """
 
 from __future__ import annotations
@@ -48,15 +51,16 @@ def render_references(
         rng: the object's reference stream.
 
     Returns:
-        band id -> Reference, and (B,) the point source's mean flux in each reference
-        (nanomaggies; zero for a supernova), in ``band_ids``' order.
+        band id -> Reference, and (B,) the point source's flux in each reference (its
+        median over the coadd's dates, nanomaggies; zero for a supernova), in
+        ``band_ids``' order.
     """
     ids = [int(b) for b in band_ids]
     survey_ids = [get_band(b).id for b in survey.bands]
     gains = survey.electrons_per_flux()
     sky_per_pixel = 10 ** (-0.4 * (np.asarray(survey.sky_dark) - 22.5)) * survey.pixel_scale**2
     host = source.host
-    references, point_means = {}, np.zeros(len(ids))
+    references, point_fluxes = {}, np.zeros(len(ids))
     for k, band_id in enumerate(ids):
         index = survey_ids.index(band_id)
         n = max(1, round(draw_quantile(survey.reference_frames, rng)))
@@ -65,7 +69,7 @@ def render_references(
         dates = np.sort(rng.uniform(start, end, n))
         source_index = SDSS2.band_index(survey.source_bands[index])
         point = source.flux(dates, np.full(n, source_index), SDSS2.bands)
-        point_means[k] = float(np.mean(point))
+        point_fluxes[k] = float(np.median(point))
         fwhm = survey.seeing_fwhm_median(survey.bands[index]) * survey.reference_seeing_ratio
         conditions = FrameConditions(
             psf_fwhm=np.array([fwhm]),
@@ -77,7 +81,7 @@ def render_references(
         stamp = render_frames(
             host.profile() if host is not None else None,
             np.array([host.flux()[source_index] if host is not None else 0.0]),
-            np.array([point_means[k]]),
+            np.array([point_fluxes[k]]),
             conditions,
             stamp_size,
             survey.pixel_scale,
@@ -93,4 +97,4 @@ def render_references(
             psf_fwhm=fwhm,
             sky_sigma=float(conditions.sky_sigma[0]),
         )
-    return references, point_means
+    return references, point_fluxes
