@@ -173,8 +173,9 @@ def simulated_alerts(path: Path) -> list[dict]:
     for series in read(path):
         last = len(series) - 1
         band = int(series.band[last])
-        reference = references_of(series)[band]
-        lc = lightcurve_of(series, references=references_of(series))
+        references = references_of(series)
+        reference = references[band]
+        lc = lightcurve_of(series, references=references)
         flux = abs(float(lc["flux"][last]))
         mjd = series.mjd
         noise = float(series.sky_sigma[last])

@@ -279,17 +279,17 @@ def _reference_summary(frames: Table, references: Table) -> RichTable:
     for col in ("band", "template", "median", "frames", "FWHM", "late"):
         table.add_column(col, justify="right" if col != "band" else "left")
     rows, bands = np.asarray(frames["object_row"]), np.asarray(frames["band"])
+    reference_rows = np.asarray(references["object_row"], dtype=np.int64)
+    first = np.full(max(rows.max(initial=-1), reference_rows.max(initial=-1)) + 1, np.inf)
     # Frames are in time order within each object: an object's first row is its first.
     objects, at = np.unique(rows, return_index=True)
-    first = dict(zip(objects.tolist(), np.asarray(frames["mjd"])[at].tolist(), strict=True))
+    first[objects] = np.asarray(frames["mjd"])[at]
     for band_id in np.unique(bands):
         observed = np.unique(rows[bands == band_id])
-        own = references[np.asarray(references["band"]) == band_id]
-        late = sum(
-            float(end) >= first[int(row)]
-            for row, end in zip(own["object_row"], own["mjd_end"], strict=True)
-            if np.isfinite(end)
-        )
+        own_rows = np.asarray(references["band"]) == band_id
+        own = references[own_rows]
+        # Reference.overlaps, on the tables: a NaN end (unknown) is never late.
+        late = int(np.sum(np.asarray(own["mjd_end"]) >= first[reference_rows[own_rows]]))
         table.add_row(
             get_band(int(band_id)).name,
             str(len(own)),

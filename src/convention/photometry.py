@@ -33,6 +33,8 @@ METHODS = ("psf", "aperture")
 DIFFERENCE_CHANNEL = "difference"
 # FWHMs (pixels) closer than this are taken as equal: no kernel (a 0.3% change at most).
 SAME_FWHM_PIX = 0.01
+# A missing pixel spoils the convolved pixels its kernel gives more than this weight.
+MISSING_REACH = 1e-3
 
 
 def aperture_mask(shape: tuple[int, int], radius_pix: float) -> np.ndarray:
@@ -180,24 +182,13 @@ def _measurement(
     return psf / norm if norm > 0 else np.full(shape, np.nan)
 
 
-@lru_cache(maxsize=8192)
-def _weights(
-    shape: tuple[int, int], frame_pix: float, reference_pix: float, aperture_pix: float | None
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The measurement of a frame less its reference (no missing pixel) as weights on
-    each: ``flux = sum(w_frame I) - sum(w_reference R)``, and the FWHM of the difference's
-    PSF (pixels). Photometry is linear, so the PSF matching moves onto the weights: made
-    once per pair of FWHMs, not once per frame."""
-    side, broad = _matching(frame_pix, reference_pix)
-    weights = _measurement(shape, broad, aperture_pix, np.ones(shape, dtype=bool))
-    moved = weights
-    if side != "none":
-        moved = _convolve(weights[None], min(frame_pix, reference_pix), broad)[0]
-    for array in (weights, moved):
-        array.flags.writeable = False
-    if side == "frame":
-        return moved, weights, broad
-    return weights, moved, broad
+def _reach(missing: np.ndarray, sharp_pix: float, broad_pix: float) -> np.ndarray:
+    """(H, W) bool: the pixels of an image convolved from ``sharp_pix`` to ``broad_pix``
+    that its ``missing`` pixels spoil."""
+    if not missing.any():
+        return missing
+    spread = _convolve(missing[None].astype(np.float64), sharp_pix, broad_pix)[0]
+    return np.abs(spread) > MISSING_REACH
 
 
 def _masked_weights(
@@ -207,24 +198,38 @@ def _masked_weights(
     reference_pix: float,
     aperture_pix: float | None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """``_weights`` for a frame or reference with missing pixels: the measurement over the
-    difference's pixels that no missing pixel reaches through its image's kernel (an
-    aperture's sum scaled to its whole area); NaN weights when none is left."""
-    shape = frame_missing.shape
+    """The measurement of a frame less its reference as weights on each: ``flux =
+    sum(w_frame I) - sum(w_reference R)``, and the FWHM of the difference's PSF (pixels).
+    Photometry is linear, so the PSF matching moves onto the weights. Only the
+    difference's pixels that no missing pixel reaches through its image's kernel are
+    measured (an aperture's sum scaled to its whole area); NaN weights when none is left."""
     side, broad = _matching(frame_pix, reference_pix)
     sharp = min(frame_pix, reference_pix)
-
-    def reach(missing: np.ndarray, convolved: bool) -> np.ndarray:
-        if not convolved or not missing.any():
-            return missing
-        return np.abs(_convolve(missing[None].astype(np.float64), sharp, broad)[0]) > 1e-3
-
-    valid = ~(reach(frame_missing, side == "frame") | reach(reference_missing, side == "reference"))
-    weights = _measurement(shape, broad, aperture_pix, valid)
+    spoiled = frame_missing | reference_missing
+    if side == "frame":
+        spoiled = _reach(frame_missing, sharp, broad) | reference_missing
+    elif side == "reference":
+        spoiled = frame_missing | _reach(reference_missing, sharp, broad)
+    weights = _measurement(frame_missing.shape, broad, aperture_pix, ~spoiled)
     moved = weights if side == "none" else _convolve(weights[None], sharp, broad)[0]
     if side == "frame":
         return moved, weights, broad
     return weights, moved, broad
+
+
+@lru_cache(maxsize=8192)
+def _weights(
+    shape: tuple[int, int], frame_pix: float, reference_pix: float, aperture_pix: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``_masked_weights`` of a frame and reference without missing pixels: made once per
+    pair of FWHMs, not once per frame."""
+    none = np.zeros(shape, dtype=bool)
+    frame_weights, reference_weights, broad = _masked_weights(
+        none, none, frame_pix, reference_pix, aperture_pix
+    )
+    for array in (frame_weights, reference_weights):
+        array.flags.writeable = False
+    return frame_weights, reference_weights, broad
 
 
 def difference_stamps(series: StampSeries, references: Mapping[int, Reference]) -> np.ndarray:
@@ -243,11 +248,8 @@ def difference_stamps(series: StampSeries, references: Mapping[int, Reference]) 
         images = [frames[k], reference.stamp.astype(np.float64)]
         if side != "none":
             sharp, which = min(frame_pix, reference_pix), 0 if side == "frame" else 1
-            missing = np.isnan(images[which])
             convolved = _convolve(np.nan_to_num(images[which])[None], sharp, broad)[0]
-            if missing.any():
-                spread = _convolve(missing[None].astype(np.float64), sharp, broad)[0]
-                convolved[np.abs(spread) > 1e-3] = np.nan
+            convolved[_reach(np.isnan(images[which]), sharp, broad)] = np.nan
             images[which] = convolved
         out[k] = images[0] - images[1]
     return out
@@ -259,15 +261,19 @@ def _reference_photometry(
     aperture_pix: float | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flux, error and the difference's FWHM (pixels) of every frame less its band's
-    reference, PSF-matched (see ``_weights``). The error adds the reference's noise and
-    the static scene's photon noise (the reference's light over the frame's
+    reference, PSF-matched (see ``_masked_weights``). The error adds the reference's noise
+    and the static scene's photon noise (the reference's light over the frame's
     photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's."""
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     shape = series.frames.shape[1:]
     m = len(series)
     frames = series.frames.astype(np.float64)
     frame_missing = np.isnan(frames)
-    stamps = {b: r.stamp.astype(np.float64) for b, r in references.items()}
+    # Per band, not per frame: each reference's missing pixels, its image with them
+    # zeroed, and its light (for the static scene's photon noise).
+    missing = {b: np.isnan(r.stamp) for b, r in references.items()}
+    stamps = {b: np.nan_to_num(r.stamp.astype(np.float64)) for b, r in references.items()}
+    light = {b: np.clip(stamp, 0, None) for b, stamp in stamps.items()}
     with np.errstate(over="ignore"):
         electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - 22.5))
     frame_weights = np.empty((m, *shape))
@@ -283,10 +289,9 @@ def _reference_photometry(
             continue
         frame_pix = round(frame_pix, 2)
         reference_pix = round(reference.psf_fwhm / scale, 2)
-        reference_missing = np.isnan(stamps[band])
-        if frame_missing[k].any() or reference_missing.any():
+        if frame_missing[k].any() or missing[band].any():
             w_frame, w_reference, broad[k] = _masked_weights(
-                frame_missing[k], reference_missing, frame_pix, reference_pix, aperture_pix
+                frame_missing[k], missing[band], frame_pix, reference_pix, aperture_pix
             )
         else:
             w_frame, w_reference, broad[k] = _weights(shape, frame_pix, reference_pix, aperture_pix)
@@ -294,9 +299,8 @@ def _reference_photometry(
         reference_sigma = reference.sky_sigma if np.isfinite(reference.sky_sigma) else 0.0
         variance[k] = reference_sigma**2 * np.sum(w_reference**2)
         if np.isfinite(electrons[k]) and electrons[k] > 0:
-            scene = np.clip(np.nan_to_num(stamps[band]), 0, None) / electrons[k]
-            variance[k] += np.sum(w_frame**2 * scene)
-    reference_images = np.stack([np.nan_to_num(stamps[int(b)]) for b in series.band])
+            variance[k] += np.sum(w_frame**2 * (light[band] / electrons[k]))
+    reference_images = np.stack([stamps[int(b)] for b in series.band])
     flux = np.einsum("kij,kij->k", frame_weights, np.nan_to_num(frames))
     flux -= np.einsum("kij,kij->k", reference_weights, reference_images)
     sky = np.asarray(series.sky_sigma, dtype=np.float64)

@@ -44,7 +44,7 @@ from astropy.table import Table
 from convention.bands import get_band
 from convention.data.lightcurve import make_lightcurve
 from convention.data.reference import KINDS as REFERENCE_KINDS
-from convention.data.reference import Reference, reference_table
+from convention.data.reference import PROVENANCE, Reference, reference_table
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.files import check_input_path, check_output_path, temporary_beside
@@ -77,6 +77,7 @@ _LIGHTCURVE_COLUMNS = {
     "detected": np.bool_,
 }
 _REFERENCE_INDEX = {"ref_start": np.int64, "ref_count": np.int32}
+# band, kind, then the Reference's PROVENANCE fields.
 _REFERENCE_COLUMNS = {
     "band": np.int16,
     "kind": np.int8,
@@ -316,11 +317,7 @@ class StoreWriter:
                 "stamps": np.stack([ref.stamp for _, ref in rows]),
                 "band": [band for band, _ in rows],
                 "kind": [REFERENCE_KINDS.index(ref.kind) for _, ref in rows],
-                **{
-                    name: [getattr(ref, name) for _, ref in rows]
-                    for name in _REFERENCE_COLUMNS
-                    if name not in ("band", "kind")
-                },
+                **{name: [getattr(ref, name) for _, ref in rows] for name in PROVENANCE},
             }
             new_rows = self._n_references + len(rows)
             for name, column in values.items():
@@ -365,7 +362,7 @@ def _reference(block: dict[str, np.ndarray], row: int) -> Reference:
     return Reference(
         block["stamps"][row],
         REFERENCE_KINDS[int(block["kind"][row])],
-        **{name: block[name][row] for name in _REFERENCE_COLUMNS if name not in ("band", "kind")},
+        **{name: block[name][row] for name in PROVENANCE},
     )
 
 
