@@ -8,10 +8,12 @@ Layout of the output folder (both engines)::
     _landing/<N>.jsonl                      the entries of batch N (``convention.landing``),
                                            written before it runs
     _local_log/<N>                         written once both tables of batch N are in place
+    _history.sqlite                        each object's earlier alerts (``convention.history``)
 
-(the Spark engine keeps its commits in ``_checkpoint/``). A batch's tables are written to
-a hidden folder and renamed into place; a batch whose manifest exists without a commit (a
-killed run) is run again on the same entries and its tables replaced, so a restart neither
+(the Spark engine keeps its commits, and its history, in ``_checkpoint/``). A batch's
+tables are written to a hidden folder and renamed into place; a batch whose manifest
+exists without a commit (a killed run) is run again on the same entries and its tables
+replaced (and the history its first attempt changed put back first), so a restart neither
 loses nor duplicates an alert. Readers see whole batches only (``pyarrow.dataset`` and
 Spark skip hidden folders). An entry is taken once its name ends in ``.avro``: producers
 write elsewhere (or under another name) and rename it in. The output folder is locked
@@ -32,11 +34,19 @@ import pyarrow.parquet as pq
 
 from convention.alert_stream import AlertClassifier, ClassifiedAlerts
 from convention.errors import ConventionError
-from convention.files import check_output_folder, claim_folder, temporary_beside, write_atomic
+from convention.files import (
+    check_output_folder,
+    check_output_path,
+    claim_folder,
+    temporary_beside,
+    write_atomic,
+)
+from convention.history import HistoryBounds, HistoryStore
 from convention.landing import COMPACT_EVERY, Entry, LandingLog, log_folder
 
 LOCAL_LOG = "_local_log"
 SPARK_CHECKPOINT = "_checkpoint"
+HISTORY = "_history.sqlite"
 TABLES = ("predictions", "rejected")
 
 
@@ -98,17 +108,18 @@ def read_entries(
 
 
 def classify_entries(
-    classifier: AlertClassifier, entries: list[Entry], landing: Path
+    classifier: AlertClassifier,
+    entries: list[Entry],
+    landing: Path,
+    history: HistoryStore | None = None,
+    batch_id: int = 0,
 ) -> ClassifiedAlerts:
-    """A batch's predictions and rejected rows (both engines)."""
+    """Micro-batch ``batch_id``'s predictions and rejected rows, each alert classified with
+    the object's past kept in ``history`` (which the batch's alerts join), or alone."""
     packets, unread = read_entries(entries, landing)
-    result = classifier.classify(packets)
-    if not unread:
-        return result
-    rows = pd.DataFrame(unread, columns=result.rejected.columns)
-    return ClassifiedAlerts(
-        result.predictions, pd.concat([rows, result.rejected], ignore_index=True)
-    )
+    alerts, rejected = classifier.read(packets)
+    sequences = [[a] for a in alerts] if history is None else history.advance(batch_id, alerts)
+    return classifier.classify_sequences(sequences, unread + rejected)
 
 
 class AlertFolderStream:
@@ -119,13 +130,23 @@ class AlertFolderStream:
         out: the output folder (see the module's layout).
         classifier: the loaded model.
         max_files: entries per micro-batch at most.
+        history: what each object keeps of its past (None: each alert classified alone).
+        history_path: the history's file (default ``out/_history.sqlite``).
+        reset_history: start the history afresh.
 
     Raises:
         ConventionError: bad folders or ``max_files``, a damaged log.
     """
 
     def __init__(
-        self, input_folder: Path, out: Path, classifier: AlertClassifier, max_files: int = 1000
+        self,
+        input_folder: Path,
+        out: Path,
+        classifier: AlertClassifier,
+        max_files: int = 1000,
+        history: HistoryBounds | None = None,
+        history_path: Path | None = None,
+        reset_history: bool = False,
     ):
         if max_files < 1:
             raise ConventionError(f"--max-files-per-batch must be at least 1, got {max_files}")
@@ -133,6 +154,10 @@ class AlertFolderStream:
         self.input_folder, self.out, self.classifier = input_folder, out, classifier
         self.max_files = max_files
         self.commits = out / LOCAL_LOG
+        self.history_bounds, self.reset_history = history, reset_history
+        self.history_path = out / HISTORY if history_path is None else history_path
+        if history_path is not None:
+            check_output_path(history_path)
 
     def run(
         self,
@@ -146,12 +171,21 @@ class AlertFolderStream:
         batches run.
 
         Raises:
-            ConventionError: another stream writes ``out``, or its log is damaged.
+            ConventionError: another stream writes ``out``, its log is damaged, its history
+                damaged or of another model.
         """
         self.out.mkdir(exist_ok=True)
         lock = claim_folder(self.out, "stream")
+        history = None
         try:
             log_folder(self.commits)
+            if self.history_bounds is not None:
+                history = HistoryStore(
+                    self.history_path,
+                    self.classifier.history_owner,
+                    self.history_bounds,
+                    self.reset_history,
+                )
             log = LandingLog(self.out, self.input_folder)
             runs = 0
             while True:
@@ -159,7 +193,7 @@ class AlertFolderStream:
                 if batch_id is None:
                     batch_id = log.take_new(self.max_files)
                 if batch_id is not None:
-                    result = self._run_batch(log, batch_id)
+                    result = self._run_batch(log, batch_id, history)
                     runs += 1
                     if on_batch is not None:
                         on_batch(batch_id, len(result.predictions), list(result.rejected["cause"]))
@@ -168,6 +202,8 @@ class AlertFolderStream:
                     return runs
                 time.sleep(poll_seconds)
         finally:
+            if history is not None:
+                history.close()
             os.close(lock)
 
     def _committed(self) -> set[int]:
@@ -179,8 +215,12 @@ class AlertFolderStream:
         pending = sorted(b for b in log.manifests if b not in committed)
         return pending[0] if pending else None
 
-    def _run_batch(self, log: LandingLog, batch_id: int) -> ClassifiedAlerts:
-        result = classify_entries(self.classifier, log.manifests[batch_id], self.input_folder)
+    def _run_batch(
+        self, log: LandingLog, batch_id: int, history: HistoryStore | None
+    ) -> ClassifiedAlerts:
+        result = classify_entries(
+            self.classifier, log.manifests[batch_id], self.input_folder, history, batch_id
+        )
         for table, frame in zip(TABLES, (result.predictions, result.rejected), strict=True):
             target = batch_folder(self.out, table, batch_id)
             target.parent.mkdir(parents=True, exist_ok=True)

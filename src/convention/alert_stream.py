@@ -1,8 +1,10 @@
 """Classify alert packets as they arrive: one prediction row per alert, or a rejected row.
 
-Each alert is classified as itself, as a broker does: its detection's science cutout is
-the frame (and the other cutouts its channels, where the model's inputs need them) and the
-photometry it carries (its own and the previous rows) the object's light curve. A file
+Each alert is classified as a broker sees it: its detection's science cutout is the last
+frame (and the other cutouts its channels, where the model's inputs need them), the
+object's earlier alerts kept by the stream (``convention.history``) the frames before it,
+and the photometry they carry (their own and the previous rows) the object's light curve;
+without a history, each alert alone. A file
 that cannot be read (empty, truncated, not Avro, a cutout that is not FITS) or an alert
 the model cannot read (another survey's bands) gives a rejected row naming the file and
 the cause; nothing stops on one bad packet. Shared by both engines of
@@ -24,6 +26,7 @@ from convention.bands import get_band
 from convention.classifier import BatchPrediction, Classifier
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
+from convention.history import HistoryBounds
 from convention.io.formats.alerts import CUTOUTS, SCHEMAS, Alert, alert_series, read_alert_bytes
 
 REJECTED_COLUMNS = ("file", "cause")
@@ -62,7 +65,9 @@ class ClassifiedAlerts:
         predictions: a row per classified alert: ``object_id``, ``candidate_id``, ``mjd``,
             ``band``, ``file``, ``dropped_photometry`` (previous photometry rows left out:
             out of their range, without a time, or past the most recent kept),
-            ``p_<class>`` for each class, ``predicted``, ``model_version``.
+            ``n_epochs`` (alerts of the object it was classified with, itself included),
+            ``n_photometry`` (light-curve rows it was classified with), ``p_<class>`` for
+            each class, ``predicted``, ``model_version``.
         rejected: a row per file or alert that could not be classified: ``file``,
             ``cause`` (one line naming the file and, where known, the object).
     """
@@ -145,6 +150,8 @@ class AlertClassifier:
             "band",
             "file",
             "dropped_photometry",
+            "n_epochs",
+            "n_photometry",
             *(f"p_{c}" for c in self.classifier.classes),
             "predicted",
             "model_version",
@@ -159,34 +166,35 @@ class AlertClassifier:
         numeric = {"mjd", *(f"p_{c}" for c in self.classifier.classes)}
 
         def kind(column: str):
-            if column == "dropped_photometry":
+            if column in ("dropped_photometry", "n_epochs", "n_photometry"):
                 return pa.int64()
             return pa.float64() if column in numeric else pa.string()
 
         return pa.schema([(c, kind(c)) for c in self.prediction_columns])
 
-    def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
-        """Classify the alerts of ``(file name, Avro bytes)`` packets. A batch that fails
-        for a reason no check foresaw is split in halves until the packet that fails is
-        alone, and rejected: the others are classified."""
-        packets = list(packets)
-        try:
-            return self._classify(packets)
-        except Exception as err:  # a packet no check foresaw: find it, keep the others
-            if len(packets) > 1:
-                half = len(packets) // 2
-                return ClassifiedAlerts.joined(
-                    [self.classify(packets[:half]), self.classify(packets[half:])]
-                )
-            name = packets[0][0] if packets else "?"
-            cause = f"{name}: could not be classified ({type(err).__name__}: {err})"
-            return ClassifiedAlerts(
-                self._predictions([], np.zeros((0, len(self.classifier.classes)))),
-                pd.DataFrame([(name, cause.splitlines()[0])], columns=list(REJECTED_COLUMNS)),
-            )
+    @property
+    def history_owner(self) -> dict[str, str]:
+        """What a history of this stream's alerts belongs to: the model (its version) and
+        the images each epoch keeps."""
+        return {
+            "model_version": self.version,
+            "schema": self.schema,
+            "cutouts": ",".join(self.cutouts),
+            "references": str(self.references),
+        }
 
-    def _classify(self, packets: list[tuple[str, bytes]]) -> ClassifiedAlerts:
-        read: list[tuple[str, Alert, StampSeries]] = []
+    def default_bounds(self) -> HistoryBounds:
+        """A history keeping the frames the model reads at most, a year of them."""
+        return HistoryBounds(epochs=self.classifier.encoder.spec.max_frames)
+
+    def read(
+        self, packets: Iterable[tuple[str, bytes]]
+    ) -> tuple[list[Alert], list[tuple[str, str]]]:
+        """The alerts of ``(file name, Avro bytes)`` packets (each alert's ``path`` its
+        file name), and a rejected row ``(file, cause)`` for each file or alert that could
+        not be read. Never raises for a packet: one that fails for a cause no check
+        foresaw is rejected with it."""
+        alerts: list[Alert] = []
         rejected: list[tuple[str, str]] = []
         for name, data in packets:
             try:
@@ -194,25 +202,77 @@ class AlertClassifier:
             except ConventionError as err:
                 rejected.append((name, str(err)))
                 continue
+            except Exception as err:  # a packet no check foresaw: reject it, keep the others
+                rejected.append((name, _unforeseen(name, err)))
+                continue
             rejected += [(name, str(err)) for err in found.errors]
-            for alert in found.alerts:
-                try:
-                    read.append((name, alert, alert_series([alert], self.cutouts)))
-                except ConventionError as err:
-                    rejected.append((name, str(_named(err, name, alert))))
+            alerts += found.alerts
+        return alerts, rejected
+
+    def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
+        """Classify the alerts of ``(file name, Avro bytes)`` packets, each alone."""
+        alerts, rejected = self.read(packets)
+        return self.classify_sequences([[alert] for alert in alerts], rejected)
+
+    def classify_sequences(
+        self, sequences: list[list[Alert]], rejected: list[tuple[str, str]] = ()
+    ) -> ClassifiedAlerts:
+        """Classify the last alert of each sequence with the earlier ones as its past
+        (one object's alerts in time order; ``convention.history``), beside the rows
+        ``rejected`` already. A batch that fails for a reason no check foresaw is split in
+        halves until the sequence that fails is alone, and rejected: the others are
+        classified."""
+        try:
+            result = self._classify(sequences)
+        except Exception as err:  # a packet no check foresaw: find it, keep the others
+            if len(sequences) > 1:
+                half = len(sequences) // 2
+                result = ClassifiedAlerts.joined(
+                    [
+                        self.classify_sequences(sequences[:half]),
+                        self.classify_sequences(sequences[half:]),
+                    ]
+                )
+            else:
+                name = str(sequences[0][-1].path) if sequences else "?"
+                result = ClassifiedAlerts(
+                    self._predictions([], [], np.zeros((0, len(self.classifier.classes)))),
+                    pd.DataFrame([(name, _unforeseen(name, err))], columns=list(REJECTED_COLUMNS)),
+                )
+        if not rejected:
+            return result
+        rows = pd.DataFrame(list(rejected), columns=list(REJECTED_COLUMNS), dtype=str)
+        return ClassifiedAlerts(
+            result.predictions, pd.concat([rows, result.rejected], ignore_index=True)
+        )
+
+    def _classify(self, sequences: list[list[Alert]]) -> ClassifiedAlerts:
+        read: list[tuple[Alert, StampSeries]] = []
+        rejected: list[tuple[str, str]] = []
+        for sequence in sequences:
+            alert = sequence[-1]
+            try:
+                read.append((alert, alert_series(sequence, self.cutouts)))
+            except ConventionError as err:
+                rejected.append((str(alert.path), str(_named(err, alert))))
         batches = self.classifier.classify(
-            (series for _, _, series in read), batch_size=self.batch_size, skip_unreadable=True
+            (series for _, series in read), batch_size=self.batch_size, skip_unreadable=True
         )
         classified = BatchPrediction.join(batches, self.classifier.classes)
         for skipped in classified.skipped:
-            name, alert, _ = read[skipped.row]
-            rejected.append((name, str(_named(skipped.error, name, alert))))
+            alert, _ = read[skipped.row]
+            rejected.append((str(alert.path), str(_named(skipped.error, alert))))
+        rows = classified.rows
         return ClassifiedAlerts(
-            self._predictions([read[row][1] for row in classified.rows], classified.proba),
+            self._predictions(
+                [read[row][0] for row in rows], [read[row][1] for row in rows], classified.proba
+            ),
             pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),
         )
 
-    def _predictions(self, alerts: list[Alert], proba: np.ndarray) -> pd.DataFrame:
+    def _predictions(
+        self, alerts: list[Alert], series: list[StampSeries], proba: np.ndarray
+    ) -> pd.DataFrame:
         classes = self.classifier.classes
         columns: dict[str, object] = {
             "object_id": pd.Series([a.object_id for a in alerts], dtype=str),
@@ -221,6 +281,8 @@ class AlertClassifier:
             "band": pd.Series([a.band_name for a in alerts], dtype=str),
             "file": pd.Series([str(a.path) for a in alerts], dtype=str),
             "dropped_photometry": np.array([a.dropped_rows for a in alerts], dtype=np.int64),
+            "n_epochs": np.array([len(s) for s in series], dtype=np.int64),
+            "n_photometry": np.array([len(s.lightcurve) for s in series], dtype=np.int64),
         }
         for k, name in enumerate(classes):
             columns[f"p_{name}"] = proba[:, k].astype(np.float64)
@@ -231,6 +293,11 @@ class AlertClassifier:
         return pd.DataFrame(columns)
 
 
-def _named(err: ConventionError, name: str, alert: Alert) -> ConventionError:
+def _named(err: ConventionError, alert: Alert) -> ConventionError:
     """``err`` naming the alert's file and object."""
-    return ConventionError(err.cause, path=name, obj=alert.object_id)
+    return ConventionError(err.cause, path=alert.path, obj=alert.object_id)
+
+
+def _unforeseen(name: str, err: Exception) -> str:
+    """The one-line cause of a packet that failed for a reason no check foresaw."""
+    return f"{name}: could not be classified ({type(err).__name__}: {err})".splitlines()[0]

@@ -766,10 +766,29 @@ def classify_alerts(
     max_files_per_batch: Annotated[int, typer.Option(help="Files per micro-batch at most.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Alerts per forward pass.")] = 64,
     master: Annotated[str, typer.Option(help="spark: the master URL.")] = "local[2]",
+    history_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Alerts of an object kept and read with each new one (default: the frames "
+            "the model reads at most); 0: each alert classified alone."
+        ),
+    ] = None,
+    history_days: Annotated[
+        float, typer.Option(help="Alerts older than this before an object's newest are dropped.")
+    ] = 365.0,
+    history_store: Annotated[
+        Path | None,
+        typer.Option(help="local: the history's SQLite file (default: OUT/_history.sqlite)."),
+    ] = None,
+    reset_history: Annotated[
+        bool, typer.Option("--reset-history", help="Start the objects' history afresh.")
+    ] = False,
 ) -> None:
     """Classify alert packets as they land in a folder, restart-safe: a killed run, started
-    again with the same --out, neither loses nor repeats an alert."""
+    again with the same --out, neither loses nor repeats an alert. Each alert is classified
+    with the object's earlier alerts, which the stream keeps (its cutouts and photometry)."""
     from convention.alert_stream import AlertClassifier
+    from convention.history import HistoryBounds
 
     if engine not in ("spark", "local"):
         raise ConventionError(f"--engine must be spark or local, got {engine!r}")
@@ -779,7 +798,18 @@ def classify_alerts(
         )
     if batch_size < 1:
         raise ConventionError(f"--batch-size must be at least 1, got {batch_size}")
-    refuse_overwriting_inputs([out], [checkpoint, input_folder])
+    if history_epochs is not None and history_epochs < 0:
+        raise ConventionError(f"--history-epochs must be 0 or more, got {history_epochs}")
+    if history_store is not None and engine == "spark":
+        raise ConventionError("--history-store is the local engine's: Spark keeps its checkpoint")
+    refuse_overwriting_inputs(
+        [out] if history_store is None else [out, history_store], [checkpoint, input_folder]
+    )
+    classifier = AlertClassifier.load(checkpoint, schema, batch_size=batch_size)
+    history = None
+    if history_epochs != 0:
+        epochs = history_epochs or classifier.default_bounds().epochs
+        history = HistoryBounds(epochs, history_days)
     started, alerts = time.monotonic(), 0
 
     def report(batch_id: int, classified: int, causes: list[str]) -> None:
@@ -806,6 +836,8 @@ def classify_alerts(
             max_files_per_trigger=max_files_per_batch,
             batch_size=batch_size,
             master=master,
+            history=history,
+            reset_history=reset_history,
             on_start=lambda query: console.print(
                 f"classifying the alerts landing in {input_folder} on Spark ({master})"
             ),
@@ -815,8 +847,9 @@ def classify_alerts(
         return
     from convention.alert_folder import AlertFolderStream
 
-    classifier = AlertClassifier.load(checkpoint, schema, batch_size=batch_size)
-    stream = AlertFolderStream(input_folder, out, classifier, max_files_per_batch)
+    stream = AlertFolderStream(
+        input_folder, out, classifier, max_files_per_batch, history, history_store, reset_history
+    )
 
     try:
         stream.run(available_now=once, poll_seconds=trigger_seconds, on_batch=report)

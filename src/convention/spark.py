@@ -10,7 +10,12 @@ Streaming).
   landing in a folder (written by this process with the rule the local engine uses),
   writing each micro-batch's predictions and rejected entries as Parquet (the layout of
   ``convention.alert_folder``), restart-safe through Spark's checkpoint; Spark removes
-  each manifest once its batch is committed.
+  each manifest once its batch is committed. With a history, the alerts are decoded
+  (:func:`alert_reader_udf`), grouped by object into Spark's own stateful operator
+  (``applyInPandasWithState``, :func:`history_state_function`: each object's kept epochs
+  are its state, in the query's checkpoint) and classified with their past
+  (:func:`sequence_classifier_udf`), by the rule the local engine's SQLite history
+  follows (``convention.history.advance``).
 - :func:`classify_store`: the same classifier over the rows of a store, one task per
   range of rows.
 
@@ -21,6 +26,7 @@ The checkpoint must be readable at the same path by every executor (a shared fil
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -37,11 +43,23 @@ from convention.alert_folder import (
     batch_folder,
     check_stream_folders,
     classify_entries,
+    read_entries,
 )
 from convention.alert_stream import REJECTED_COLUMNS, AlertClassifier
 from convention.errors import ConventionError
-from convention.files import claim_folder
+from convention.files import claim_folder, write_atomic
+from convention.history import (
+    HistoryBounds,
+    advance,
+    join_packed,
+    pack_alert,
+    pack_alerts,
+    unpack_alerts,
+)
 from convention.landing import MANIFEST_SUFFIX, Entry, LandingLog
+
+HISTORY_SETTINGS = "_spark_history.json"  # the history the checkpoint's state was made with
+_REJECTED = "rejected:"  # the key of a row that carries no alert begins so
 
 # Loaded once per Python worker process (Spark reuses them from task to task).
 _LOADED: dict[tuple, object] = {}
@@ -116,6 +134,7 @@ def output_schema(classes: list[str]):
     fields = [StructField(name, StringType()) for name in ("object_id", "candidate_id")]
     fields += [StructField("mjd", DoubleType()), StructField("band", StringType())]
     fields += [StructField("file", StringType()), StructField("dropped_photometry", LongType())]
+    fields += [StructField(n, LongType()) for n in ("n_epochs", "n_photometry")]
     fields += [StructField(f"p_{c}", DoubleType()) for c in classes]
     fields += [StructField(n, StringType()) for n in ("predicted", "model_version", "cause")]
     return StructType(fields)
@@ -142,6 +161,123 @@ def alert_classifier_udf(
         for frame in frames:
             entries = [Entry.from_json(line, "a manifest") for line in frame["value"]]
             result = classify_entries(classifier, entries, folder)
+            rejected = result.rejected.reindex(columns=[*columns, "cause"])
+            predictions = result.predictions.assign(cause=None)
+            yield pd.concat([predictions, rejected], ignore_index=True)[[*columns, "cause"]]
+
+    return classify
+
+
+def decoded_schema(sequence: bool = False):
+    """The Spark schema of the rows between the history's stages: ``key`` (``o:`` and the
+    object id, or a key of its own for each row of no alert), ``file``, ``cause`` (null
+    for an alert), and ``alerts``, the object's packed alerts
+    (``convention.history.join_packed``) or, with ``sequence``, ``sequence``, the packed
+    sequence one alert is classified with."""
+    from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+
+    fields = [StructField(name, StringType()) for name in ("key", "file", "cause")]
+    return StructType([*fields, StructField("sequence" if sequence else "alerts", BinaryType())])
+
+
+def alert_reader_udf(
+    checkpoint: str,
+    landing: str,
+    schema: str = "ztf",
+    model_engine: str = "auto",
+    batch_size: int = 64,
+    threads: int = 1,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """A ``mapInPandas`` function from manifest lines to a row per alert (packed, keyed by
+    its object) and per file or alert that could not be read (its cause, a key of its
+    own): use with ``df.mapInPandas(f, decoded_schema())``. The model (loaded once per
+    process, shared with :func:`sequence_classifier_udf`) says which cutouts are read."""
+    folder = Path(landing)
+
+    def decode(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        classifier = executor_classifier(checkpoint, schema, model_engine, batch_size, threads)
+        for frame in frames:
+            entries = [Entry.from_json(line, "a manifest") for line in frame["value"]]
+            packets, unread = read_entries(entries, folder)
+            alerts, rejected = classifier.read(packets)
+            rows = [
+                (f"o:{a.object_id}", str(a.path), None, join_packed([pack_alert(a)]))
+                for a in alerts
+            ]
+            rows += [
+                (f"{_REJECTED}{k}:{name}", name, cause, None)
+                for k, (name, cause) in enumerate(unread + rejected)
+            ]
+            yield pd.DataFrame(rows, columns=["key", "file", "cause", "alerts"])
+
+    return decode
+
+
+def one_row_per_object(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A ``mapInPandas`` function joining the rows of each key of a partition into one
+    (their packed alerts joined), after a repartition by key.
+
+    Spark 3.5's ``applyInPandasWithState`` fails (``RecordBatch.slice`` given a float) on
+    an Arrow batch holding more rows than groups: it pads the groups' column with nulls and
+    reads its integers back as floats. With one row per object, it never pads."""
+    for frame in frames:
+        alerts = frame["cause"].isna()
+        joined = (
+            frame[alerts]
+            .groupby("key", sort=False)
+            # joined packed alerts, concatenated, are their alerts joined
+            .agg(file=("file", "first"), cause=("cause", "first"), alerts=("alerts", b"".join))
+            .reset_index()
+        )
+        yield pd.concat([joined, frame[~alerts]], ignore_index=True)[list(frame.columns)]
+
+
+def history_state_function(bounds: HistoryBounds):
+    """The ``applyInPandasWithState`` function of the alerts grouped by ``key``: each
+    object's state is its kept epochs (packed), advanced by ``convention.history.advance``;
+    a row per alert with the sequence it is classified with. Rows of no alert pass
+    through."""
+
+    def step(key: tuple, frames: Iterator[pd.DataFrame], state) -> Iterator[pd.DataFrame]:
+        frame = pd.concat(list(frames), ignore_index=True)
+        if key[0].startswith(_REJECTED):
+            yield frame.rename(columns={"alerts": "sequence"})
+            return
+        kept = unpack_alerts(state.get[0]) if state.exists else []
+        new = [alert for packed in frame["alerts"] for alert in unpack_alerts(packed)]
+        sequences, after = advance(kept, new, bounds)
+        state.update((pack_alerts(after),))
+        yield pd.DataFrame(
+            {
+                "key": key[0],
+                "file": [str(alert.path) for alert in new],
+                "cause": None,
+                "sequence": [pack_alerts(sequence) for sequence in sequences],
+            }
+        )
+
+    return step
+
+
+def sequence_classifier_udf(
+    checkpoint: str,
+    schema: str = "ztf",
+    model_engine: str = "auto",
+    batch_size: int = 64,
+    threads: int = 1,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """A ``mapInPandas`` function classifying the last alert of each row's sequence with
+    the earlier ones, rows of no alert becoming rejected rows: use with
+    ``df.mapInPandas(f, output_schema(classes))``."""
+
+    def classify(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        classifier = executor_classifier(checkpoint, schema, model_engine, batch_size, threads)
+        columns = classifier.prediction_columns
+        for frame in frames:
+            alerts = frame["cause"].isna()
+            sequences = [unpack_alerts(packed) for packed in frame.loc[alerts, "sequence"]]
+            unread = list(zip(frame.loc[~alerts, "file"], frame.loc[~alerts, "cause"], strict=True))
+            result = classifier.classify_sequences(sequences, unread)
             rejected = result.rejected.reindex(columns=[*columns, "cause"])
             predictions = result.predictions.assign(cause=None)
             yield pd.concat([predictions, rejected], ignore_index=True)[[*columns, "cause"]]
@@ -188,6 +324,8 @@ def stream_alerts(
     max_files_per_trigger: int = 1000,
     batch_size: int = 64,
     master: str = "local[2]",
+    history: HistoryBounds | None = None,
+    reset_history: bool = False,
     on_start: Callable[[object], None] | None = None,
     on_batch: Callable[[int, int, list[str]], None] | None = None,
 ) -> None:
@@ -197,12 +335,15 @@ def stream_alerts(
     landed and returns; otherwise it polls every ``trigger_seconds`` until interrupted.
     ``model_engine`` runs the model (``auto``, ``torch`` or ``onnxruntime``); ``on_start``
     is called with the started query, ``on_batch`` after each micro-batch with its number,
-    the alerts classified and the causes of the rows rejected.
+    the alerts classified and the causes of the rows rejected. ``history``: what each
+    object keeps of its past, in the query's state (None: each alert alone); the query
+    keeps the history it started with (``out/_spark_history.json``).
 
     Raises:
         ConventionError: the checkpoint is unreadable or of other bands than the schema's,
             the folders overlap or belong to the local engine, another stream writes
-            ``out``, its log is damaged (before the query starts).
+            ``out``, its log is damaged, it was started with another history or model, or
+            ``reset_history`` is asked of it (before the query starts).
     """
     input_folder, out = Path(input_folder), Path(out)
     if max_files_per_trigger < 1:
@@ -221,10 +362,11 @@ def stream_alerts(
     out.mkdir(parents=True, exist_ok=True)
     lock = claim_folder(out, "stream")
     try:
+        _check_history(out, classifier, history, reset_history)
         log = LandingLog(out, input_folder)
         _run_query(
             log, classifier, out, run, schema, model_engine, available_now, trigger_seconds,
-            max_files_per_trigger, batch_size, master, on_start, on_batch,
+            max_files_per_trigger, batch_size, master, history, on_start, on_batch,
         )  # fmt: skip
     finally:
         os.close(lock)
@@ -242,6 +384,7 @@ def _run_query(
     max_files: int,
     batch_size: int,
     master: str,
+    history: HistoryBounds | None,
     on_start: Callable[[object], None] | None,
     on_batch: Callable[[int, int, list[str]], None] | None,
 ) -> None:
@@ -252,9 +395,7 @@ def _run_query(
             pass
     spark = spark_session(master)
     columns = classifier.prediction_columns
-    udf = alert_classifier_udf(
-        str(Path(run).resolve()), str(log.landing.resolve()), schema, model_engine, batch_size
-    )
+    checkpoint, landing = str(Path(run).resolve()), str(log.landing.resolve())
     manifests = (
         spark.readStream.format("text")
         .option("pathGlobFilter", f"*{MANIFEST_SUFFIX}")
@@ -263,8 +404,31 @@ def _run_query(
         .load(hadoop_path(log.folder, pattern=True))
         # A manifest is one small file, one task: its lines are spread over the cores.
         .repartition(spark.sparkContext.defaultParallelism)
-        .mapInPandas(udf, output_schema(classifier.classifier.classes))
     )
+    predictions = output_schema(classifier.classifier.classes)
+    if history is None:
+        udf = alert_classifier_udf(checkpoint, landing, schema, model_engine, batch_size)
+        manifests = manifests.mapInPandas(udf, predictions)
+    else:
+        from pyspark.sql.streaming.state import GroupStateTimeout
+        from pyspark.sql.types import BinaryType, StructField, StructType
+
+        reader = alert_reader_udf(checkpoint, landing, schema, model_engine, batch_size)
+        classify = sequence_classifier_udf(checkpoint, schema, model_engine, batch_size)
+        manifests = (
+            manifests.mapInPandas(reader, decoded_schema())
+            .repartition("key")
+            .mapInPandas(one_row_per_object, decoded_schema())
+            .groupBy("key")
+            .applyInPandasWithState(
+                history_state_function(history),
+                decoded_schema(sequence=True),
+                StructType([StructField("epochs", BinaryType())]),
+                "append",
+                GroupStateTimeout.NoTimeout,
+            )
+            .mapInPandas(classify, predictions)
+        )
 
     def write(batch, batch_id: int) -> None:
         batch.persist()
@@ -302,6 +466,44 @@ def _run_query(
         query.stop()
     finally:
         stop.set()
+
+
+def _check_history(
+    out: Path, classifier: AlertClassifier, history: HistoryBounds | None, reset: bool
+) -> None:
+    """Refuse to continue a query with another history than it started with (its state
+    would not match), and write the history a new query starts with.
+
+    Raises:
+        ConventionError: another history, model or none, or a reset asked of Spark.
+    """
+    if reset:
+        raise ConventionError(
+            "Spark keeps the objects' history in its checkpoint: to start it afresh, "
+            "classify into another --out",
+            path=out,
+        )
+    wanted = None
+    if history is not None:
+        wanted = {**classifier.history_owner, "epochs": history.epochs, "days": history.days}
+    marker = out / HISTORY_SETTINGS
+    started = (out / SPARK_CHECKPOINT).exists()
+    if marker.exists():
+        try:
+            found = json.loads(marker.read_text())["history"]
+        except (ValueError, KeyError, TypeError):
+            raise ConventionError("is damaged: classify into another --out", path=marker) from None
+    elif started:
+        found = None  # a query of an earlier version: no history
+    else:
+        write_atomic(marker, lambda tmp: tmp.write_text(json.dumps({"history": wanted})))
+        return
+    if found != wanted:
+        raise ConventionError(
+            f"this stream was started with another history ({found}, now {wanted}): "
+            "continue it with the same model and --history-* options, or pick another --out",
+            path=out,
+        )
 
 
 def _list_landing(log: LandingLog, max_files: int, seconds: float, stop: threading.Event) -> None:

@@ -1,0 +1,120 @@
+"""A ZTF model on real labelled ZTF alerts, served as ``classify-alerts`` serves them: the
+packets land in a folder in time order (a micro-batch of ``--chunk`` files at a time) and
+the local engine classifies them, once with each object's history and once each alert
+alone; every object is scored at its latest alert (macro-F1, accuracy, confusion matrix).
+
+The labelled alerts are for evaluation only: nothing here trains, selects or tunes.
+
+    python benchmarks/real_alerts.py --run convention-demo-ztf/run \\
+        --out benchmarks/results/real-alerts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from convention.alert_folder import AlertFolderStream, read_table
+from convention.alert_stream import AlertClassifier
+from convention.evaluate.metrics import classification_metrics
+from convention.history import HistoryBounds
+from convention.io.formats.alerts import read_alert_file
+
+LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf-alerts" / "labelled"
+
+
+def time_order(folder: Path) -> list[Path]:
+    """The folder's alert files by their detection's time (then name)."""
+    files = sorted(folder.glob("*.avro"))
+    times = [read_alert_file(f, references=False).alerts[0].mjd for f in files]
+    return [f for _, f in sorted(zip(times, files, strict=True), key=lambda t: (t[0], t[1].name))]
+
+
+def serve(
+    classifier: AlertClassifier, files: list[Path], history: HistoryBounds | None, chunk: int
+) -> tuple[pd.DataFrame, float, dict]:
+    """Land ``files`` ``chunk`` at a time and classify each chunk with the local engine;
+    the predictions, the seconds it took and the history's size."""
+    with tempfile.TemporaryDirectory() as work:
+        landing, out = Path(work) / "landing", Path(work) / "out"
+        landing.mkdir()
+        started = time.perf_counter()
+        for first in range(0, len(files), chunk):
+            for path in files[first : first + chunk]:
+                shutil.copyfile(path, landing / path.name)
+            AlertFolderStream(landing, out, classifier, max_files=chunk, history=history).run()
+        seconds = time.perf_counter() - started
+        size = {}
+        if history is not None:
+            size = {"history_bytes": (out / "_history.sqlite").stat().st_size}
+        return read_table(out), seconds, size
+
+
+def score(predictions: pd.DataFrame, labels: pd.Series, classes: list[str]) -> dict:
+    """Each object's latest alert scored against its label."""
+    latest = predictions.sort_values(["mjd", "candidate_id"]).groupby("object_id").tail(1)
+    latest = latest[latest["object_id"].isin(labels.index)]
+    targets = np.array([classes.index(labels[o]) for o in latest["object_id"]])
+    proba = latest[[f"p_{c}" for c in classes]].to_numpy()
+    metrics = classification_metrics(targets, proba, classes)
+    confusion = pd.crosstab(
+        pd.Categorical([classes[t] for t in targets], classes),
+        pd.Categorical(latest["predicted"], classes),
+        dropna=False,
+    )
+    return {
+        "objects": len(latest),
+        "macro_f1": round(float(metrics["macro_f1"]), 4),
+        "accuracy": round(float(metrics["accuracy"]), 4),
+        "epochs_read": {
+            "mean": round(float(latest["n_epochs"].mean()), 3),
+            "max": int(latest["n_epochs"].max()),
+        },
+        "photometry_rows_mean": round(float(latest["n_photometry"].mean()), 1),
+        "confusion": {t: confusion.loc[t].astype(int).to_dict() for t in classes},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--alerts", type=Path, default=LABELLED)
+    parser.add_argument("--chunk", type=int, default=32, help="files landing at a time")
+    parser.add_argument("--out", type=Path, help="folder for real_alerts.json")
+    args = parser.parse_args()
+    classifier = AlertClassifier.load(args.run)
+    classes = list(classifier.classifier.classes)
+    labels = pd.read_csv(args.alerts / "labels.csv").set_index("objectId")["class4"]
+    files = time_order(args.alerts)
+    rows = {}
+    for name, history in (("alone", None), ("with history", classifier.default_bounds())):
+        predictions, seconds, size = serve(classifier, files, history, args.chunk)
+        rows[name] = {
+            **score(predictions, labels, classes),
+            "alerts": len(predictions),
+            "alerts_per_second": round(len(predictions) / seconds, 1),
+            **size,
+        }
+        print(name, {k: v for k, v in rows[name].items() if k != "confusion"})
+    result = {
+        "run": str(args.run),
+        "alerts_folder": str(args.alerts),
+        "files": len(files),
+        "chunk": args.chunk,
+        "history_epochs": classifier.default_bounds().epochs,
+        "rows": rows,
+    }
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "real_alerts.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
