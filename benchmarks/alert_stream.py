@@ -2,10 +2,12 @@
 against the single-process loop, on the same packets.
 
 Replicates the real ZTF alerts of ``--alerts`` (their ``objectId`` and ``candid`` made
-new) into ``--packets`` Avro files, classifies them all with each engine (``--once``:
-what has landed) and prints alerts/s; then starts a watching Spark query (trigger every
-``--trigger-seconds``), lands one file at a time and prints the seconds from the rename
-into the folder to its prediction's Parquet being in place.
+new, ``--alerts-per-object`` packets of each object a day apart) into ``--packets`` Avro
+files, classifies them all with each engine (``--once``: what has landed), each alert
+alone and with its object's history, and prints alerts/s and the history's size; then
+starts a watching Spark query (trigger every ``--trigger-seconds``), lands one file at a
+time and prints the seconds from the rename into the folder to its prediction's Parquet
+being in place.
 
     python benchmarks/alert_stream.py --run convention-demo-ztf/run \\
         --alerts ../shared/data/ztf-alerts/valid --out benchmarks/results/alert-stream
@@ -30,8 +32,9 @@ from convention.alert_stream import AlertClassifier
 from convention.spark import stream_alerts
 
 
-def replicate(alerts: Path, folder: Path, n: int) -> None:
-    """``n`` packets cycling through the alerts of ``alerts``, each with new ids."""
+def replicate(alerts: Path, folder: Path, n: int, per_object: int = 1) -> None:
+    """``n`` packets cycling through the alerts of ``alerts``, each with new ids,
+    ``per_object`` consecutive packets of one object, each a day after the one before."""
     sources = []
     for path in sorted(alerts.glob("*.avro")):
         with path.open("rb") as f:
@@ -39,32 +42,58 @@ def replicate(alerts: Path, folder: Path, n: int) -> None:
             sources.append((reader.writer_schema, list(reader)))
     for k in range(n):
         schema, records = sources[k % len(sources)]
+        # the time of the object's first packet's source, then a day a packet
+        jd = sources[(k - k % per_object) % len(sources)][1][0]["candidate"]["jd"] + k % per_object
         renamed = [
-            {**r, "objectId": f"ZTF99bench{k:07d}", "candid": 9_000_000_000_000 + k}
+            {
+                **r,
+                "objectId": f"ZTF99bench{k // per_object:07d}",
+                "candid": 9_000_000_000_000 + k,
+                "candidate": {**r["candidate"], "jd": jd},
+            }
             for r in records
         ]
         with (folder / f"alert_{k:07d}.avro").open("wb") as f:
             fastavro.writer(f, schema, renamed)
 
 
-def time_local(run: Path, inbox: Path, out: Path, max_files: int) -> dict:
+def history_size(path: Path, predictions) -> dict:
+    """The bytes a history takes (a file or a folder), per object and per million alerts."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    objects = predictions["object_id"].nunique()
+    return {
+        "bytes": size,
+        "bytes_per_object": round(size / objects),
+        "gib_per_million_alerts": round(size / len(predictions) * 1e6 / 2**30, 2),
+    }
+
+
+def time_local(run: Path, inbox: Path, out: Path, max_files: int, history: bool) -> dict:
     start = time.perf_counter()
     classifier = AlertClassifier.load(run)
+    bounds = classifier.default_bounds() if history else None
     loaded = time.perf_counter()
-    AlertFolderStream(inbox, out, classifier, max_files).run()
+    AlertFolderStream(inbox, out, classifier, max_files, history=bounds).run()
     end = time.perf_counter()
-    n = len(read_table(out))
+    predictions = read_table(out)
+    n = len(predictions)
     return {
         "alerts": n,
+        "mean_epochs_read": round(float(predictions["n_epochs"].mean()), 2),
         "seconds": round(end - loaded, 2),
         "load_seconds": round(loaded - start, 2),
         "alerts_per_s": round(n / (end - loaded), 1),
         "torch_threads": torch.get_num_threads(),
+        **({"history": history_size(out / "_history.sqlite", predictions)} if history else {}),
     }
 
 
-def time_spark(run: Path, inbox: Path, out: Path, max_files: int, master: str) -> dict:
+def time_spark(
+    run: Path, inbox: Path, out: Path, max_files: int, master: str, history: bool
+) -> dict:
     started: dict = {}
+    bounds = AlertClassifier.load(run).default_bounds() if history else None
     start = time.perf_counter()
     stream_alerts(
         inbox,
@@ -72,20 +101,26 @@ def time_spark(run: Path, inbox: Path, out: Path, max_files: int, master: str) -
         run,
         max_files_per_trigger=max_files,
         master=master,
+        history=bounds,
         on_start=lambda q: started.update(t=time.perf_counter(), query=q),
     )
     end = time.perf_counter()
-    n = len(read_table(out))
+    predictions = read_table(out)
+    n = len(predictions)
     seconds = end - started["t"]
     batches = [p["durationMs"]["triggerExecution"] / 1000 for p in started["query"].recentProgress]
     return {
         "alerts": n,
+        "mean_epochs_read": round(float(predictions["n_epochs"].mean()), 2),
         "seconds": round(seconds, 2),
         "session_start_seconds": round(started["t"] - start, 2),
         "alerts_per_s": round(n / seconds, 1),
         # The first batch starts the Python workers, each loading the model.
         "batch_seconds": [round(b, 2) for b in batches],
         "master": master,
+        **(
+            {"history": history_size(out / "_checkpoint" / "state", predictions)} if history else {}
+        ),
     }
 
 
@@ -120,6 +155,7 @@ def time_latency(
         inbox,
         out,
         run,
+        history=AlertClassifier.load(run).default_bounds(),  # as classify-alerts serves
         available_now=False,
         trigger_seconds=trigger,
         master=master,
@@ -128,6 +164,7 @@ def time_latency(
     lander.join()
     delays = sorted(result["delays"])
     return {
+        "history": True,
         "samples": len(delays),
         "trigger_seconds": trigger,
         "median_seconds": round(delays[len(delays) // 2], 2),
@@ -141,6 +178,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a ZTF model's run folder")
     parser.add_argument("--alerts", type=Path, required=True, help="real ZTF alert files")
     parser.add_argument("--packets", type=int, default=10_000)
+    parser.add_argument("--alerts-per-object", type=int, default=5)
     parser.add_argument("--max-files", type=int, default=1000, help="files per micro-batch")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--latency-samples", type=int, default=8)
@@ -152,23 +190,32 @@ def main() -> None:
         work = Path(tmp)
         inbox = work / "inbox"
         inbox.mkdir()
-        replicate(args.alerts, inbox, args.packets)
+        replicate(args.alerts, inbox, args.packets, args.alerts_per_object)
         size = sum(p.stat().st_size for p in inbox.iterdir())
         print(f"{args.packets} packets, {size / 2**20:.0f} MiB")
-        local = time_local(args.run, inbox, work / "local", args.max_files)
-        print(f"local (one process, {local['torch_threads']} threads): {local}")
-        spark = time_spark(args.run, inbox, work / "spark", args.max_files, args.master)
-        print(f"spark {args.master}: {spark}")
+        engines = {}
+        for history in (False, True):
+            mode = "with history" if history else "alone"
+            local = time_local(args.run, inbox, work / f"local {mode}", args.max_files, history)
+            print(f"local, {mode} (one process, {local['torch_threads']} threads): {local}")
+            spark = time_spark(
+                args.run, inbox, work / f"spark {mode}", args.max_files, args.master, history
+            )
+            print(f"spark {args.master}, {mode}: {spark}")
+            engines[mode] = {
+                "local": local,
+                "spark": spark,
+                "spark_over_local": round(spark["alerts_per_s"] / local["alerts_per_s"], 2),
+            }
         latency = time_latency(
             args.run, args.alerts, work, args.latency_samples, args.trigger_seconds, args.master
         )
         print(f"latency, file landing -> prediction: {latency}")
     result = {
         "packets": args.packets,
+        "alerts_per_object": args.alerts_per_object,
         "max_files_per_batch": args.max_files,
-        "local": local,
-        "spark": spark,
-        "spark_over_local": round(spark["alerts_per_s"] / local["alerts_per_s"], 2),
+        **engines,
         "latency": latency,
         "cpu_count": os.cpu_count(),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
