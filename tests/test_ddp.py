@@ -9,6 +9,7 @@ from pathlib import Path
 
 from convention.training.fit import global_rank
 from convention.training.settings import TrainSettings
+from tests.helpers import one_error_line, run
 
 CONVENTION = str(Path(sys.executable).with_name("convention"))
 
@@ -72,6 +73,7 @@ def test_bad_distributed_settings_are_one_line(train_store, tmp_path):
         (["--num-nodes", "0"], "num_nodes must be at least 1"),
         (["--strategy", "fsdp"], "unknown strategy"),
     ]:
-        result = _train(train_store, tmp_path / "x", *extra)
-        assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert not (tmp_path / "x").exists()
+        out = tmp_path / "x"
+        result = run("train", "--data", train_store, "--out", out, "--preset", "tiny", *extra)
+        one_error_line(result, message)
+        assert not out.exists()

@@ -104,7 +104,7 @@ def _read_everything(path) -> None:
         one_line(err)
 
 
-@fuzz(300)
+@fuzz(150)
 @given(edits=store_damage())
 def test_damaged_store_structure(tiny_store, tmp_path_factory, edits):
     path = tmp_path_factory.mktemp("store") / "s.h5"
@@ -151,7 +151,7 @@ def _load_and_predict(folder) -> None:
         one_line(err)
 
 
-@fuzz(300)
+@fuzz(150)
 @given(data=st.data())
 def test_edited_checkpoint_settings(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("model")
@@ -190,7 +190,7 @@ OPTION_VALUES = st.one_of(
 )
 
 
-@fuzz(150)
+@fuzz(75)
 @given(option=st.sampled_from(["--batch-size", "--device"]), value=OPTION_VALUES)
 def test_option_values_of_predict(trained_run, tiny_store, tmp_path_factory, option, value):
     out = tmp_path_factory.mktemp("p") / "p.csv"

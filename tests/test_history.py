@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from convention.data.reference import Reference
@@ -15,6 +16,7 @@ from convention.history import (
     HistoryBounds,
     HistoryStore,
     advance,
+    join_packed,
     pack_alert,
     pack_alerts,
     unpack_alert,
@@ -125,3 +127,36 @@ def test_a_history_of_another_model_or_damaged_is_one_line(tmp_path):
     store = HistoryStore(tmp_path / "bad.sqlite", OWNER, HistoryBounds())
     with pytest.raises(ConventionError, match="object ZTF1: history store is damaged"):
         store.advance(1, [_alert("c2", 102.0)])
+
+
+class _State:
+    """Spark's GroupState as the state function uses it."""
+
+    exists, get = False, None
+
+    def update(self, value: tuple) -> None:
+        self.exists, self.get = True, value
+
+
+def test_spark_stages_give_an_object_one_row_and_carry_its_state():
+    from convention.spark import history_state_function, one_row_per_object
+
+    def row(key, alert=None, cause=None):
+        packed = None if alert is None else join_packed([pack_alert(alert)])
+        return {"key": key, "file": "f.avro", "cause": cause, "alerts": packed}
+
+    frames = [
+        pd.DataFrame([row("o:ZTF1", _alert("c2", 102.0)), row("rejected:0:x", cause="bad")]),
+        pd.DataFrame([row("o:ZTF1", _alert("c1", 101.0))]),  # another Arrow batch
+    ]
+    (joined,) = one_row_per_object(iter(frames))
+    assert sorted(joined["key"]) == ["o:ZTF1", "rejected:0:x"]  # Spark 3.5 needs one row
+    step, state = history_state_function(HistoryBounds(epochs=3)), _State()
+    objects = joined[joined["key"] == "o:ZTF1"]
+    (first,) = step(("o:ZTF1",), iter([objects]), state)
+    assert sorted(_ids(unpack_alerts(s)) for s in first["sequence"]) == [["c1"], ["c1", "c2"]]
+    later = pd.DataFrame([row("o:ZTF1", _alert("c3", 103.0))])
+    (second,) = step(("o:ZTF1",), iter([later]), state)
+    assert [_ids(unpack_alerts(s)) for s in second["sequence"]] == [["c1", "c2", "c3"]]
+    (passed,) = step(("rejected:0:x",), iter([joined[joined["cause"].notna()]]), _State())
+    assert passed["cause"].tolist() == ["bad"] and passed["sequence"].isna().all()

@@ -15,7 +15,7 @@ the cause; nothing stops on one bad packet. Shared by both engines of
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +215,7 @@ class AlertClassifier:
         return self.classify_sequences([[alert] for alert in alerts], rejected)
 
     def classify_sequences(
-        self, sequences: list[list[Alert]], rejected: list[tuple[str, str]] = ()
+        self, sequences: list[list[Alert]], rejected: Sequence[tuple[str, str]] = ()
     ) -> ClassifiedAlerts:
         """Classify the last alert of each sequence with the earlier ones as its past
         (one object's alerts in time order; ``convention.history``), beside the rows

@@ -88,12 +88,11 @@ def spark_session(master: str = "local[2]", app_name: str = "convention"):
     except ImportError:
         raise ConventionError("pyspark is not installed: pip install -e '.[spark]'") from None
     try:
-        return (
+        session = (
             SparkSession.builder.master(master)
             .appName(app_name)
             .config("spark.ui.enabled", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.sql.shuffle.partitions", "4")
             .config("spark.python.worker.reuse", "true")
             .getOrCreate()
         )
@@ -102,6 +101,11 @@ def spark_session(master: str = "local[2]", app_name: str = "convention"):
             f"Spark could not start ({type(err).__name__}): it needs a Java 17 runtime "
             "(JAVA_HOME or java on the PATH)"
         ) from None
+    # A shuffle's partitions (the history's state and classification tasks) one per core:
+    # each task of a micro-batch costs its Python worker's time however small the batch.
+    # A query keeps the number it started with (Spark's checkpoint holds it).
+    session.conf.set("spark.sql.shuffle.partitions", str(session.sparkContext.defaultParallelism))
+    return session
 
 
 def executor_classifier(
@@ -219,17 +223,22 @@ def one_row_per_object(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]
 
     Spark 3.5's ``applyInPandasWithState`` fails (``RecordBatch.slice`` given a float) on
     an Arrow batch holding more rows than groups: it pads the groups' column with nulls and
-    reads its integers back as floats. With one row per object, it never pads."""
-    for frame in frames:
-        alerts = frame["cause"].isna()
-        joined = (
-            frame[alerts]
-            .groupby("key", sort=False)
-            # joined packed alerts, concatenated, are their alerts joined
-            .agg(file=("file", "first"), cause=("cause", "first"), alerts=("alerts", b"".join))
-            .reset_index()
-        )
-        yield pd.concat([joined, frame[~alerts]], ignore_index=True)[list(frame.columns)]
+    reads its integers back as floats. With one row per object, it never pads. The whole
+    partition is joined at once (one micro-batch's share), not Arrow batch by batch, so an
+    object is one row however many batches its alerts came in."""
+    parts = list(frames)
+    if not parts:
+        return
+    frame = pd.concat(parts, ignore_index=True)
+    alerts = frame["cause"].isna()
+    joined = (
+        frame[alerts]
+        .groupby("key", sort=False)
+        # joined packed alerts, concatenated, are their alerts joined
+        .agg(file=("file", "first"), cause=("cause", "first"), alerts=("alerts", b"".join))
+        .reset_index()
+    )
+    yield pd.concat([joined, frame[~alerts]], ignore_index=True)[list(frame.columns)]
 
 
 def history_state_function(bounds: HistoryBounds):
