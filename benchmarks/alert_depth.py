@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from convention.data.series import StampSeries
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
 from convention.training import RunFolder
+
+
+def first_alerts(series: StampSeries, _row: int, n: int) -> StampSeries:
+    """What the object's ``n``-th alert carries: its first ``n`` frames and the photometry
+    taken by then (a slice of the frames alone would keep the whole supplied light curve)."""
+    return series.until(float(series.mjd[min(n, len(series)) - 1]))
 
 
 def main() -> None:
@@ -29,7 +37,7 @@ def main() -> None:
     lengths = data.lengths[run.rows(data, 0)]
     rows = []
     for n in (int(x) for x in args.alerts.split(",")):
-        scores = run.score(data, 0, transform=(lambda s, _r, n=n: s[:n]) if n else None)
+        scores = run.score(data, 0, transform=partial(first_alerts, n=n) if n else None)
         classes = run.classifier(0).classes
         metrics = classification_metrics(scores.targets, scores.proba, classes)
         row = {

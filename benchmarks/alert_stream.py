@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for alert_stream.json")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out or None) as tmp:
         work = Path(tmp)
         inbox = work / "inbox"
@@ -222,7 +224,6 @@ def main() -> None:
     }
     print(json.dumps(result, indent=1))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "alert_stream.json").write_text(json.dumps(result, indent=1) + "\n")
 
 

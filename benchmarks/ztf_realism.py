@@ -182,9 +182,11 @@ def simulated_alerts(path: Path) -> list[dict]:
         # The PSF's effective area in pixels: the 5-sigma limit of a PSF fit on sky noise.
         area = moffat_effective_area(float(series.psf_fwhm[last]), MOFFAT_BETA) / PIXEL_SCALE**2
         offset = template_peak_offset(reference.stamp, reference.sky_sigma)
-        # A packet's prv_candidates reach back HISTORY_DAYS: the twin's light curve.
+        # A packet's prv_candidates reach back HISTORY_DAYS: the twin's light curve (the
+        # union of the object's packets) over that window.
         previous = np.flatnonzero(mjd[:last] >= mjd[last] - HISTORY_DAYS)
-        history = series.lightcurve[series.lightcurve["mjd"] < mjd[last]]
+        times = np.asarray(series.lightcurve["mjd"])
+        history = series.lightcurve[(times < mjd[last]) & (times >= mjd[last] - HISTORY_DAYS)]
         rows.append(
             {
                 "object_id": series.object_id,

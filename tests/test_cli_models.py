@@ -148,3 +148,18 @@ def test_demo_refuses_data_of_other_settings(tmp_path, tiny_store):
     with pytest.raises(ConventionError, match="simulated with other settings"):
         run_demo(DemoSettings(out=str(tmp_path / "demo"), n_objects=60, preset="tiny"))
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["data.h5"]
+
+
+def test_ztf_demo_trains_the_flagship_on_cut_objects(tmp_path):
+    settings = DemoSettings.for_survey("ztf")
+    assert settings.out == "convention-demo-ztf"  # beside the SDSS-II demo's
+    train = settings.train_settings(tmp_path / "data.h5", tmp_path / "run")
+    assert train.model == "convention-multi" and train.overrides["stamp_size"] == 63
+    assert "photometry" in train.overrides["inputs"]
+    assert train.truncate_fraction == 0.5
+    assert (
+        DemoSettings.for_survey("sdss2")
+        .train_settings(tmp_path / "data.h5", tmp_path / "run")
+        .truncate_fraction
+        == 0.0
+    )

@@ -88,7 +88,13 @@ def test_a_masked_scene_band_is_ignored():
 
 
 @pytest.mark.parametrize(
-    "inputs", [("scene", "lightcurve"), ("stamps", "lightcurve"), ("stamps", "scene")]
+    "inputs",
+    [
+        ("scene", "lightcurve"),
+        ("stamps", "lightcurve"),
+        ("stamps", "scene"),
+        ("stamps", "photometry"),
+    ],
 )
 def test_ablations_read_only_their_inputs(inputs):
     torch.manual_seed(0)

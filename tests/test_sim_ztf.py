@@ -67,7 +67,7 @@ def test_alert_frames_keep_detections_only():
     assert len(none) == 1  # never detected: its most significant frame
 
 
-def test_an_alert_carries_30_days_of_detections_and_limits():
+def test_the_alerts_carry_30_days_of_limits_before_the_first_and_every_detection():
     n = 40
     mjd = np.arange(n, dtype=float) * 2.0  # a visit every two days
     conditions = FrameConditions(
@@ -77,16 +77,14 @@ def test_an_alert_carries_30_days_of_detections_and_limits():
     flux[25:] = 200.0
     rng = np.random.default_rng(0)
     photometry = alert_frames(flux, np.zeros(n), conditions, ZTF, rng)
-    last = int(photometry.alerted[-1])
+    first, last = int(photometry.alerted[0]), int(photometry.alerted[-1])
+    assert first == 25
     lc = alert_history(mjd, np.full(n, get_band("ztf::r").id), photometry, ZTF)
-    assert lc["mjd"].min() >= mjd[last] - 30 and lc["mjd"].max() == mjd[last]
-    assert len(lc) == 16  # the last alert's visit and the 15 of the 30 days before it
-    assert (
-        list(lc["mjd"][lc["detected"]])
-        == list(mjd[photometry.alerted])[-int(lc["detected"].sum()) :]
-    )
+    # From 30 days before the first alert (the first packet's history) to the last.
+    assert lc["mjd"].min() == mjd[first] - 30 and lc["mjd"].max() == mjd[last]
+    assert list(lc["mjd"][lc["detected"]]) == list(mjd[photometry.alerted])
     limits = lc[~lc["detected"]]
-    assert np.all(limits["flux"] == 0) and np.all(limits["mjd"] < 50)
+    assert list(limits["mjd"]) == list(mjd[10:25]) and np.all(limits["flux"] == 0)
 
 
 def test_ztf_store_reads_like_ingested_alerts(tmp_path, ztf_alerts):

@@ -471,3 +471,19 @@ def test_example_cache_gives_back_the_examples_in_and_out_of_workers(tmp_path):
     loaded = list(DataLoader(cache, batch_size=None, num_workers=2, collate_fn=lambda e: e))
     assert [e.label for e in loaded] == [e.label for e in examples]
     cache.close()
+
+
+def test_encoding_workers_end_on_sigterm_under_a_handler_that_bypasses_it():
+    # Lightning's handler only logs: inherited by a worker, the pool's terminate() on
+    # leaving could wait for ever on it (a demo hung so).
+    import multiprocessing as mp
+    import signal
+
+    from convention.training import datamodule
+
+    bypass = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with mp.get_context("fork").Pool(1, datamodule._start_worker, ({},)) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, bypass)

@@ -461,6 +461,13 @@ def train_command(
     bands: Annotated[
         str | None, typer.Option(help="Train on these bands only, comma-separated (g).")
     ] = None,
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            help="The encoders of convention-multi, comma-separated, of stamps, scene, "
+            "lightcurve, features and photometry (an alert's own light curve)."
+        ),
+    ] = None,
     device: DeviceOption = DEFAULTS.device,
     precision: Annotated[
         str,
@@ -518,6 +525,7 @@ def train_command(
         "positional_encoding": positional_encoding,
         "stamp_size": stamp_size,
         "max_frames": max_frames,
+        "inputs": tuple(k.strip() for k in inputs.split(",") if k.strip()) if inputs else None,
     }
     settings = TrainSettings(
         data=str(data),
@@ -860,26 +868,30 @@ def classify_alerts(
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("convention-demo"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder (convention-demo, or convention-demo-ztf for ztf)."),
+    ] = None,
     n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = DemoSettings.n_objects,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = DemoSettings.epochs,
     seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
     survey: Annotated[
         str,
         typer.Option(
-            help="sdss2: the multi-input ConvEntion on Stripe 82 stamps; ztf: ConvEntion on "
-            "ZTF alert cutouts (the model classify-alerts runs)."
+            help="sdss2: the multi-input ConvEntion on Stripe 82 stamps; ztf: the same on "
+            "ZTF alert cutouts, templates and photometry (the model classify-alerts runs)."
         ),
     ] = "sdss2",
 ) -> None:
     """Simulate survey data, train a model for a fixed number of epochs, evaluate it on a
     held-out split. SDSS-II (default): the multi-input ConvEntion (frames, reference
-    stamps, light curve); ZTF: ConvEntion on the alert stream's science cutouts."""
+    stamps, light curve, features); ZTF: the same on the alert stream's cutouts,
+    templates and packet photometry, trained on objects cut to their first alerts too."""
     from convention.demo import run_demo
 
     settings = DemoSettings.for_survey(
         survey,
-        out=str(out),
+        **({"out": str(out)} if out is not None else {}),
         n_objects=n_objects,
         epochs=epochs,
         seed=seed,

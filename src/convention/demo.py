@@ -45,17 +45,23 @@ class DemoSettings:
     lr: float = 1e-3
     survey: str = "sdss2"
     overrides: dict = field(default_factory=dict)
+    truncate_fraction: float = 0.0
 
     @classmethod
     def for_survey(cls, survey: str, **settings) -> DemoSettings:
-        """The demo of a survey: ``sdss2`` (the flagship) or ``ztf`` (ConvEntion reading
-        the alert cutouts, whose 63x63 pixels it takes whole).
+        """The demo of a survey: ``sdss2`` or ``ztf``, both the flagship (frames, reference
+        stamps, forced light curve, features). ZTF's reads the alert cutouts' 63x63 pixels
+        whole and the packets' own photometry (detections and limits) too, and half its
+        training objects are cut to their first few alerts (drawn once per object,
+        ``TrainSettings.truncate_fraction``) so that it learns to classify an object from
+        its first alerts as ``classify-alerts`` serves them.
 
         Raises:
             ConventionError: an unknown survey.
         """
         if survey not in DEMO_MODELS:
             raise ConventionError(f"no demo for survey {survey!r}; known: {', '.join(DEMO_MODELS)}")
+        settings.setdefault("out", DEMO_FOLDERS[survey])
         return replace(cls(**settings), survey=survey, **DEMO_MODELS[survey])
 
     def validate(self) -> SimulationSettings:
@@ -84,14 +90,23 @@ class DemoSettings:
             lr_schedule="onecycle",
             max_minutes=self.max_train_minutes,
             overrides=dict(self.overrides),
+            truncate_fraction=self.truncate_fraction,
             seed=self.seed,
             progress=progress,
         )
 
 
+DEMO_FOLDERS = {"sdss2": "convention-demo", "ztf": "convention-demo-ztf"}
 DEMO_MODELS: dict[str, dict] = {
     "sdss2": {"model": "convention-multi", "overrides": {}},
-    "ztf": {"model": "convention", "overrides": {"stamp_size": 63}},
+    "ztf": {
+        "model": "convention-multi",
+        "overrides": {
+            "stamp_size": 63,
+            "inputs": ["stamps", "scene", "lightcurve", "features", "photometry"],
+        },
+        "truncate_fraction": 0.5,
+    },
 }
 
 

@@ -29,6 +29,7 @@ class LightCurveConfig:
     architecture: str = "lstm"  # or "transformer"
     max_frames: int = 99
     stamp_size: int = 32  # the stamps the photometry is measured on (any size works)
+    values: int = 2  # numbers per point: the ``lightcurve`` kind's 2 (``photometry``: 3)
     band_dim: int = 8
     hidden: int = 64
     layers: int = 2
@@ -64,14 +65,14 @@ class LightCurveClassifier(nn.Module):
         self.bands = nn.Embedding(n_bands + 1, cfg.band_dim, padding_idx=0)
         if cfg.architecture == "lstm":
             self.rnn = nn.LSTM(
-                2 + cfg.band_dim + 1,
+                cfg.values + cfg.band_dim + 1,
                 cfg.hidden,
                 num_layers=cfg.layers,
                 batch_first=True,
                 dropout=cfg.dropout if cfg.layers > 1 else 0.0,
             )
         else:
-            self.embed = nn.Linear(2 + cfg.band_dim, cfg.hidden)
+            self.embed = nn.Linear(cfg.values + cfg.band_dim, cfg.hidden)
             layer = nn.TransformerEncoderLayer(
                 cfg.hidden,
                 cfg.heads,
@@ -105,7 +106,7 @@ class LightCurveClassifier(nn.Module):
         """Class logits.
 
         Args:
-            lc: (B, M, 2) light-curve features, valid points first, zeros after.
+            lc: (B, M, values) light-curve features, valid points first, zeros after.
             lc_bands: (B, M) band indices, 0 for padding.
             lc_times: (B, M) days since the first point.
             lc_mask: (B, M) True for real points; every sequence needs at least one.

@@ -1,7 +1,7 @@
 """The flagship: ConvEntion over the frames, joined with the static scene, the light curve
 and the practitioners' features.
 
-Four encoders, each over one declared input kind, fused late:
+Up to five encoders, each over one declared input kind, fused late:
 - frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
   convolutional BERT, max-pooled token maps);
 - scene (``scene``): each band's reference (median) stamp, which carries the host galaxy,
@@ -10,7 +10,10 @@ Four encoders, each over one declared input kind, fused late:
 - light curve (``lightcurve``): the forced photometry of the frames less the reference
   (flux, error, band, time) as tokens of a transformer, mean-pooled;
 - features (``features``): the boosting baseline's light-curve features and each band's
-  reference-stamp features, robustly scaled, with their missing-value flags, through an MLP.
+  reference-stamp features, robustly scaled, with their missing-value flags, through an MLP;
+- photometry (``photometry``, not read by default): the source's own light curve with its
+  non-detections (an alert packet's 30 days of ``prv_candidates``) through a second
+  transformer of the light curve's shape.
 Their outputs (and which scene bands are present) are concatenated and classified by an
 MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
@@ -33,7 +36,8 @@ from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
-KINDS = ("stamps", "scene", "lightcurve", "features")
+KINDS = ("stamps", "scene", "lightcurve", "features", "photometry")
+DEFAULT_INPUTS = KINDS[:4]  # the photometry is the alert models' (``convention demo --survey ztf``)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class MultiInputConfig:
     the encoders used, a subset of ``KINDS``.
     """
 
-    inputs: tuple[str, ...] = KINDS
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
     frames_preset: str = "cpu"
     stamp_size: int | None = None
     max_frames: int | None = None
@@ -113,15 +117,15 @@ class MultiInputConvEntion(nn.Module):
         if "scene" in inputs:
             self.scene = SceneEncoder(n_bands, size, cfg.scene_widths, cfg.scene_features)
             widths["scene"] = cfg.scene_features + n_bands
+        lc_cfg = LightCurveConfig(
+            architecture="transformer",
+            max_frames=max_frames,
+            stamp_size=size,
+            hidden=cfg.lc_hidden,
+            layers=cfg.lc_layers,
+            heads=cfg.lc_heads,
+        )
         if "lightcurve" in inputs:
-            lc_cfg = LightCurveConfig(
-                architecture="transformer",
-                max_frames=max_frames,
-                stamp_size=size,
-                hidden=cfg.lc_hidden,
-                layers=cfg.lc_layers,
-                heads=cfg.lc_heads,
-            )
             self.lightcurve = LightCurveClassifier(0, n_bands, lc_cfg)
             widths["lightcurve"] = cfg.lc_hidden
         if "features" in inputs:
@@ -134,6 +138,9 @@ class MultiInputConvEntion(nn.Module):
                 nn.ReLU(),
             )
             widths["features"] = cfg.features_hidden // 2
+        if "photometry" in inputs:
+            self.photometry = LightCurveClassifier(0, n_bands, replace(lc_cfg, values=3))
+            widths["photometry"] = cfg.lc_hidden
         self._widths = widths
         self.num_features = sum(widths.values())
         self.reset_classifier(n_classes)
@@ -178,6 +185,10 @@ class MultiInputConvEntion(nn.Module):
         lc_times: torch.Tensor | None = None,
         lc_mask: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        phot: torch.Tensor | None = None,
+        phot_bands: torch.Tensor | None = None,
+        phot_times: torch.Tensor | None = None,
+        phot_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fused features of the inputs of the kinds in ``config.inputs``: every
         encoder's output side by side, what the head classifies (and what contrastive
@@ -189,6 +200,8 @@ class MultiInputConvEntion(nn.Module):
                 True where a band has a reference (its map is zeros otherwise).
             lc, lc_bands, lc_times, lc_mask: the light curve, as ``lc-transformer``'s.
             features: (B, 2F) the ``features`` input (scaled values, missing flags).
+            phot, phot_bands, phot_times, phot_mask: the source's photometry (``phot``
+                (B, P, 3)), as ``lc-transformer``'s light curve.
 
         Returns:
             (B, num_features) features.
@@ -203,6 +216,10 @@ class MultiInputConvEntion(nn.Module):
             parts["lightcurve"] = self.lightcurve.forward_features(lc, lc_bands, lc_times, lc_mask)
         if "features" in self._widths:
             parts["features"] = self.features(features)
+        if "photometry" in self._widths:
+            parts["photometry"] = self.photometry.forward_features(
+                phot, phot_bands, phot_times, phot_mask
+            )
         features = list(parts.values())
         if self.training and self.config.modality_dropout > 0 and len(features) > 1:
             features = self._drop_modalities(features)

@@ -328,10 +328,12 @@ def alert_frames(
 def alert_history(
     mjd: np.ndarray, band_ids: np.ndarray, photometry: AlertPhotometry, survey: SurveyDefinition
 ) -> Table:
-    """The photometry the last alert's packet carries, as the alert reader gives a real
-    one's: every visit of the ``survey.history_days`` before it and itself, an alerted
-    visit with its difference flux, any other as its 5-sigma limit (``flux = 0``,
-    ``flux_err`` = limit / 5, ``detected = False``).
+    """The photometry the object's alerts carry together, as the alert reader gives real
+    ones' (each packet holds the ``survey.history_days`` before it; a broker keeping the
+    object's packets holds their union): every visit from ``history_days`` before the first
+    alert to the last, an alerted visit with its difference flux, any other as its 5-sigma
+    limit (``flux = 0``, ``flux_err`` = limit / 5, ``detected = False``). Cut at an alert
+    (``StampSeries.until``), it is what the object's packets up to that one carry.
 
     Args:
         mjd: (M,) every visit's MJD, sorted.
@@ -339,8 +341,8 @@ def alert_history(
         photometry: ``alert_frames``' measurement of them.
         survey: its ``history_days``.
     """
-    last = int(photometry.alerted[-1])
-    rows = np.flatnonzero(mjd[: last + 1] >= mjd[last] - survey.history_days)
+    first, last = int(photometry.alerted[0]), int(photometry.alerted[-1])
+    rows = np.flatnonzero(mjd[: last + 1] >= mjd[first] - survey.history_days)
     detected = np.isin(rows, photometry.alerted)
     return make_lightcurve(
         mjd[rows],

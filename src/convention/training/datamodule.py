@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -68,6 +69,10 @@ def encode_rows(
 def _start_worker(state: dict) -> None:
     from threadpoolctl import threadpool_limits
 
+    # A forked worker inherits Lightning's SIGTERM handler, which only logs: the pool's
+    # terminate() on leaving would then wait for ever on a worker blocked on the task
+    # queue's lock that the pool holds.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threadpool_limits(1)
     _WORKER.update(state)
 
