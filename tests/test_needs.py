@@ -48,6 +48,17 @@ class WaveletProbe(TemplateProbe):
     needs = Needs(channels=("wavelet",))
 
 
+@register_input_kind("probe-reference")
+class ReferenceProbe(TemplateProbe):
+    """Reads each band's reference stamp itself (as the scene does)."""
+
+    needs = Needs(references=True)
+
+    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
+        means = [np.nanmean(r.stamp) for r in selection.references.values()]
+        return {"template_mean": np.array([np.mean(means)], dtype=np.float32)}
+
+
 @register_input_kind("probe-supplied")
 class SuppliedProbe(InputKind):
     """Reads the source's own light curve and the redshift."""
@@ -168,3 +179,23 @@ def test_the_alert_stream_reads_the_cutouts_the_model_needs(ztf_alerts):
     assert len(result.predictions) == len(packets) and result.rejected.empty
     with pytest.raises(ConventionError, match=r"reads \['wavelet'\] images, an alert carries"):
         AlertClassifier(_probe_classifier(("probe-wavelet",)), "probe")
+
+
+def test_each_row_says_what_served_as_its_bands_reference(ztf_alerts, tmp_path):
+    import fastavro
+
+    source = ztf_alerts / "valid" / "396522680015040001.avro"
+    with source.open("rb") as f:
+        reader = fastavro.reader(f)
+        schema, (record,) = reader.writer_schema, list(reader)
+    record.update(objectId="ZTF00bare", candid=record["candid"] + 1, cutoutTemplate=None)
+    bare = tmp_path / "bare.avro"
+    with bare.open("wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(schema), [record])
+    packets = [("with.avro", source.read_bytes()), ("bare.avro", bare.read_bytes())]
+    reading = AlertClassifier(_probe_classifier(("probe-reference",)), "probe").classify(packets)
+    assert reading.rejected.empty  # a packet without its template is classified
+    rows = reading.predictions.set_index("file")["reference"]
+    assert rows.to_dict() == {"with.avro": "template", "bare.avro": "median-of-frames"}
+    frames_only = AlertClassifier(_probe_classifier(("probe-template",)), "probe")
+    assert set(frames_only.classify(packets).predictions["reference"]) == {"none"}

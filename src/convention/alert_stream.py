@@ -24,6 +24,7 @@ import pandas as pd
 
 from convention.bands import get_band
 from convention.classifier import BatchPrediction, Classifier
+from convention.data.reference import MEDIAN_OF_FRAMES
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.history import HistoryBounds
@@ -66,8 +67,11 @@ class ClassifiedAlerts:
             ``band``, ``file``, ``dropped_photometry`` (previous photometry rows left out:
             out of their range, without a time, or past the most recent kept),
             ``n_epochs`` (alerts of the object it was classified with, itself included),
-            ``n_photometry`` (light-curve rows it was classified with), ``p_<class>`` for
-            each class, ``predicted``, ``model_version``.
+            ``n_photometry`` (light-curve rows it was classified with), ``reference``
+            (what served as the reference of the alert's band: ``template``, the packet's
+            or an earlier alert's; ``median-of-frames`` where none could, a packet without
+            a usable template; ``none`` for a model that reads no reference),
+            ``p_<class>`` for each class, ``predicted``, ``model_version``.
         rejected: a row per file or alert that could not be classified: ``file``,
             ``cause`` (one line naming the file and, where known, the object).
     """
@@ -152,6 +156,7 @@ class AlertClassifier:
             "dropped_photometry",
             "n_epochs",
             "n_photometry",
+            "reference",
             *(f"p_{c}" for c in self.classifier.classes),
             "predicted",
             "model_version",
@@ -270,6 +275,13 @@ class AlertClassifier:
             pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),
         )
 
+    def _reference_of(self, series: StampSeries) -> str:
+        """What served as the reference of the series' last frame's band."""
+        if not self.references:
+            return "none"
+        reference = series.references.get(int(series.band[-1]))
+        return MEDIAN_OF_FRAMES if reference is None else reference.kind
+
     def _predictions(
         self, alerts: list[Alert], series: list[StampSeries], proba: np.ndarray
     ) -> pd.DataFrame:
@@ -283,6 +295,7 @@ class AlertClassifier:
             "dropped_photometry": np.array([a.dropped_rows for a in alerts], dtype=np.int64),
             "n_epochs": np.array([len(s) for s in series], dtype=np.int64),
             "n_photometry": np.array([len(s.lightcurve) for s in series], dtype=np.int64),
+            "reference": pd.Series([self._reference_of(s) for s in series], dtype=str),
         }
         for k, name in enumerate(classes):
             columns[f"p_{name}"] = proba[:, k].astype(np.float64)
