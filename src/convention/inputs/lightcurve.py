@@ -40,6 +40,7 @@ class LightCurve(InputKind):
     needs = Needs(photometry=(FORCED_PSF,))
     sequence = KEYS[:3]
     mask = KEYS[3]
+    values = 2  # numbers per point
 
     def __init__(self, spec: InputSpec, bands: Sequence[str]):
         super().__init__(spec, bands)
@@ -64,14 +65,19 @@ class LightCurve(InputKind):
         self.normalisation = Normalisation.from_dict(state["normalisation"], self.bands)
         self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
 
+    def scaled(self, flux: np.ndarray, err: np.ndarray, bands: np.ndarray) -> np.ndarray:
+        """(P, 2) float32 ``asinh(flux / s_b), log(err / s_b)`` of P points of the model's
+        band indices ``bands`` (1..n_bands); not finite values are zeros."""
+        scale = self._scale[bands]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)
+        return np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         lc = selection.lightcurve(FORCED_PSF)
         flux = np.asarray(lc["flux"])[selection.index]
         err = np.asarray(lc["flux_err"])[selection.index]
-        scale = self._scale[selection.bands]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)
-        values = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        values = self.scaled(flux, err, selection.bands)
         return {"lc": values, "lc_bands": selection.bands, "lc_times": selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
@@ -87,4 +93,5 @@ class LightCurve(InputKind):
 
     @classmethod
     def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
-        return sequence_example(n_frames, torch.zeros(1, n_frames, 2), KEYS)
+        values = torch.zeros(1, n_frames, cls.values)
+        return sequence_example(n_frames, values, (*cls.sequence, cls.mask))

@@ -19,39 +19,37 @@ from collections.abc import Sequence
 from itertools import islice
 
 import numpy as np
-import torch
 from astropy.table import Table
 
 from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.inputs.base import (
     Augmentation,
-    InputKind,
     Needs,
     Selection,
     register_input_kind,
-    sequence_example,
 )
+from convention.inputs.lightcurve import FIT_OBJECTS, LightCurve
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
 from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
 
 KEYS = ("phot", "phot_bands", "phot_times", "phot_mask")
-FIT_OBJECTS = 2000  # objects whose flux errors set the scales
 
 
 @register_input_kind("photometry")
-class Photometry(InputKind):
-    """The source's own light curve with its non-detections (an alert packet's)."""
+class Photometry(LightCurve):
+    """The source's own light curve with its non-detections (an alert packet's); its
+    normalisation is the light curve's, fitted on these points."""
 
     needs = Needs(photometry=(SUPPLIED_ELSE_FORCED, FORCED_PSF))
     sequence = KEYS[:3]
     mask = KEYS[3]
+    values = 3
 
     def __init__(self, spec: InputSpec, bands: Sequence[str]):
         super().__init__(spec, bands)
         self._index = {get_band(name).name: k + 1 for k, name in enumerate(self.bands)}
-        self.load_state({"normalisation": Normalisation.identity(bands).to_dict()})
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """The median flux error of each band over the first ``FIT_OBJECTS`` training
@@ -64,14 +62,6 @@ class Photometry(InputKind):
         self.load_state(
             {"normalisation": Normalisation.fit_flux_errors(errors, self.bands).to_dict()}
         )
-
-    @property
-    def state(self) -> dict:
-        return {"normalisation": self.normalisation.to_dict()}
-
-    def load_state(self, state: dict) -> None:
-        self.normalisation = Normalisation.from_dict(state["normalisation"], self.bands)
-        self._scale = np.array([1.0, *self.normalisation.scale], dtype=np.float32)
 
     def points(self, selection: Selection) -> tuple[Table, np.ndarray]:
         """The points read (a light-curve Table) and their model band index (1..n_bands)."""
@@ -87,16 +77,11 @@ class Photometry(InputKind):
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         lc, bands = self.points(selection)
-        flux, err = np.asarray(lc["flux"]), np.asarray(lc["flux_err"])
-        scale = self._scale[bands]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.stack(
-                [np.arcsinh(flux / scale), np.log(err / scale), np.asarray(lc["detected"])],
-                axis=1,
-            )
+        scaled = self.scaled(np.asarray(lc["flux"]), np.asarray(lc["flux_err"]), bands)
+        detected = np.asarray(lc["detected"], dtype=np.float32)[:, None]
         mjd = np.asarray(lc["mjd"])
         return {
-            "phot": np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32),
+            "phot": np.concatenate([scaled, detected], axis=1),
             "phot_bands": bands,
             "phot_times": (mjd - mjd[0]).astype(np.float32),
         }
@@ -113,7 +98,3 @@ class Photometry(InputKind):
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
         return f"the source's photometry, {spec.max_frames} points at most"
-
-    @classmethod
-    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
-        return sequence_example(n_frames, torch.zeros(1, n_frames, 3), KEYS)

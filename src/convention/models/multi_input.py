@@ -139,7 +139,8 @@ class MultiInputConvEntion(nn.Module):
             )
             widths["features"] = cfg.features_hidden // 2
         if "photometry" in inputs:
-            self.photometry = LightCurveClassifier(0, n_bands, replace(lc_cfg, values=3))
+            values = example_inputs(self.input_spec, n_bands, 1)["phot"].shape[-1]
+            self.photometry = LightCurveClassifier(0, n_bands, replace(lc_cfg, values=values))
             widths["photometry"] = cfg.lc_hidden
         self._widths = widths
         self.num_features = sum(widths.values())
