@@ -32,11 +32,12 @@ from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
+from convention.io.formats.alerts import JD_TO_MJD, NANOMAGGY_ZEROPOINT, ZTF
+from convention.sim.survey import ZTF as ZTF_SURVEY
 from convention.training import RunFolder
 
-JD_TO_MJD = 2400000.5
-HISTORY_DAYS = 30.0
-FID = {"ztf::g": 1, "ztf::r": 2, "ztf::i": 3}
+HISTORY_DAYS = ZTF_SURVEY.history_days  # how far back a packet's prv_candidates reach
+FID = {get_band(letter, "ztf").name: code for code, letter in ZTF.band_codes.items()}
 NULLABLE_DOUBLE = ["null", "double"]
 CUTOUT = {
     "type": "record",
@@ -101,10 +102,11 @@ def fits_gz(pixels: np.ndarray) -> bytes:
 def photometry_row(mjd: float, band: str, flux: float, err: float, detected: bool) -> dict:
     """One row in ZTF's magnitudes: a detection's ``magpsf``/``sigmapsf``/``isdiffpos``, or
     a non-detection's 5-sigma ``diffmaglim`` (flux and error in nanomaggies)."""
-    row = {"jd": mjd + JD_TO_MJD, "fid": FID[band], "diffmaglim": 22.5 - 2.5 * np.log10(5 * err)}
+    limit = NANOMAGGY_ZEROPOINT - 2.5 * np.log10(5 * err)
+    row = {"jd": mjd - JD_TO_MJD, "fid": FID[band], "diffmaglim": limit}
     if detected and flux != 0:
         row |= {
-            "magpsf": 22.5 - 2.5 * np.log10(abs(flux)),
+            "magpsf": NANOMAGGY_ZEROPOINT - 2.5 * np.log10(abs(flux)),
             "sigmapsf": 2.5 / np.log(10) * err / abs(flux),
             "isdiffpos": "t" if flux > 0 else "f",
         }
@@ -134,7 +136,8 @@ def packets(series: StampSeries) -> list[dict]:
             float(mjd), band, float(lc["flux"][here[0]]), float(lc["flux_err"][here[0]]), True
         )
         zeropoint = float(series.zeropoint[k])
-        to_dn = 10 ** (0.4 * (zeropoint - 22.5))  # nanomaggies -> the packet's counts
+        # Nanomaggies to the packet's counts.
+        to_dn = 10 ** (0.4 * (zeropoint - NANOMAGGY_ZEROPOINT))
         reference = series.references[int(series.band[k])]
         records.append(
             {
@@ -147,8 +150,8 @@ def packets(series: StampSeries) -> list[dict]:
                     "ra": series.ra,
                     "dec": series.dec,
                     "nframesref": int(reference.n_frames),
-                    "jdstartref": reference.mjd_start + JD_TO_MJD,
-                    "jdendref": reference.mjd_end + JD_TO_MJD,
+                    "jdstartref": reference.mjd_start - JD_TO_MJD,
+                    "jdendref": reference.mjd_end - JD_TO_MJD,
                 },
                 "prv_candidates": rows,
                 "cutoutScience": {
