@@ -7,6 +7,7 @@ import pytest
 
 from convention.bands import get_band
 from convention.io import read
+from convention.photometry import background
 from convention.sim.render import FrameConditions
 from convention.sim.simulate import (
     SimulationSettings,
@@ -43,6 +44,15 @@ def test_ztf_sequences_are_alert_like():
         assert any(a <= s.mjd[0] <= b for a, b in season)
     lengths = np.array([len(s) for s in series])
     assert lengths.min() == 1 and lengths.max() > 5  # cut at one of the detections
+    # Frames and templates as the alert reader gives a real packet's: a sky level put back
+    # comes off again, and the stored noise is the one measured from the pixels.
+    for s in series[:4]:
+        stamps = [*s.frames, *(r.stamp for r in s.references.values())]
+        noise = [*s.sky_sigma, *(r.sky_sigma for r in s.references.values())]
+        for stamp, sigma in zip(stamps, noise, strict=True):
+            level, measured = background(stamp + np.float32(300.0))
+            assert level == pytest.approx(300.0, abs=1e-3 * float(sigma))
+            assert measured == pytest.approx(sigma, rel=1e-3)
     # Same seed, same bytes.
     again = list(simulate_series(settings, workers=2))
     assert all(

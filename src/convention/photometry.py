@@ -1,4 +1,5 @@
-"""Forced photometry on stamps: aperture and PSF-weighted fluxes at the stamp centre.
+"""Forced photometry on stamps: a stamp's sky level and noise, aperture and PSF-weighted
+fluxes at the stamp centre.
 
 Stamps are sky-subtracted, so the flux in an aperture, or the amplitude of a PSF fitted
 at the object's position, is the source flux in the stamp's unit (plus whatever host light
@@ -35,6 +36,18 @@ DIFFERENCE_CHANNEL = "difference"
 SAME_FWHM_PIX = 0.01
 # A missing pixel spoils the convolved pixels its kernel gives more than this weight.
 MISSING_REACH = 1e-3
+
+
+def background(image: np.ndarray) -> tuple[float, float]:
+    """Median background and its per-pixel noise (1.4826 x median absolute deviation) of
+    a stamp's finite pixels, after 3-sigma clipping of sources (one pass)."""
+    values = image[np.isfinite(image)]
+    median = float(np.median(values))
+    sigma = 1.4826 * float(np.median(np.abs(values - median)))
+    keep = np.abs(values - median) < 3 * sigma if sigma > 0 else np.ones(len(values), bool)
+    median = float(np.median(values[keep]))
+    sigma = 1.4826 * float(np.median(np.abs(values[keep] - median)))
+    return median, sigma
 
 
 def aperture_mask(shape: tuple[int, int], radius_pix: float) -> np.ndarray:

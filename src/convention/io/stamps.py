@@ -1,5 +1,4 @@
-"""Stamps from files: reading one 2-D image from FITS, fitting it to the store's size,
-estimating its background noise.
+"""Stamps from files: reading one 2-D image from FITS, fitting it to the store's size.
 
 FITS bytes are read with bounded memory: a file (or a gzipped one, as it inflates) may not
 hold more than its headers declare (each HDU's header and padded data, one after another)
@@ -263,15 +262,3 @@ def fit_stamp(
             dst.append(slice(pad, pad + size))
     out[tuple(dst)] = image[tuple(src)]
     return out
-
-
-def background(image: np.ndarray) -> tuple[float, float]:
-    """Median background and its per-pixel noise (1.4826 x median absolute deviation) of
-    a stamp's finite pixels, after 3-sigma clipping of sources (one pass)."""
-    values = image[np.isfinite(image)]
-    median = float(np.median(values))
-    sigma = 1.4826 * float(np.median(np.abs(values - median)))
-    keep = np.abs(values - median) < 3 * sigma if sigma > 0 else np.ones(len(values), bool)
-    median = float(np.median(values[keep]))
-    sigma = 1.4826 * float(np.median(np.abs(values[keep] - median)))
-    return median, sigma

@@ -19,7 +19,7 @@ import numpy as np
 
 from convention.bands import get_band
 from convention.data.reference import TEMPLATE, Reference
-from convention.sim.render import FrameConditions, render_frames
+from convention.sim.render import FrameConditions, render_frames, subtract_median_background
 from convention.sim.sources import Source
 from convention.sim.survey import SDSS2, SurveyDefinition
 
@@ -87,14 +87,17 @@ def render_references(
             survey.pixel_scale,
             survey.moffat_beta,
             int(rng.integers(1, 2**31)),
-        )[0]
+        )
+        sky_sigma = float(conditions.sky_sigma[0])
+        if survey.median_background:
+            sky_sigma = float(subtract_median_background(stamp)[0])
         references[band_id] = Reference(
-            stamp,
+            stamp[0],
             TEMPLATE,
             n_frames=n,
             mjd_start=float(dates[0]),
             mjd_end=float(dates[-1]),
             psf_fwhm=fwhm,
-            sky_sigma=float(conditions.sky_sigma[0]),
+            sky_sigma=sky_sigma,
         )
     return references, point_fluxes

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import galsim
 import numpy as np
 
+from convention.photometry import background
+
 # Looser than GalSim's defaults: 32x32 stamps of a few arcsec need no 0.5% folding accuracy,
 # and this halves the FFT sizes.
 GSPARAMS = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=2e-3)
@@ -104,3 +106,20 @@ def render_frames(
             image.addNoise(noise)
         frames[k] = image.array / gain
     return frames
+
+
+def subtract_median_background(stamps: np.ndarray) -> np.ndarray:
+    """Take each stamp's clipped median off, in place, as a reader of cutouts that carry
+    their sky does (``convention.photometry.background``).
+
+    Args:
+        stamps: (M, S, S) float32 stamps.
+
+    Returns:
+        (M,) each stamp's per-pixel noise measured from its pixels, in the stamps' unit.
+    """
+    sigmas = np.empty(len(stamps), dtype=np.float32)
+    for k, stamp in enumerate(stamps):
+        level, sigmas[k] = background(stamp)
+        stamp -= np.float32(level)
+    return sigmas

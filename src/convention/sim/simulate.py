@@ -28,7 +28,7 @@ from convention.psf import moffat_effective_area
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
 from convention.sim.references import render_references
-from convention.sim.render import FrameConditions, render_frames
+from convention.sim.render import FrameConditions, render_frames, subtract_median_background
 from convention.sim.sources import AGN, CoreCollapseSN, SNIa, Source, VariableStar
 from convention.sim.sources.host import draw_host
 from convention.sim.survey import SDSS2, SurveyDefinition, get_survey
@@ -231,12 +231,15 @@ def simulate_object(
         seed,
     )
     _clip_at_ccd_edge(frames, rng, survey.edge_frame_fraction)
+    sky_sigma = conditions.sky_sigma
+    if survey.median_background:
+        sky_sigma = subtract_median_background(frames)
     return StampSeries(
         frames=frames,
         mjd=mjd,
         band=band_ids[band_index],
         psf_fwhm=conditions.psf_fwhm,
-        sky_sigma=conditions.sky_sigma,
+        sky_sigma=sky_sigma,
         zeropoint=conditions.zeropoint,
         object_id=spec.object_id,
         ra=spec.ra,

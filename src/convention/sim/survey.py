@@ -79,6 +79,10 @@ class SurveyDefinition:
     reference_span_days: tuple[float, ...]
     reference_gap_days: tuple[float, ...]
     reference_seeing_ratio: float
+    # Cutouts served with their sky in them, which the survey's reader takes off: each
+    # frame and reference loses its clipped median, its noise measured from its pixels
+    # (``convention.photometry.background``), as the alert reader does to a real packet's.
+    median_background: bool
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -177,6 +181,7 @@ SDSS2 = SurveyDefinition(
     reference_span_days=(2270.0,),
     reference_gap_days=(270.0,),
     reference_seeing_ratio=1.1 / 1.4,
+    median_background=False,  # the stamps are the sky-subtracted frames
 )
 
 ZTF = SurveyDefinition(
@@ -248,6 +253,7 @@ ZTF = SurveyDefinition(
     reference_span_days=(0.1, 26.9, 31.0, 34.0, 36.0, 47.0, 63.4, 90.9, 114.0, 195.6, 1094.9),
     reference_gap_days=(12.0, 76.9, 76.9, 85.8, 88.8, 99.8, 99.8, 100.8, 101.8, 101.8, 131.8),
     reference_seeing_ratio=0.85,
+    median_background=True,
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}

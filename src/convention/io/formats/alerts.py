@@ -47,7 +47,8 @@ from convention.io.registry import (
     parse_names,
     register_reader,
 )
-from convention.io.stamps import MAX_CUTOUT_BYTES, background, fit_stamp, read_fits_image
+from convention.io.stamps import MAX_CUTOUT_BYTES, fit_stamp, read_fits_image
+from convention.photometry import background
 
 AVRO_MAGIC = b"Obj\x01"
 CUTOUTS = ("science", "template", "difference")
@@ -370,23 +371,23 @@ def _parse(
     mjd, band = row[0], row[1]
     zp = zp if zp is not None else schema.default_zeropoint[band]
     fwhm = fwhm * schema.pixel_scale if fwhm is not None and fwhm > 0 else np.nan
-    images, grids, sky_sigma = {}, {}, np.nan
+    read: dict[str, _Cutout] = {}
     for name in cutouts:
         cutout = _cutout(schema, record, name, path, obj, zp, (x, y))
         if cutout is None:
             raise ConventionError(f"alert has no {name} cutout", path=path, obj=obj)
-        images[name], grids[name] = cutout
-        if name == "science":
-            sky_sigma = background(images[name])[1]
+        read[name] = cutout
     reference, reference_note = None, None
     try:
-        if "template" in images:
-            template = (images["template"], grids["template"])
+        if "template" in read:
+            template = read["template"]
         elif references:
             template = _cutout(schema, record, "template", path, obj, zp, (x, y))
         else:  # not read: a third of the reading time of an alert
             template = None
-        reference, reference_note = _template_reference(schema, det, template, grids[cutouts[0]])
+        reference, reference_note = _template_reference(
+            schema, det, template, read[cutouts[0]].grid
+        )
     except ConventionError as err:
         reference_note = f"{err.cause}: median-of-frames reference"
     if obj is None:
@@ -396,7 +397,7 @@ def _parse(
         "ra": np.nan if ra is None else ra,
         "dec": np.nan if dec is None else dec,
         "psf_fwhm": fwhm,
-        "sky_sigma": sky_sigma,
+        "sky_sigma": read["science"].sky_sigma if "science" in read else np.nan,
         "zeropoint": zp,
     }
     candidate_id = _get(record, schema.candidate_id)
@@ -405,7 +406,7 @@ def _parse(
         "" if candidate_id is None else str(candidate_id),
         mjd,
         band,
-        images,
+        {name: cutout.stamp for name, cutout in read.items()},
         meta,
         [row, *history],
         path,
@@ -416,6 +417,23 @@ def _parse(
     )
 
 
+@dataclass(frozen=True)
+class _Cutout:
+    """One cutout as read.
+
+    Attributes:
+        stamp: (S, S) pixels in nanomaggies, fitted to the schema's stamp size (S); the
+            science and template with their median background subtracted.
+        grid: the shape the cutout came in.
+        sky_sigma: per-pixel background noise of the whole cutout, nanomaggies (NaN for a
+            difference cutout, whose background is not measured).
+    """
+
+    stamp: np.ndarray
+    grid: tuple[int, int]
+    sky_sigma: float
+
+
 def _cutout(
     schema: AlertSchema,
     record: dict,
@@ -424,10 +442,8 @@ def _cutout(
     obj: str | None,
     zeropoint: float,
     position: tuple[float | None, float | None],
-) -> tuple[np.ndarray, tuple[int, int]] | None:
-    """One cutout of the packet in nanomaggies, fitted to the schema's stamp size (the
-    science and template with their median background subtracted), and the shape it came
-    in; None when the packet has none.
+) -> _Cutout | None:
+    """One cutout of the packet; None when the packet has none.
 
     Raises:
         ConventionError: a cutout that cannot be read.
@@ -438,38 +454,39 @@ def _cutout(
     image = read_fits_image(
         raw, 0, path=path, obj=obj, what=f"{name} cutout", limit=MAX_CUTOUT_BYTES
     )
+    scale = np.float32(_nmgy(1.0, zeropoint))
+    sky_sigma = np.nan
     if name != "difference":
-        level, _ = background(image)
+        level, sigma = background(image)
         image = image - level
-    image = image * np.float32(_nmgy(1.0, zeropoint))
+        sky_sigma = sigma * float(scale)
+    image = image * scale
     want, (x, y) = schema.stamp_size, position
     anchor = (
         _anchor(image.shape[0], want, y, schema.detector_shape[0]),
         _anchor(image.shape[1], want, x, schema.detector_shape[1]),
     )
-    return fit_stamp(image, (want, want), anchor), image.shape
+    return _Cutout(fit_stamp(image, (want, want), anchor), image.shape, sky_sigma)
 
 
 def _template_reference(
     schema: AlertSchema,
     detection: dict,
-    template: tuple[np.ndarray, tuple[int, int]] | None,
+    template: _Cutout | None,
     frame_grid: tuple[int, int],
 ) -> tuple[Reference | None, str | None]:
-    """The packet's template cutout (``_cutout``'s) as its band's reference, with its
-    provenance from the detection, and what the user should hear of it: None and why
-    when it is not on the frame cutout's pixel grid (another shape) or has no sky noise
-    (damaged), None and None when the packet has no template."""
+    """The packet's template cutout as its band's reference, with its provenance from the
+    detection, and what the user should hear of it: None and why when it is not on the
+    frame cutout's pixel grid (another shape) or has no sky noise (damaged), None and
+    None when the packet has no template."""
     if template is None:
         return None, None
-    stamp, grid = template
-    if grid != frame_grid:
+    if template.grid != frame_grid:
         return None, (
-            f"template cutout {grid[0]}x{grid[1]} is not on the frame cutout's pixel grid "
-            f"({frame_grid[0]}x{frame_grid[1]}): median-of-frames reference"
+            f"template cutout {template.grid[0]}x{template.grid[1]} is not on the frame "
+            f"cutout's pixel grid ({frame_grid[0]}x{frame_grid[1]}): median-of-frames reference"
         )
-    sky_sigma = background(stamp)[1]
-    if not sky_sigma > 0:
+    if not template.sky_sigma > 0:
         # Most pixels one value (zeros, a fill): a damaged template, as one real alert has.
         return (
             None,
@@ -490,7 +507,7 @@ def _template_reference(
             continue
         if value is not None:
             provenance[key] = value + offset
-    reference = Reference(stamp, TEMPLATE, sky_sigma=sky_sigma, **provenance)
+    reference = Reference(template.stamp, TEMPLATE, sky_sigma=template.sky_sigma, **provenance)
     return reference, note
 
 

@@ -29,7 +29,8 @@ from convention.io.registry import (
     parse_flag,
     register_reader,
 )
-from convention.io.stamps import FitsFile, background, fit_stamp
+from convention.io.stamps import FitsFile, fit_stamp
+from convention.photometry import background
 
 PIXEL_SCALE = 2.5  # arcsec per pixel, Catalina Schmidt Survey camera (Drake et al. 2009)
 HEADER_KEYS = ("CRTS_ID", "Class", "RA_(J2000)", "Dec_(J2000)")
