@@ -3,9 +3,10 @@ packets land in a folder in time order (a micro-batch of ``--chunk`` files at a 
 the local engine classifies them, once with each object's history and once each alert
 alone; every object is scored at its latest alert (macro-F1, accuracy, confusion matrix).
 Beside it, the light-curve-only baseline: the practitioners' light-curve features and
-gradient-boosted trees, trained on the run's own training split of the twin (``--data``,
-the photometry a twin alert carries) and applied to each object's photometry at its latest
-alert (every ``prv_candidates`` row of its alerts so far).
+gradient-boosted trees (and the same with the packets' catalogue fields beside them),
+trained on the run's own training split of the twin (``--data``, the photometry a twin
+alert carries) and applied to each object's photometry at its latest alert (every
+``prv_candidates`` row of its alerts so far).
 
 The labelled alerts are for evaluation only: nothing here trains, selects or tunes.
 
@@ -36,6 +37,8 @@ from convention.history import HistoryBounds, advance
 from convention.io import read
 from convention.io.formats.alerts import Alert, alert_series, read_alert_file
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
+from convention.metadata import NAMES as METADATA
+from convention.metadata import checked
 from convention.training import RunFolder
 
 LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf-alerts" / "labelled"
@@ -102,17 +105,18 @@ def latest_series(files: list[Path], bounds: HistoryBounds) -> dict[str, StampSe
     return {o: alert_series(advance([], a, bounds)[0][-1]) for o, a in alerts.items()}
 
 
-def lightcurve_baseline(
+def lightcurve_baselines(
     run: Path, data: Path, series: dict[str, StampSeries], labels: pd.Series, seed: int = 0
-) -> dict:
-    """Light-curve features + boosting trained on the run's training split of ``data``
+) -> dict[str, dict]:
+    """Light-curve features + boosting, and the same with the catalogue fields beside
+    (NaN where not measured), trained on the run's training split of ``data``
     (early-stopped on its validation split), scored on each object's latest alert."""
     folder, store = RunFolder(run), read(data)
     classes = list(folder.classifier(0).classes)
     targets = class_targets(store.labels, classes)
     train, val = folder.rows(store, 0, "train"), folder.rows(store, 0, "val")
-    x_train, x_val = (feature_matrix(store, rows, "source", workers=2) for rows in (train, val))
-    model = fit_feature_gbm(x_train, targets[train], x_val, targets[val], seed)
+    table = store.object_table()
+    stored = np.column_stack([np.asarray(table[name], dtype=float) for name in METADATA])
     scored = [o for o in series if o in labels.index]
     x = np.array(
         [
@@ -120,16 +124,32 @@ def lightcurve_baseline(
             for o in scored
         ]
     )
-    proba = np.zeros((len(scored), len(classes)))
-    proba[:, model.classes_] = model.predict_proba(x)
+    metadata = np.array(
+        [[checked(n, series[o].metadata.get(n)) for n in METADATA] for o in scored]
+    ).reshape(len(scored), len(METADATA))
     y = np.array([classes.index(labels[o]) for o in scored])
-    metrics = classification_metrics(y, proba, classes)
-    return {
-        "objects": len(scored),
-        "macro_f1": round(float(metrics["macro_f1"]), 4),
-        "accuracy": round(float(metrics["accuracy"]), 4),
-        "boosting_iterations": int(model.n_iter_),
-    }
+    x_train, x_val = (feature_matrix(store, rows, "source", workers=2) for rows in (train, val))
+    rows = {}
+    for name, extra in (
+        ("light-curve features + boosting", None),
+        ("light-curve features + metadata + boosting", metadata),
+    ):
+        fit_train, fit_val, test = x_train, x_val, x
+        if extra is not None:
+            fit_train = np.column_stack([x_train, stored[train]])
+            fit_val = np.column_stack([x_val, stored[val]])
+            test = np.column_stack([x, extra])
+        model = fit_feature_gbm(fit_train, targets[train], fit_val, targets[val], seed)
+        proba = np.zeros((len(scored), len(classes)))
+        proba[:, model.classes_] = model.predict_proba(test)
+        metrics = classification_metrics(y, proba, classes)
+        rows[name] = {
+            "objects": len(scored),
+            "macro_f1": round(float(metrics["macro_f1"]), 4),
+            "accuracy": round(float(metrics["accuracy"]), 4),
+            "boosting_iterations": int(model.n_iter_),
+        }
+    return rows
 
 
 def main() -> None:
@@ -156,10 +176,9 @@ def main() -> None:
         print(name, {k: v for k, v in rows[name].items() if k != "confusion"})
     if args.data:
         series = latest_series(files, classifier.default_bounds())
-        rows["light-curve features + boosting"] = lightcurve_baseline(
-            args.run, args.data, series, labels
-        )
-        print("light-curve baseline", rows["light-curve features + boosting"])
+        for name, row in lightcurve_baselines(args.run, args.data, series, labels).items():
+            rows[name] = row
+            print(name, row)
     result = {
         "run": str(args.run),
         "alerts_folder": str(args.alerts),

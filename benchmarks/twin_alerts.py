@@ -1,7 +1,8 @@
 """A ZTF twin's test split served as ``classify-alerts`` serves real alerts: each of an
 object's alerts written as a ZTF packet (its science cutout, its band's template with
-``nframesref``/``jdstartref``/``jdendref``, the ``prv_candidates`` of the 30 days
-before, the candidate fields the reader takes), all landed, and classified by the local
+``nframesref``/``jdstartref``/``jdendref``, the catalogue fields ``sgscore1``,
+``distpsnr1``, ``distnr``, the ``prv_candidates`` of the 30 days before, the candidate
+fields the reader takes), all landed, and classified by the local
 engine one alert at a time in time order with each object's history. Each object is
 scored at its first alert and at its last: what ``benchmarks/alert_depth.py`` scores on
 the store with each object cut, here through the packets, the reader and the history.
@@ -39,6 +40,7 @@ from convention.training import RunFolder
 HISTORY_DAYS = ZTF_SURVEY.history_days  # how far back a packet's prv_candidates reach
 FID = {get_band(letter, "ztf").name: code for code, letter in ZTF.band_codes.items()}
 NULLABLE_DOUBLE = ["null", "double"]
+NULL = -999.0  # ZTF's value of a catalogue field without a match
 CUTOUT = {
     "type": "record",
     "name": "cutout",
@@ -72,6 +74,10 @@ SCHEMA = fastavro.parse_schema(
                             for name in ("magzpsci", "fwhm", "ra", "dec", "jdstartref", "jdendref")
                         ),
                         {"name": "nframesref", "type": "int"},
+                        *(
+                            {"name": name, "type": "float"}
+                            for name in ("sgscore1", "distpsnr1", "distnr")
+                        ),
                     ],
                 },
             },
@@ -113,6 +119,16 @@ def photometry_row(mjd: float, band: str, flux: float, err: float, detected: boo
     return row
 
 
+def catalogue_fields(series: StampSeries) -> dict[str, float]:
+    """The object's catalogue fields in the packet's names and units (ZTF's null, -999,
+    where not measured)."""
+    fields = {}
+    for name, (where, factor) in ZTF.catalogue.items():
+        value = series.metadata.get(name, np.nan)
+        fields[where] = value / factor if np.isfinite(value) else NULL
+    return fields
+
+
 def packets(series: StampSeries) -> list[dict]:
     """Each of the object's alerts as a ZTF packet record."""
     lc = series.lightcurve
@@ -152,6 +168,7 @@ def packets(series: StampSeries) -> list[dict]:
                     "nframesref": int(reference.n_frames),
                     "jdstartref": reference.mjd_start - JD_TO_MJD,
                     "jdendref": reference.mjd_end - JD_TO_MJD,
+                    **catalogue_fields(series),
                 },
                 "prv_candidates": rows,
                 "cutoutScience": {

@@ -25,6 +25,7 @@ from convention.lightcurves import lightcurve_of
 from convention.photometry import forced_photometry
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.simulate import SimulationSettings, plan_objects, simulate_series
+from convention.sim.survey import ZTF
 from tests.helpers import run
 from tests.test_series import make_series
 
@@ -185,6 +186,11 @@ def test_alerts_bring_their_templates_with_provenance_and_flag_a_late_one(ztf_al
     candidate = record["candidate"]
     assert reference.kind == TEMPLATE and reference.n_frames == candidate["nframesref"]
     assert reference.mjd_end == pytest.approx(candidate["jdendref"] - 2400000.5)
+    # No template seeing in the packet: the ZTF twin's, so photometry PSF-matches as trained.
+    band = series.band_names[0]
+    assert reference.psf_fwhm == pytest.approx(
+        ZTF.seeing_fwhm_median(band) * ZTF.reference_seeing_ratio
+    )
     assert series.late_references() == []
     _edited_alert(source, folder / "a.avro", jdendref=candidate["jd"] + 1.0)
     (series,) = [s for s in scan("alerts", [folder]).items]

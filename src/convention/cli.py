@@ -465,7 +465,8 @@ def train_command(
         str | None,
         typer.Option(
             help="The encoders of convention-multi, comma-separated, of stamps, scene, "
-            "lightcurve, features and photometry (an alert's own light curve)."
+            "lightcurve, features, photometry (an alert's own light curve) and metadata "
+            "(its catalogue fields)."
         ),
     ] = None,
     device: DeviceOption = DEFAULTS.device,
@@ -879,14 +880,16 @@ def demo(
         str,
         typer.Option(
             help="sdss2: the multi-input ConvEntion on Stripe 82 stamps; ztf: the same on "
-            "ZTF alert cutouts, templates and photometry (the model classify-alerts runs)."
+            "ZTF alert cutouts, templates, photometry and catalogue fields (the model "
+            "classify-alerts runs)."
         ),
     ] = "sdss2",
 ) -> None:
     """Simulate survey data, train a model for a fixed number of epochs, evaluate it on a
     held-out split. SDSS-II (default): the multi-input ConvEntion (frames, reference
     stamps, light curve, features); ZTF: the same on the alert stream's cutouts,
-    templates and packet photometry, trained on objects cut to their first alerts too."""
+    templates, packet photometry and catalogue fields, trained on objects cut to their
+    first alerts too."""
     from convention.demo import run_demo
 
     settings = DemoSettings.for_survey(

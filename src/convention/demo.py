@@ -51,7 +51,9 @@ class DemoSettings:
     def for_survey(cls, survey: str, **settings) -> DemoSettings:
         """The demo of a survey: ``sdss2`` or ``ztf``, both the flagship (frames, reference
         stamps, forced light curve, features). ZTF's reads the alert cutouts' 63x63 pixels
-        whole and the packets' own photometry (detections and limits) too, and half its
+        whole, the packets' own photometry (detections and limits) and their catalogue
+        fields (nearest Pan-STARRS1 source's star/galaxy score and distance, nearest
+        reference-image source's distance) too, and half its
         training objects are cut to their first few alerts (drawn once per object,
         ``TrainSettings.truncate_fraction``) so that it learns to classify an object from
         its first alerts as ``classify-alerts`` serves them.
@@ -103,7 +105,7 @@ DEMO_MODELS: dict[str, dict] = {
         "model": "convention-multi",
         "overrides": {
             "stamp_size": 63,
-            "inputs": ["stamps", "scene", "lightcurve", "features", "photometry"],
+            "inputs": ["stamps", "scene", "lightcurve", "features", "photometry", "metadata"],
         },
         "truncate_fraction": 0.5,
     },

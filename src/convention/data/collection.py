@@ -14,6 +14,7 @@ from convention.bands import get_band
 from convention.data.reference import reference_table
 from convention.data.series import PER_FRAME, StampSeries
 from convention.errors import ConventionError
+from convention.metadata import NAMES as METADATA
 
 
 @runtime_checkable
@@ -78,7 +79,8 @@ class SeriesCollection(Protocol):
 
     def object_table(self) -> Table:
         """One row per object, no frames: ``object_id, ra, dec, redshift, label, subtype,
-        n_frames``."""
+        n_frames``, then each catalogue field of ``convention.metadata`` (NaN: not
+        measured)."""
         ...
 
     def frame_table(self) -> Table:
@@ -203,6 +205,7 @@ class MemoryCollection(Sequence[StampSeries]):
                 "label": [s.label or "" for s in self._series],
                 "subtype": [s.subtype or "" for s in self._series],
                 "n_frames": self.lengths,
+                **{name: [s.metadata.get(name, np.nan) for s in self._series] for name in METADATA},
             }
         )
 

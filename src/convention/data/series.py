@@ -77,6 +77,9 @@ class StampSeries:
         references: band id -> the band's reference (template) stamp with its provenance,
             where the source gives one (``convention.data.reference``; the others fall
             back to the median of the band's frames when used, ``references_of``).
+        metadata: the source's catalogue fields of the object by name, as of its latest
+            frame (``convention.metadata`` names them, with units); a field not measured
+            is absent or NaN.
     """
 
     frames: np.ndarray
@@ -97,10 +100,12 @@ class StampSeries:
     channels: dict[str, np.ndarray] = field(default_factory=dict)
     lightcurve: Table | None = None
     references: dict[int, Reference] = field(default_factory=dict)
+    metadata: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.object_id = str(self.object_id)
         _check_object_id(self.object_id)
+        self.metadata = {str(name): float(value) for name, value in self.metadata.items()}
         self.frames = np.asarray(self.frames, dtype=np.float32)
         if self.frames.ndim != 3:
             raise ConventionError(

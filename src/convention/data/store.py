@@ -1,8 +1,8 @@
 """HDF5 store: many StampSeries in one file.
 
-Layout (schema version 3; version 2 lacks references, version 1 also channels and light
-curves, and both still read: their objects' references are the median-of-frames
-fallback)::
+Layout (schema version 4; version 3 lacks the catalogue metadata, version 2 also
+references, version 1 also channels and light curves, and all still read: their objects'
+metadata is not measured, their references the median-of-frames fallback)::
 
     /frames             (N, H, W) float32, all frames of all objects, object after object
     /channel/<name>     (N, H, W) float32 extra images of every frame (``difference``, ...)
@@ -16,6 +16,8 @@ fallback)::
                         start (first row in /frames), count (number of frames),
                         lc_start, lc_count (rows in /lightcurve; count -1 = none),
                         ref_start, ref_count (rows in /reference)
+    /object/meta/<name> (K,) float32 each catalogue field of ``convention.metadata``
+                        (NaN: not measured)
     attrs               schema_version, survey, bands, class_names, pixel_scale, channels,
                         provenance
 
@@ -48,9 +50,10 @@ from convention.data.reference import PROVENANCE, Reference, reference_table
 from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.files import check_input_path, check_output_path, temporary_beside
+from convention.metadata import NAMES as METADATA
 
-SCHEMA_VERSION = 3
-READABLE_SCHEMAS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 FRAME_CHUNK = 32
 _FRAME_COLUMNS = {
     "mjd": np.float64,
@@ -174,6 +177,14 @@ class StoreWriter:
             self._file.create_dataset(
                 f"object/{name}", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,)
             )
+        for name in METADATA:
+            self._file.create_dataset(
+                f"object/meta/{name}",
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.float32,
+                chunks=(1024,),
+            )
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -211,6 +222,13 @@ class StoreWriter:
         if sorted(series.channels) != sorted(self.channels):
             raise ConventionError(
                 f"channels {sorted(series.channels)} are not the store's {self.channels}",
+                path=self.path,
+                obj=series.object_id,
+            )
+        fields = sorted(set(series.metadata) - set(METADATA))
+        if fields:
+            raise ConventionError(
+                f"metadata fields {fields} are not catalogue fields ({', '.join(METADATA)})",
                 path=self.path,
                 obj=series.object_id,
             )
@@ -276,6 +294,7 @@ class StoreWriter:
             "lc_count": lc_count,
             "ref_start": ref_start,
             "ref_count": ref_count,
+            **{f"meta/{name}": [s.metadata.get(name, np.nan) for s in batch] for name in METADATA},
         }
         new_objects = self._n_objects + len(batch)
         for name, values in columns.items():
@@ -542,6 +561,12 @@ class Store(Sequence[StampSeries]):
                 if f"object/{name}" in f
                 else np.full(len(self._index["start"]), value)
             )
+        n_objects = len(self._index["start"])
+        for name in METADATA:  # schemas before 4: not measured
+            key = f"object/meta/{name}"
+            self._index[f"meta/{name}"] = (
+                f[key][()] if key in f else np.full(n_objects, np.nan, dtype=np.float32)
+            )
         for name in _STRING_COLUMNS:
             self._index[name] = np.array(
                 [v.decode() if isinstance(v, bytes) else str(v) for v in self._index[name]],
@@ -741,6 +766,11 @@ class Store(Sequence[StampSeries]):
                         survey=self.survey,
                         pixel_scale=self.pixel_scale,
                         subtype=index["subtype"][i] or None,
+                        metadata={
+                            name: float(index[f"meta/{name}"][i])
+                            for name in METADATA
+                            if np.isfinite(index[f"meta/{name}"][i])
+                        },
                     )
                 )
             return series
@@ -788,11 +818,13 @@ class Store(Sequence[StampSeries]):
 
     def object_table(self) -> Table:
         """One row per object, no frames: ``object_id, ra, dec, redshift, label, subtype,
-        n_frames``."""
+        n_frames``, then each catalogue field (NaN: not measured)."""
         table = Table({k: self._index[k] for k in ("object_id", "ra", "dec", "redshift")})
         table["label"] = [lab or "" for lab in self.labels]
         table["subtype"] = self._index["subtype"]
         table["n_frames"] = self._index["count"]
+        for name in METADATA:
+            table[name] = self._index[f"meta/{name}"]
         return table
 
     def frame_table(self) -> Table:

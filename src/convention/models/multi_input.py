@@ -1,7 +1,7 @@
 """The flagship: ConvEntion over the frames, joined with the static scene, the light curve
 and the practitioners' features.
 
-Up to five encoders, each over one declared input kind, fused late:
+Up to six encoders, each over one declared input kind, fused late:
 - frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
   convolutional BERT, max-pooled token maps);
 - scene (``scene``): each band's reference (median) stamp, which carries the host galaxy,
@@ -13,7 +13,11 @@ Up to five encoders, each over one declared input kind, fused late:
   reference-stamp features, robustly scaled, with their missing-value flags, through an MLP;
 - photometry (``photometry``, not read by default): the source's own light curve with its
   non-detections (an alert packet's 30 days of ``prv_candidates``) through a second
-  transformer of the light curve's shape.
+  transformer of the light curve's shape;
+- metadata (``metadata``, not read by default): the catalogue fields of the object (the
+  nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
+  reference-image source's distance), robustly scaled with their missing flags, through
+  a small MLP.
 Their outputs (and which scene bands are present) are concatenated and classified by an
 MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
@@ -36,8 +40,9 @@ from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
-KINDS = ("stamps", "scene", "lightcurve", "features", "photometry")
-DEFAULT_INPUTS = KINDS[:4]  # the photometry is the alert models' (``convention demo --survey ztf``)
+KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata")
+# The photometry and metadata are the alert models' (``convention demo --survey ztf``).
+DEFAULT_INPUTS = KINDS[:4]
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class MultiInputConfig:
     lc_layers: int = 2
     lc_heads: int = 4
     features_hidden: int = 128
+    metadata_hidden: int = 32
     head_hidden: int = 128
     dropout: float = 0.3
     modality_dropout: float = 0.1
@@ -142,6 +148,15 @@ class MultiInputConvEntion(nn.Module):
             values = example_inputs(self.input_spec, n_bands, 1)["phot"].shape[-1]
             self.photometry = LightCurveClassifier(0, n_bands, replace(lc_cfg, values=values))
             widths["photometry"] = cfg.lc_hidden
+        if "metadata" in inputs:
+            n_fields = example_inputs(self.input_spec, n_bands, 1)["metadata"].shape[1]
+            self.metadata = nn.Sequential(
+                nn.Linear(n_fields, cfg.metadata_hidden),
+                nn.ReLU(),
+                nn.Linear(cfg.metadata_hidden, cfg.metadata_hidden),
+                nn.ReLU(),
+            )
+            widths["metadata"] = cfg.metadata_hidden
         self._widths = widths
         self.num_features = sum(widths.values())
         self.reset_classifier(n_classes)
@@ -190,6 +205,7 @@ class MultiInputConvEntion(nn.Module):
         phot_bands: torch.Tensor | None = None,
         phot_times: torch.Tensor | None = None,
         phot_mask: torch.Tensor | None = None,
+        metadata: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fused features of the inputs of the kinds in ``config.inputs``: every
         encoder's output side by side, what the head classifies (and what contrastive
@@ -203,6 +219,7 @@ class MultiInputConvEntion(nn.Module):
             features: (B, 2F) the ``features`` input (scaled values, missing flags).
             phot, phot_bands, phot_times, phot_mask: the source's photometry (``phot``
                 (B, P, 3)), as ``lc-transformer``'s light curve.
+            metadata: (B, 2F) the ``metadata`` input (scaled fields, missing flags).
 
         Returns:
             (B, num_features) features.
@@ -221,6 +238,8 @@ class MultiInputConvEntion(nn.Module):
             parts["photometry"] = self.photometry.forward_features(
                 phot, phot_bands, phot_times, phot_mask
             )
+        if "metadata" in self._widths:
+            parts["metadata"] = self.metadata(metadata)
         features = list(parts.values())
         if self.training and self.config.modality_dropout > 0 and len(features) > 1:
             features = self._drop_modalities(features)

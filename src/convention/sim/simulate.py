@@ -27,6 +27,7 @@ from convention.files import check_output_path
 from convention.psf import moffat_effective_area
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
+from convention.sim.neighbours import catalogue_fields
 from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames, subtract_median_background
 from convention.sim.sources import AGN, CoreCollapseSN, SNIa, Source, VariableStar
@@ -205,7 +206,18 @@ def simulate_object(
         settings.stamp_size,
         np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(3, index))),
     )
-    history = None
+    history, metadata = None, {}
+    if survey.catalogue:
+        # The point source as catalogues made before the survey saw it (a supernova: none).
+        before = survey.season_starts[0] - np.linspace(400.0, 30.0, 16)
+        r_index = SDSS2.band_index(survey.source_bands[survey.band_index(survey.seeing_band)])
+        quiescent = float(np.median(source.flux(before, np.full(16, r_index), SDSS2.bands)))
+        metadata = catalogue_fields(
+            spec.label,
+            quiescent,
+            host,
+            np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(4, index))),
+        )
     if survey.alerts:
         reference_point = np.zeros(len(survey.bands))
         reference_point[observed] = reference_flux
@@ -252,6 +264,7 @@ def simulate_object(
         true_flux=point_flux,
         references={b: references[b] for b in np.unique(band_ids[band_index]).tolist()},
         lightcurve=history,
+        metadata=metadata,
     )
 
 

@@ -83,6 +83,10 @@ class SurveyDefinition:
     # frame and reference loses its clipped median, its noise measured from its pixels
     # (``convention.photometry.background``), as the alert reader does to a real packet's.
     median_background: bool
+    # Each object carries the catalogue fields of its alerts (``convention.sim.neighbours``:
+    # the nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
+    # reference-image source's distance), as ZTF's alerts do.
+    catalogue: bool
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -182,6 +186,7 @@ SDSS2 = SurveyDefinition(
     reference_gap_days=(270.0,),
     reference_seeing_ratio=1.1 / 1.4,
     median_background=False,  # the stamps are the sky-subtracted frames
+    catalogue=False,
 )
 
 ZTF = SurveyDefinition(
@@ -254,6 +259,7 @@ ZTF = SurveyDefinition(
     reference_gap_days=(12.0, 76.9, 76.9, 85.8, 88.8, 99.8, 99.8, 100.8, 101.8, 101.8, 131.8),
     reference_seeing_ratio=0.85,
     median_background=True,
+    catalogue=True,
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}

@@ -48,7 +48,10 @@ from convention.io.registry import (
     register_reader,
 )
 from convention.io.stamps import MAX_CUTOUT_BYTES, fit_stamp, read_fits_image
+from convention.metadata import NAMES as METADATA
+from convention.metadata import checked
 from convention.photometry import background
+from convention.sim.survey import ZTF as ZTF_SURVEY
 
 AVRO_MAGIC = b"Obj\x01"
 CUTOUTS = ("science", "template", "difference")
@@ -101,6 +104,12 @@ class AlertSchema:
     reference_start: str | None = None
     reference_end: str | None = None
     detector_shape: tuple[int, int] = (0, 0)  # (ny, nx) pixels, for edge-clipped cutouts
+    # Band letter -> the template's PSF FWHM (arcsec) where the packet does not say it:
+    # what forced photometry matches the frame's PSF to (none: no PSF matching).
+    reference_fwhm: dict = field(default_factory=dict)
+    # Catalogue field (``convention.metadata``) -> (its path in the detection, the factor
+    # to the field's unit); a null, or a value out of the field's range, is not measured.
+    catalogue: dict = field(default_factory=dict)
     recognise: tuple[str, ...] = field(default=())
     ranges: dict = field(default_factory=dict)  # field -> (low, high): its physical range
 
@@ -140,6 +149,18 @@ ZTF = AlertSchema(
     reference_start="jdstartref",
     reference_end="jdendref",
     detector_shape=(3080, 3072),
+    # A packet does not carry its template's seeing. References coadd frames of better
+    # than median seeing: the ZTF survey definition's figure (its median FWHM of the real
+    # alerts times its reference_seeing_ratio), the one its twin renders.
+    reference_fwhm={
+        letter: ZTF_SURVEY.seeing_fwhm_median(f"ztf::{letter}") * ZTF_SURVEY.reference_seeing_ratio
+        for letter in "gri"
+    },
+    catalogue={
+        "star_score": ("sgscore1", 1.0),
+        "star_distance": ("distpsnr1", 1.0),
+        "reference_distance": ("distnr", 1.01),  # pixels
+    },
     recognise=("candidate",),
     ranges={
         "jd": tuple(m - JD_TO_MJD for m in MJD_RANGE),
@@ -205,6 +226,13 @@ def _get(record: dict, path: str):
     return value
 
 
+def _scaled(value: object, factor: float) -> float | None:
+    """A packet's number times ``factor``; None for a null or anything not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) * factor
+
+
 def is_alert_file(path: Path) -> bool:
     """An Avro object container file (the alert packets' format); a FIFO or a device is
     never opened."""
@@ -223,9 +251,11 @@ def _schema_of(record: dict) -> AlertSchema | None:
 
 @dataclass
 class Alert:
-    """One alert packet, decoded: its detection's cutouts (nanomaggies), metadata and the
-    photometry it carries (its own and the previous rows; ``dropped_rows`` previous rows
-    left out: out of their physical range, without a time, or past ``MAX_HISTORY_ROWS``)."""
+    """One alert packet, decoded: its detection's cutouts (nanomaggies), ``meta`` (position,
+    PSF FWHM, sky noise, zero point, and the catalogue fields of ``convention.metadata``,
+    NaN where not measured) and the photometry it carries (its own and the previous rows;
+    ``dropped_rows`` previous rows left out: out of their physical range, without a time,
+    or past ``MAX_HISTORY_ROWS``)."""
 
     object_id: str
     candidate_id: str
@@ -386,7 +416,7 @@ def _parse(
         else:  # not read: a third of the reading time of an alert
             template = None
         reference, reference_note = _template_reference(
-            schema, det, template, read[cutouts[0]].grid
+            schema, det, band, template, read[cutouts[0]].grid
         )
     except ConventionError as err:
         reference_note = f"{err.cause}: median-of-frames reference"
@@ -399,6 +429,10 @@ def _parse(
         "psf_fwhm": fwhm,
         "sky_sigma": read["science"].sky_sigma if "science" in read else np.nan,
         "zeropoint": zp,
+        **{
+            name: checked(name, _scaled(_get(det, where), factor))
+            for name, (where, factor) in schema.catalogue.items()
+        },
     }
     candidate_id = _get(record, schema.candidate_id)
     return Alert(
@@ -472,6 +506,7 @@ def _cutout(
 def _template_reference(
     schema: AlertSchema,
     detection: dict,
+    band: str,
     template: _Cutout | None,
     frame_grid: tuple[int, int],
 ) -> tuple[Reference | None, str | None]:
@@ -492,7 +527,12 @@ def _template_reference(
             None,
             "template cutout has no sky noise (most pixels one value): median-of-frames reference",
         )
-    provenance = {"n_frames": 0, "mjd_start": np.nan, "mjd_end": np.nan}
+    provenance = {
+        "n_frames": 0,
+        "mjd_start": np.nan,
+        "mjd_end": np.nan,
+        "psf_fwhm": schema.reference_fwhm.get(band, np.nan),
+    }
     fields = {
         "n_frames": (schema.reference_frames, 0.0),
         "mjd_start": (schema.reference_start, schema.time_to_mjd),
@@ -585,7 +625,9 @@ def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) 
     references = {
         get_band(a.band, schema.survey).id: a.reference for a in alerts if a.reference is not None
     }
+    latest = alerts[-1].meta
     return StampSeries(
+        metadata={name: latest[name] for name in METADATA if np.isfinite(latest.get(name, np.nan))},
         frames=images[cutouts[0]],
         mjd=[a.mjd for a in alerts],
         band=[get_band(a.band, schema.survey).id for a in alerts],

@@ -1,0 +1,81 @@
+"""Catalogue metadata of an object: what a survey's catalogues say of its neighbourhood,
+one registry of the fields, their units and physical ranges.
+
+A field is a number per object (``StampSeries.metadata``), taken from the source where it
+gives one (a ZTF alert's ``sgscore1``, ``distpsnr1``, ``distnr``) and simulated for the
+twins. A value outside its physical range, not finite, or a survey's null (ZTF writes
+-999) is not a measurement: ``checked`` turns it into NaN, a masked field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MetadataField:
+    """One catalogue field.
+
+    Attributes:
+        name: its name in ``StampSeries.metadata`` and the store.
+        unit: its unit ("" for a score).
+        low, high: its physical range, inclusive.
+        description: what it measures, and where a survey gives it.
+    """
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    description: str
+
+
+FIELDS = (
+    MetadataField(
+        "star_score",
+        "",
+        0.0,
+        1.0,
+        "star/galaxy score of the nearest Pan-STARRS1 source, 1 a star, 0 a galaxy "
+        "(ZTF's sgscore1; Tachibana & Miller 2018, PASP 130, 128001)",
+    ),
+    MetadataField(
+        "star_distance",
+        "arcsec",
+        0.0,
+        30.0,
+        "distance to that source (ZTF's distpsnr1; none within 30 arcsec: not measured)",
+    ),
+    MetadataField(
+        "reference_distance",
+        "arcsec",
+        0.0,
+        30.0,
+        "distance to the nearest source of the reference image (ZTF's distnr, in pixels there)",
+    ),
+)
+NAMES = tuple(f.name for f in FIELDS)
+
+
+def get_field(name: str) -> MetadataField:
+    """A field by name.
+
+    Raises:
+        KeyError: not a field of the registry.
+    """
+    for field in FIELDS:
+        if field.name == name:
+            return field
+    raise KeyError(f"unknown metadata field {name!r}; known: {', '.join(NAMES)}")
+
+
+def checked(name: str, value: float | None) -> float:
+    """The value of a field, NaN when it is none, not finite or outside the field's
+    physical range (a survey's null)."""
+    field = get_field(name)
+    if value is None:
+        return float("nan")
+    number = float(value)
+    return number if np.isfinite(number) and field.low <= number <= field.high else float("nan")

@@ -1,0 +1,115 @@
+"""Catalogue metadata: the fields of ZTF's packets, kept in the store, simulated for the
+twin, read by the ``metadata`` input kind and the flagship."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from convention.data import Store, write_store
+from convention.inputs import InputEncoder, InputSpec
+from convention.io import scan
+from convention.metadata import checked
+from convention.models import create_model
+from convention.sim.simulate import SimulationSettings, simulate_series
+from tests.test_references import _edited_alert
+from tests.test_series import make_series
+
+GR = ["ztf::g", "ztf::r"]
+
+
+def test_a_null_or_an_unphysical_value_is_not_measured():
+    assert checked("star_score", 0.25) == 0.25
+    for value in (-999.0, 1.5, float("inf"), float("nan"), None):
+        assert np.isnan(checked("star_score", value))
+    assert np.isnan(checked("star_distance", 31.0))
+
+
+def test_ztf_packets_bring_their_catalogue_fields(ztf_alerts, tmp_path):
+    source = ztf_alerts / "valid" / "1661382530015060001.avro"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _edited_alert(source, folder / "a.avro", sgscore1=0.97, distpsnr1=-999.0, distnr=2.0)
+    (series,) = scan("alerts", [folder]).items
+    # distnr is in pixels (1.01"); ZTF's -999 is a null: not measured.
+    assert series.metadata == pytest.approx({"star_score": 0.97, "reference_distance": 2.02})
+
+
+def test_the_store_keeps_the_fields_and_older_stores_have_none(tmp_path):
+    fields = {"star_score": 0.9, "star_distance": 0.2}
+    path = write_store(
+        tmp_path / "s.h5",
+        [make_series(object_id="a", metadata=fields), make_series(object_id="b")],
+        survey="sdss2",
+        bands=["sdss::g", "sdss::r"],
+        class_names=["SNIa"],
+        stamp_shape=(8, 8),
+        pixel_scale=0.396,
+    )
+    store = Store(path)
+    assert store.get("a").metadata == pytest.approx(fields)
+    assert store.get("b").metadata == {}
+    assert np.isnan(store.object_table()["reference_distance"]).all()
+    store.close()
+    with h5py.File(path, "r+") as f:
+        del f["object/meta"]
+        f.attrs["schema_version"] = 3
+    assert Store(path).get("a").metadata == {}
+    with pytest.raises(Exception, match=r"metadata fields \['distance'\] are not catalogue"):
+        write_store(
+            tmp_path / "t.h5",
+            [make_series(object_id="a", metadata={"distance": 1.0})],
+            survey="sdss2",
+            bands=["sdss::g", "sdss::r"],
+            class_names=["SNIa"],
+            stamp_shape=(8, 8),
+            pixel_scale=0.396,
+        )
+
+
+def test_the_twin_sees_stars_as_their_own_point_sources_and_supernovae_elsewhere():
+    series = list(simulate_series(SimulationSettings(survey="ztf", n_objects=60, seed=5)))
+    by_class: dict[str, list[dict]] = {}
+    for s in series:
+        by_class.setdefault(s.label, []).append(s.metadata)
+    # A star fainter than Pan-STARRS1's depth (one the twin never detects) has a field
+    # source as its nearest.
+    stars = by_class["Variable"]
+    assert np.mean([m["star_distance"] < 1.0 and m["star_score"] > 0.5 for m in stars]) > 0.9
+    supernovae = by_class["SNIa"] + by_class["SNOther"]
+    # Never the supernova itself: its host or a field source, most of them galaxies.
+    assert np.median([m.get("star_distance", np.inf) for m in supernovae]) > 0.3
+    assert np.mean([m.get("star_score", 0.0) < 0.5 for m in supernovae]) > 0.6
+    again = list(simulate_series(SimulationSettings(survey="ztf", n_objects=60, seed=5)))
+    assert [s.metadata for s in again] == [s.metadata for s in series]
+
+
+def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it():
+    measured = make_series(m=4, survey="ztf", band=np.array(GR * 2), metadata={"star_score": 0.9})
+    spec = InputSpec(("metadata",), 8)
+    encoder = InputEncoder(spec, GR)
+    encoder.fit([measured, make_series(m=4, survey="ztf", band=np.array(GR * 2))])
+    values = encoder.encode(measured).inputs["metadata"]
+    assert values[3:].tolist() == [0.0, 1.0, 1.0]  # star_score measured, distances not
+    bare = make_series(m=4, survey="ztf", band=np.array(GR * 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        InputEncoder(spec, GR).fit([bare])
+    assert any("no training object has catalogue metadata" in str(w.message) for w in caught)
+
+    torch.manual_seed(0)
+    model = create_model(
+        "convention-multi", 4, 2, "tiny", stamp_size=8, inputs=("scene", "metadata")
+    ).eval()
+    encoder = InputEncoder(model.input_spec, GR)
+    encoder.fit([measured])
+    inputs = encoder.collate([encoder.encode(measured)])["inputs"]
+    with torch.no_grad():
+        before = model(**inputs)
+        inputs["metadata"][0, 0] += 2.0
+        after = model(**inputs)
+    assert not torch.allclose(before, after)
