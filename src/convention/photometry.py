@@ -139,9 +139,23 @@ def psf_flux(
 
 def _padded_shape(shape: tuple[int, int], fwhm_pix: float) -> tuple[int, int]:
     """An odd grid around the stamp, wide enough that a kernel of this FWHM's Moffat wings
-    does not wrap around (a kernel centred on a pixel of an odd grid shifts nothing)."""
+    does not wrap around (a kernel centred on a pixel of an odd grid shifts nothing), of
+    a size with no prime factor above 7: an FFT of a prime size (73, 79) takes 4-5 times
+    as long."""
     pad = int(np.ceil(3 * fwhm_pix))
-    return tuple(n + 2 * pad + (1 - n % 2) for n in shape)
+    return tuple(_odd_smooth(n + 2 * pad + (1 - n % 2)) for n in shape)
+
+
+def _odd_smooth(n: int) -> int:
+    """The smallest odd number from ``n`` (odd) whose prime factors are 3, 5 and 7."""
+    while True:
+        rest = n
+        for factor in (3, 5, 7):
+            while rest % factor == 0:
+                rest //= factor
+        if rest == 1:
+            return n
+        n += 2
 
 
 @lru_cache(maxsize=4096)
