@@ -4,6 +4,7 @@ twin, read by the ``metadata`` input kind and the flagship."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from convention.data import Store, write_store
 from convention.inputs import InputEncoder, InputSpec
 from convention.io import scan
-from convention.metadata import checked
+from convention.metadata import checked, galactic_latitude
 from convention.models import create_model
 from convention.sim.simulate import SimulationSettings, simulate_series
 from tests.test_references import _edited_alert
@@ -71,7 +72,7 @@ def test_the_store_keeps_the_fields_and_older_stores_have_none(tmp_path):
         )
 
 
-def test_the_twin_sees_stars_as_their_own_point_sources_and_supernovae_elsewhere():
+def test_the_twin_sees_stars_as_their_own_point_sources_in_the_disk_and_the_rest_elsewhere():
     series = list(simulate_series(SimulationSettings(survey="ztf", n_objects=60, seed=5)))
     by_class: dict[str, list[dict]] = {}
     for s in series:
@@ -84,8 +85,17 @@ def test_the_twin_sees_stars_as_their_own_point_sources_and_supernovae_elsewhere
     # Never the supernova itself: its host or a field source, most of them galaxies.
     assert np.median([m.get("star_distance", np.inf) for m in supernovae]) > 0.3
     assert np.mean([m.get("star_score", 0.0) < 0.5 for m in supernovae]) > 0.6
+    # Stars along the Galactic disk, the rest away from its dust; all in ZTF's sky.
+    latitude = {
+        label: [galactic_latitude(s.ra, s.dec) for s in series if s.label == label]
+        for label in by_class
+    }
+    extragalactic = latitude["SNIa"] + latitude["SNOther"] + latitude["AGN"]
+    assert min(extragalactic) >= 10.0
+    assert np.median(latitude["Variable"]) < np.median(extragalactic) - 15
+    assert min(s.dec for s in series) >= -30.0
     again = list(simulate_series(SimulationSettings(survey="ztf", n_objects=60, seed=5)))
-    assert [s.metadata for s in again] == [s.metadata for s in series]
+    assert [(s.metadata, s.ra, s.dec) for s in again] == [(s.metadata, s.ra, s.dec) for s in series]
 
 
 def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it():
@@ -94,7 +104,10 @@ def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it
     encoder = InputEncoder(spec, GR)
     encoder.fit([measured, make_series(m=4, survey="ztf", band=np.array(GR * 2))])
     values = encoder.encode(measured).inputs["metadata"]
-    assert values[3:].tolist() == [0.0, 1.0, 1.0]  # star_score measured, distances not
+    # star_score measured; the distances not, nor the latitude (no position).
+    assert values[4:].tolist() == [0.0, 1.0, 1.0, 1.0]
+    placed = replace(measured, ra=266.4, dec=-28.9)  # near the Galactic centre
+    assert encoder.kinds[0].raw(placed)[-1] == pytest.approx(0.0226, abs=1e-3)
     bare = make_series(m=4, survey="ztf", band=np.array(GR * 2))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -466,7 +466,7 @@ def train_command(
         typer.Option(
             help="The encoders of convention-multi, comma-separated, of stamps, scene, "
             "lightcurve, features, photometry (an alert's own light curve) and metadata "
-            "(its catalogue fields)."
+            "(its catalogue fields and Galactic latitude)."
         ),
     ] = None,
     device: DeviceOption = DEFAULTS.device,

@@ -53,7 +53,7 @@ class DemoSettings:
         stamps, forced light curve, features). ZTF's reads the alert cutouts' 63x63 pixels
         whole, the packets' own photometry (detections and limits) and their catalogue
         fields (nearest Pan-STARRS1 source's star/galaxy score and distance, nearest
-        reference-image source's distance) too, and half its
+        reference-image source's distance) and Galactic latitude too, and half its
         training objects are cut to their first few alerts (drawn once per object,
         ``TrainSettings.truncate_fraction``) so that it learns to classify an object from
         its first alerts as ``classify-alerts`` serves them.

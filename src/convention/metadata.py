@@ -1,5 +1,6 @@
 """Catalogue metadata of an object: what a survey's catalogues say of its neighbourhood,
-one registry of the fields, their units and physical ranges.
+one registry of the fields, their units and physical ranges; and where it lies in the
+Galaxy, from the position every source gives (``galactic_latitude``).
 
 A field is a number per object (``StampSeries.metadata``), taken from the source where it
 gives one (a ZTF alert's ``sgscore1``, ``distpsnr1``, ``distnr``) and simulated for the
@@ -10,6 +11,7 @@ twins. A value outside its physical range, not finite, or a survey's null (ZTF w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -79,3 +81,26 @@ def checked(name: str, value: float | None) -> float:
         return float("nan")
     number = float(value)
     return number if np.isfinite(number) and field.low <= number <= field.high else float("nan")
+
+
+@cache
+def icrs_to_galactic() -> np.ndarray:
+    """(3, 3) R with R @ v the Galactic unit vector of the ICRS one v (astropy's, made once)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    axes = SkyCoord(ra=[0, 90, 0] * u.deg, dec=[0, 0, 90] * u.deg, frame="icrs").galactic
+    return axes.cartesian.xyz.value
+
+
+def galactic_latitude(ra: float, dec: float) -> float:
+    """|b|, the Galactic latitude of an ICRS position (degrees) without its sign; NaN for
+    a position that is not one."""
+    if not (np.isfinite(ra) and np.isfinite(dec) and -90.0 <= dec <= 90.0):
+        return float("nan")
+    ra_rad, dec_rad = np.radians(ra), np.radians(dec)
+    icrs = np.array(
+        [np.cos(dec_rad) * np.cos(ra_rad), np.cos(dec_rad) * np.sin(ra_rad), np.sin(dec_rad)]
+    )
+    z = float(icrs_to_galactic()[2] @ icrs)
+    return float(np.degrees(np.arcsin(abs(np.clip(z, -1.0, 1.0)))))

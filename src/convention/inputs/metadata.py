@@ -1,6 +1,7 @@
 """``metadata``: the object's catalogue fields (``convention.metadata``: the nearest
 Pan-STARRS1 source's star/galaxy score and distance, the nearest reference-image source's
-distance), robustly scaled (``convention.inputs.scaled``). A field the source did not
+distance) and its Galactic latitude (|b|, degrees, from its position), robustly scaled
+(``convention.inputs.scaled``). A field the source did not
 measure (a ZTF null, a value outside its physical range, a store without metadata) is 0
 with its flag set. Keys: ``metadata`` (2F,) float32: the F scaled fields, then the F
 missing-value flags.
@@ -18,7 +19,9 @@ from convention.data.series import StampSeries
 from convention.inputs.base import Selection, register_input_kind
 from convention.inputs.scaled import ScaledValues
 from convention.inputs.spec import InputSpec
-from convention.metadata import NAMES, checked
+from convention.metadata import NAMES, checked, galactic_latitude
+
+FIELDS = (*NAMES, "galactic_latitude")
 
 
 @register_input_kind("metadata")
@@ -30,12 +33,13 @@ class Metadata(ScaledValues):
 
     def __init__(self, spec: InputSpec, bands: Sequence[str]):
         super().__init__(spec, bands)
-        self.names = list(NAMES)
+        self.names = list(FIELDS)
         self.reset()
 
     def raw(self, series: StampSeries, selection: Selection | None = None) -> np.ndarray:
-        """(F,) float64 the fields of the registry, NaN where not measured."""
-        return np.array([checked(name, series.metadata.get(name)) for name in self.names])
+        """(F,) float64 the fields of the registry, NaN where not measured, then |b|."""
+        fields = [checked(name, series.metadata.get(name)) for name in NAMES]
+        return np.array([*fields, galactic_latitude(series.ra, series.dec)])
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """As ``ScaledValues.fit``; training objects without any field: a warning, and
@@ -51,8 +55,8 @@ class Metadata(ScaledValues):
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
-        return "catalogue metadata: " + ", ".join(NAMES)
+        return "catalogue metadata: " + ", ".join(FIELDS)
 
     @classmethod
     def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
-        return {"metadata": torch.zeros(1, 2 * len(NAMES))}
+        return {"metadata": torch.zeros(1, 2 * len(FIELDS))}

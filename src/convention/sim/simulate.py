@@ -30,6 +30,7 @@ from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_c
 from convention.sim.neighbours import catalogue_fields
 from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames, subtract_median_background
+from convention.sim.sky import sky_position
 from convention.sim.sources import AGN, CoreCollapseSN, SNIa, Source, VariableStar
 from convention.sim.sources.host import draw_host
 from convention.sim.survey import SDSS2, SurveyDefinition, get_survey
@@ -246,6 +247,12 @@ def simulate_object(
     sky_sigma = conditions.sky_sigma
     if survey.median_background:
         sky_sigma = subtract_median_background(frames)
+    ra, dec = spec.ra, spec.dec
+    if survey.sky_min_dec is not None:
+        # Its own stream: the frames' bytes do not change (the cadence keeps the
+        # catalogue's strip).
+        stream = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(5, index)))
+        ra, dec = sky_position(spec.label, survey.sky_min_dec, stream)
     return StampSeries(
         frames=frames,
         mjd=mjd,
@@ -254,8 +261,8 @@ def simulate_object(
         sky_sigma=sky_sigma,
         zeropoint=conditions.zeropoint,
         object_id=spec.object_id,
-        ra=spec.ra,
-        dec=spec.dec,
+        ra=ra,
+        dec=dec,
         redshift=z,
         label=spec.label if spec.labelled else None,
         survey=settings.survey,

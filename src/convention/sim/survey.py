@@ -87,6 +87,9 @@ class SurveyDefinition:
     # the nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
     # reference-image source's distance), as ZTF's alerts do.
     catalogue: bool
+    # Objects placed over the survey's sky north of this declination by class
+    # (``convention.sim.sky``); None: at their catalogue positions (SDSS-II's Stripe 82).
+    sky_min_dec: float | None
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -187,6 +190,7 @@ SDSS2 = SurveyDefinition(
     reference_seeing_ratio=1.1 / 1.4,
     median_background=False,  # the stamps are the sky-subtracted frames
     catalogue=False,
+    sky_min_dec=None,
 )
 
 ZTF = SurveyDefinition(
@@ -260,6 +264,7 @@ ZTF = SurveyDefinition(
     reference_seeing_ratio=0.85,
     median_background=True,
     catalogue=True,
+    sky_min_dec=-30.0,  # the sky ZTF observes from Palomar (Bellm et al. 2019)
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}
