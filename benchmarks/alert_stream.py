@@ -5,9 +5,9 @@ Replicates the real ZTF alerts of ``--alerts`` (their ``objectId`` and ``candid`
 new, ``--alerts-per-object`` packets of each object a day apart) into ``--packets`` Avro
 files, classifies them all with each engine (``--once``: what has landed), each alert
 alone and with its object's history, and prints alerts/s and the history's size; then
-starts a watching Spark query (trigger every ``--trigger-seconds``), lands one file at a
-time and prints the seconds from the rename into the folder to its prediction's Parquet
-being in place.
+watches a folder with each engine (a Spark query triggered, or the local loop looking,
+every ``--trigger-seconds``), lands one file at a time and prints the seconds from the
+rename into the folder to its prediction's Parquet being in place.
 
     python benchmarks/alert_stream.py --run convention-demo-ztf/run \\
         --alerts ../shared/data/ztf-alerts/valid --out benchmarks/results/alert-stream
@@ -124,20 +124,30 @@ def time_spark(
     }
 
 
+class _Sampled(Exception):
+    """The last latency sample is in: the watching local stream stops."""
+
+
 def time_latency(
-    run: Path, alerts: Path, work: Path, samples: int, trigger: float, master: str
+    run: Path, alerts: Path, work: Path, samples: int, trigger: float, engine: str, master: str
 ) -> dict:
-    inbox, out, spare = work / "lat-in", work / "lat-out", work / "lat-spare"
+    """Seconds from a file's rename into the watched folder to its prediction's Parquet,
+    one file at a time, ``samples`` times, with the objects' history as ``classify-alerts``
+    keeps it by default; ``engine`` ``spark`` (a query triggered every ``trigger``
+    seconds) or ``local`` (the folder looked at every ``trigger`` seconds)."""
+    base = work / f"latency-{engine}"
+    inbox, out, spare = base / "in", base / "out", base / "spare"
     for folder in (inbox, spare):
-        folder.mkdir()
+        folder.mkdir(parents=True)
     replicate(alerts, spare, samples + 1)
     files = sorted(spare.iterdir())
     shutil.copy(files[0], inbox / files[0].name)  # a first batch: workers warm
+    classifier = AlertClassifier.load(run)
+    bounds = classifier.default_bounds()  # as classify-alerts serves
     result: dict = {}
 
-    def land() -> None:
-        query = result["query"]
-        while query.lastProgress is None or not (out / "predictions" / "batch=0").exists():
+    def land(ready, stop) -> None:
+        while not ready():
             time.sleep(0.05)
         delays = []
         for k, path in enumerate(files[1:], start=1):
@@ -148,22 +158,46 @@ def time_latency(
                 time.sleep(0.01)
             delays.append(time.perf_counter() - landed)
         result["delays"] = delays
-        query.stop()
+        stop()
 
-    lander = threading.Thread(target=land)
-    stream_alerts(
-        inbox,
-        out,
-        run,
-        history=AlertClassifier.load(run).default_bounds(),  # as classify-alerts serves
-        available_now=False,
-        trigger_seconds=trigger,
-        master=master,
-        on_start=lambda q: (result.setdefault("query", q), lander.start()),
-    )
-    lander.join()
+    if engine == "spark":
+
+        def started(query) -> None:
+            def ready() -> bool:
+                return query.lastProgress is not None and (out / "predictions/batch=0").exists()
+
+            threading.Thread(target=land, args=(ready, query.stop)).start()
+
+        stream_alerts(
+            inbox,
+            out,
+            run,
+            history=bounds,
+            available_now=False,
+            trigger_seconds=trigger,
+            master=master,
+            on_start=started,
+        )
+    else:
+
+        def after_batch(batch_id: int, classified: int, rejected: list[str]) -> None:
+            if batch_id >= samples:  # the last file's batch is written
+                raise _Sampled
+
+        lander = threading.Thread(
+            target=land,
+            args=(lambda: (out / "predictions" / "batch=0").exists(), lambda: None),
+        )
+        lander.start()
+        stream = AlertFolderStream(inbox, out, classifier, 1000, history=bounds)
+        try:
+            stream.run(available_now=False, poll_seconds=trigger, on_batch=after_batch)
+        except _Sampled:
+            pass
+        lander.join()
     delays = sorted(result["delays"])
     return {
+        "engine": engine,
         "history": True,
         "samples": len(delays),
         "trigger_seconds": trigger,
@@ -209,9 +243,18 @@ def main() -> None:
                 "spark": spark,
                 "spark_over_local": round(spark["alerts_per_s"] / local["alerts_per_s"], 2),
             }
-        latency = time_latency(
-            args.run, args.alerts, work, args.latency_samples, args.trigger_seconds, args.master
-        )
+        latency = {
+            engine: time_latency(
+                args.run,
+                args.alerts,
+                work,
+                args.latency_samples,
+                args.trigger_seconds,
+                engine,
+                args.master,
+            )
+            for engine in ("local", "spark")
+        }
         print(f"latency, file landing -> prediction: {latency}")
     result = {
         "packets": args.packets,

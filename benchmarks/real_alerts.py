@@ -3,7 +3,8 @@ packets land in a folder in time order (a micro-batch of ``--chunk`` files at a 
 the local engine classifies them, once with each object's history and once each alert
 alone; every object is scored at its latest alert (macro-F1, accuracy, confusion matrix).
 Beside it, the light-curve-only baseline: the practitioners' light-curve features and
-gradient-boosted trees (and the same with the packets' catalogue fields beside them),
+gradient-boosted trees (and the same with the metadata model's fields beside them: the
+packets' catalogue fields and the Galactic latitude),
 trained on the run's own training split of the twin (``--data``, the photometry a twin
 alert carries) and applied to each object's photometry at its latest alert (every
 ``prv_candidates`` row of its alerts so far).
@@ -38,7 +39,7 @@ from convention.io import read
 from convention.io.formats.alerts import Alert, alert_series, read_alert_file
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
 from convention.metadata import NAMES as METADATA
-from convention.metadata import checked
+from convention.metadata import checked, galactic_latitude
 from convention.training import RunFolder
 
 LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf-alerts" / "labelled"
@@ -108,15 +109,20 @@ def latest_series(files: list[Path], bounds: HistoryBounds) -> dict[str, StampSe
 def lightcurve_baselines(
     run: Path, data: Path, series: dict[str, StampSeries], labels: pd.Series, seed: int = 0
 ) -> dict[str, dict]:
-    """Light-curve features + boosting, and the same with the catalogue fields beside
-    (NaN where not measured), trained on the run's training split of ``data``
+    """Light-curve features + boosting, and the same with the catalogue fields and |b|
+    beside (NaN where not measured), trained on the run's training split of ``data``
     (early-stopped on its validation split), scored on each object's latest alert."""
     folder, store = RunFolder(run), read(data)
     classes = list(folder.classifier(0).classes)
     targets = class_targets(store.labels, classes)
     train, val = folder.rows(store, 0, "train"), folder.rows(store, 0, "val")
     table = store.object_table()
-    stored = np.column_stack([np.asarray(table[name], dtype=float) for name in METADATA])
+    stored = np.column_stack(
+        [
+            *(np.asarray(table[name], dtype=float) for name in METADATA),
+            [galactic_latitude(ra, dec) for ra, dec in zip(table["ra"], table["dec"], strict=True)],
+        ]
+    )
     scored = [o for o in series if o in labels.index]
     x = np.array(
         [
@@ -125,8 +131,14 @@ def lightcurve_baselines(
         ]
     )
     metadata = np.array(
-        [[checked(n, series[o].metadata.get(n)) for n in METADATA] for o in scored]
-    ).reshape(len(scored), len(METADATA))
+        [
+            [
+                *(checked(n, series[o].metadata.get(n)) for n in METADATA),
+                galactic_latitude(series[o].ra, series[o].dec),
+            ]
+            for o in scored
+        ]
+    ).reshape(len(scored), len(METADATA) + 1)
     y = np.array([classes.index(labels[o]) for o in scored])
     x_train, x_val = (feature_matrix(store, rows, "source", workers=2) for rows in (train, val))
     rows = {}

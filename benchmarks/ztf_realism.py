@@ -48,6 +48,7 @@ from convention.data.series import references_of
 from convention.io import read
 from convention.io.formats.alerts import read_alert_file
 from convention.lightcurves import lightcurve_of
+from convention.metadata import galactic_latitude
 from convention.psf import MOFFAT_BETA, moffat_effective_area
 
 PIXEL_SCALE = 1.01  # arcsec per ZTF pixel (Bellm et al. 2019)
@@ -177,6 +178,7 @@ def real_alerts(folder: Path, labels: dict[str, str]) -> list[dict]:
                 "edge_clipped": float(np.isnan(science).any()),
                 "template_peak_offset": offset,
                 **catalogue_figures(alert.meta),
+                "galactic_latitude": galactic_latitude(alert.meta["ra"], alert.meta["dec"]),
             }
         )
     for row in rows:
@@ -224,6 +226,7 @@ def simulated_alerts(path: Path) -> list[dict]:
                 "template_peak_offset": offset,
                 "template_without_peak": float(not np.isfinite(offset)),
                 **catalogue_figures(series.metadata),
+                "galactic_latitude": galactic_latitude(series.ra, series.dec),
             }
         )
     return rows
@@ -263,7 +266,7 @@ def compare(real: list[dict], sim: list[dict]) -> list[dict]:
 
 def per_class(real: list[dict], sim: list[dict]) -> list[dict]:
     """Medians of magnitude, detections, days since the previous one, the nearest
-    Pan-STARRS1 source's score and distance, per class."""
+    Pan-STARRS1 source's score and distance, and |b|, per class."""
     out = []
     for name in sorted({row["class"] for row in real if row["class"]}):
         for source, rows in (("real (labelled)", real), ("sim", sim)):
@@ -281,6 +284,7 @@ def per_class(real: list[dict], sim: list[dict]) -> list[dict]:
                             "days_since_previous",
                             "star_score",
                             "star_distance",
+                            "galactic_latitude",
                         )
                     },
                 }
@@ -329,14 +333,15 @@ def markdown(table: list[dict], classes: list[dict]) -> str:
     lines += [
         "",
         "| class | source | n | magpsf | prv detections | days since previous | star score "
-        "| star distance (arcsec) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| star distance (arcsec) | abs(b) (deg) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in classes:
         lines.append(
             f"| {row['class']} | {row['source']} | {row['n']} | {row['magpsf']:.2f} | "
             f"{row['prv_detections']:.1f} | {row['days_since_previous']:.2f} | "
-            f"{row['star_score']:.2f} | {row['star_distance']:.2f} |"
+            f"{row['star_score']:.2f} | {row['star_distance']:.2f} | "
+            f"{row['galactic_latitude']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
