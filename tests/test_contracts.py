@@ -172,6 +172,10 @@ def test_describe_plot_predict_on_a_folder_of_alerts(ztf_alerts, tmp_path):
     valid = ztf_alerts / "valid"
     result = run("describe", valid)
     assert result.exit_code == 0 and "15 objects, survey ztf" in result.output, result.output
+    # One object's sgscore1 and distpsnr1 are ZTF's null (-999), three distnr's.
+    text = " ".join(result.output.split())
+    assert "star_score 14, median 0.50; star_distance 14" in text, text
+    assert "reference_distance 12" in text, text
     object_id = convention.read(valid).object_ids[0]
     result = run("plot", valid, "--object", object_id, "--out", tmp_path / "a.png")
     assert result.exit_code == 0 and (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"

@@ -263,6 +263,22 @@ def _describe(path: Path, reader_options: dict | None = None) -> None:
             f"light curves of their own: {(rows >= 0).sum()} objects, "
             f"median {np.median(rows[rows >= 0]):.0f} observations"
         )
+    console.print(_metadata_summary(store.object_table()))
+
+
+def _metadata_summary(objects: Table) -> str:
+    """Per catalogue field: the objects that have it and its median."""
+    from convention.metadata import FIELDS
+
+    parts = []
+    for field in FIELDS:
+        values = np.asarray(objects[field.name], dtype=float)
+        measured = values[np.isfinite(values)]
+        text = f"{field.name} {len(measured)}"
+        if len(measured):
+            text += f", median {np.median(measured):.2f}{field.unit and ' ' + field.unit}"
+        parts.append(text)
+    return "catalogue metadata (objects measured): " + "; ".join(parts)
 
 
 def _reference_summary(frames: Table, references: Table) -> RichTable:
