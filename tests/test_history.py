@@ -4,6 +4,7 @@ packed epochs, and the local engine's SQLite history across re-runs, damage and 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,9 @@ def test_a_packed_alert_reads_back_whole():
     assert back.reference.n_frames == 20 and back.reference.mjd_start == 58000.0
     assert np.isnan(back.meta["psf_fwhm"]) and back.meta["zeropoint"] == 26.0
     assert back.lightcurve == alert.lightcurve and back.path == alert.path
+    assert back.missing == () and unpack_alert(
+        pack_alert(replace(alert, missing=("template",)))
+    ).missing == ("template",)
     assert _ids(unpack_alerts(pack_alerts([alert, _alert("c2", 3.0)]))) == ["c1", "c2"]
     with pytest.raises(ValueError, match="shorter than its images"):
         unpack_alert(pack_alert(alert)[:-8])

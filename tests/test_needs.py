@@ -199,3 +199,32 @@ def test_each_row_says_what_served_as_its_bands_reference(ztf_alerts, tmp_path):
     assert rows.to_dict() == {"with.avro": "template", "bare.avro": "median-of-frames"}
     frames_only = AlertClassifier(_probe_classifier(("probe-template",)), "probe")
     assert set(frames_only.classify(packets).predictions["reference"]) == {"none"}
+
+
+def test_a_packet_without_a_cutout_is_classified_from_the_objects_earlier_ones(
+    ztf_alerts, tmp_path
+):
+    import fastavro
+
+    source = ztf_alerts / "valid" / "396522680015040001.avro"
+    with source.open("rb") as f:
+        reader = fastavro.reader(f)
+        schema, (record,) = reader.writer_schema, list(reader)
+    later = dict(record, candid=record["candid"] + 1, cutoutScience=None)
+    later["candidate"] = dict(record["candidate"], jd=record["candidate"]["jd"] + 1.0)
+    bare = tmp_path / "bare.avro"
+    with bare.open("wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(schema), [later])
+    packets = [("with.avro", source.read_bytes()), ("bare.avro", bare.read_bytes())]
+    stream = AlertClassifier(_probe_classifier(("probe-template",)), "probe")
+    alone = stream.classify(packets)
+    assert alone.predictions["file"].tolist() == ["with.avro"]
+    (cause,) = alone.rejected["cause"]
+    assert cause == f"bare.avro: object {record['objectId']}: alert has no science cutout"
+    alerts, rejected = stream.read(packets)
+    assert not rejected and [a.missing for a in alerts] == [(), ("science",)]
+    with_past = stream.classify_sequences([alerts[:1], alerts]).predictions.set_index("file")
+    # Its earlier alert's frame, its own photometry; the row says what it lacked.
+    assert with_past["missing_cutouts"].to_dict() == {"with.avro": "", "bare.avro": "science"}
+    assert with_past["n_epochs"].to_dict() == {"with.avro": 1, "bare.avro": 1}
+    assert with_past.loc["bare.avro", "mjd"] == with_past.loc["with.avro", "mjd"] + 1.0

@@ -157,6 +157,7 @@ class AlertClassifier:
             "n_epochs",
             "n_photometry",
             "reference",
+            "missing_cutouts",
             *(f"p_{c}" for c in self.classifier.classes),
             "predicted",
             "model_version",
@@ -296,6 +297,7 @@ class AlertClassifier:
             "n_epochs": np.array([len(s) for s in series], dtype=np.int64),
             "n_photometry": np.array([len(s.lightcurve) for s in series], dtype=np.int64),
             "reference": pd.Series([self._reference_of(s) for s in series], dtype=str),
+            "missing_cutouts": pd.Series([",".join(a.missing) for a in alerts], dtype=str),
         }
         for k, name in enumerate(classes):
             columns[f"p_{name}"] = proba[:, k].astype(np.float64)

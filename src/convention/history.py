@@ -133,6 +133,7 @@ def pack_alert(alert: Alert) -> bytes:
             "sky_sigma": reference.sky_sigma,
         },
         "reference_note": alert.reference_note,
+        "missing": list(alert.missing),
     }
     text = json.dumps(header, allow_nan=True).encode()
     arrays = [np.ascontiguousarray(image, dtype="<f4") for image in alert.images.values()]
@@ -183,6 +184,7 @@ def unpack_alert(data: bytes) -> Alert:
         header["dropped_rows"],
         reference,
         header["reference_note"],
+        tuple(header.get("missing", ())),  # histories written before it: none missing
     )
 
 

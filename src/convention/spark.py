@@ -139,7 +139,7 @@ def output_schema(classes: list[str]):
     fields += [StructField("mjd", DoubleType()), StructField("band", StringType())]
     fields += [StructField("file", StringType()), StructField("dropped_photometry", LongType())]
     fields += [StructField(n, LongType()) for n in ("n_epochs", "n_photometry")]
-    fields += [StructField("reference", StringType())]
+    fields += [StructField(n, StringType()) for n in ("reference", "missing_cutouts")]
     fields += [StructField(f"p_{c}", DoubleType()) for c in classes]
     fields += [StructField(n, StringType()) for n in ("predicted", "model_version", "cause")]
     return StructType(fields)

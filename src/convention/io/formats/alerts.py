@@ -269,6 +269,7 @@ class Alert:
     dropped_rows: int = 0
     reference: Reference | None = None
     reference_note: str | None = None
+    missing: tuple[str, ...] = ()  # the cutouts asked for that the packet lacks
 
     @property
     def band_name(self) -> str:
@@ -404,9 +405,8 @@ def _parse(
     read: dict[str, _Cutout] = {}
     for name in cutouts:
         cutout = _cutout(schema, record, name, path, obj, zp, (x, y))
-        if cutout is None:
-            raise ConventionError(f"alert has no {name} cutout", path=path, obj=obj)
-        read[name] = cutout
+        if cutout is not None:
+            read[name] = cutout
     reference, reference_note = None, None
     try:
         if "template" in read:
@@ -415,8 +415,9 @@ def _parse(
             template = _cutout(schema, record, "template", path, obj, zp, (x, y))
         else:  # not read: a third of the reading time of an alert
             template = None
+        frame = read.get(cutouts[0], template)  # without a frame: nothing to be off
         reference, reference_note = _template_reference(
-            schema, det, band, template, read[cutouts[0]].grid
+            schema, det, band, template, frame.grid if frame is not None else (0, 0)
         )
     except ConventionError as err:
         reference_note = f"{err.cause}: median-of-frames reference"
@@ -448,6 +449,7 @@ def _parse(
         dropped,
         reference,
         reference_note,
+        tuple(name for name in cutouts if name not in read),
     )
 
 
@@ -608,32 +610,45 @@ def read_alert_bytes(
 
 def alert_series(alerts: list[Alert], cutouts: tuple[str, ...] = ("science",)) -> StampSeries:
     """One object's series from its alerts (sorted by time; one alert: the object as that
-    alert shows it): a frame per alert, the light curve of every photometry row they carry.
+    alert shows it): a frame per alert that has every cutout asked for, the light curve of
+    every photometry row they carry, each band's latest template and the latest alert's
+    catalogue fields.
+
+    Raises:
+        ConventionError: no alert has the cutouts (naming the latest and what it lacks).
     """
     return _series(alerts, next(s for s in SCHEMAS if s.name == alerts[0].schema), cutouts)
 
 
 def _series(alerts: list[Alert], schema: AlertSchema, cutouts: tuple[str, ...]) -> StampSeries:
-    first = alerts[0]
+    first, latest = alerts[0], alerts[-1]
+    framed = [a for a in alerts if not a.missing]
+    if not framed:
+        earlier = " nor has any earlier alert of the object" if len(alerts) > 1 else ""
+        raise ConventionError(
+            f"alert has no {' or '.join(latest.missing)} cutout{earlier}",
+            path=latest.path,
+            obj=latest.object_id,
+        )
     rows = {}
     for alert in alerts:
         for row in alert.lightcurve:
             rows.setdefault((row[0], row[1]), row)
     lc = list(rows.values())
-    images = {name: np.stack([a.images[name] for a in alerts]) for name in cutouts}
+    images = {name: np.stack([a.images[name] for a in framed]) for name in cutouts}
     # Alerts are in time order: a band's latest template wins.
     references = {
         get_band(a.band, schema.survey).id: a.reference for a in alerts if a.reference is not None
     }
-    latest = alerts[-1].meta
+    fields = latest.meta
     return StampSeries(
-        metadata={name: latest[name] for name in METADATA if np.isfinite(latest.get(name, np.nan))},
+        metadata={name: fields[name] for name in METADATA if np.isfinite(fields.get(name, np.nan))},
         frames=images[cutouts[0]],
-        mjd=[a.mjd for a in alerts],
-        band=[get_band(a.band, schema.survey).id for a in alerts],
-        psf_fwhm=[a.meta["psf_fwhm"] for a in alerts],
-        sky_sigma=[a.meta["sky_sigma"] for a in alerts],
-        zeropoint=[a.meta["zeropoint"] for a in alerts],
+        mjd=[a.mjd for a in framed],
+        band=[get_band(a.band, schema.survey).id for a in framed],
+        psf_fwhm=[a.meta["psf_fwhm"] for a in framed],
+        sky_sigma=[a.meta["sky_sigma"] for a in framed],
+        zeropoint=[a.meta["zeropoint"] for a in framed],
         object_id=first.object_id,
         ra=first.meta["ra"],
         dec=first.meta["dec"],
