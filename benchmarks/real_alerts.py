@@ -35,11 +35,11 @@ from convention.data.series import StampSeries
 from convention.evaluate.metrics import classification_metrics
 from convention.features import lightcurve_features
 from convention.history import HistoryBounds, advance
+from convention.inputs.metadata import Metadata
 from convention.io import read
 from convention.io.formats.alerts import Alert, alert_series, read_alert_file
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
 from convention.metadata import NAMES as METADATA
-from convention.metadata import checked, galactic_latitude
 from convention.training import RunFolder
 
 LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf-alerts" / "labelled"
@@ -116,11 +116,10 @@ def lightcurve_baselines(
     classes = list(folder.classifier(0).classes)
     targets = class_targets(store.labels, classes)
     train, val = folder.rows(store, 0, "train"), folder.rows(store, 0, "val")
-    table = store.object_table()
-    stored = np.column_stack(
+    stored = np.array(
         [
-            *(np.asarray(table[name], dtype=float) for name in METADATA),
-            [galactic_latitude(ra, dec) for ra, dec in zip(table["ra"], table["dec"], strict=True)],
+            Metadata.values({name: row[name] for name in METADATA}, row["ra"], row["dec"])
+            for row in store.object_table()
         ]
     )
     scored = [o for o in series if o in labels.index]
@@ -131,14 +130,8 @@ def lightcurve_baselines(
         ]
     )
     metadata = np.array(
-        [
-            [
-                *(checked(n, series[o].metadata.get(n)) for n in METADATA),
-                galactic_latitude(series[o].ra, series[o].dec),
-            ]
-            for o in scored
-        ]
-    ).reshape(len(scored), len(METADATA) + 1)
+        [Metadata.values(series[o].metadata, series[o].ra, series[o].dec) for o in scored]
+    )
     y = np.array([classes.index(labels[o]) for o in scored])
     x_train, x_val = (feature_matrix(store, rows, "source", workers=2) for rows in (train, val))
     rows = {}

@@ -276,11 +276,11 @@ class AlertClassifier:
             pd.DataFrame(rejected, columns=list(REJECTED_COLUMNS), dtype=str),
         )
 
-    def _reference_of(self, series: StampSeries) -> str:
-        """What served as the reference of the series' last frame's band."""
+    def _reference_of(self, alert: Alert, series: StampSeries) -> str:
+        """What served as the reference of the alert's band in its series."""
         if not self.references:
             return "none"
-        reference = series.references.get(int(series.band[-1]))
+        reference = series.references.get(get_band(alert.band_name).id)
         return MEDIAN_OF_FRAMES if reference is None else reference.kind
 
     def _predictions(
@@ -296,7 +296,9 @@ class AlertClassifier:
             "dropped_photometry": np.array([a.dropped_rows for a in alerts], dtype=np.int64),
             "n_epochs": np.array([len(s) for s in series], dtype=np.int64),
             "n_photometry": np.array([len(s.lightcurve) for s in series], dtype=np.int64),
-            "reference": pd.Series([self._reference_of(s) for s in series], dtype=str),
+            "reference": pd.Series(
+                [self._reference_of(a, s) for a, s in zip(alerts, series, strict=True)], dtype=str
+            ),
             "missing_cutouts": pd.Series([",".join(a.missing) for a in alerts], dtype=str),
         }
         for k, name in enumerate(classes):

@@ -10,7 +10,7 @@ flags.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,9 +38,15 @@ class Metadata(ScaledValues):
         self.reset()
 
     def raw(self, series: StampSeries, selection: Selection | None = None) -> np.ndarray:
-        """(F,) float64 the fields of the registry, NaN where not measured, then |b|."""
-        fields = [checked(name, series.metadata.get(name)) for name in NAMES]
-        return np.array([*fields, galactic_latitude(series.ra, series.dec)])
+        """(F,) float64 ``values`` of the series."""
+        return self.values(series.metadata, series.ra, series.dec)
+
+    @staticmethod
+    def values(metadata: Mapping[str, float], ra: float, dec: float) -> np.ndarray:
+        """(F,) float64 the fields of the registry in ``metadata``, NaN where not measured,
+        then |b| of the position (degrees)."""
+        fields = [checked(name, metadata.get(name)) for name in NAMES]
+        return np.array([*fields, galactic_latitude(ra, dec)])
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """As ``ScaledValues.fit``; training objects without any field: a warning, and

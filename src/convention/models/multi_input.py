@@ -89,6 +89,14 @@ class SceneEncoder(nn.Module):
         return torch.relu(self.net(scene))
 
 
+def _mlp(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear + ReLU (+ dropout), Linear + ReLU: (B, n_in) -> (B, n_out)."""
+    layers: list[nn.Module] = [nn.Linear(n_in, hidden), nn.ReLU()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(hidden, n_out), nn.ReLU())
+
+
 class MultiInputConvEntion(nn.Module):
     """ConvEntion with the scene and the light curve (see the module's docstring).
 
@@ -134,28 +142,22 @@ class MultiInputConvEntion(nn.Module):
         if "lightcurve" in inputs:
             self.lightcurve = LightCurveClassifier(0, n_bands, lc_cfg)
             widths["lightcurve"] = cfg.lc_hidden
+        example = example_inputs(self.input_spec, n_bands, 1)
         if "features" in inputs:
-            n_features = example_inputs(self.input_spec, n_bands, 1)["features"].shape[1]
-            self.features = nn.Sequential(
-                nn.Linear(n_features, cfg.features_hidden),
-                nn.ReLU(),
-                nn.Dropout(cfg.dropout),
-                nn.Linear(cfg.features_hidden, cfg.features_hidden // 2),
-                nn.ReLU(),
+            self.features = _mlp(
+                example["features"].shape[1],
+                cfg.features_hidden,
+                cfg.features_hidden // 2,
+                cfg.dropout,
             )
             widths["features"] = cfg.features_hidden // 2
         if "photometry" in inputs:
-            values = example_inputs(self.input_spec, n_bands, 1)["phot"].shape[-1]
+            values = example["phot"].shape[-1]
             self.photometry = LightCurveClassifier(0, n_bands, replace(lc_cfg, values=values))
             widths["photometry"] = cfg.lc_hidden
         if "metadata" in inputs:
-            n_fields = example_inputs(self.input_spec, n_bands, 1)["metadata"].shape[1]
-            self.metadata = nn.Sequential(
-                nn.Linear(n_fields, cfg.metadata_hidden),
-                nn.ReLU(),
-                nn.Linear(cfg.metadata_hidden, cfg.metadata_hidden),
-                nn.ReLU(),
-            )
+            n_fields = example["metadata"].shape[1]
+            self.metadata = _mlp(n_fields, cfg.metadata_hidden, cfg.metadata_hidden)
             widths["metadata"] = cfg.metadata_hidden
         self._widths = widths
         self.num_features = sum(widths.values())

@@ -415,9 +415,9 @@ def _parse(
             template = _cutout(schema, record, "template", path, obj, zp, (x, y))
         else:  # not read: a third of the reading time of an alert
             template = None
-        frame = read.get(cutouts[0], template)  # without a frame: nothing to be off
+        frame = read.get(cutouts[0])
         reference, reference_note = _template_reference(
-            schema, det, band, template, frame.grid if frame is not None else (0, 0)
+            schema, det, band, template, frame.grid if frame is not None else None
         )
     except ConventionError as err:
         reference_note = f"{err.cause}: median-of-frames reference"
@@ -510,15 +510,16 @@ def _template_reference(
     detection: dict,
     band: str,
     template: _Cutout | None,
-    frame_grid: tuple[int, int],
+    frame_grid: tuple[int, int] | None,
 ) -> tuple[Reference | None, str | None]:
     """The packet's template cutout as its band's reference, with its provenance from the
     detection, and what the user should hear of it: None and why when it is not on the
-    frame cutout's pixel grid (another shape) or has no sky noise (damaged), None and
-    None when the packet has no template."""
+    frame cutout's pixel grid (another shape; ``frame_grid`` None: the packet has no
+    frame to be on) or has no sky noise (damaged), None and None when the packet has no
+    template."""
     if template is None:
         return None, None
-    if template.grid != frame_grid:
+    if frame_grid is not None and template.grid != frame_grid:
         return None, (
             f"template cutout {template.grid[0]}x{template.grid[1]} is not on the frame "
             f"cutout's pixel grid ({frame_grid[0]}x{frame_grid[1]}): median-of-frames reference"
