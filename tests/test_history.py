@@ -70,6 +70,15 @@ def test_bounds_keep_the_most_recent_epochs_within_the_age_limit():
     assert _ids(after) == ["c3", "c4", "c5", "c9"]
 
 
+def test_a_history_fuller_than_half_its_bound_gives_every_epoch():
+    """An alert with more earlier epochs than half the bound, but fewer than the bound,
+    sees them all (a slice from a negative start once cut such sequences short)."""
+    alerts = [_alert(f"c{k}", 100.0 + k) for k in range(9)]
+    sequences, _ = advance([], alerts, HistoryBounds(epochs=6))
+    assert [len(s) for s in sequences] == [1, 2, 3, 4, 5, 6, 6, 6, 6]
+    assert _ids(sequences[4]) == ["c0", "c1", "c2", "c3", "c4"]
+
+
 @pytest.mark.parametrize("epochs, days", [(0, 365.0), (5, 0.0), (5, float("nan"))])
 def test_bad_bounds_are_one_line(epochs, days):
     with pytest.raises(ConventionError, match="--history-"):

@@ -98,7 +98,7 @@ def advance(
             for e in timeline
             if e.mjd <= alert.mjd and e.mjd >= alert.mjd - bounds.days and epoch_id(e) != me
         ]
-        sequences.append([*before[len(before) - (bounds.epochs - 1) :], alert][-bounds.epochs :])
+        sequences.append([*before, alert][-bounds.epochs :])
     newest = timeline[-1].mjd if timeline else math.nan
     recent = [e for e in timeline if e.mjd >= newest - bounds.days]
     return sequences, recent[-bounds.epochs :]
