@@ -94,7 +94,8 @@ class AlertClassifier:
     Args:
         classifier: the loaded model.
         version: the model's version string, written with every prediction.
-        schema: the alert schema the stream carries (``ztf`` or ``rubin``).
+        schema: the alert schema the stream carries (``ztf`` or ``rubin``); None: the one
+            whose bands the model reads.
         batch_size: alerts per forward pass.
         source: the checkpoint's path, for errors.
 
@@ -107,19 +108,29 @@ class AlertClassifier:
         self,
         classifier: Classifier,
         version: str,
-        schema: str = "ztf",
+        schema: str | None = None,
         batch_size: int = 64,
         source: str | Path | None = None,
     ):
         self.classifier = classifier
         self.version = version
-        self.schema = schema
         self.batch_size = batch_size
+        reads = set(classifier.settings.bands)
+        if schema is None:
+            carried = [s.name for s in SCHEMAS if reads & set(schema_bands(s.name))]
+            if len(carried) != 1:
+                raise ConventionError(
+                    f"the model reads bands {sorted(reads)}, which no one alert schema carries: "
+                    "train it on an alert twin (convention demo --survey ztf or rubin)",
+                    path=source,
+                )
+            schema = carried[0]
+        self.schema = schema
         bands = schema_bands(schema)
-        if not set(bands) & set(classifier.settings.bands):
+        if not set(bands) & reads:
             raise ConventionError(
                 f"the model reads bands {list(classifier.settings.bands)}, the {schema} alerts "
-                f"carry {bands}: train it on {schema} data (convention demo --survey ztf)",
+                f"carry {bands}: train it on {schema} data (convention demo --survey {schema})",
                 path=source,
             )
         channels = classifier.encoder.needs.channels
@@ -134,9 +145,14 @@ class AlertClassifier:
 
     @classmethod
     def load(
-        cls, path: str | Path, schema: str = "ztf", engine: str = "auto", batch_size: int = 64
+        cls,
+        path: str | Path,
+        schema: str | None = None,
+        engine: str = "auto",
+        batch_size: int = 64,
     ) -> AlertClassifier:
-        """Load a run folder, a model folder or an ``.onnx`` export for ``schema`` alerts.
+        """Load a run folder, a model folder or an ``.onnx`` export for ``schema`` alerts
+        (None: the schema whose bands the model reads).
 
         Raises:
             ConventionError: an unreadable checkpoint, or one of other bands.

@@ -59,7 +59,13 @@ _BANDS = [
 
 _BY_NAME = {b.name.lower(): b for b in _BANDS}
 _BY_ID = {b.id: b for b in _BANDS}
-_SURVEY_ALIASES = {"sdss2": "sdss", "sdss2010": "sdss", "lsst2016": "lsst", "plasticc": "lsst"}
+_SURVEY_ALIASES = {
+    "sdss2": "sdss",
+    "sdss2010": "sdss",
+    "lsst2016": "lsst",
+    "plasticc": "lsst",
+    "rubin": "lsst",
+}
 _SPELLING = re.compile(r"^(?P<survey>[a-z0-9]+?)(?:::|-|_|:)?(?P<letter>[ugrizyv])$")
 
 

@@ -102,7 +102,8 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def simulate(
     out: Annotated[Path, typer.Option(help="HDF5 store to write.")] = Path("sdss2-sim.h5"),
     survey: Annotated[
-        str, typer.Option(help="Survey to simulate: sdss2 (Stripe 82) or ztf (alert stream).")
+        str,
+        typer.Option(help="Survey to simulate: sdss2 (Stripe 82), ztf or rubin (alert streams)."),
     ] = "sdss2",
     catalog: Annotated[
         Path | None, typer.Option(help="SDSS-II HEAD catalog: one twin per labelled candidate.")
@@ -112,7 +113,8 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     stamp_size: Annotated[
-        int | None, typer.Option(help="Stamp side, pixels [the survey's: sdss2 32, ztf 63].")
+        int | None,
+        typer.Option(help="Stamp side, pixels [the survey's: sdss2 32, ztf 63, rubin 30]."),
     ] = None,
     workers: Annotated[
         int, typer.Option(help="Worker processes (does not change the result).")
@@ -784,7 +786,10 @@ def classify_alerts(
     once: Annotated[
         bool, typer.Option("--once/--watch", help="Classify what has landed and stop, or watch.")
     ] = False,
-    schema: Annotated[str, typer.Option(help="Alert schema: ztf or rubin.")] = "ztf",
+    schema: Annotated[
+        str | None,
+        typer.Option(help="Alert schema: ztf or rubin [the one whose bands the model reads]."),
+    ] = None,
     trigger_seconds: Annotated[
         float, typer.Option(help="Watching: seconds between looks at the folder.")
     ] = 1.0,
@@ -887,7 +892,7 @@ def classify_alerts(
 def demo(
     out: Annotated[
         Path | None,
-        typer.Option(help="Report folder (convention-demo, or convention-demo-ztf for ztf)."),
+        typer.Option(help="Report folder [convention-demo, convention-demo-ztf, -rubin]."),
     ] = None,
     n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = DemoSettings.n_objects,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = DemoSettings.epochs,
@@ -897,15 +902,16 @@ def demo(
         typer.Option(
             help="sdss2: the multi-input ConvEntion on Stripe 82 stamps; ztf: the same on "
             "ZTF alert cutouts, templates, photometry and catalogue fields (the model "
-            "classify-alerts runs)."
+            "classify-alerts runs); rubin: the same on Rubin's (ugrizy, 30x30 cutouts in "
+            "each visit's orientation, a year of forced photometry)."
         ),
     ] = "sdss2",
 ) -> None:
     """Simulate survey data, train a model for a fixed number of epochs, evaluate it on a
     held-out split. SDSS-II (default): the multi-input ConvEntion (frames, reference
-    stamps, light curve, features); ZTF: the same on the alert stream's cutouts,
-    templates, packet photometry and catalogue fields, trained on objects cut to their
-    first alerts too."""
+    stamps, light curve, features); ZTF and Rubin: the same on the alert stream's
+    cutouts, templates, packet photometry and catalogue fields, trained on objects cut to
+    their first alerts too."""
     from convention.demo import run_demo
 
     settings = DemoSettings.for_survey(
@@ -917,7 +923,11 @@ def demo(
         workers=os.cpu_count() or 1,
     )
     settings.validate()
-    what = {"sdss2": "SDSS-II-like objects", "ztf": "ZTF alert sequences"}[survey]
+    what = {
+        "sdss2": "SDSS-II-like objects",
+        "ztf": "ZTF alert sequences",
+        "rubin": "Rubin alert sequences",
+    }[survey]
     console.print(
         f"simulating {n_objects} {what}, training {settings.model} "
         f"({settings.preset} preset, {epochs} epochs), evaluating on a held-out 20%"

@@ -1,7 +1,8 @@
 """The main job: simulate a small SDSS-II-like data set, train the flagship (the
 multi-input ConvEntion, CPU preset) on a fixed epoch budget, evaluate it on a held-out
 split and write the report. ``survey="ztf"`` does the same for ZTF's alert stream with
-ConvEntion on the 63x63 alert cutouts: the model that ``classify-alerts`` runs.
+ConvEntion on the 63x63 alert cutouts: the model that ``classify-alerts`` runs;
+``survey="rubin"`` the same for Rubin's.
 
 The budget is in epochs, so a seed gives the same score on a fast or a loaded machine; the
 wall-clock cap is a safety net only, and the result says when it fired.
@@ -49,14 +50,17 @@ class DemoSettings:
 
     @classmethod
     def for_survey(cls, survey: str, **settings) -> DemoSettings:
-        """The demo of a survey: ``sdss2`` or ``ztf``, both the flagship (frames, reference
-        stamps, forced light curve, features). ZTF's reads the alert cutouts' 63x63 pixels
+        """The demo of a survey: ``sdss2``, ``ztf`` or ``rubin``, all the flagship (frames,
+        reference stamps, forced light curve, features). ZTF's reads the alert cutouts' 63x63 pixels
         whole, the packets' own photometry (detections and limits) and their catalogue
         fields (nearest Pan-STARRS1 source's star/galaxy score and distance, nearest
         reference-image source's distance) and Galactic latitude too, and half its
         training objects are cut to their first few alerts (drawn once per object,
         ``TrainSettings.truncate_fraction``) so that it learns to classify an object from
-        its first alerts as ``classify-alerts`` serves them.
+        its first alerts as ``classify-alerts`` serves them. Rubin's reads its 30x30
+        cutouts (each in its visit's orientation), its packets' detections and a year of
+        forced photometry, and its Galactic latitude (Rubin packets carry no catalogue
+        field this reads), with the same cuts.
 
         Raises:
             ConventionError: an unknown survey.
@@ -98,13 +102,25 @@ class DemoSettings:
         )
 
 
-DEMO_FOLDERS = {"sdss2": "convention-demo", "ztf": "convention-demo-ztf"}
+DEMO_FOLDERS = {
+    "sdss2": "convention-demo",
+    "ztf": "convention-demo-ztf",
+    "rubin": "convention-demo-rubin",
+}
 DEMO_MODELS: dict[str, dict] = {
     "sdss2": {"model": "convention-multi", "overrides": {}},
     "ztf": {
         "model": "convention-multi",
         "overrides": {
             "stamp_size": 63,
+            "inputs": ["stamps", "scene", "lightcurve", "features", "photometry", "metadata"],
+        },
+        "truncate_fraction": 0.5,
+    },
+    "rubin": {
+        "model": "convention-multi",
+        "overrides": {
+            "stamp_size": 30,
             "inputs": ["stamps", "scene", "lightcurve", "features", "photometry", "metadata"],
         },
         "truncate_fraction": 0.5,

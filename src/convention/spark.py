@@ -327,7 +327,7 @@ def stream_alerts(
     input_folder: str | Path,
     out: str | Path,
     run: str | Path,
-    schema: str = "ztf",
+    schema: str | None = None,
     model_engine: str = "auto",
     available_now: bool = True,
     trigger_seconds: float = 1.0,
@@ -347,7 +347,8 @@ def stream_alerts(
     is called with the started query, ``on_batch`` after each micro-batch with its number,
     the alerts classified and the causes of the rows rejected. ``history``: what each
     object keeps of its past, in the query's state (None: each alert alone); the query
-    keeps the history it started with (``out/_spark_history.json``).
+    keeps the history it started with (``out/_spark_history.json``). ``schema``: the
+    alerts' (``ztf`` or ``rubin``; None: the one whose bands the model reads).
 
     Raises:
         ConventionError: the checkpoint is unreadable or of other bands than the schema's,
@@ -375,8 +376,9 @@ def stream_alerts(
         _check_history(out, classifier, history, reset_history)
         log = LandingLog(out, input_folder)
         _run_query(
-            log, classifier, out, run, schema, model_engine, available_now, trigger_seconds,
-            max_files_per_trigger, batch_size, master, history, on_start, on_batch,
+            log, classifier, out, run, classifier.schema, model_engine, available_now,
+            trigger_seconds, max_files_per_trigger, batch_size, master, history, on_start,
+            on_batch,
         )  # fmt: skip
     finally:
         os.close(lock)

@@ -77,6 +77,8 @@ def render_references(
             sky_electrons=np.array([sky_per_pixel[index] * gains[index] * n]),
             read_noise=survey.read_noise_e * np.sqrt(n),
             offset=np.zeros((1, 2)),
+            # A template is warped to a visit's orientation: one of its own here.
+            rotation_deg=rng.uniform(0.0, 360.0, 1) if survey.rotation else None,
         )
         stamp = render_frames(
             host.profile() if host is not None else None,

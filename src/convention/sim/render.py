@@ -29,6 +29,8 @@ class FrameConditions:
         sky_electrons: sky level per pixel, electrons.
         read_noise: electrons.
         offset: (M, 2) registration error of each frame, pixels.
+        rotation_deg: (M,) the angle each frame's scene is turned by about the object
+            (its detector's orientation), degrees; None: north up.
     """
 
     psf_fwhm: np.ndarray
@@ -36,6 +38,7 @@ class FrameConditions:
     sky_electrons: np.ndarray
     read_noise: float
     offset: np.ndarray
+    rotation_deg: np.ndarray | None = None
 
     def select(self, index: np.ndarray) -> FrameConditions:
         """The conditions of some of the frames (an index or a boolean mask)."""
@@ -45,6 +48,7 @@ class FrameConditions:
             self.sky_electrons[index],
             self.read_noise,
             self.offset[index],
+            None if self.rotation_deg is None else self.rotation_deg[index],
         )
 
     @property
@@ -74,7 +78,8 @@ def render_frames(
         host: unit-flux host profile (offset from the stamp centre included), or None.
         host_flux: (M,) host flux in each frame's band, nanomaggies.
         point_flux: (M,) flux of the point source at the stamp centre, nanomaggies.
-        conditions: per-frame PSF, calibration, sky and registration offsets.
+        conditions: per-frame PSF, calibration, sky, registration offsets and
+            orientation.
         stamp_size: stamp side in pixels.
         pixel_scale: arcsec per pixel.
         moffat_beta: Moffat PSF index.
@@ -93,7 +98,10 @@ def render_frames(
         gain = conditions.electrons_per_nmgy[k]
         scene = point.withFlux(point_flux[k] * gain)
         if host is not None and host_flux[k] > 0:
-            scene = galsim.Add([scene, host.withFlux(host_flux[k] * gain)])
+            turned = host
+            if conditions.rotation_deg is not None:
+                turned = host.rotate(float(conditions.rotation_deg[k]) * galsim.degrees)
+            scene = galsim.Add([scene, turned.withFlux(host_flux[k] * gain)])
         psf = galsim.Moffat(beta=moffat_beta, fwhm=float(conditions.psf_fwhm[k]), gsparams=GSPARAMS)
         galsim.Convolve(scene, psf).drawImage(image, offset=tuple(conditions.offset[k]))
         if rng is not None:

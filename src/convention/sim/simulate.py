@@ -113,7 +113,8 @@ def _frame_conditions(
     )
     sky_nmgy = 10 ** (-0.4 * (sky_mag - 22.5)) * survey.pixel_scale**2
     offset = survey.registration_jitter_pix * rng.standard_normal((len(visit), 2))
-    return FrameConditions(fwhm, gain, sky_nmgy * gain, survey.read_noise_e, offset)
+    rotation = rng.uniform(0.0, 360.0, len(visit)) if survey.rotation else None
+    return FrameConditions(fwhm, gain, sky_nmgy * gain, survey.read_noise_e, offset, rotation)
 
 
 def _source(
@@ -248,11 +249,11 @@ def simulate_object(
     if survey.median_background:
         sky_sigma = subtract_median_background(frames)
     ra, dec = spec.ra, spec.dec
-    if survey.sky_min_dec is not None:
+    if survey.sky_dec_range is not None:
         # Its own stream: the frames' bytes do not change (the cadence keeps the
         # catalogue's strip).
         stream = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(5, index)))
-        ra, dec = sky_position(spec.label, survey.sky_min_dec, stream)
+        ra, dec = sky_position(spec.label, survey.sky_dec_range, stream)
     return StampSeries(
         frames=frames,
         mjd=mjd,
@@ -353,24 +354,30 @@ def alert_history(
 ) -> Table:
     """The photometry the object's alerts carry together, as the alert reader gives real
     ones' (each packet holds the ``survey.history_days`` before it; a broker keeping the
-    object's packets holds their union): every visit from ``history_days`` before the first
-    alert to the last, an alerted visit with its difference flux, any other as its 5-sigma
-    limit (``flux = 0``, ``flux_err`` = limit / 5, ``detected = False``). Cut at an alert
-    (``StampSeries.until``), it is what the object's packets up to that one carry.
+    object's packets holds their union): every visit up to the last alert that lies within
+    ``history_days`` before an alert (a gap between alerts longer than that is a gap in
+    the union too), an alerted visit with its difference flux, any other as its 5-sigma
+    limit (``flux = 0``, ``flux_err`` = limit / 5, ``detected = False``), or, where the
+    survey's packets carry forced photometry (``survey.forced_history``), its measured
+    difference flux (``detected = False``). Cut at an alert (``StampSeries.until``), it is
+    what the object's packets up to that one carry.
 
     Args:
         mjd: (M,) every visit's MJD, sorted.
         band_ids: (M,) their band registry ids.
         photometry: ``alert_frames``' measurement of them.
-        survey: its ``history_days``.
+        survey: its ``history_days`` and ``forced_history``.
     """
-    first, last = int(photometry.alerted[0]), int(photometry.alerted[-1])
-    rows = np.flatnonzero(mjd[: last + 1] >= mjd[first] - survey.history_days)
+    alert_mjd = mjd[photometry.alerted]
+    carried = mjd[: int(photometry.alerted[-1]) + 1]
+    # The first alert at or after each visit: the earliest packet that could carry it.
+    next_alert = alert_mjd[np.searchsorted(alert_mjd, carried, side="left")]
+    rows = np.flatnonzero(carried >= next_alert - survey.history_days)
     detected = np.isin(rows, photometry.alerted)
     return make_lightcurve(
         mjd[rows],
         band_ids[rows],
-        np.where(detected, photometry.flux[rows], 0.0),
+        np.where(detected | survey.forced_history, photometry.flux[rows], 0.0),
         photometry.flux_err[rows],
         detected,
     )

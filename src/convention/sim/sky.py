@@ -1,12 +1,12 @@
-"""Where on a wide survey's sky each class of object is seen (the ZTF twin's positions;
-SDSS-II's objects keep their catalogue positions on Stripe 82).
+"""Where on a wide survey's sky each class of object is seen (the ZTF and Rubin twins'
+positions; SDSS-II's objects keep their catalogue positions on Stripe 82).
 
 Extragalactic objects (supernovae, AGN) are spread evenly over the sphere, outside the
 dust of the Galactic plane (|b| > 10 deg: assumed, where Milky Way extinction hides most
 of them from a 20-mag survey). Variable stars belong to the disk: their |b| is
 exponential with a 15 deg scale (assumed: disk stars of a few hundred parsecs' scale
-height seen at one to a few kiloparsecs), longitudes even. Either is kept only north of
-the survey's southern limit of declination.
+height seen at one to a few kiloparsecs), longitudes even. Either is kept only within
+the survey's range of declination.
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ def _to_icrs(l_deg: float, b_deg: float) -> tuple[float, float]:
     return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arcsin(z)))
 
 
-def sky_position(label: str, min_dec: float, rng: np.random.Generator) -> tuple[float, float]:
-    """(ra, dec) in degrees of an object of class ``label``, north of ``min_dec``.
+def sky_position(
+    label: str, dec_range: tuple[float, float], rng: np.random.Generator
+) -> tuple[float, float]:
+    """(ra, dec) in degrees of an object of class ``label``, its declination within
+    ``dec_range`` (degrees, inclusive).
 
     Raises:
-        RuntimeError: no position north of ``min_dec`` in ``MAX_DRAWS`` draws.
+        RuntimeError: no position within ``dec_range`` in ``MAX_DRAWS`` draws.
     """
     for _ in range(MAX_DRAWS):
         longitude = rng.uniform(0.0, 360.0)
@@ -46,6 +49,6 @@ def sky_position(label: str, min_dec: float, rng: np.random.Generator) -> tuple[
                 continue
         latitude *= rng.choice((-1.0, 1.0)) if label == "Variable" else 1.0
         ra, dec = _to_icrs(longitude, latitude)
-        if dec >= min_dec:
+        if dec_range[0] <= dec <= dec_range[1]:
             return ra, dec
-    raise RuntimeError(f"no position north of dec {min_dec} in {MAX_DRAWS} draws")
+    raise RuntimeError(f"no position within dec {dec_range} in {MAX_DRAWS} draws")

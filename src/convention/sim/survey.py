@@ -87,9 +87,17 @@ class SurveyDefinition:
     # the nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
     # reference-image source's distance), as ZTF's alerts do.
     catalogue: bool
-    # Objects placed over the survey's sky north of this declination by class
+    # Objects placed over the survey's sky between these declinations by class
     # (``convention.sim.sky``); None: at their catalogue positions (SDSS-II's Stripe 82).
-    sky_min_dec: float | None
+    sky_dec_range: tuple[float, float] | None
+    # Each visit's cutout in its detector's orientation, which changes from visit to visit
+    # (Rubin's): the scene turned by a random angle about the object per frame and per
+    # reference. False: every stamp north up.
+    rotation: bool = False
+    # An alert's history carries forced photometry at every visit (Rubin's
+    # prvDiaForcedSources): a visit without a detection keeps its measured difference flux
+    # (``detected = False``), not a 5-sigma limit.
+    forced_history: bool = False
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -190,7 +198,7 @@ SDSS2 = SurveyDefinition(
     reference_seeing_ratio=1.1 / 1.4,
     median_background=False,  # the stamps are the sky-subtracted frames
     catalogue=False,
-    sky_min_dec=None,
+    sky_dec_range=None,
 )
 
 ZTF = SurveyDefinition(
@@ -264,10 +272,87 @@ ZTF = SurveyDefinition(
     reference_seeing_ratio=0.85,
     median_background=True,
     catalogue=True,
-    sky_min_dec=-30.0,  # the sky ZTF observes from Palomar (Bellm et al. 2019)
+    sky_dec_range=(-30.0, 90.0),  # the sky ZTF observes from Palomar (Bellm et al. 2019)
 )
 
-SURVEYS = {"sdss2": SDSS2, "ztf": ZTF}
+RUBIN = SurveyDefinition(
+    name="rubin",
+    bands=("lsst::u", "lsst::g", "lsst::r", "lsst::i", "lsst::z", "lsst::y"),
+    # Ivezic et al. 2019 (ApJ 873, 111): 0.2"/pixel, a visit of 30 s (two 15 s snaps).
+    pixel_scale=0.2,
+    exposure_s=30.0,
+    # Assumed: a night's visits of a field in different filters about 33 minutes apart
+    # (the pairs of the baseline cadence), in the order of the filter wheel.
+    band_lag_days=tuple(k * 33.0 / 1440.0 for k in range(6)),
+    # Assumed: a field observable six months a year; three seasons from the start of the
+    # Legacy Survey of Space and Time (2025 October).
+    season_starts=(61000.0, 61365.0, 61730.0),
+    season_length_days=180.0,
+    # Assumed Cerro Pachon weather: about 77% of nights clear (0.5 / (0.15 + 0.5)).
+    p_clear_after_clear=0.85,
+    p_clear_after_cloudy=0.5,
+    # The wide-fast-deep survey revisits a field every 3-4 nights (Ivezic et al. 2019:
+    # ~825 visits in 10 years, in pairs): three fields in turn on clear nights.
+    strips=3,
+    # Ivezic et al. 2019, table 2: delivered FWHM u 0.92" .. y 0.76", r 0.83"; the
+    # Kolmogorov exponent gives those of the other bands within 0.01".
+    seeing_median_r=0.83,
+    seeing_sigma_ln=0.2,
+    seeing_band_exponent=-0.2,
+    moffat_beta=MOFFAT_BETA,
+    # Ivezic et al. 2019, table 2: dark sky at zenith; bright-time excess assumed.
+    sky_dark=(22.99, 22.26, 21.20, 20.48, 19.60, 18.61),
+    sky_bright_excess=(1.5, 1.1, 0.7, 0.5, 0.3, 0.2),
+    bright_time_fraction=0.23,
+    # Single-visit 5-sigma depths, the design specification of the LSST Science
+    # Requirements Document (LPM-17, table 6).
+    depth_5sigma=(23.9, 25.0, 24.7, 24.0, 23.3, 22.1),
+    read_noise_e=9.0,  # the Science Requirements Document's upper limit
+    cloud_fraction=0.2,
+    cloud_extinction_mean=0.3,
+    missing_frame_fraction=0.02,  # assumed
+    # Assumed: a 30-pixel cutout clipped when its source lies within 15 pixels of the
+    # edge of a 4k x 4k sensor, about 1.5% of the sensor's area.
+    edge_frame_fraction=0.015,
+    registration_jitter_pix=0.15,  # assumed
+    wavelengths=(3681.4, 4864.1, 6249.8, 7564.7, 8701.6, 9722.0),  # the band registry's
+    # Rubin's alert cutouts of the issue this twin was built for: 30x30 pixels (6").
+    stamp_size=30,
+    seeing_band="lsst::r",
+    # Ivezic et al. 2019, table 1: visits per filter u 56, g 80, r 184, i 184, z 160, y
+    # 160 of 824, two filters a night: each filter's share of visits times two.
+    band_visit_fraction=(0.14, 0.19, 0.45, 0.45, 0.39, 0.39),
+    # Sources are modelled in SDSS ugriz (speclite ships the LSST curves, but the sources'
+    # colours come from SDSS-II): y is observed through z's model, an error of the order
+    # of a source's z - y colour (assumed ~0.1-0.3 mag).
+    source_bands=("sdss::u", "sdss::g", "sdss::r", "sdss::i", "sdss::z", "sdss::z"),
+    search_bands=("lsst::g", "lsst::r", "lsst::i"),
+    search_limit_mag=24.0,  # assumed: about the 5-sigma depth of one r or i visit
+    # Assumed: Rubin's alerting supernovae twice as far as SDSS-II's (its depth is ~2.5 mag
+    # fainter; the SNe Ia of PLAsTiCC's wide-fast-deep survey reach z ~ 0.5 and beyond).
+    population_distance_scale=2.0,
+    alerts=True,
+    # An alert per 5-sigma difference detection (Ivezic et al. 2019; the Data Products
+    # Definition Document, LSE-163), carrying 12 months of previous photometry.
+    alert_sigma=5.0,
+    history_days=365.0,
+    # Assumed: templates coadd 8 to 30 of the best-seeing third of a year's visits
+    # (seeing 0.8 of the median), over 60-365 days, ending 30-365 days before the first
+    # season (the incremental templates of the first year).
+    reference_frames=(8.0, 30.0),
+    reference_span_days=(60.0, 365.0),
+    reference_gap_days=(30.0, 365.0),
+    reference_seeing_ratio=0.8,
+    median_background=True,  # the alert reader takes each cutout's median off
+    # Rubin's packets carry no star/galaxy score of a neighbour (diaObject v7).
+    catalogue=False,
+    # Assumed: the wide-fast-deep footprint of the baseline cadence.
+    sky_dec_range=(-70.0, 12.5),
+    rotation=True,
+    forced_history=True,
+)
+
+SURVEYS = {"sdss2": SDSS2, "ztf": ZTF, "rubin": RUBIN}
 
 
 def get_survey(name: str) -> SurveyDefinition:

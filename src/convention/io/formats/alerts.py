@@ -1,8 +1,9 @@
 """``alerts`` format: ZTF alert packets (Avro), and Rubin's where it differs only by names.
 
 Every alert holds one detection (its time, band and cutouts) and the object's previous
-photometry. Alerts are grouped by object id and sorted by time; an alert of the same
-object, time and band as one already read (a re-sent candidate) is dropped and counted.
+photometry (Rubin's: its previous detections and forced photometry at every visit).
+Alerts are grouped by object id and sorted by time; an alert of the same object, time and
+band as one already read (a re-sent candidate) is dropped and counted.
 The first requested cutout (``science`` by default) becomes the frame, the others extra
 channels. Each band's reference is the template cutout of the object's latest alert in
 that band (with ZTF's ``nframesref``, ``jdstartref`` and ``jdendref``); an alert without a
@@ -11,7 +12,8 @@ reader's notes), leaves its band to the median-of-frames fallback. Pixels are co
 to nanomaggies (AB zero point 22.5) with the frame's zero point; the science and template
 cutouts have their median background subtracted. The light curve holds the detections as
 difference fluxes and the non-detections as ``flux = 0, flux_err = limit / 5`` with
-``detected = False``.
+``detected = False``, or, where the packet carries forced photometry, as their measured
+difference flux with ``detected = False`` (a detection of the same visit wins).
 
 Every number a reader computes with is checked against its physical range first
 (``AlertSchema.ranges``): a detection out of range rejects its alert, a history row out of
@@ -51,6 +53,7 @@ from convention.io.stamps import MAX_CUTOUT_BYTES, fit_stamp, read_fits_image
 from convention.metadata import NAMES as METADATA
 from convention.metadata import checked
 from convention.photometry import background
+from convention.sim.survey import RUBIN as RUBIN_SURVEY
 from convention.sim.survey import ZTF as ZTF_SURVEY
 
 AVRO_MAGIC = b"Obj\x01"
@@ -78,7 +81,7 @@ class AlertSchema:
     object_id: str
     candidate_id: str  # the detection's own id (one per alert)
     detection: str
-    previous: str
+    previous: str  # the previous detections (and, ZTF's, non-detection limits)
     time: str
     time_to_mjd: float  # added to ``time`` to give MJD
     band: str
@@ -110,6 +113,9 @@ class AlertSchema:
     # Catalogue field (``convention.metadata``) -> (its path in the detection, the factor
     # to the field's unit); a null, or a value out of the field's range, is not measured.
     catalogue: dict = field(default_factory=dict)
+    # The previous forced photometry (every visit's difference flux at the object), read
+    # as non-detections; None: the schema has none.
+    forced: str | None = None
     recognise: tuple[str, ...] = field(default=())
     ranges: dict = field(default_factory=dict)  # field -> (low, high): its physical range
 
@@ -205,6 +211,13 @@ RUBIN = AlertSchema(
     flux="psfFlux",
     flux_err="psfFluxErr",
     flux_zeropoint=NJY_ZEROPOINT,
+    # As ZTF's: the template's seeing is not in the packet; the Rubin twin's figure.
+    reference_fwhm={
+        letter: RUBIN_SURVEY.seeing_fwhm_median(f"lsst::{letter}")
+        * RUBIN_SURVEY.reference_seeing_ratio
+        for letter in "ugrizy"
+    },
+    forced="prvDiaForcedSources",
     recognise=("diaSource",),
     ranges={
         "midpointMjdTai": MJD_RANGE,
@@ -316,9 +329,10 @@ def _nmgy(value: float, zeropoint: float) -> float:
 
 
 def _photometry_row(
-    schema: AlertSchema, row: dict, where: str
+    schema: AlertSchema, row: dict, where: str, detected: bool = True
 ) -> tuple[float, str, float, float, bool]:
-    """One photometry row (MJD, band letter, flux and error in nanomaggies, detected).
+    """One photometry row (MJD, band letter, flux and error in nanomaggies, detected); a
+    flux schema's row is a detection unless ``detected`` is False (forced photometry).
 
     Raises:
         _OutOfRange: a number out of its range, or what the row lacks.
@@ -336,7 +350,7 @@ def _photometry_row(
             missing = schema.flux if flux is None else schema.flux_err
             raise _OutOfRange(f"{where} has no {missing}")
         scale = _nmgy(1.0, schema.flux_zeropoint)
-        return mjd, band, flux * scale, err * scale, True
+        return mjd, band, flux * scale, err * scale, detected
     mag = _number(schema, row, schema.mag, where)
     sigma = _number(schema, row, schema.mag_err, where)
     if mag is not None and sigma is not None:
@@ -350,15 +364,19 @@ def _photometry_row(
 
 
 def _history(schema: AlertSchema, record: dict) -> tuple[list, int]:
-    """The packet's previous photometry rows that are whole and in range, the
-    ``MAX_HISTORY_ROWS`` most recent, and how many were dropped."""
-    previous = _get(record, schema.previous)
+    """The packet's previous photometry rows that are whole and in range (its detections
+    first, then its forced photometry), the ``MAX_HISTORY_ROWS`` most recent, and how many
+    were dropped."""
+    lists = [(schema.previous, True)] + ([(schema.forced, False)] if schema.forced else [])
     rows, dropped = [], 0
-    for prv in previous if isinstance(previous, list) else []:
-        try:
-            rows.append(_photometry_row(schema, prv if isinstance(prv, dict) else {}, "row"))
-        except _OutOfRange:
-            dropped += 1
+    for path, detected in lists:
+        previous = _get(record, path)
+        for prv in previous if isinstance(previous, list) else []:
+            try:
+                row = prv if isinstance(prv, dict) else {}
+                rows.append(_photometry_row(schema, row, "row", detected))
+            except _OutOfRange:
+                dropped += 1
     if len(rows) > MAX_HISTORY_ROWS:
         rows.sort(key=lambda r: r[0])
         dropped += len(rows) - MAX_HISTORY_ROWS
