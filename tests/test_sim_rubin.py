@@ -65,8 +65,9 @@ def test_a_turned_visit_turns_the_host_about_the_object():
 
 @pytest.mark.parametrize("survey", ["ztf", "rubin"])
 def test_twin_packets_read_back_as_the_twin(survey, rubin_objects, tmp_path):
-    """Each object's packets, read by the alerts reader, give back its frames, its light
-    curve (the union of the packets' histories), its references and its position."""
+    """Each object's packets, read by the alerts reader, give back its frames and what it
+    knows of them, its light curve (the union of the packets' histories), its references
+    and its position."""
     objects = (
         rubin_objects[:8]
         if survey == "rubin"
@@ -83,6 +84,10 @@ def test_twin_packets_read_back_as_the_twin(survey, rubin_objects, tmp_path):
     for series in objects:
         got = read[packet_object_id(series)]
         assert got.band_names == series.band_names
+        # The twin stores the seeing and zero point the reader gives (Rubin's packets
+        # carry neither: the band's median seeing, the nJy zero point).
+        assert np.allclose(got.psf_fwhm, series.psf_fwhm, rtol=1e-5)
+        assert np.allclose(got.zeropoint, series.zeropoint, rtol=1e-6)
         sky = float(np.nanmedian(series.sky_sigma))
         assert np.nanmax(np.abs(got.frames - series.frames)) < 0.05 * sky
         expected, served = series.lightcurve, got.lightcurve

@@ -254,13 +254,19 @@ def simulate_object(
         # catalogue's strip).
         stream = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(5, index)))
         ra, dec = sky_position(spec.label, survey.sky_dec_range, stream)
+    psf_fwhm, zeropoint = conditions.psf_fwhm, conditions.zeropoint
+    if not survey.reports_seeing:  # what the alert reader takes: the band's median
+        medians = np.array([survey.seeing_fwhm_median(b) for b in survey.bands])
+        psf_fwhm = medians[band_index]
+    if survey.packet_zeropoint is not None:
+        zeropoint = np.full(len(mjd), survey.packet_zeropoint)
     return StampSeries(
         frames=frames,
         mjd=mjd,
         band=band_ids[band_index],
-        psf_fwhm=conditions.psf_fwhm,
+        psf_fwhm=psf_fwhm,
         sky_sigma=sky_sigma,
-        zeropoint=conditions.zeropoint,
+        zeropoint=zeropoint,
         object_id=spec.object_id,
         ra=ra,
         dec=dec,

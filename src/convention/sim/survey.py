@@ -98,6 +98,15 @@ class SurveyDefinition:
     # prvDiaForcedSources): a visit without a detection keeps its measured difference flux
     # (``detected = False``), not a 5-sigma limit.
     forced_history: bool = False
+    # Whether its packets say each visit's seeing (ZTF's fwhm). Where they do not
+    # (Rubin's), the alert reader takes the band's median seeing, and the twin stores that
+    # too (its frames are still rendered with their own), so that a model is trained on
+    # what it is served.
+    reports_seeing: bool = True
+    # The zero point its packets' pixels are given in where they carry none per visit
+    # (Rubin's: calibrated nJy, 2.5 log10(3631e9)); the twin stores it too. None: each
+    # frame's own (photo-electrons per nanomaggy).
+    packet_zeropoint: float | None = None
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -350,6 +359,8 @@ RUBIN = SurveyDefinition(
     sky_dec_range=(-70.0, 12.5),
     rotation=True,
     forced_history=True,
+    reports_seeing=False,
+    packet_zeropoint=2.5 * float(np.log10(3631e9)),
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF, "rubin": RUBIN}

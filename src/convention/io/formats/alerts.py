@@ -107,6 +107,9 @@ class AlertSchema:
     reference_start: str | None = None
     reference_end: str | None = None
     detector_shape: tuple[int, int] = (0, 0)  # (ny, nx) pixels, for edge-clipped cutouts
+    # Band letter -> a frame's PSF FWHM (arcsec) where the packet does not say it (Rubin's:
+    # its twin's median seeing, which the twin stores too).
+    frame_fwhm: dict = field(default_factory=dict)
     # Band letter -> the template's PSF FWHM (arcsec) where the packet does not say it:
     # what forced photometry matches the frame's PSF to (none: no PSF matching).
     reference_fwhm: dict = field(default_factory=dict)
@@ -201,7 +204,7 @@ RUBIN = AlertSchema(
     dec="dec",
     fwhm_pixels=None,
     zeropoint=None,
-    default_zeropoint={b: NJY_ZEROPOINT for b in "ugrizy"},  # calibrated pixels in nJy
+    default_zeropoint={b: RUBIN_SURVEY.packet_zeropoint for b in "ugrizy"},  # pixels in nJy
     cutout={
         "science": "cutoutScience",
         "template": "cutoutTemplate",
@@ -211,6 +214,7 @@ RUBIN = AlertSchema(
     flux="psfFlux",
     flux_err="psfFluxErr",
     flux_zeropoint=NJY_ZEROPOINT,
+    frame_fwhm={letter: RUBIN_SURVEY.seeing_fwhm_median(f"lsst::{letter}") for letter in "ugrizy"},
     # As ZTF's: the template's seeing is not in the packet; the Rubin twin's figure.
     reference_fwhm={
         letter: RUBIN_SURVEY.seeing_fwhm_median(f"lsst::{letter}")
@@ -419,7 +423,11 @@ def _parse(
         raise ConventionError(str(err), path=path, obj=obj) from None
     mjd, band = row[0], row[1]
     zp = zp if zp is not None else schema.default_zeropoint[band]
-    fwhm = fwhm * schema.pixel_scale if fwhm is not None and fwhm > 0 else np.nan
+    fwhm = (
+        fwhm * schema.pixel_scale
+        if fwhm is not None and fwhm > 0
+        else schema.frame_fwhm.get(band, np.nan)
+    )
     read: dict[str, _Cutout] = {}
     for name in cutouts:
         cutout = _cutout(schema, record, name, path, obj, zp, (x, y))
