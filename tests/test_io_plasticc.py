@@ -47,6 +47,9 @@ def plasticc_files(tmp_path):
             "decl": [-1.0, -2.0, -3.0],
             "target": [90, 92, 64],
             "true_z": [0.1, 0.0, 0.05],
+            "hostgal_photoz": [0.12, 0.0, -9.0],
+            "hostgal_photoz_err": [0.02, 0.0, 0.1],
+            "mwebv": [0.03, 7.0, 0.02],
             **{f"tflux_{b}": [2000.0, 5000.0, 0.0] for b in "ugrizy"},
         }
     )
@@ -80,6 +83,10 @@ def test_rendered_point_source_carries_the_catalogue_flux(plasticc_files):
     assert series.frames.shape == (30, 32, 32)
     assert series.survey == "lsst" and series.pixel_scale == PIXEL_SCALE
     assert series.lightcurve is sn.lightcurve
+    # The host's photometric redshift and the dust as catalogue metadata, never true_z.
+    assert series.metadata == pytest.approx(
+        {"host_redshift": 0.12, "host_redshift_error": 0.02, "mw_ebv": 0.03}
+    )
     assert np.allclose(series.true_flux, sn.lightcurve["flux"])
     # PSF fit against the host alone (the same object with no event flux): the noise is
     # orthogonal to the PSF, so the fit is off only by the sampled-vs-drawn PSF (< 5%).

@@ -1,5 +1,5 @@
-"""Catalogue metadata: the fields of ZTF's packets, kept in the store, simulated for the
-twin, read by the ``metadata`` input kind and the flagship."""
+"""Catalogue metadata: the fields of ZTF's packets and PLAsTiCC's, kept in the store,
+simulated for the twins, read by the ``metadata`` input kind, the flagship and boosting."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import torch
 
 from convention.data import Store, write_store
 from convention.inputs import InputEncoder, InputSpec
+from convention.inputs.metadata import FIELDS as METADATA_KIND_FIELDS
 from convention.io import scan
+from convention.io.plasticc import plasticc_metadata
 from convention.metadata import checked, galactic_latitude
 from convention.models import create_model
+from convention.sim.host_redshift import SPECTROSCOPIC_ERROR, host_redshift_fields
 from convention.sim.simulate import SimulationSettings, simulate_series
 from tests.test_references import _edited_alert
 from tests.test_series import make_series
@@ -28,6 +31,39 @@ def test_a_null_or_an_unphysical_value_is_not_measured():
     for value in (-999.0, 1.5, float("inf"), float("nan"), None):
         assert np.isnan(checked("star_score", value))
     assert np.isnan(checked("star_distance", 31.0))
+    for name, value in (("host_redshift", -0.1), ("host_redshift", 5.0), ("mw_ebv", 5.5)):
+        assert np.isnan(checked(name, value))
+
+
+def test_plasticc_metadata_masks_what_is_out_of_range():
+    """A Galactic object's redshift 0 is PLAsTiCC's statement, kept; an E(B-V) of 7 or a
+    negative redshift (PLAsTiCC's -9 for a missing distance modulus) is not measured."""
+    assert plasticc_metadata({"hostgal_photoz": 0.0, "hostgal_photoz_err": 0.0, "mwebv": 7}) == {
+        "host_redshift": 0.0,
+        "host_redshift_error": 0.0,
+    }
+    assert plasticc_metadata({"hostgal_photoz": -9, "mwebv": "n/a"}) == {}
+
+
+def test_the_sdss2_twin_gives_hosts_spectroscopic_or_photometric_redshifts():
+    rng = np.random.default_rng(0)
+    assert host_redshift_fields(0.2, True, True, 0.05, rng) == {
+        "host_redshift": 0.2,
+        "host_redshift_error": SPECTROSCOPIC_ERROR,
+        "mw_ebv": 0.05,
+    }
+    assert host_redshift_fields(0.0, False, False, 0.05, rng) == {"mw_ebv": 0.05}
+    # At z 1.5 a catastrophic estimate (0-0.8) lies far outside the scatter of 0.075.
+    photometric = [host_redshift_fields(1.5, False, True, 0.05, rng) for _ in range(4000)]
+    estimates = np.array([f["host_redshift"] for f in photometric])
+    assert np.allclose([f["host_redshift_error"] for f in photometric], 0.075)
+    off = np.abs(estimates - 1.5) > 5 * 0.075
+    assert 0.04 < off.mean() < 0.06 and estimates[off].max() <= 0.8
+    assert np.std(estimates[~off] - 1.5) == pytest.approx(0.075, rel=0.1)
+    drawn = list(simulate_series(SimulationSettings(n_objects=16, seed=1, stamp_size=16)))
+    for series in drawn:
+        assert "mw_ebv" in series.metadata
+        assert ("host_redshift" in series.metadata) == (series.label != "Variable")
 
 
 def test_ztf_packets_bring_their_catalogue_fields(ztf_alerts, tmp_path):
@@ -104,8 +140,9 @@ def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it
     encoder = InputEncoder(spec, GR)
     encoder.fit([measured, make_series(m=4, survey="ztf", band=np.array(GR * 2))])
     values = encoder.encode(measured).inputs["metadata"]
-    # star_score measured; the distances not, nor the latitude (no position).
-    assert values[4:].tolist() == [0.0, 1.0, 1.0, 1.0]
+    # star_score measured; no other field, nor the latitude (no position).
+    n = len(METADATA_KIND_FIELDS)
+    assert values[n:].tolist() == [0.0] + [1.0] * (n - 1)
     placed = replace(measured, ra=266.4, dec=-28.9)  # near the Galactic centre
     assert encoder.kinds[0].raw(placed)[-1] == pytest.approx(0.0226, abs=1e-3)
     bare = make_series(m=4, survey="ztf", band=np.array(GR * 2))
@@ -126,3 +163,21 @@ def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it
         inputs["metadata"][0, 0] += 2.0
         after = model(**inputs)
     assert not torch.allclose(before, after)
+
+
+def test_boosting_reads_the_metadata_beside_the_light_curve(tiny_store):
+    """The boosting rows' metadata columns are the metadata kind's values, last; the SDSS-II
+    twin's objects carry their host redshift and dust."""
+    from convention.baselines.gbm import feature_matrix
+    from convention.inputs.metadata import Metadata
+
+    store = Store(tiny_store)
+    rows = list(range(len(store)))
+    plain, with_metadata = (feature_matrix(store, rows, metadata=m) for m in (False, True))
+    n = len(METADATA_KIND_FIELDS)
+    assert np.array_equal(with_metadata[:, :-n], plain, equal_nan=True)
+    for row in rows:
+        series = store[row]
+        expected = Metadata.values(series.metadata, series.ra, series.dec)
+        assert np.array_equal(with_metadata[row, -n:], expected, equal_nan=True)
+    assert any(np.isfinite(store[r].metadata.get("host_redshift", np.nan)) for r in rows)

@@ -1,11 +1,13 @@
 """Catalogue metadata of an object: what a survey's catalogues say of its neighbourhood,
-one registry of the fields, their units and physical ranges; and where it lies in the
-Galaxy, from the position every source gives (``galactic_latitude``).
+its host's redshift and the Milky Way's dust before it, one registry of the fields, their
+units and physical ranges; and where it lies in the Galaxy, from the position every
+source gives (``galactic_latitude``).
 
 A field is a number per object (``StampSeries.metadata``), taken from the source where it
-gives one (a ZTF alert's ``sgscore1``, ``distpsnr1``, ``distnr``) and simulated for the
-twins. A value outside its physical range, not finite, or a survey's null (ZTF writes
--999) is not a measurement: ``checked`` turns it into NaN, a masked field.
+gives one (a ZTF alert's ``sgscore1``, ``distpsnr1``, ``distnr``; PLAsTiCC's
+``hostgal_photoz``, ``hostgal_photoz_err``, ``mwebv``) and simulated for the twins. A
+value outside its physical range, not finite, or a survey's null (ZTF writes -999) is not
+a measurement: ``checked`` turns it into NaN, a masked field.
 """
 
 from __future__ import annotations
@@ -56,6 +58,30 @@ FIELDS = (
         0.0,
         30.0,
         "distance to the nearest source of the reference image (ZTF's distnr, in pixels there)",
+    ),
+    MetadataField(
+        "host_redshift",
+        "",
+        0.0,
+        4.0,
+        "redshift of the host galaxy as a catalogue gives it, spectroscopic where one was "
+        "measured, else photometric (PLAsTiCC's hostgal_photoz, 0 for a Galactic object; "
+        "the SDSS-II twin's, sim/host_redshift.py)",
+    ),
+    MetadataField(
+        "host_redshift_error",
+        "",
+        0.0,
+        4.0,
+        "its 1-sigma error (PLAsTiCC's hostgal_photoz_err)",
+    ),
+    MetadataField(
+        "mw_ebv",
+        "mag",
+        0.0,
+        5.0,
+        "Milky Way E(B-V) along the line of sight (the Schlegel et al. 1998 map's: "
+        "PLAsTiCC's mwebv, the SDSS-II catalogue's MWEBV)",
     ),
 )
 NAMES = tuple(f.name for f in FIELDS)

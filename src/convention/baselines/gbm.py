@@ -14,22 +14,27 @@ from convention.bands import get_band
 from convention.data.cutoff import Cutoff, cut_to_nights
 from convention.data.store import Store
 from convention.features import lightcurve_features, scene_features
+from convention.inputs.metadata import Metadata
 from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
 
 # The light curve of each photometry choice (``convention.lightcurves``).
 PHOTOMETRY = {"psf": FORCED_PSF, "source": SUPPLIED_ELSE_FORCED}
 
 
-def _object_features(args: tuple[Store, int, str, bool, float, Cutoff | None]) -> np.ndarray:
-    store, row, photometry, scene, draw, cutoff = args
+def _object_features(
+    args: tuple[Store, int, str, bool, bool, float, Cutoff | None],
+) -> np.ndarray:
+    store, row, photometry, scene, metadata, draw, cutoff = args
     series = cut_to_nights(store[row], draw)
     if cutoff is not None:
         series = cutoff.apply(series)
-    features = lightcurve_features(lightcurve_of(series, PHOTOMETRY[photometry]), store.bands)
-    if not scene:
-        return features
-    band_ids = [get_band(b, store.survey).id for b in store.bands]
-    return np.concatenate([features, scene_features(series, band_ids)])
+    parts = [lightcurve_features(lightcurve_of(series, PHOTOMETRY[photometry]), store.bands)]
+    if scene:
+        band_ids = [get_band(b, store.survey).id for b in store.bands]
+        parts.append(scene_features(series, band_ids))
+    if metadata:
+        parts.append(Metadata.values(series.metadata, series.ra, series.dec))
+    return np.concatenate(parts)
 
 
 def feature_matrix(
@@ -40,6 +45,7 @@ def feature_matrix(
     scene: bool = False,
     draws: np.ndarray | None = None,
     cutoff: Cutoff | None = None,
+    metadata: bool = False,
 ) -> np.ndarray:
     """(len(rows), n_features) features of the objects at ``rows``.
 
@@ -55,12 +61,15 @@ def feature_matrix(
         draws: per object of ``store``, the training-time cut of ``cut_to_nights`` (NaN:
             whole; None: every object whole).
         cutoff: the early-classification cutoff each object is seen at (None: all of it).
+        metadata: add the object's catalogue metadata last, as the ``metadata`` input kind
+            reads it (``Metadata.values``: NaN where not measured, which the trees take
+            as missing).
 
     Raises:
         ConventionError: an object with no frame by ``cutoff``.
     """
     draws = np.full(len(store), np.nan) if draws is None else draws
-    items = [(store, int(r), photometry, scene, float(draws[r]), cutoff) for r in rows]
+    items = [(store, int(r), photometry, scene, metadata, float(draws[r]), cutoff) for r in rows]
     if workers <= 1:
         return np.array([_object_features(i) for i in items])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"

@@ -128,6 +128,10 @@ FLAGSHIP_ABLATIONS = {
     "light curve": (("stamps", "scene", "features"), "stamps + reference stamps + features"),
 }
 FLAGSHIP_INPUT = "stamps + reference stamps + light curve + features (ugriz)"
+FLAGSHIP_INPUTS = ("stamps", "scene", "lightcurve", "features")
+# What the metadata rows add: the catalogue fields a source gives (the SDSS-II twin's and
+# PLAsTiCC's: host redshift and its error, Milky Way E(B-V)) and the Galactic latitude.
+METADATA_INPUT = "catalogue metadata"
 
 
 def _rows(preset: str) -> tuple[BenchModel, ...]:
@@ -212,10 +216,24 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             input="forced PSF light curves + reference stamps (ugriz)",
         ),
         BenchModel(
+            "light-curve + metadata features + boosting",
+            kind="features",
+            overrides={"metadata": True},
+            input="forced PSF light curves + " + METADATA_INPUT,
+        ),
+        BenchModel(
             "multi-input ConvEntion (flagship)",
             model="convention-multi",
             preset=preset,
             input=FLAGSHIP_INPUT,
+            **flagship,
+        ),
+        BenchModel(
+            "flagship + metadata",
+            model="convention-multi",
+            preset=preset,
+            overrides={"inputs": (*FLAGSHIP_INPUTS, "metadata")},
+            input=f"{FLAGSHIP_INPUT} + {METADATA_INPUT}",
             **flagship,
         ),
         BenchModel("no oversampling", oversample=False, **ablation),

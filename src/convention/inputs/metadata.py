@@ -1,10 +1,10 @@
 """``metadata``: the object's catalogue fields (``convention.metadata``: the nearest
 Pan-STARRS1 source's star/galaxy score and distance, the nearest reference-image source's
-distance) and its Galactic latitude (|b|, degrees, from its position), robustly scaled
-(``convention.inputs.scaled``). A field the source did not measure (a ZTF null, a value
-outside its physical range, a store without metadata, no position) is 0 with its flag
-set. Keys: ``metadata`` (2F,) float32: the F scaled fields, then the F missing-value
-flags.
+distance, the host's redshift and its error, the Milky Way E(B-V)) and its Galactic
+latitude (|b|, degrees, from its position), robustly scaled (``convention.inputs.scaled``).
+A field the source did not measure (a ZTF null, a value outside its physical range, a
+store without metadata, no position) is 0 with its flag set. Keys: ``metadata`` (2F,)
+float32: the F scaled fields, then the F missing-value flags.
 """
 
 from __future__ import annotations

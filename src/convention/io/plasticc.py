@@ -2,7 +2,10 @@
 
 The light curves (``object_id, mjd, passband, flux, flux_err, detected_bool``; passband
 0-5 = LSST ugrizy; flux in FLUXCAL units, AB zero point 27.5) and metadata (``target``,
-``true_z``, ``tflux_[ugrizy]``, ...) are the PLAsTiCC release's CSV files. Targets map to
+``true_z``, ``tflux_[ugrizy]``, ``hostgal_photoz``, ``mwebv``, ...) are the PLAsTiCC
+release's CSV files; the host's photometric redshift and the Milky Way E(B-V) become the
+object's catalogue metadata (``convention.metadata``; never ``true_z`` or the host's
+spectroscopic redshift, which a survey's test objects mostly lack). Targets map to
 the four classes as in ``convention.classes.PLASTICC_TARGET``; the excluded targets are
 skipped (or kept unlabelled).
 
@@ -34,6 +37,7 @@ from convention.data.series import StampSeries
 from convention.errors import ConventionError
 from convention.io.ingest import Collection, Rejected
 from convention.io.tables import group_rows, read_table
+from convention.metadata import checked
 from convention.psf import MOFFAT_BETA, moffat_effective_area, moffat_sampled
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.sources.host import SERSIC_GRID, SERSIC_WEIGHTS, HostGalaxy
@@ -242,7 +246,32 @@ def render_lightcurve(obj: LabelledLightCurve, index: int, settings: RenderSetti
         subtype=str(obj.meta.get("target", "")) or None,
         true_flux=point,
         lightcurve=lc,
+        metadata=plasticc_metadata(obj.meta),
     )
+
+
+# PLAsTiCC's metadata columns -> the ``convention.metadata`` field each gives.
+METADATA_FIELDS = {
+    "hostgal_photoz": "host_redshift",
+    "hostgal_photoz_err": "host_redshift_error",
+    "mwebv": "mw_ebv",
+}
+
+
+def plasticc_metadata(meta: dict) -> dict[str, float]:
+    """An object's catalogue fields from its PLAsTiCC metadata row: the host's photometric
+    redshift and its error (0 for a Galactic object, as PLAsTiCC gives them) and the Milky
+    Way E(B-V). A column that is absent, not a number or outside its field's range is not
+    measured (left out)."""
+    fields = {}
+    for column, name in METADATA_FIELDS.items():
+        try:
+            value = checked(name, float(meta[column]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if np.isfinite(value):
+            fields[name] = value
+    return fields
 
 
 _WORKER: dict = {}

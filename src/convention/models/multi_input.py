@@ -16,8 +16,9 @@ Up to six encoders, each over one declared input kind, fused late:
   transformer of the light curve's shape;
 - metadata (``metadata``, not read by default): the catalogue fields of the object (the
   nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
-  reference-image source's distance) and its Galactic latitude, robustly scaled with
-  their missing flags, through a small MLP.
+  reference-image source's distance, the host's redshift and its error, the Milky Way
+  E(B-V)) and its Galactic latitude, robustly scaled with their missing flags, through a
+  small MLP.
 Their outputs (and which scene bands are present) are concatenated and classified by an
 MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
@@ -41,7 +42,8 @@ from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
 KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata")
-# The photometry and metadata are the alert models' (``convention demo --survey ztf``).
+# The photometry and metadata are the alert models' (``convention demo --survey ztf``); the
+# metadata also the suites' "flagship + metadata" row.
 DEFAULT_INPUTS = KINDS[:4]
 
 

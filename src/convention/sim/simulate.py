@@ -2,8 +2,10 @@
 
 Every object draws from its own random stream, ``SeedSequence(seed, spawn_key=(1, k))`` for
 the k-th object (its references from ``spawn_key=(3, k)``, so their noise is independent of
-the frames'), and the shared observing calendar from ``spawn_key=(0,)``: the same seed
-gives the same bytes whatever the number of worker processes.
+the frames'; its catalogue fields, sky position and host redshift from ``(4, k)``, ``(5,
+k)`` and ``(6, k)``, so that adding one changes no frame), and the shared observing
+calendar from ``spawn_key=(0,)``: the same seed gives the same bytes whatever the number
+of worker processes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from convention.files import check_output_path
 from convention.psf import moffat_effective_area
 from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip_of
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
+from convention.sim.host_redshift import host_redshift_fields
 from convention.sim.neighbours import catalogue_fields
 from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames, subtract_median_background
@@ -219,6 +222,14 @@ def simulate_object(
             quiescent,
             host,
             np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(4, index))),
+        )
+    if survey.host_catalogue:
+        metadata |= host_redshift_fields(
+            z,
+            np.isfinite(spec.redshift),
+            host is not None,
+            spec.mw_ebv,
+            np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(6, index))),
         )
     if survey.alerts:
         reference_point = np.zeros(len(survey.bands))

@@ -87,6 +87,9 @@ class SurveyDefinition:
     # the nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
     # reference-image source's distance), as ZTF's alerts do.
     catalogue: bool
+    # Each object carries its host's redshift as a galaxy catalogue gives it and its Milky
+    # Way E(B-V) (``convention.sim.host_redshift``), as SDSS-II's candidates do.
+    host_catalogue: bool
     # Objects placed over the survey's sky between these declinations by class
     # (``convention.sim.sky``); None: at their catalogue positions (SDSS-II's Stripe 82).
     sky_dec_range: tuple[float, float] | None
@@ -207,6 +210,7 @@ SDSS2 = SurveyDefinition(
     reference_seeing_ratio=1.1 / 1.4,
     median_background=False,  # the stamps are the sky-subtracted frames
     catalogue=False,
+    host_catalogue=True,
     sky_dec_range=None,
 )
 
@@ -281,6 +285,9 @@ ZTF = SurveyDefinition(
     reference_seeing_ratio=0.85,
     median_background=True,
     catalogue=True,
+    # Assumed none: the twin's objects are placed anew on ZTF's sky, where no dust map or
+    # host catalogue is consulted here.
+    host_catalogue=False,
     sky_dec_range=(-30.0, 90.0),  # the sky ZTF observes from Palomar (Bellm et al. 2019)
 )
 
@@ -355,6 +362,7 @@ RUBIN = SurveyDefinition(
     median_background=True,  # the alert reader takes each cutout's median off
     # Rubin's packets carry no star/galaxy score of a neighbour (diaObject v7).
     catalogue=False,
+    host_catalogue=False,
     # Assumed: the wide-fast-deep footprint of the baseline cadence.
     sky_dec_range=(-70.0, 12.5),
     rotation=True,
