@@ -168,7 +168,7 @@ def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it
 def test_boosting_reads_the_metadata_beside_the_light_curve(tiny_store):
     """The boosting rows' metadata columns are the metadata kind's values, last; the SDSS-II
     twin's objects carry their host redshift and dust."""
-    from convention.baselines.gbm import feature_matrix
+    from convention.baselines.gbm import feature_matrix, fit_feature_gbm
     from convention.inputs.metadata import Metadata
 
     store = Store(tiny_store)
@@ -181,3 +181,8 @@ def test_boosting_reads_the_metadata_beside_the_light_curve(tiny_store):
         expected = Metadata.values(series.metadata, series.ra, series.dec)
         assert np.array_equal(with_metadata[row, -n:], expected, equal_nan=True)
     assert any(np.isfinite(store[r].metadata.get("host_redshift", np.nan)) for r in rows)
+    # The SDSS-II twin has no star/galaxy score: a column no object has still fits.
+    assert np.isnan(with_metadata[:, -n]).all()
+    labels = np.arange(len(rows)) % 2
+    model = fit_feature_gbm(with_metadata, labels, with_metadata, labels, 0)
+    assert model.predict_proba(with_metadata).shape == (len(rows), 2)

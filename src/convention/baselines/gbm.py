@@ -85,7 +85,13 @@ def fit_feature_gbm(
     seed: int,
 ) -> HistGradientBoostingClassifier:
     """Gradient-boosted trees with balanced class weights, early-stopped on the validation
-    split (never on the test split)."""
+    split (never on the test split). A feature no training object has (a metadata field
+    its source never gives) is fitted as a constant, which no tree splits on: scikit-learn
+    cannot bin a column of missing values alone."""
+    empty = np.isnan(x_train).all(axis=0)
+    if empty.any():
+        x_train, x_val = x_train.copy(), x_val.copy()
+        x_train[:, empty] = x_val[:, empty] = 0.0
     model = HistGradientBoostingClassifier(
         learning_rate=0.05,
         max_iter=1000,
