@@ -110,7 +110,8 @@ DEMO_FOLDERS = {
     "rubin": "convention-demo-rubin",
 }
 # Rubin's objects have a few frames of 30x30 pixels (epochs of 4 s where ZTF's take 16):
-# twice the objects fit the same minutes (macro-F1 0.845 against 0.767 with 2,400).
+# twice the objects fit the same minutes (at f06cbb2: macro-F1 0.845, against 0.767 with
+# 2,400).
 DEMO_OBJECTS = {"rubin": 4800}
 DEMO_MODELS: dict[str, dict] = {
     "sdss2": {"model": "convention-multi", "overrides": {}},
