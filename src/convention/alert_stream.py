@@ -119,9 +119,11 @@ class AlertClassifier:
         if schema is None:
             carried = [s.name for s in SCHEMAS if reads & set(schema_bands(s.name))]
             if len(carried) != 1:
+                schemas = "; ".join(f"{s.name} {schema_bands(s.name)}" for s in SCHEMAS)
                 raise ConventionError(
-                    f"the model reads bands {sorted(reads)}, which no one alert schema carries: "
-                    "train it on an alert twin (convention demo --survey ztf or rubin)",
+                    f"the model reads bands {list(classifier.settings.bands)}, which no one "
+                    f"alert schema carries ({schemas}): train it on an alert twin "
+                    "(convention demo --survey ztf or rubin)",
                     path=source,
                 )
             schema = carried[0]
