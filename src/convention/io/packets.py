@@ -227,10 +227,10 @@ def ztf_packets(series: StampSeries) -> list[dict]:
         ConventionError: the object has no light curve (not an alert twin's).
     """
     photometry = _Photometry(series, ZTF_SURVEY.history_days)
-    fields = {
-        path: series.metadata[name] / factor if name in series.metadata else NULL
-        for name, (path, factor) in ZTF.catalogue.items()
-    }
+    fields = {}
+    for name, (path, factor) in ZTF.catalogue.items():
+        value = series.metadata.get(name, np.nan)
+        fields[path] = value / factor if np.isfinite(value) else NULL
     records = []
     for k, mjd in enumerate(series.mjd):
         band = get_band(int(series.band[k])).name
@@ -280,11 +280,13 @@ def ztf_packets(series: StampSeries) -> list[dict]:
 
 
 def _object_number(object_id: str) -> int:
-    """A Rubin ``diaObjectId`` (a long) for an object id: its digits, else a stable hash."""
+    """A Rubin ``diaObjectId`` for an object id: its digits (a twin's ``sim000123`` is
+    123), else its last four bytes as a number; below 1e13, so that the source ids made
+    from it (times 1e5, plus a row) stay within Avro's long."""
     digits = "".join(c for c in object_id if c.isdigit())
-    if digits and len(digits) < 18:
+    if digits and len(digits) <= 12:
         return int(digits)
-    return int.from_bytes(object_id.encode()[-7:].rjust(7, b"\0"), "big")
+    return int.from_bytes(object_id.encode()[-4:], "big")
 
 
 def rubin_packets(series: StampSeries) -> list[dict]:
