@@ -70,7 +70,7 @@ def render_references(
         source_index = SDSS2.band_index(survey.source_bands[index])
         point = source.flux(dates, np.full(n, source_index), SDSS2.bands)
         point_fluxes[k] = float(np.median(point))
-        fwhm = survey.seeing_fwhm_median(survey.bands[index]) * survey.reference_seeing_ratio
+        fwhm = survey.reference_fwhm(survey.bands[index])
         conditions = FrameConditions(
             psf_fwhm=np.array([fwhm]),
             electrons_per_nmgy=np.array([gains[index] * n]),

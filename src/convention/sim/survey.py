@@ -16,6 +16,7 @@ import numpy as np
 from convention.errors import ConventionError
 from convention.psf import MOFFAT_BETA, moffat_effective_area
 
+NJY_ZEROPOINT = 2.5 * float(np.log10(3631e9))  # AB magnitude of 1 nJy (~31.4)
 # Days of the year (1 Sep .. 30 Nov) and the MJD of 1 Sep of each season.
 _SEP1 = {2005: 53614.0, 2006: 53979.0, 2007: 54344.0}
 
@@ -142,6 +143,11 @@ class SurveyDefinition:
         """Median PSF FWHM (arcsec) in a band, scaled from ``seeing_band`` with the
         Kolmogorov exponent."""
         return self.seeing_median_r * float(self.seeing_ratio(self.band_index(band)))
+
+    def reference_fwhm(self, band: str) -> float:
+        """PSF FWHM (arcsec) of a band's reference coadd: ``reference_seeing_ratio`` times
+        the band's median seeing."""
+        return self.seeing_fwhm_median(band) * self.reference_seeing_ratio
 
     def seeing_ratio(self, band_index: np.ndarray | int) -> np.ndarray:
         """PSF FWHM in each band (by index) relative to ``seeing_band``'s."""
@@ -368,7 +374,7 @@ RUBIN = SurveyDefinition(
     rotation=True,
     forced_history=True,
     reports_seeing=False,
-    packet_zeropoint=2.5 * float(np.log10(3631e9)),
+    packet_zeropoint=NJY_ZEROPOINT,
 )
 
 SURVEYS = {"sdss2": SDSS2, "ztf": ZTF, "rubin": RUBIN}

@@ -53,6 +53,7 @@ from convention.io.stamps import MAX_CUTOUT_BYTES, fit_stamp, read_fits_image
 from convention.metadata import NAMES as METADATA
 from convention.metadata import checked
 from convention.photometry import background
+from convention.sim.survey import NJY_ZEROPOINT
 from convention.sim.survey import RUBIN as RUBIN_SURVEY
 from convention.sim.survey import ZTF as ZTF_SURVEY
 
@@ -63,7 +64,6 @@ JD_TO_MJD = -2400000.5
 MAX_HISTORY_ROWS = 2000  # a packet's previous photometry kept: the most recent
 MJD_RANGE = (40000.0, 80000.0)  # 1968-2078
 SKY = {"ra": (0.0, 360.0), "dec": (-90.0, 90.0)}
-NJY_ZEROPOINT = 2.5 * np.log10(3631e9)  # AB magnitude of 1 nJy (~31.4)
 
 
 @dataclass(frozen=True)
@@ -161,10 +161,7 @@ ZTF = AlertSchema(
     # A packet does not carry its template's seeing. References coadd frames of better
     # than median seeing: the ZTF survey definition's figure (its median FWHM of the real
     # alerts times its reference_seeing_ratio), the one its twin renders.
-    reference_fwhm={
-        letter: ZTF_SURVEY.seeing_fwhm_median(f"ztf::{letter}") * ZTF_SURVEY.reference_seeing_ratio
-        for letter in "gri"
-    },
+    reference_fwhm={letter: ZTF_SURVEY.reference_fwhm(f"ztf::{letter}") for letter in "gri"},
     catalogue={
         "star_score": ("sgscore1", 1.0),
         "star_distance": ("distpsnr1", 1.0),
@@ -216,11 +213,7 @@ RUBIN = AlertSchema(
     flux_zeropoint=NJY_ZEROPOINT,
     frame_fwhm={letter: RUBIN_SURVEY.seeing_fwhm_median(f"lsst::{letter}") for letter in "ugrizy"},
     # As ZTF's: the template's seeing is not in the packet; the Rubin twin's figure.
-    reference_fwhm={
-        letter: RUBIN_SURVEY.seeing_fwhm_median(f"lsst::{letter}")
-        * RUBIN_SURVEY.reference_seeing_ratio
-        for letter in "ugrizy"
-    },
+    reference_fwhm={letter: RUBIN_SURVEY.reference_fwhm(f"lsst::{letter}") for letter in "ugrizy"},
     forced="prvDiaForcedSources",
     recognise=("diaSource",),
     ranges={
