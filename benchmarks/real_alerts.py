@@ -39,7 +39,6 @@ from convention.inputs.metadata import Metadata
 from convention.io import read
 from convention.io.formats.alerts import Alert, alert_series, read_alert_file
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
-from convention.metadata import NAMES as METADATA
 from convention.training import RunFolder
 
 LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ztf-alerts" / "labelled"
@@ -116,12 +115,6 @@ def lightcurve_baselines(
     classes = list(folder.classifier(0).classes)
     targets = class_targets(store.labels, classes)
     train, val = folder.rows(store, 0, "train"), folder.rows(store, 0, "val")
-    stored = np.array(
-        [
-            Metadata.values({name: row[name] for name in METADATA}, row["ra"], row["dec"])
-            for row in store.object_table()
-        ]
-    )
     scored = [o for o in series if o in labels.index]
     x = np.array(
         [
@@ -133,17 +126,17 @@ def lightcurve_baselines(
         [Metadata.values(series[o].metadata, series[o].ra, series[o].dec) for o in scored]
     )
     y = np.array([classes.index(labels[o]) for o in scored])
-    x_train, x_val = (feature_matrix(store, rows, "source", workers=2) for rows in (train, val))
+    # The metadata columns come last (``feature_matrix(metadata=True)``).
+    x_train, x_val = (
+        feature_matrix(store, rows, "source", workers=2, metadata=True) for rows in (train, val)
+    )
+    plain = slice(0, x_train.shape[1] - metadata.shape[1])
     rows = {}
-    for name, extra in (
-        ("light-curve features + boosting", None),
-        ("light-curve features + metadata + boosting", metadata),
+    for name, columns, test in (
+        ("light-curve features + boosting", plain, x),
+        ("light-curve features + metadata + boosting", slice(None), np.column_stack([x, metadata])),
     ):
-        fit_train, fit_val, test = x_train, x_val, x
-        if extra is not None:
-            fit_train = np.column_stack([x_train, stored[train]])
-            fit_val = np.column_stack([x_val, stored[val]])
-            test = np.column_stack([x, extra])
+        fit_train, fit_val = x_train[:, columns], x_val[:, columns]
         model = fit_feature_gbm(fit_train, targets[train], fit_val, targets[val], seed)
         proba = np.zeros((len(scored), len(classes)))
         proba[:, model.classes_] = model.predict_proba(test)
