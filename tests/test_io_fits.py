@@ -16,6 +16,7 @@ from convention.errors import ConventionError
 from convention.io import read, scan
 from convention.io.formats.fits import write_stamp_folder
 from convention.io.ingest import DroppedFrame, Rejected, ingest
+from convention.io.stamps import read_fits_image
 
 runner = CliRunner()
 
@@ -267,3 +268,37 @@ def test_predict_on_an_ingested_folder_as_parquet(train_store, trained_run, tmp_
     table = pq.read_table(out).to_pydict()
     assert table["object_id"] == Store(train_store).object_ids
     assert set(table["predicted"]) <= {"AGN", "SNIa", "Variable", "SNOther"}
+
+
+@pytest.mark.parametrize(
+    "hdu",
+    [
+        fits.PrimaryHDU(np.arange(35, dtype=">f4").reshape(5, 7) / 3),
+        fits.PrimaryHDU(np.arange(35, dtype=np.float64).reshape(7, 5) / 3),
+        fits.PrimaryHDU(np.arange(35, dtype=np.int16).reshape(5, 7)),
+        fits.PrimaryHDU(np.arange(35, dtype=np.float32).reshape(5, 7), fits.Header({"BZERO": 2})),
+        fits.PrimaryHDU(np.arange(105, dtype=np.float32).reshape(3, 5, 7)),
+    ],
+    ids=["float32", "float64", "int16", "float-with-bzero", "3-d"],
+)
+def test_a_stamp_reads_as_astropy_reads_it(hdu, tmp_path):
+    """Plain float images take the direct path, every other one astropy's: both give the
+    pixels astropy gives, and the same refusal of a cube."""
+    path = tmp_path / "stamp.fits"
+    hdu.writeto(path)
+    with fits.open(path) as hdul:
+        expected = np.asarray(hdul[0].data, dtype=np.float32)
+    for source in (path, path.read_bytes()):
+        if expected.ndim != 2:
+            with pytest.raises(ConventionError, match="3-D, not 2-D"):
+                read_fits_image(source, path=path)
+        else:
+            np.testing.assert_array_equal(read_fits_image(source, path=path), expected)
+
+
+def test_a_plain_stamp_cut_short_is_refused(tmp_path):
+    path = tmp_path / "stamp.fits"
+    fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(path)
+    data = path.read_bytes()
+    with pytest.raises(ConventionError, match=r"stamp\.fits.*unreadable FITS stamp"):
+        read_fits_image(data[: len(data) - 2880 + 100], path=path)

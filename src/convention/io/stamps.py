@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ _OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image"}
 
 class FitsFile:
     """A FITS file (plain or gzipped) read once, within bounds, whose HDUs give checked
-    2-D stamps (``image``); ``hdul`` is its astropy HDU list.
+    2-D stamps (``image``); ``hdul`` is its astropy HDU list. A plain floating-point
+    primary image is read straight from the bytes, astropy opened only when asked for
+    more.
 
     Args:
         source: a file path, or the file's bytes (``path`` then names it in errors).
@@ -67,12 +70,26 @@ class FitsFile:
         if not raw.startswith(_FITS_MAGIC):
             kind = next((k for m, k in _OTHER_FORMATS.items() if raw.startswith(m)), None)
             raise self._error(f"{what} is not FITS ({kind or f'starts with {raw[:8]!r}'})")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyWarning)
-                self.hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
-        except Exception as err:  # astropy raises many types for corrupt files
-            raise self._error(f"unreadable FITS {what} ({err})") from None
+        self.raw = raw
+        self._plain = _plain_primary(raw)
+        self._hdul: fits.HDUList | None = None
+        if self._plain is None:
+            self._open()
+
+    @property
+    def hdul(self) -> fits.HDUList:
+        """The file's astropy HDU list (opened when first asked for)."""
+        return self._open()
+
+    def _open(self) -> fits.HDUList:
+        if self._hdul is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AstropyWarning)
+                    self._hdul = fits.open(io.BytesIO(self.raw), memmap=False, lazy_load_hdus=True)
+            except Exception as err:  # astropy raises many types for corrupt files
+                raise self._error(f"unreadable FITS {self.what} ({err})") from None
+        return self._hdul
 
     def _error(self, cause: str) -> ConventionError:
         return ConventionError(cause, path=self.where, obj=self.obj)
@@ -127,6 +144,8 @@ class FitsFile:
                 finite pixel.
         """
         what = self.what
+        if hdu == 0 and self._plain is not None:
+            return _checked(self._plain, hdu, self._error, what)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
@@ -148,16 +167,56 @@ class FitsFile:
             raise self._error(f"unreadable FITS {what} ({err})") from None
         if data is None:
             raise self._error(f"{what}: HDU {hdu} holds no image")
-        if data.ndim != 2:
-            raise self._error(f"{what}: HDU {hdu} is {data.ndim}-D, not 2-D")
-        if data.size == 0:
-            raise self._error(f"{what}: HDU {hdu} has zero size")
-        if not np.isfinite(data).any():
-            raise self._error(f"{what}: HDU {hdu} holds no finite pixel")
-        return data
+        return _checked(data, hdu, self._error, what)
 
     def close(self) -> None:
-        self.hdul.close()
+        if self._hdul is not None:
+            self._hdul.close()
+
+
+def _checked(
+    data: np.ndarray, hdu: int, error: Callable[[str], ConventionError], what: str
+) -> np.ndarray:
+    """``data`` if it is a 2-D image with a finite pixel.
+
+    Raises:
+        ConventionError: (made by ``error``) not 2-D, zero size, or no finite pixel.
+    """
+    if data.ndim != 2:
+        raise error(f"{what}: HDU {hdu} is {data.ndim}-D, not 2-D")
+    if data.size == 0:
+        raise error(f"{what}: HDU {hdu} has zero size")
+    if not np.isfinite(data).any():
+        raise error(f"{what}: HDU {hdu} holds no finite pixel")
+    return data
+
+
+_PLAIN_BITPIX = {b"-32": np.dtype(">f4"), b"-64": np.dtype(">f8")}
+_SCALING = {b"BSCALE", b"BZERO", b"BLANK"}
+
+
+def _plain_primary(raw: bytes) -> np.ndarray | None:
+    """The primary HDU's float32 (H, W) pixels read straight from the bytes when it is a
+    plain floating-point image (BITPIX -32 or -64, two axes of at most
+    ``MAX_STAMP_SIDE``, no scaling, its data whole in ``raw``); None for anything else,
+    which astropy reads. A broker reads two cutouts an alert, and opening astropy's HDU
+    list costs five times reading the pixels (``benchmarks/alert_stream.py``)."""
+    header = _header_cards(raw, 0)
+    if header is None:
+        return None
+    size, cards = header
+    dtype = _PLAIN_BITPIX.get(cards.get(b"BITPIX", b""))
+    if dtype is None or cards.get(b"NAXIS") != b"2" or _SCALING & cards.keys():
+        return None
+    try:
+        width, height = int(cards[b"NAXIS1"]), int(cards[b"NAXIS2"])
+    except (KeyError, ValueError):
+        return None
+    sides_fit = 0 < width <= MAX_STAMP_SIDE and 0 < height <= MAX_STAMP_SIDE
+    if not sides_fit or len(raw) < size + width * height * dtype.itemsize:
+        return None
+    pixels = np.frombuffer(raw, dtype, width * height, size)
+    return pixels.reshape(height, width).astype(np.float32)
 
 
 def read_fits_image(
@@ -200,14 +259,23 @@ def _beyond_declared(data: bytes | bytearray, declared: int) -> bool:
 def _hdu_size(data: bytes | bytearray, start: int) -> int | None:
     """The bytes of the HDU at ``start`` (header and padded data), None while its header
     is not whole in ``data`` or what is there is no header."""
+    header = _header_cards(data, start)
+    if header is None:
+        return None
+    size, cards = header
+    return size + _padded(_data_bytes(cards))
+
+
+def _header_cards(data: bytes | bytearray, start: int) -> tuple[int, dict[bytes, bytes]] | None:
+    """The header at ``start``: its bytes (whole blocks) and its valued cards (keyword ->
+    value, comment cut); None while it is not whole in ``data``."""
     cards: dict[bytes, bytes] = {}
     position = start
     while position + FITS_BLOCK <= len(data):
         for card in range(position, position + FITS_BLOCK, CARD):
             key = bytes(data[card : card + 8]).rstrip()
             if key == b"END":
-                header = position + FITS_BLOCK - start
-                return header + _padded(_data_bytes(cards))
+                return position + FITS_BLOCK - start, cards
             if data[card + 8 : card + 10] == b"= ":
                 cards[key] = bytes(data[card + 10 : card + CARD]).split(b"/")[0].strip()
         position += FITS_BLOCK
