@@ -17,8 +17,9 @@ from convention.cli import app
 from convention.data.store import Store
 from convention.errors import ConventionError
 from convention.io import read, scan
-from convention.io.formats.alerts import RUBIN, read_alert_file
+from convention.io.formats.alerts import RUBIN, alert_series, read_alert_file
 from convention.io.ingest import Rejected, ingest
+from convention.photometry import forced_photometry
 
 runner = CliRunner()
 
@@ -218,3 +219,35 @@ def test_rubin_alerts_through_the_same_mapping(tmp_path):
     # 3631 nJy is one nanomaggy
     assert np.isclose(lc["flux"][lc["mjd"] == 60000.5][0], 1.0)
     assert len(lc) == 4
+
+
+def _with_template(source: Path, template: np.ndarray, out: Path) -> Path:
+    with source.open("rb") as f:
+        reader = fastavro.reader(f)
+        schema, (record,) = reader.writer_schema, list(reader)
+    record["cutoutTemplate"]["stampData"] = gzip.compress(_fits_bytes(template))
+    with out.open("wb") as f:
+        fastavro.writer(f, schema, [record])
+    return out
+
+
+def test_template_pixels_off_the_reference_image_are_missing(ztf_alerts, tmp_path):
+    """ZTF fills a template cutout beyond its reference image with the largest float32:
+    those pixels are read as missing, and the forced photometry stays finite."""
+    source = ztf_alerts / "valid" / "472263571115095005.avro"
+    (alert,) = read_alert_file(source, ("science",), references=True).alerts
+    template = alert.reference.stamp.copy()
+    template[:, :20] = np.finfo(np.float32).max
+    path = _with_template(source, template, tmp_path / "off.avro")
+    (alert,) = read_alert_file(path, ("science",), references=True).alerts
+    assert np.isnan(alert.reference.stamp[:, :20]).all()
+    assert np.isfinite(alert.reference.stamp[:, 20:]).all()
+    series = alert_series([alert])
+    photometry = forced_photometry(series, references=series.references)
+    assert np.isfinite(photometry["flux"]).all() and np.isfinite(photometry["flux_err"]).all()
+
+    template[:] = np.finfo(np.float32).max
+    path = _with_template(source, template, tmp_path / "all_off.avro")
+    (alert,) = read_alert_file(path, ("science",), references=True).alerts
+    assert alert.reference is None
+    assert alert.reference_note.startswith("template cutout lies wholly off its image")
