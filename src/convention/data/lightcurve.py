@@ -38,7 +38,9 @@ def make_lightcurve(
         ConventionError: an unknown band.
     """
     mjd = np.asarray(mjd, dtype=np.float64).reshape(-1)
-    names = [get_band(b if isinstance(b, str) else int(b), survey).name for b in band]
+    spellings = [b if isinstance(b, str) else int(b) for b in band]
+    resolved = {b: get_band(b, survey).name for b in set(spellings)}
+    names = [resolved[b] for b in spellings]
     if detected is None:
         detected = np.ones(len(mjd), dtype=bool)
     order = np.argsort(mjd, kind="stable")
@@ -49,7 +51,8 @@ def make_lightcurve(
             "flux": np.asarray(flux, dtype=np.float64).reshape(-1)[order],
             "flux_err": np.asarray(flux_err, dtype=np.float64).reshape(-1)[order],
             "detected": np.asarray(detected, dtype=bool).reshape(-1)[order],
-        }
+        },
+        copy=False,  # each column is already a new array (indexed by ``order``)
     )
 
 
