@@ -286,3 +286,24 @@ def test_inference_path_computes_the_training_path(name):
         training_path = model(**inputs)
         inference_path = model.eval()(**inputs)
     assert torch.allclose(training_path, inference_path, atol=1e-5)
+
+
+def test_dot_attention_attends_per_query_and_ignores_padded_keys():
+    """The published layer gives every token the same mix of the values; the ``dot``
+    layer's mix depends on the query, and padded keys still change nothing."""
+    from convention.models.layers.attention import ConvSelfAttention
+
+    torch.manual_seed(6)
+    x = torch.randn(2, 5, 8, 4, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]).bool()
+    published = ConvSelfAttention(8, 4, 5, dropout=0.0, score="sum").eval()
+    dot = ConvSelfAttention(8, 4, 5, dropout=0.0, score="dot").eval()
+    with torch.no_grad():
+        same = published(x, mask)
+        attended = dot(x, mask)
+        padded = x.clone()
+        padded[1, 3:] = torch.randn(2, 8, 4, 4)
+        repadded = dot(padded, mask)
+    assert torch.allclose(same[0, 0], same[0, 1:])
+    assert not torch.allclose(attended[0, 0], attended[0, 1], atol=1e-3)
+    assert torch.allclose(repadded[1, :3], attended[1, :3], atol=1e-6)

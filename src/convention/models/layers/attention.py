@@ -9,6 +9,11 @@ weights softmax_m(conv_nobias(K_m)). Without dropout on the weights (inference, 
 values per object, no N x N maps, and the query projection and the similarity's bias get
 no gradient. With dropout in training each (query, key) weight is dropped on its own, so
 the N^2 pairs are formed by broadcasting, padded keys masked out.
+
+``score="dot"`` is an attention that depends on its query: at each pixel, each head's
+score of (n, m) is the scaled dot product of Q_n and K_m over the head's channels, then a
+per-head 5x5 convolution of those score maps (initialised to the identity) gives them the
+published layer's spatial reach. Not in the paper: a preset of its own (``cpu-dot``).
 """
 
 from __future__ import annotations
@@ -39,21 +44,52 @@ class TokenLayerNorm(nn.Module):
         return x * self.weight[:n] + self.bias[:n]
 
 
-class ConvSelfAttention(nn.Module):
-    """Multi-head convolutional self-attention on (B, N, D, h, w) tokens."""
+SCORES = ("sum", "dot")
 
-    def __init__(self, channels: int, heads: int, kernel: int = 5, dropout: float = 0.1):
+
+class ConvSelfAttention(nn.Module):
+    """Multi-head convolutional self-attention on (B, N, D, h, w) tokens.
+
+    Args:
+        channels: D.
+        heads: G, dividing D.
+        kernel: side of the score convolution.
+        dropout: on the attention weights.
+        score: ``sum``, the published conv(Q_n + K_m); ``dot``, the query-dependent
+            conv_g(Q_n . K_m) (see the module).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        kernel: int = 5,
+        dropout: float = 0.1,
+        score: str = "sum",
+    ):
         super().__init__()
         if heads < 1 or channels % heads:
             raise ValueError(f"{channels} channels do not split into {heads} heads")
-        self.heads = heads
+        if score not in SCORES:
+            raise ValueError(f"attention score {score!r} is not one of {', '.join(SCORES)}")
+        self.heads, self.score = heads, score
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1)
-        self.similarity = nn.Conv2d(channels, heads, kernel_size=kernel, padding=kernel // 2)
+        if score == "sum":
+            self.similarity = nn.Conv2d(channels, heads, kernel_size=kernel, padding=kernel // 2)
+        else:
+            self.similarity = nn.Conv2d(
+                heads, heads, kernel_size=kernel, padding=kernel // 2, groups=heads, bias=False
+            )
+            with torch.no_grad():  # starts as the plain per-pixel dot product
+                self.similarity.weight.zero_()
+                self.similarity.weight[:, :, kernel // 2, kernel // 2] = 1.0
         self.out = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, N, D, h, w); mask (B, N) True for real tokens -> (B, N, D, h, w)."""
+        if self.score == "dot":
+            return self._dot(x, mask)
         if self.training and self.dropout.p > 0:
             return self._pairwise(x, mask)
         b, n, d, h, w = x.shape
@@ -86,6 +122,26 @@ class ConvSelfAttention(nn.Module):
         mixed = mixed.permute(0, 4, 1, 5, 2, 3).reshape(b * n, d, h, w)
         return self.out(mixed).unflatten(0, (b, n))
 
+    def _dot(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The query-dependent layer: per-pixel dot products of each head's Q_n and K_m,
+        convolved per head, softmax over the real keys m."""
+        b, n, d, h, w = x.shape
+        g = self.heads
+        c = d // g
+        # Each of Q, K, V laid out (B, G, h, w, N, c): a pixel's tokens in the last two axes.
+        q, k, v = (
+            t.unflatten(0, (b, n)).unflatten(2, (g, c)).permute(0, 2, 4, 5, 1, 3)
+            for t in self.qkv(x.flatten(0, 1)).chunk(3, dim=1)
+        )
+        products = (q @ k.transpose(-1, -2)) * c**-0.5  # (B, G, h, w, Nq, Nk)
+        maps = products.permute(0, 4, 5, 1, 2, 3).reshape(b * n * n, g, h, w)
+        scores = self.similarity(maps).reshape(b, n, n, g, h, w).permute(0, 3, 4, 5, 1, 2)
+        scores = scores.masked_fill(~mask[:, None, None, None, None, :], float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        mixed = weights @ v  # (B, G, h, w, Nq, c)
+        mixed = mixed.permute(0, 4, 1, 5, 2, 3).reshape(b * n, d, h, w)
+        return self.out(mixed).unflatten(0, (b, n))
+
 
 class ConvFeedForward(nn.Module):
     """Two 3x3 convolutions with a ReLU between, applied to each token map."""
@@ -108,7 +164,7 @@ class ConvTransformerLayer(nn.Module):
     """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x)).
 
     ``attention_dropout`` (on the attention weights; default ``dropout``) is separate from
-    the feed-forward's ``dropout``.
+    the feed-forward's ``dropout``; ``score`` is the attention's (``ConvSelfAttention``).
     """
 
     def __init__(
@@ -120,12 +176,13 @@ class ConvTransformerLayer(nn.Module):
         ff_hidden: int,
         dropout: float,
         attention_dropout: float | None = None,
+        score: str = "sum",
     ):
         super().__init__()
         channels = shape[0]
         self.norm1 = TokenLayerNorm(shape, max_tokens)
         attention_dropout = dropout if attention_dropout is None else attention_dropout
-        self.attention = ConvSelfAttention(channels, heads, kernel, attention_dropout)
+        self.attention = ConvSelfAttention(channels, heads, kernel, attention_dropout, score)
         self.norm2 = TokenLayerNorm(shape, max_tokens)
         self.feed_forward = ConvFeedForward(channels, ff_hidden, dropout)
 
