@@ -3,6 +3,8 @@ photometry, and its packets (the public schema's field names) served end to end.
 
 from __future__ import annotations
 
+import shutil
+
 import fastavro
 import galsim
 import numpy as np
@@ -112,10 +114,10 @@ def test_rubin_packets_carry_the_public_schemas_names(rubin_objects, tmp_path):
     assert packet_schema("rubin")[1]["name"] == "lsst.v7_4.alert"
 
 
-def test_rubin_packets_are_classified_end_to_end(tmp_path):
+def test_rubin_packets_are_classified_end_to_end(tmp_path, ztf_alerts):
     """A model trained on the Rubin twin serves its packets through classify-alerts' local
     engine: every packet classified, none rejected, each alert read with its object's
-    earlier ones up to the history's bound."""
+    earlier ones up to the history's bound; a ZTF packet is rejected for its schema."""
     from convention.training import TrainSettings, train
 
     data = simulate(SimulationSettings(survey="rubin", n_objects=32, seed=6), tmp_path / "r.h5")
@@ -144,3 +146,11 @@ def test_rubin_packets_are_classified_end_to_end(tmp_path):
         rows = predictions[predictions["object_id"] == packet_object_id(series)]
         epochs = list(rows.sort_values("mjd")["n_epochs"])
         assert epochs == [min(k, bounds.epochs) for k in range(1, len(series) + 1)]
+
+    landing = tmp_path / "ztf"
+    landing.mkdir()
+    shutil.copy(ztf_alerts / "valid" / "472263571115095005.avro", landing)
+    AlertFolderStream(landing, tmp_path / "ztf_out", classifier).run()
+    (cause,) = read_table(tmp_path / "ztf_out", "rejected")["cause"]
+    assert "object ZTF" in cause
+    assert "a ztf alert, and the model reads rubin alerts (bands lsst::u" in cause

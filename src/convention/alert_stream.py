@@ -230,8 +230,20 @@ class AlertClassifier:
                 rejected.append((name, _unforeseen(name, err)))
                 continue
             rejected += [(name, str(err)) for err in found.errors]
-            alerts += found.alerts
+            for alert in found.alerts:
+                if alert.schema == self.schema:
+                    alerts.append(alert)
+                else:
+                    rejected.append((name, str(self._other_schema(alert))))
         return alerts, rejected
+
+    def _other_schema(self, alert: Alert) -> ConventionError:
+        return ConventionError(
+            f"a {alert.schema} alert, and the model reads {self.schema} alerts (bands "
+            f"{', '.join(schema_bands(self.schema))}): serve it a {alert.schema} model",
+            path=alert.path,
+            obj=alert.object_id,
+        )
 
     def classify(self, packets: Iterable[tuple[str, bytes]]) -> ClassifiedAlerts:
         """Classify the alerts of ``(file name, Avro bytes)`` packets, each alone."""
