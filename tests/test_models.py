@@ -307,3 +307,32 @@ def test_dot_attention_attends_per_query_and_ignores_padded_keys():
     assert torch.allclose(same[0, 0], same[0, 1:])
     assert not torch.allclose(attended[0, 0], attended[0, 1], atol=1e-3)
     assert torch.allclose(repadded[1, :3], attended[1, :3], atol=1e-6)
+
+
+def test_dot_attention_convolves_each_score_map():
+    """The score maps' per-head convolution, taken as a matrix on the h x w map, is the
+    convolution of each (query, key) map: checked against the layer written plainly."""
+    import torch.nn.functional as F
+
+    from convention.models.layers.attention import ConvSelfAttention
+
+    torch.manual_seed(7)
+    layer = ConvSelfAttention(8, 4, 5, dropout=0.0, score="dot").eval()
+    with torch.no_grad():
+        layer.similarity.weight.normal_()
+    x = torch.randn(2, 4, 8, 4, 4)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()
+    q, k, v = (t.unflatten(1, (4, 2)) for t in layer.qkv(x.flatten(0, 1)).chunk(3, dim=1))
+    q, k, v = (t.unflatten(0, (2, 4)) for t in (q, k, v))  # (B, N, G, c, h, w)
+    expected = torch.empty(2, 4, 8, 4, 4)
+    for b in range(2):
+        for i in range(4):
+            maps = (q[b, i, None] * k[b]).sum(2) / 2**0.5  # (Nk, G, h, w)
+            scores = F.conv2d(maps, layer.similarity.weight, padding=2, groups=4)
+            scores[~mask[b]] = float("-inf")
+            weights = torch.softmax(scores, dim=0)  # over the keys
+            expected[b, i] = (weights[:, :, None] * v[b]).sum(0).reshape(8, 4, 4)
+    with torch.no_grad():
+        got = layer(x, mask)
+        want = layer.out(expected.flatten(0, 1)).unflatten(0, (2, 4))
+    assert torch.allclose(got, want, atol=1e-5)

@@ -134,8 +134,13 @@ class ConvSelfAttention(nn.Module):
             for t in self.qkv(x.flatten(0, 1)).chunk(3, dim=1)
         )
         products = (q @ k.transpose(-1, -2)) * c**-0.5  # (B, G, h, w, Nq, Nk)
-        maps = products.permute(0, 4, 5, 1, 2, 3).reshape(b * n * n, g, h, w)
-        scores = self.similarity(maps).reshape(b, n, n, g, h, w).permute(0, 3, 4, 5, 1, 2)
+        # The per-head convolution of the N x N score maps as the (h w, h w) matrix it is on
+        # an h x w map (the convolution of each one-pixel map): one einsum, where a
+        # convolution of B N^2 tiny maps spends its time on their layout.
+        basis = torch.eye(h * w, dtype=x.dtype, device=x.device).reshape(h * w, 1, h, w)
+        spread = self.similarity(basis.expand(-1, g, -1, -1)).flatten(2)  # (p, G, o)
+        scores = torch.einsum("pgo,bgpqk->bgoqk", spread, products.flatten(2, 3))
+        scores = scores.unflatten(2, (h, w))
         scores = scores.masked_fill(~mask[:, None, None, None, None, :], float("-inf"))
         weights = self.dropout(torch.softmax(scores, dim=-1))
         mixed = weights @ v  # (B, G, h, w, Nq, c)
