@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from astropy.table import Table
 
 from convention.sim.simulate import SimulationSettings, simulate
 
@@ -94,3 +96,35 @@ def ztf_run(tmp_path_factory) -> Path:
         overrides={"stamp_size": 63, "max_frames": 16},
     )
     return train(settings)
+
+
+@pytest.fixture
+def plasticc_files(tmp_path):
+    """PLAsTiCC's two training files, under their names, of three objects: an SN Ia at z 0.1
+    with a host, an RR Lyrae, a kilonova (excluded)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for oid, n in ((11, 30), (22, 24), (33, 10)):
+        mjd = 60000 + np.sort(rng.uniform(0, 100, n))
+        for k, t in enumerate(mjd):
+            flux = 500 * np.exp(-(((t - 60040) / 15) ** 2)) if oid != 22 else 100 * np.sin(t)
+            rows.append((oid, t, k % 6, flux + rng.normal(0, 20), 20.0, 1))
+    lc = Table(
+        rows=rows, names=("object_id", "mjd", "passband", "flux", "flux_err", "detected_bool")
+    )
+    meta = Table(
+        {
+            "object_id": [11, 22, 33],
+            "ra": [1.0, 2.0, 3.0],
+            "decl": [-1.0, -2.0, -3.0],
+            "target": [90, 92, 64],
+            "true_z": [0.1, 0.0, 0.05],
+            "hostgal_photoz": [0.12, 0.0, -9.0],
+            "hostgal_photoz_err": [0.02, 0.0, 0.1],
+            "mwebv": [0.03, 7.0, 0.02],
+            **{f"tflux_{b}": [2000.0, 5000.0, 0.0] for b in "ugrizy"},
+        }
+    )
+    lc.write(tmp_path / "plasticc_train_lightcurves.csv")
+    meta.write(tmp_path / "plasticc_train_metadata.csv")
+    return tmp_path / "plasticc_train_lightcurves.csv", tmp_path / "plasticc_train_metadata.csv"

@@ -274,3 +274,33 @@ def test_a_rows_training_settings_take_its_own_budget_first():
     assert (plain.epochs, plain.patience) == (1, 1)  # no patience anywhere: the whole budget
     with pytest.raises(TypeError):
         row_settings(SUITE.models[0], budget, "d.h5", "out", 0, no_such_setting=1)
+
+
+def test_the_plasticc_suite_renders_its_training_set(plasticc_files, tmp_path):
+    """Without a store, the plasticc suite draws PLAsTiCC's training objects of the four
+    classes as stamps, with their catalogue metadata; without the files, one line."""
+    from convention.bench.run import prepare_data
+    from convention.data.store import Store
+
+    suite = replace(get_suite("plasticc"), stamp_size=16)
+    path = prepare_data(suite, tmp_path / "work", None, None, plasticc_files[0].parent)
+    store = Store(path)
+    assert (store.object_ids, store.labels) == (["11", "22"], ["SNIa", "Variable"])
+    assert store.bands == ["lsst::u", "lsst::g", "lsst::r", "lsst::i", "lsst::z", "lsst::y"]
+    assert store.get("11").metadata["host_redshift"] == pytest.approx(0.12)
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "--suite",
+            "plasticc",
+            "--plasticc",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "needs PLAsTiCC's training folder (--plasticc)" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out-work").exists()

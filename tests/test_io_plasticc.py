@@ -27,37 +27,6 @@ from convention.psf import moffat_sampled
 runner = CliRunner()
 
 
-@pytest.fixture
-def plasticc_files(tmp_path):
-    """Three objects: an SN Ia at z 0.1 with a host, an RR Lyrae, a kilonova (excluded)."""
-    rng = np.random.default_rng(1)
-    rows = []
-    for oid, n in ((11, 30), (22, 24), (33, 10)):
-        mjd = 60000 + np.sort(rng.uniform(0, 100, n))
-        for k, t in enumerate(mjd):
-            flux = 500 * np.exp(-(((t - 60040) / 15) ** 2)) if oid != 22 else 100 * np.sin(t)
-            rows.append((oid, t, k % 6, flux + rng.normal(0, 20), 20.0, 1))
-    lc = Table(
-        rows=rows, names=("object_id", "mjd", "passband", "flux", "flux_err", "detected_bool")
-    )
-    meta = Table(
-        {
-            "object_id": [11, 22, 33],
-            "ra": [1.0, 2.0, 3.0],
-            "decl": [-1.0, -2.0, -3.0],
-            "target": [90, 92, 64],
-            "true_z": [0.1, 0.0, 0.05],
-            "hostgal_photoz": [0.12, 0.0, -9.0],
-            "hostgal_photoz_err": [0.02, 0.0, 0.1],
-            "mwebv": [0.03, 7.0, 0.02],
-            **{f"tflux_{b}": [2000.0, 5000.0, 0.0] for b in "ugrizy"},
-        }
-    )
-    lc.write(tmp_path / "lc.csv")
-    meta.write(tmp_path / "meta.csv")
-    return tmp_path / "lc.csv", tmp_path / "meta.csv"
-
-
 def test_read_maps_targets_and_units(plasticc_files):
     objects, skipped = read_plasticc(*plasticc_files)
     assert skipped == 1

@@ -1060,7 +1060,7 @@ def render_lightcurves(
 @app.command()
 @user_errors
 def bench(
-    suite: Annotated[str, typer.Option(help="quick | sdss2-twin")] = "quick",
+    suite: Annotated[str, typer.Option(help="quick | sdss2-twin | plasticc")] = "quick",
     out: Annotated[Path, typer.Option(help="Results folder (results.json, results.md).")] = Path(
         "bench-results"
     ),
@@ -1071,6 +1071,9 @@ def bench(
     catalog: Annotated[Path, typer.Option(help="SDSS-II HEAD catalog, for the twin.")] = Path(
         "../shared/data/sdss2-candidates/SDSS2_DS17_HEAD.FITS.gz"
     ),
+    plasticc: Annotated[
+        Path, typer.Option(help="PLAsTiCC's training light curves and metadata, for plasticc.")
+    ] = Path("../shared/data/plasticc-train"),
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these rows (repeat the option).")
     ] = None,
@@ -1100,7 +1103,7 @@ def bench(
     from convention.bench.suites import get_suite, slug, tailor
 
     work = work or out.with_name(f"{out.name}-work")
-    refuse_overwriting_inputs([out, work], [data, catalog])
+    refuse_overwriting_inputs([out, work], [data, catalog, plasticc])
     for folder in (out, work):
         check_output_folder(folder)
     chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
@@ -1127,6 +1130,7 @@ def bench(
         work,
         data=data,
         catalog=catalog,
+        plasticc=plasticc,
         only=only,
         command=" ".join(["convention", *sys.argv[1:]]),
         device=device,

@@ -58,11 +58,22 @@ def environment(command: str, device: str = "cpu") -> dict:
     }
 
 
-def prepare_data(suite: Suite, work: Path, data: Path | None, catalog: Path | None) -> Path:
-    """The suite's store: ``data`` if given, else made once in ``work`` (seed 0).
+PLASTICC_FILES = ("plasticc_train_lightcurves.csv", "plasticc_train_metadata.csv")
+
+
+def prepare_data(
+    suite: Suite,
+    work: Path,
+    data: Path | None,
+    catalog: Path | None,
+    plasticc: Path | None = None,
+) -> Path:
+    """The suite's store: ``data`` if given, else made once in ``work`` (seed 0) from the
+    suite's source: simulated, the SDSS-II twin of ``catalog``, or PLAsTiCC's training set
+    in folder ``plasticc`` rendered to stamps.
 
     Raises:
-        ConventionError: a missing data set, or the twin suite without its catalog.
+        ConventionError: a missing data set, or the suite's source file missing.
     """
     from convention.sim.simulate import SimulationSettings, simulate
 
@@ -73,8 +84,10 @@ def prepare_data(suite: Suite, work: Path, data: Path | None, catalog: Path | No
     path = work / "data.h5"
     if path.is_file():
         return path
-    work.mkdir(parents=True, exist_ok=True)
-    if suite.n_objects is None:
+    workers = os.cpu_count() or 1
+    if suite.source == "plasticc":
+        return _render_plasticc(suite, plasticc, path, workers)
+    if suite.source == "sdss2-catalog":
         if catalog is None or not catalog.is_file():
             raise ConventionError(
                 "the SDSS-II twin needs the HEAD catalog (--catalog) or a store (--data)",
@@ -85,7 +98,37 @@ def prepare_data(suite: Suite, work: Path, data: Path | None, catalog: Path | No
         settings = SimulationSettings(
             n_objects=suite.n_objects, seed=0, stamp_size=suite.stamp_size
         )
-    return simulate(settings, path, workers=os.cpu_count() or 1)
+    work.mkdir(parents=True, exist_ok=True)
+    return simulate(settings, path, workers=workers)
+
+
+def _render_plasticc(suite: Suite, folder: Path | None, path: Path, workers: int) -> Path:
+    """PLAsTiCC's training objects of the four classes rendered (seed 0) into ``path``.
+
+    Raises:
+        ConventionError: the folder or one of its two files (gzipped or not) missing.
+    """
+    from convention.io.ingest import ingest
+    from convention.io.plasticc import RenderSettings, scan_plasticc
+
+    if folder is None or not folder.is_dir():
+        raise ConventionError(
+            "the plasticc suite needs PLAsTiCC's training folder (--plasticc) or a store (--data)",
+            path=folder,
+        )
+    found = []
+    for name in PLASTICC_FILES:
+        candidates = [folder / f"{name}.gz", folder / name]
+        existing = [p for p in candidates if p.is_file()]
+        if not existing:
+            raise ConventionError(f"no {name}(.gz) in PLAsTiCC's training folder", path=folder)
+        found.append(existing[0])
+    lightcurves, metadata = found
+    settings = RenderSettings(stamp_size=suite.stamp_size, seed=0)
+    collection, _ = scan_plasticc(lightcurves, metadata, settings, workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ingest(collection, path, strict=True, command=settings.command(lightcurves, metadata, False))
+    return path
 
 
 def _run_row(spec: dict, result_path: Path, log: Path, commit: str) -> dict:
@@ -122,6 +165,7 @@ def run_suite(
     *,
     data: Path | None = None,
     catalog: Path | None = None,
+    plasticc: Path | None = None,
     only: list[str] | None = None,
     command: str = "",
     device: str = "cpu",
@@ -141,6 +185,7 @@ def run_suite(
         work: data and checkpoints.
         data: an existing store to use instead of making one.
         catalog: the SDSS-II HEAD catalog, for the twin.
+        plasticc: PLAsTiCC's training folder (light curves and metadata), for ``plasticc``.
         only: row names or slugs to run (default all).
         command: the command line, recorded.
         device: where the networks train and predict (cpu or cuda); ``suite`` should be
@@ -168,7 +213,7 @@ def run_suite(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**environment(command, device), "jobs": jobs, "threads_per_run": threads}
     _check_same_device(out, env["device"])
-    data_path = prepare_data(suite, work, data, catalog)
+    data_path = prepare_data(suite, work, data, catalog, plasticc)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     # Seed by seed: a stopped suite leaves whole tables of the first splits.
