@@ -9,8 +9,13 @@ watches a folder with each engine (a Spark query triggered, or the local loop lo
 every ``--trigger-seconds``), lands one file at a time and prints the seconds from the
 rename into the folder to its prediction's Parquet being in place.
 
+The source is the unlabelled real alerts (1,270 packets as the stream delivers them), not
+``valid/``'s 16 schema samples: two of those carry a source FWHM of 70 pixels (real
+packets stay under 7), whose PSF matching takes about 4 ms a frame on 525x525 grids,
+against about 1.4 ms for a real alert's whole forced photometry.
+
     python benchmarks/alert_stream.py --run convention-demo-ztf/run \\
-        --alerts ../shared/data/ztf-alerts/valid --out benchmarks/results/alert-stream
+        --alerts ../shared/data/ztf-alerts/unlabelled --out benchmarks/results/alert-stream
 """
 
 from __future__ import annotations
