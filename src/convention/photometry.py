@@ -15,6 +15,7 @@ A source's own difference stamps (ZTF's ``cutoutDifference``) are measured as th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -290,48 +291,63 @@ def _reference_photometry(
     """Flux, error and the difference's FWHM (pixels) of every frame less its band's
     reference, PSF-matched (see ``_masked_weights``). The error adds the reference's noise
     and the static scene's photon noise (the reference's light over the frame's
-    photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's."""
+    photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's.
+
+    The loop over frames only fetches each frame's weights (made once per pair of FWHMs
+    where no pixel is missing); every sum over pixels is one product over all frames."""
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     shape = series.frames.shape[1:]
     m = len(series)
-    frames = series.frames.astype(np.float64)
-    frame_missing = np.isnan(frames)
-    # Per band, not per frame: each reference's missing pixels, its image with them
-    # zeroed, and its light (for the static scene's photon noise).
-    missing = {b: np.isnan(r.stamp) for b, r in references.items()}
-    stamps = {b: np.nan_to_num(r.stamp.astype(np.float64)) for b, r in references.items()}
-    light = {b: np.clip(stamp, 0, None) for b, stamp in stamps.items()}
+    frame_missing = np.isnan(series.frames)
+    frames = np.where(frame_missing, 0.0, series.frames.astype(np.float64)).reshape(m, -1)
+    bands = series.band.astype(np.int64)
+    # Per band (row ``row[k]`` for frame k): the reference with its missing pixels zeroed,
+    # its light (for the static scene's photon noise), its missing pixels, FWHM (pixels)
+    # and noise.
+    order = sorted(references)
+    position = {band: j for j, band in enumerate(order)}
+    row = np.array([position[band] for band in bands.tolist()], np.int64)
+    references_missing = [np.isnan(references[b].stamp) for b in order]
+    stamps = np.stack([references[b].stamp for b in order]).astype(np.float64)
+    stamps = np.where(np.stack(references_missing), 0.0, stamps).reshape(len(order), -1)
+    light = np.clip(stamps, 0, None)
+    reference_pix = [round(references[b].psf_fwhm / scale, 2) for b in order]
+    reference_var = np.array([references[b].sky_sigma for b in order], np.float64) ** 2
+    reference_var[~np.isfinite(reference_var)] = 0.0
     with np.errstate(over="ignore"):
         electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - 22.5))
-    frame_weights = np.empty((m, *shape))
-    reference_weights = np.empty((m, *shape))
-    broad = np.full(m, np.nan)
-    variance = np.zeros(m)
-    for k in range(m):
-        band = int(series.band[k])
-        reference = references[band]
-        frame_pix = float(series.psf_fwhm[k] / scale)
-        if not (np.isfinite(frame_pix) and frame_pix > 0):
-            frame_weights[k] = reference_weights[k] = np.nan
-            continue
-        frame_pix = round(frame_pix, 2)
-        reference_pix = round(reference.psf_fwhm / scale, 2)
-        if frame_missing[k].any() or missing[band].any():
-            w_frame, w_reference, broad[k] = _masked_weights(
-                frame_missing[k], missing[band], frame_pix, reference_pix, aperture_pix
+    photons = np.isfinite(electrons) & (electrons > 0)
+    per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0)
+    masked = frame_missing.reshape(m, -1).any(axis=1)
+    masked |= np.array([mask.any() for mask in references_missing])[row]
+
+    unknown = np.full(shape, np.nan)
+    weights = []
+    frame_fwhm = (np.asarray(series.psf_fwhm, np.float64) / scale).tolist()
+    for k, (frame_pix, j) in enumerate(zip(frame_fwhm, row.tolist(), strict=True)):
+        if not (math.isfinite(frame_pix) and frame_pix > 0):
+            weights.append((unknown, unknown, np.nan))
+        elif masked[k]:
+            weights.append(
+                _masked_weights(
+                    frame_missing[k],
+                    references_missing[j],
+                    round(frame_pix, 2),
+                    reference_pix[j],
+                    aperture_pix,
+                )
             )
         else:
-            w_frame, w_reference, broad[k] = _weights(shape, frame_pix, reference_pix, aperture_pix)
-        frame_weights[k], reference_weights[k] = w_frame, w_reference
-        reference_sigma = reference.sky_sigma if np.isfinite(reference.sky_sigma) else 0.0
-        variance[k] = reference_sigma**2 * np.sum(w_reference**2)
-        if np.isfinite(electrons[k]) and electrons[k] > 0:
-            variance[k] += np.sum(w_frame**2 * (light[band] / electrons[k]))
-    reference_images = np.stack([stamps[int(b)] for b in series.band])
-    flux = np.einsum("kij,kij->k", frame_weights, np.nan_to_num(frames))
-    flux -= np.einsum("kij,kij->k", reference_weights, reference_images)
-    sky = np.asarray(series.sky_sigma, dtype=np.float64)
-    variance += sky**2 * np.einsum("kij,kij->k", frame_weights, frame_weights)
+            weights.append(_weights(shape, round(frame_pix, 2), reference_pix[j], aperture_pix))
+    frame_weights = np.stack([w[0] for w in weights]).reshape(m, -1)
+    reference_weights = np.stack([w[1] for w in weights]).reshape(m, -1)
+    broad = np.array([w[2] for w in weights], np.float64)
+    flux = np.einsum("kp,kp->k", frame_weights, frames)
+    flux -= np.einsum("kp,kp->k", reference_weights, stamps[row])
+    squared = frame_weights**2
+    variance = reference_var[row] * np.einsum("kp,kp->k", reference_weights, reference_weights)
+    variance += per_electron * np.einsum("kp,kp->k", squared, light[row])
+    variance += np.asarray(series.sky_sigma, np.float64) ** 2 * squared.sum(axis=1)
     return flux, np.sqrt(variance), broad
 
 
