@@ -108,10 +108,10 @@ def test_ablations_read_only_their_inputs(inputs):
 
 def test_modality_dropout_keeps_one_encoder_per_object():
     model = create_model("convention-multi", 4, 5, "tiny", modality_dropout=0.9).train()
-    features = [torch.ones(64, 3), torch.ones(64, 2), torch.ones(64, 4)]
     torch.manual_seed(0)
-    kept = model._drop_modalities(features)
-    present = torch.stack([f.sum(1) > 0 for f in kept], dim=1)
+    kept = model._kept_modalities(torch.ones(64, 3))
+    present = torch.cat(list(kept.values()), dim=1)
+    assert list(kept) == ["stamps", "scene", "lightcurve", "features"]
     assert present.any(dim=1).all() and not present.all()
 
 
@@ -121,6 +121,8 @@ def test_modality_dropout_keeps_one_encoder_per_object():
         ({"inputs": ("frames",)}, "inputs must be a non-empty subset"),
         ({"inputs": ()}, "inputs must be a non-empty subset"),
         ({"frames_preset": "huge"}, "frames_preset must be one of"),
+        ({"fusion": "middle"}, "fusion must be one of"),
+        ({"fusion": "early", "inputs": ("scene", "features")}, "early fusion joins"),
     ],
 )
 def test_bad_flagship_settings(overrides, message):
@@ -186,3 +188,26 @@ def test_selection_light_curve_is_the_series_light_curve():
         measured = selection.lightcurve(FORCED_PSF)[column]
         assert np.allclose(measured, expected[column], equal_nan=True)
     assert selection.lightcurve(FORCED_PSF) is selection.lightcurve(FORCED_PSF)  # measured once
+
+
+def test_early_fusion_lets_the_frames_attend_to_the_other_inputs():
+    """With late fusion the frames' features ignore the light curve; with early fusion its
+    token enters the frames' attention, so they change with it (and not with the padding
+    of the frame sequence)."""
+    torch.manual_seed(0)
+    inputs = encoded_batch(create_model("convention-multi", 4, 5, "tiny").input_spec)
+    moved = {**inputs, "lc": inputs["lc"] + 3.0}
+    for fusion, changes in (("late", False), ("early", True)):
+        model = create_model("convention-multi", 4, 5, "tiny", fusion=fusion).eval()
+        width = model.frames.num_features
+        with torch.no_grad():
+            before = model.forward_features(**inputs)[:, :width]
+            after = model.forward_features(**moved)[:, :width]
+        assert (not torch.allclose(before, after, atol=1e-5)) == changes
+    padded = {
+        **inputs,
+        **{k: torch.nn.functional.pad(inputs[k], (0, 0, 0, 0, 0, 3)) for k in ("frames",)},
+        **{k: torch.nn.functional.pad(inputs[k], (0, 3)) for k in ("bands", "times", "mask")},
+    }
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs), model(**padded), atol=1e-5)

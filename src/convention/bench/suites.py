@@ -242,6 +242,14 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             **flagship,
         ),
         BenchModel(
+            "flagship, early fusion",
+            model="convention-multi",
+            preset=preset,
+            overrides={"fusion": "early"},
+            input=f"{FLAGSHIP_INPUT}, joined in the frames' attention",
+            **flagship,
+        ),
+        BenchModel(
             "flagship + metadata",
             model="convention-multi",
             preset=preset,

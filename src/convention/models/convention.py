@@ -52,6 +52,7 @@ class ConvEntionConfig:
     band_embedding: str = "learned"
     positional_encoding: str = "index"
     cnn: str = "3d"  # "2d": the ablation with time kernels of 1 (frames encoded one by one)
+    joined_tokens: int = 0  # tokens of other inputs before the frames' (early fusion)
 
     @property
     def max_tokens(self) -> int:
@@ -211,7 +212,7 @@ class ConvEntion(nn.Module):
         self.layers = nn.ModuleList(
             ConvTransformerLayer(
                 shape,
-                cfg.max_tokens,
+                cfg.joined_tokens + cfg.max_tokens,
                 cfg.heads,
                 cfg.similarity_kernel,
                 cfg.ff_hidden,
@@ -273,9 +274,16 @@ class ConvEntion(nn.Module):
         bands: torch.Tensor,
         times: torch.Tensor,
         mask: torch.Tensor,
+        joined: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, num_features) max-pooled token maps, flattened; arguments as ``forward``'s."""
+        """(B, num_features) max-pooled token maps, flattened; arguments as ``forward``'s.
+
+        ``joined``: (B, config.joined_tokens, D, h, w) tokens of other inputs (early
+        fusion), placed before the frames' so each keeps its position's normalisation;
+        the frames' tokens attend to them, and only the frames' are pooled."""
         cfg = self.config
+        if (0 if joined is None else joined.shape[1]) != cfg.joined_tokens:
+            raise ValueError(f"the model joins {cfg.joined_tokens} tokens to the frames'")
         b, m = frames.shape[:2]
         pad = (-m) % cfg.chunk  # padded unconditionally: one exported graph for any length
         frames = F.pad(frames, (0, 0, 0, 0, 0, pad))
@@ -302,8 +310,13 @@ class ConvEntion(nn.Module):
             min=1
         )
         x = self.positional(tokens, token_times)
+        attended = token_mask
+        if joined is not None:
+            x = torch.cat([joined.to(x.dtype), x], dim=1)
+            attended = F.pad(token_mask, (cfg.joined_tokens, 0), value=True)
         for layer in self.layers:
-            x = layer(x, token_mask)
+            x = layer(x, attended)
+        x = x[:, cfg.joined_tokens :]
         pooled = x.masked_fill(~token_mask[:, :, None, None, None], float("-inf")).amax(dim=1)
         return pooled.flatten(1)
 

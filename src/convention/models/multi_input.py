@@ -24,6 +24,12 @@ MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
 features are zeroed with probability ``modality_dropout`` per object (never all of them),
 so no encoder is leant on alone.
+
+With ``fusion="early"`` (the ``cpu-early`` preset) the other encoders' outputs also enter
+the frames' attention: each is mapped by a linear layer to one token of the frames' token
+shape, placed before the frames' tokens, so every frame token can attend to the host, the
+light curve and the catalogue fields as it attends to other nights. The late
+concatenation stays.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
 KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata")
+FUSIONS = ("late", "early")
 # The photometry and metadata are the alert models' (``convention demo --survey ztf``); the
 # metadata also the suites' "flagship + metadata" row.
 DEFAULT_INPUTS = KINDS[:4]
@@ -53,7 +60,8 @@ class MultiInputConfig:
 
     ``frames_preset`` names the ConvEntion preset of the frame encoder; ``stamp_size`` and
     ``max_frames``, when set, replace that preset's (they are the whole model's); ``inputs``
-    the encoders used, a subset of ``KINDS``.
+    the encoders used, a subset of ``KINDS``; ``fusion`` one of ``FUSIONS`` (see the
+    module).
     """
 
     inputs: tuple[str, ...] = DEFAULT_INPUTS
@@ -70,6 +78,7 @@ class MultiInputConfig:
     head_hidden: int = 128
     dropout: float = 0.3
     modality_dropout: float = 0.1
+    fusion: str = "late"
 
 
 class SceneEncoder(nn.Module):
@@ -120,10 +129,16 @@ class MultiInputConvEntion(nn.Module):
                 f"frames_preset must be one of {sorted(CONVENTION_PRESETS)}, "
                 f"got {cfg.frames_preset!r}"
             )
+        if cfg.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
+        joined = [k for k in inputs if k != "stamps"] if cfg.fusion == "early" else []
+        if joined and "stamps" not in inputs:
+            raise ValueError("early fusion joins the other inputs to the frames: read stamps")
         self.config = replace(cfg, inputs=inputs)
         frames_cfg = CONVENTION_PRESETS[cfg.frames_preset]
         sizes = {"stamp_size": cfg.stamp_size, "max_frames": cfg.max_frames}
         frames_cfg = replace(frames_cfg, **{k: v for k, v in sizes.items() if v is not None})
+        frames_cfg = replace(frames_cfg, joined_tokens=len(joined))
         size, max_frames = frames_cfg.stamp_size, frames_cfg.max_frames
         self.input_spec = InputSpec(tuple(k for k in KINDS if k in inputs), size, max_frames)
         widths = {}
@@ -163,6 +178,11 @@ class MultiInputConvEntion(nn.Module):
             widths["metadata"] = cfg.metadata_hidden
         self._widths = widths
         self.num_features = sum(widths.values())
+        # Early fusion: each other encoder's output as one token of the frames' shape.
+        token = self.frames.tokenizer.token_shape if joined else (0, 0, 0)
+        self.to_token = nn.ModuleDict(
+            {kind: nn.Linear(widths[kind], token[0] * token[1] * token[2]) for kind in joined}
+        )
         self.reset_classifier(n_classes)
 
     def reset_classifier(self, n_classes: int) -> None:
@@ -228,8 +248,11 @@ class MultiInputConvEntion(nn.Module):
         Returns:
             (B, num_features) features.
         """
+        # Late fusion runs the frames first, early fusion last (they read the others'
+        # tokens): the order in which the encoders draw their dropout, kept as it was.
+        early = len(self.to_token) > 0
         parts = {}
-        if "stamps" in self._widths:
+        if "stamps" in self._widths and not early:
             parts["stamps"] = self.frames.forward_features(frames, bands, times, mask)
         if "scene" in self._widths:
             present = scene_mask.to(scene.dtype)
@@ -244,24 +267,38 @@ class MultiInputConvEntion(nn.Module):
             )
         if "metadata" in self._widths:
             parts["metadata"] = self.metadata(metadata)
-        features = list(parts.values())
-        if self.training and self.config.modality_dropout > 0 and len(features) > 1:
-            features = self._drop_modalities(features)
-        return torch.cat(features, dim=1)
+        keep = self._kept_modalities(next(iter(parts.values())) if parts else frames)
+        if keep is not None:
+            parts = {kind: part * keep[kind].to(part.dtype) for kind, part in parts.items()}
+        if early:
+            shape = self.frames.tokenizer.token_shape
+            joined = torch.stack(
+                [self.to_token[kind](parts[kind]).unflatten(1, shape) for kind in self.to_token],
+                dim=1,
+            )
+            stamps = self.frames.forward_features(frames, bands, times, mask, joined)
+            parts["stamps"] = stamps if keep is None else stamps * keep["stamps"].to(stamps.dtype)
+        return torch.cat([parts[kind] for kind in self._widths], dim=1)
 
-    def _drop_modalities(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Zero each encoder's features with probability ``modality_dropout`` per object,
-        keeping at least one encoder of every object."""
-        b = features[0].shape[0]
-        keep = torch.rand(b, len(features), device=features[0].device)
+    def _kept_modalities(self, reference: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Modality dropout in training: per encoder, (B, 1) ones and zeros, each zero with
+        probability ``modality_dropout``, at least one encoder of every object kept (B and
+        the device from ``reference``); None outside training or with one encoder."""
+        kinds = list(self._widths)
+        if not (self.training and self.config.modality_dropout > 0 and len(kinds) > 1):
+            return None
+        b = reference.shape[0]
+        keep = torch.rand(b, len(kinds), device=reference.device)
         keep = keep >= self.config.modality_dropout
         none = ~keep.any(dim=1)
-        keep[none, torch.randint(len(features), (int(none.sum()),), device=keep.device)] = True
-        return [f * keep[:, k, None].to(f.dtype) for k, f in enumerate(features)]
+        keep[none, torch.randint(len(kinds), (int(none.sum()),), device=keep.device)] = True
+        return {kind: keep[:, k, None] for k, kind in enumerate(kinds)}
 
 
 PRESETS: dict[str, MultiInputConfig] = {
     "cpu": MultiInputConfig(),
+    # The other inputs also join the frames' attention as tokens (the module's docstring).
+    "cpu-early": MultiInputConfig(fusion="early"),
     # On a GPU: the paper's ConvEntion over the frames.
     "paper": MultiInputConfig(frames_preset="paper"),
     "tiny": MultiInputConfig(
