@@ -24,6 +24,7 @@ runner = CliRunner()
 SUITE = Suite(
     "test",
     n_objects=None,
+    source="sdss2-catalog",
     stamp_size=16,
     seeds=(0,),
     epochs=1,

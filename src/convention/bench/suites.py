@@ -55,6 +55,9 @@ class BenchModel:
     patience: int | None = None
 
 
+SOURCES = ("simulated", "sdss2-catalog", "plasticc")
+
+
 @dataclass(frozen=True)
 class Suite:
     """A benchmark: where its data comes from, how it is split, what runs.
@@ -97,6 +100,12 @@ class Suite:
     gpu_budget: dict = field(default_factory=dict)
     source: str = "simulated"
 
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "simulated" and not self.n_objects:
+            raise ValueError("a simulated suite needs n_objects")
+
     def budget(self) -> dict:
         """How every network row trains, unless the row says otherwise: epochs, patience,
         max_minutes, lr, lr_schedule, precision."""
@@ -122,8 +131,8 @@ SCONE_EPOCHS = 40
 # FLAGSHIP_EPOCHS, stopped FLAGSHIP_PATIENCE epochs after its best validation macro-F1.
 FLAGSHIP_EPOCHS = 20
 FLAGSHIP_PATIENCE = 8
-# The paper's ConvEntion, and with its query-dependent attention (the ``cpu-dot`` preset), given the
-# same kind of budget as the flagship (its steps are 2.6x faster than when
+# The paper's ConvEntion, and with its query-dependent attention (the ``cpu-dot`` preset),
+# given the same kind of budget as the flagship (its steps are 2.6x faster than when
 # CONVENTION_EPOCHS was sized).
 CONVERGED_EPOCHS = 40
 # The flagship's ablations: what is left out -> (the inputs read, in words).
@@ -319,8 +328,6 @@ PLASTICC_ROWS = (
     "SCONE (GP heatmap + CNN)",
 )
 
-SOURCES = ("simulated", "sdss2-catalog", "plasticc")
-
 # Early stopping ends the paper preset's runs on a GPU; the clock is a safety net.
 GPU_BUDGET = {
     "epochs": 100,
@@ -351,8 +358,8 @@ SUITES = {
         source="sdss2-catalog",
         gpu_budget=GPU_BUDGET,
     ),
-    # PLAsTiCC's training set (7,848 objects, 4,878 of the four classes) drawn as LSST-like
-    # 32x32 stamps, on the twin's budgets.
+    # PLAsTiCC's training set (4,878 objects of the four classes in the shared files) drawn
+    # as LSST-like 32x32 stamps, on the twin's budgets.
     "plasticc": Suite(
         "plasticc",
         None,
