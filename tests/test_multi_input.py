@@ -109,7 +109,7 @@ def test_ablations_read_only_their_inputs(inputs):
 def test_modality_dropout_keeps_one_encoder_per_object():
     model = create_model("convention-multi", 4, 5, "tiny", modality_dropout=0.9).train()
     torch.manual_seed(0)
-    kept = model._kept_modalities(torch.ones(64, 3))
+    kept = model._kept_modalities(64, torch.device("cpu"))
     present = torch.cat(list(kept.values()), dim=1)
     assert list(kept) == ["stamps", "scene", "lightcurve", "features"]
     assert present.any(dim=1).all() and not present.all()

@@ -300,13 +300,12 @@ def _reference_photometry(
     m = len(series)
     frame_missing = np.isnan(series.frames)
     frames = np.where(frame_missing, 0.0, series.frames.astype(np.float64)).reshape(m, -1)
-    bands = series.band.astype(np.int64)
     # Per band (row ``row[k]`` for frame k): the reference with its missing pixels zeroed,
     # its light (for the static scene's photon noise), its missing pixels, FWHM (pixels)
     # and noise.
     order = sorted(references)
     position = {band: j for j, band in enumerate(order)}
-    row = np.array([position[band] for band in bands.tolist()], np.int64)
+    row = np.array([position[band] for band in series.band.astype(np.int64).tolist()])
     references_missing = [np.isnan(references[b].stamp) for b in order]
     stamps = np.stack([references[b].stamp for b in order]).astype(np.float64)
     stamps = np.where(np.stack(references_missing), 0.0, stamps).reshape(len(order), -1)

@@ -267,7 +267,8 @@ class MultiInputConvEntion(nn.Module):
             )
         if "metadata" in self._widths:
             parts["metadata"] = self.metadata(metadata)
-        keep = self._kept_modalities(next(iter(parts.values())) if parts else frames)
+        first = next(iter(parts.values()))
+        keep = self._kept_modalities(first.shape[0], first.device)
         if keep is not None:
             parts = {kind: part * keep[kind].to(part.dtype) for kind, part in parts.items()}
         if early:
@@ -280,15 +281,14 @@ class MultiInputConvEntion(nn.Module):
             parts["stamps"] = stamps if keep is None else stamps * keep["stamps"].to(stamps.dtype)
         return torch.cat([parts[kind] for kind in self._widths], dim=1)
 
-    def _kept_modalities(self, reference: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """Modality dropout in training: per encoder, (B, 1) ones and zeros, each zero with
-        probability ``modality_dropout``, at least one encoder of every object kept (B and
-        the device from ``reference``); None outside training or with one encoder."""
+    def _kept_modalities(self, b: int, device: torch.device) -> dict[str, torch.Tensor] | None:
+        """Modality dropout in training: per encoder, (B, 1) booleans, each False with
+        probability ``modality_dropout``, at least one encoder of every object kept; None
+        outside training or with one encoder."""
         kinds = list(self._widths)
         if not (self.training and self.config.modality_dropout > 0 and len(kinds) > 1):
             return None
-        b = reference.shape[0]
-        keep = torch.rand(b, len(kinds), device=reference.device)
+        keep = torch.rand(b, len(kinds), device=device)
         keep = keep >= self.config.modality_dropout
         none = ~keep.any(dim=1)
         keep[none, torch.randint(len(kinds), (int(none.sum()),), device=keep.device)] = True
