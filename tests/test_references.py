@@ -18,6 +18,7 @@ from convention.data.collection import median_reference_objects
 from convention.data.reference import MEDIAN_OF_FRAMES, TEMPLATE, Reference
 from convention.data.series import median_reference
 from convention.errors import ConventionError
+from convention.features import SCENE_KINDS, scene_features
 from convention.inputs.base import get_input_kind
 from convention.io import scan
 from convention.io.formats.alerts import read_alert_bytes
@@ -288,3 +289,25 @@ def test_photometry_through_weights_measures_the_matched_difference_stamps(metho
         expected = expected / moffat_enclosed(3.0 / scale, broad)
     assert np.isfinite(lc["flux"][3])
     assert np.allclose(lc["flux"], expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_scene_features_measure_the_host_in_each_band_reference():
+    """The hybrid's host features read each band's reference: a Gaussian host of sigma
+    1.5 pixels, 2 pixels down and 1 across, has that centroid offset and an RMS size of
+    sigma * sqrt(2); a reference with no positive light has neither, and a band without
+    frames has no feature."""
+    y, x = np.mgrid[:32, :32]
+    host = 10 * np.exp(-((y - 17.5) ** 2 + (x - 16.5) ** 2) / (2 * 1.5**2))
+    series = make_series(m=4, size=32, psf_fwhm=np.array([1.0, 1.2, 1.4, 1.8]))
+    g, r, i = 2, 3, 4
+    references = {g: Reference(host), r: Reference(-host)}
+    features = scene_features(series, [g, r, i], references).reshape(3, len(SCENE_KINDS))
+    measured = dict(zip(SCENE_KINDS, features[0], strict=True))
+    assert measured["offset"] == pytest.approx(np.hypot(2, 1), abs=0.01)
+    assert measured["size"] == pytest.approx(1.5 * np.sqrt(2), rel=0.02)
+    assert measured["light r<6"] == pytest.approx(host[np.hypot(y - 15.5, x - 15.5) <= 6].sum())
+    assert measured["seeing"] == pytest.approx(1.2)  # the median of g's frames (1.0, 1.4)
+    negative = dict(zip(SCENE_KINDS, features[1], strict=True))
+    assert np.isnan([negative["offset"], negative["size"], negative["concentration"]]).all()
+    assert negative["light r<3"] < 0 and negative["seeing"] == pytest.approx(1.5)
+    assert np.isnan(features[2]).all()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import light_curve as lcf
@@ -73,17 +74,22 @@ def _band_features(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray) -> np.nda
     return out
 
 
-def lightcurve_features(lc: Table, bands: Sequence[str]) -> np.ndarray:
+def lightcurve_features(
+    lc: Table, bands: Sequence[str], rows: np.ndarray | None = None
+) -> np.ndarray:
     """The feature vector of one light curve (``feature_names(bands)`` order).
 
     Args:
         lc: light-curve Table (mjd, band, flux, flux_err, detected), sorted by mjd.
         bands: the bands, in the order features are laid out.
+        rows: the rows of ``lc`` to read (None: all): the same as ``lc[rows]`` without
+            making that Table.
     """
-    mjd = np.asarray(lc["mjd"], dtype=np.float64)
-    flux = np.asarray(lc["flux"], dtype=np.float64)
-    err = np.asarray(lc["flux_err"], dtype=np.float64)
-    band = np.asarray(lc["band"]).astype(str)
+    every = slice(None) if rows is None else rows
+    mjd = np.asarray(lc["mjd"], dtype=np.float64)[every]
+    flux = np.asarray(lc["flux"], dtype=np.float64)[every]
+    err = np.asarray(lc["flux_err"], dtype=np.float64)[every]
+    band = np.asarray(lc["band"])[every].astype(str)
     good = np.isfinite(mjd) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
     per_band, peaks = [], []
     for name in bands:
@@ -93,7 +99,7 @@ def lightcurve_features(lc: Table, bands: Sequence[str]) -> np.ndarray:
         peaks.append(values[len(_EXTRACTOR.names)])
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = [a / b if b > 0 else np.nan for a, b in itertools.pairwise(peaks)]
-    detected = np.asarray(lc["detected"], dtype=bool) & good
+    detected = np.asarray(lc["detected"], dtype=bool)[every] & good
     duration = mjd[good][-1] - mjd[good][0] if good.any() else np.nan
     return np.concatenate([*per_band, ratios, [duration, detected.sum()]]).astype(np.float64)
 
@@ -116,6 +122,22 @@ def scene_feature_names(bands: Sequence[str]) -> list[str]:
     return [f"{b}:scene {kind}" for b in bands for kind in SCENE_KINDS]
 
 
+@lru_cache(maxsize=16)
+def _scene_geometry(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For stamps of ``shape``: (P, len(SCENE_RADII)) the apertures as weights, (P,) the
+    moments' disc, and (P, 3) each pixel's dy, dx and squared radius from the centre."""
+    h, w = shape
+    y, x = np.mgrid[:h, :w]
+    dy, dx = (y - (h - 1) / 2).ravel(), (x - (w - 1) / 2).ravel()
+    r = np.hypot(dx, dy)
+    apertures = np.stack([r <= radius for radius in SCENE_RADII], axis=1).astype(np.float64)
+    disc = (r <= SCENE_MOMENT_RADIUS).astype(np.float64)
+    offsets = np.stack([dy, dx, dy**2 + dx**2], axis=1)
+    for array in (apertures, disc, offsets):
+        array.flags.writeable = False
+    return apertures, disc, offsets
+
+
 def scene_features(
     series: StampSeries,
     band_ids: Sequence[int],
@@ -132,27 +154,27 @@ def scene_features(
     Returns:
         (len(band_ids) * len(SCENE_KINDS),) float64, band by band.
     """
-    h, w = series.frames.shape[1:]
-    y, x = np.mgrid[:h, :w]
-    dy, dx = y - (h - 1) / 2, x - (w - 1) / 2
-    r = np.hypot(dx, dy)
+    out = np.full((len(band_ids), len(SCENE_KINDS)), np.nan)
+    present = [k for k, band in enumerate(band_ids) if (series.band == band).any()]
+    if not present:
+        return out.ravel()
     references = references_of(series) if references is None else references
-    out: list[float] = []
-    for band in band_ids:
-        keep = series.band == band
-        if not keep.any():
-            out += [np.nan] * len(SCENE_KINDS)
-            continue
-        stamp = np.nan_to_num(references[band].stamp)
-        sums = [float(stamp[r <= radius].sum()) for radius in SCENE_RADII]
-        light = np.where(r <= SCENE_MOMENT_RADIUS, np.clip(stamp, 0, None), 0)
-        total = light.sum()
-        if total > 0:
-            cy, cx = (light * dy).sum() / total, (light * dx).sum() / total
-            size = float(np.sqrt((light * ((dy - cy) ** 2 + (dx - cx) ** 2)).sum() / total))
-            offset = float(np.hypot(cy, cx))
-        else:
-            offset = size = np.nan
-        concentration = sums[0] / sums[-1] if sums[-1] > 0 else np.nan
-        out += [*sums, concentration, offset, size, float(np.median(series.psf_fwhm[keep]))]
-    return np.array(out, dtype=float)
+    apertures, disc, offsets = _scene_geometry(series.frames.shape[1:])
+    stamps = np.stack([references[band_ids[k]].stamp for k in present]).reshape(len(present), -1)
+    stamps = np.nan_to_num(stamps.astype(np.float64))
+    sums = stamps @ apertures
+    light = np.clip(stamps, 0, None) * disc
+    total = light.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy, cx, r2 = (light @ offsets).T / total
+        size = np.sqrt(np.clip(r2 - cy**2 - cx**2, 0, None))
+        concentration = np.where(sums[:, -1] > 0, sums[:, 0] / sums[:, -1], np.nan)
+    lit = total > 0
+    out[present, : len(SCENE_RADII)] = sums
+    out[present, len(SCENE_RADII)] = concentration
+    out[present, len(SCENE_RADII) + 1] = np.where(lit, np.hypot(cy, cx), np.nan)
+    out[present, len(SCENE_RADII) + 2] = np.where(lit, size, np.nan)
+    out[present, len(SCENE_RADII) + 3] = [
+        np.median(series.psf_fwhm[series.band == band_ids[k]]) for k in present
+    ]
+    return out.ravel()

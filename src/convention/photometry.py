@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -219,15 +219,27 @@ def _reach(missing: np.ndarray, sharp_pix: float, broad_pix: float) -> np.ndarra
     return np.abs(spread) > MISSING_REACH
 
 
+class _Weights(NamedTuple):
+    """The measurement of a frame less its reference as weights on each (``flux =
+    sum(frame * I) - sum(reference * R)``), the FWHM of the difference's PSF (pixels), and
+    the sums the error needs: ``sum(reference**2)``, ``frame**2`` and ``sum(frame**2)``."""
+
+    frame: np.ndarray
+    reference: np.ndarray
+    broad_pix: float
+    reference_norm: float
+    frame_squared: np.ndarray
+    frame_squared_sum: float
+
+
 def _masked_weights(
     frame_missing: np.ndarray,
     reference_missing: np.ndarray,
     frame_pix: float,
     reference_pix: float,
     aperture_pix: float | None,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The measurement of a frame less its reference as weights on each: ``flux =
-    sum(w_frame I) - sum(w_reference R)``, and the FWHM of the difference's PSF (pixels).
+) -> _Weights:
+    """The measurement of a frame less its reference as weights on each (flattened).
     Photometry is linear, so the PSF matching moves onto the weights. Only the
     difference's pixels that no missing pixel reaches through its image's kernel are
     measured (an aperture's sum scaled to its whole area); NaN weights when none is left."""
@@ -240,24 +252,25 @@ def _masked_weights(
         spoiled = frame_missing | _reach(reference_missing, sharp, broad)
     weights = _measurement(frame_missing.shape, broad, aperture_pix, ~spoiled)
     moved = weights if side == "none" else _convolve(weights[None], sharp, broad)[0]
-    if side == "frame":
-        return moved, weights, broad
-    return weights, moved, broad
+    frame, reference = (moved, weights) if side == "frame" else (weights, moved)
+    frame, reference = frame.ravel(), reference.ravel()
+    squared = frame**2
+    return _Weights(
+        frame, reference, broad, float(reference @ reference), squared, float(squared.sum())
+    )
 
 
 @lru_cache(maxsize=8192)
 def _weights(
     shape: tuple[int, int], frame_pix: float, reference_pix: float, aperture_pix: float | None
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> _Weights:
     """``_masked_weights`` of a frame and reference without missing pixels: made once per
     pair of FWHMs, not once per frame."""
     none = np.zeros(shape, dtype=bool)
-    frame_weights, reference_weights, broad = _masked_weights(
-        none, none, frame_pix, reference_pix, aperture_pix
-    )
-    for array in (frame_weights, reference_weights):
+    weights = _masked_weights(none, none, frame_pix, reference_pix, aperture_pix)
+    for array in (weights.frame, weights.reference, weights.frame_squared):
         array.flags.writeable = False
-    return frame_weights, reference_weights, broad
+    return weights
 
 
 def difference_stamps(series: StampSeries, references: Mapping[int, Reference]) -> np.ndarray:
@@ -293,60 +306,61 @@ def _reference_photometry(
     and the static scene's photon noise (the reference's light over the frame's
     photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's.
 
-    The loop over frames only fetches each frame's weights (made once per pair of FWHMs
-    where no pixel is missing); every sum over pixels is one product over all frames."""
+    Each frame's weights are made once per pair of FWHMs where no pixel is missing, and
+    its sums over pixels are dot products of those cached weights with its own row:
+    nothing of (frames, pixels) size is built beyond the frames as float64."""
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     shape = series.frames.shape[1:]
     m = len(series)
-    frame_missing = np.isnan(series.frames)
-    frames = np.where(frame_missing, 0.0, series.frames.astype(np.float64)).reshape(m, -1)
-    # Per band (row ``row[k]`` for frame k): the reference with its missing pixels zeroed,
-    # its light (for the static scene's photon noise), its missing pixels, FWHM (pixels)
-    # and noise.
-    order = sorted(references)
-    position = {band: j for j, band in enumerate(order)}
-    row = np.array([position[band] for band in series.band.astype(np.int64).tolist()])
-    references_missing = [np.isnan(references[b].stamp) for b in order]
-    stamps = np.stack([references[b].stamp for b in order]).astype(np.float64)
-    stamps = np.where(np.stack(references_missing), 0.0, stamps).reshape(len(order), -1)
-    light = np.clip(stamps, 0, None)
-    reference_pix = [round(references[b].psf_fwhm / scale, 2) for b in order]
-    reference_var = np.array([references[b].sky_sigma for b in order], np.float64) ** 2
-    reference_var[~np.isfinite(reference_var)] = 0.0
+    frame_missing = np.isnan(series.frames).reshape(m, -1)
+    frames = series.frames.reshape(m, -1).astype(np.float64)
+    masked = frame_missing.any(axis=1).tolist()
+    if any(masked):
+        frames[frame_missing] = 0.0
+    # Per band: the reference with its missing pixels zeroed, its light (for the static
+    # scene's photon noise), its missing pixels, FWHM (pixels) and noise.
+    stamps, light, references_missing, reference_pix, reference_var = {}, {}, {}, {}, {}
+    for band, reference in references.items():
+        missing = np.isnan(reference.stamp)
+        stamps[band] = np.where(missing, 0.0, reference.stamp).astype(np.float64).ravel()
+        light[band] = np.clip(stamps[band], 0, None)
+        references_missing[band] = missing
+        reference_pix[band] = round(reference.psf_fwhm / scale, 2)
+        variance = float(reference.sky_sigma) ** 2
+        reference_var[band] = variance if math.isfinite(variance) else 0.0
     with np.errstate(over="ignore"):
         electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - 22.5))
     photons = np.isfinite(electrons) & (electrons > 0)
-    per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0)
-    masked = frame_missing.reshape(m, -1).any(axis=1)
-    masked |= np.array([mask.any() for mask in references_missing])[row]
-
-    unknown = np.full(shape, np.nan)
-    weights = []
+    per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0).tolist()
+    sky_var = (np.asarray(series.sky_sigma, np.float64) ** 2).tolist()
     frame_fwhm = (np.asarray(series.psf_fwhm, np.float64) / scale).tolist()
-    for k, (frame_pix, j) in enumerate(zip(frame_fwhm, row.tolist(), strict=True)):
+    bands = series.band.astype(np.int64).tolist()
+    reference_masked = {band: bool(missing.any()) for band, missing in references_missing.items()}
+    nan = (math.nan, math.nan, math.nan)
+    measured = []
+    for k in range(m):
+        frame_pix, band = frame_fwhm[k], bands[k]
         if not (math.isfinite(frame_pix) and frame_pix > 0):
-            weights.append((unknown, unknown, np.nan))
-        elif masked[k]:
-            weights.append(
-                _masked_weights(
-                    frame_missing[k],
-                    references_missing[j],
-                    round(frame_pix, 2),
-                    reference_pix[j],
-                    aperture_pix,
-                )
+            measured.append(nan)
+            continue
+        if masked[k] or reference_masked[band]:
+            w = _masked_weights(
+                frame_missing[k].reshape(shape),
+                references_missing[band],
+                round(frame_pix, 2),
+                reference_pix[band],
+                aperture_pix,
             )
         else:
-            weights.append(_weights(shape, round(frame_pix, 2), reference_pix[j], aperture_pix))
-    frame_weights = np.stack([w[0] for w in weights]).reshape(m, -1)
-    reference_weights = np.stack([w[1] for w in weights]).reshape(m, -1)
-    broad = np.array([w[2] for w in weights], np.float64)
-    flux = np.einsum("kp,kp->k", frame_weights, frames)
-    flux -= np.einsum("kp,kp->k", reference_weights, stamps[row])
-    squared = frame_weights**2
-    variance = reference_var[row] * np.einsum("kp,kp->k", reference_weights, reference_weights)
-    variance += per_electron * np.einsum("kp,kp->k", squared, light[row])
-    variance += np.asarray(series.sky_sigma, np.float64) ** 2 * squared.sum(axis=1)
+            w = _weights(shape, round(frame_pix, 2), reference_pix[band], aperture_pix)
+        flux = w.frame.dot(frames[k]) - w.reference.dot(stamps[band])
+        variance = (
+            reference_var[band] * w.reference_norm
+            + per_electron[k] * w.frame_squared.dot(light[band])
+            + sky_var[k] * w.frame_squared_sum
+        )
+        measured.append((flux, variance, w.broad_pix))
+    flux, variance, broad = np.array(measured, dtype=np.float64).reshape(m, 3).T
     return flux, np.sqrt(variance), broad
 
 

@@ -47,12 +47,12 @@ class Features(ScaledValues):
         reference stamps."""
         band_ids = [get_band(b).id for b in self.bands]
         if selection is None:
-            lc, references = lightcurve_of(series, FORCED_PSF), None
+            lc, rows, references = lightcurve_of(series, FORCED_PSF), None, None
         else:
-            lc = selection.lightcurve(FORCED_PSF)[selection.index]
+            lc, rows = selection.lightcurve(FORCED_PSF), selection.index
             references = selection.references
         scene = scene_features(series, band_ids, references)
-        return np.concatenate([lightcurve_features(lc, self.bands), scene])
+        return np.concatenate([lightcurve_features(lc, self.bands, rows), scene])
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
