@@ -334,15 +334,28 @@ def summary_line(r: dict) -> str:
     return line
 
 
+RATIOS = (
+    ("forward fp32", "model_forward_fp32_objects_per_s"),
+    ("read + encode", "read_encode_objects_per_s"),
+    ("end to end fp32", "inference_torch_fp32_objects_per_s"),
+    ("end to end bf16", "inference_torch_bf16_objects_per_s"),
+    ("end to end onnxruntime", "inference_onnxruntime_objects_per_s"),
+    ("training", "train_objects_per_s"),
+)
+
+
 def markdown(report: dict) -> str:
-    """The results as Markdown tables."""
+    """The results as Markdown tables; with a baseline, each row says which code it
+    measured, and a last table gives the current code's figures over the baseline's."""
+    baseline = report.get("baseline")
     lines = [
         "# Throughput",
         "",
         f"`{report['command']}` at {report['commit']} on {report['cpu']} "
         f"({', '.join(report['cpu_flags']) or 'no AVX-512/AMX flags'}), "
         f"{report['threads']} threads; load average {report['load_before']:.2f} before, "
-        f"{report['load_after']:.2f} after.",
+        f"{report['load_after']:.2f} after."
+        + (f" Baseline: {baseline}, measured side by side." if baseline else ""),
         "",
         f"## Model alone (random inputs, batch of {report['batch_size']})",
         "",
@@ -350,10 +363,15 @@ def markdown(report: dict) -> str:
         "| of bf16 matmul | step fp32 obj/s | step bf16 obj/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = [r for runs in report["results"].values() for r in runs if "error" not in r]
-    for r in rows:
+    rows = [
+        (f"{r['model']} ({r['preset']})" + (f", {label}" if baseline else ""), r)
+        for label, runs in report["results"].items()
+        for r in runs
+        if "error" not in r
+    ]
+    for name, r in rows:
         lines.append(
-            f"| {r['model']} ({r['preset']}) | {r['frames']} | {r['gflops_per_object']:.3f} "
+            f"| {name} | {r['frames']} | {r['gflops_per_object']:.3f} "
             f"| {r['model_forward_fp32_objects_per_s']:.0f} "
             f"| {r['model_forward_fp32_fraction_of_matmul']:.0%} "
             f"| {r['model_forward_bf16_objects_per_s']:.0f} "
@@ -369,17 +387,34 @@ def markdown(report: dict) -> str:
         "| read + encode obj/s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for name, r in rows:
         if "inference_torch_fp32_objects_per_s" not in r:
             continue
         onnx = r.get("inference_onnxruntime_objects_per_s")
         lines.append(
-            f"| {r['model']} ({r['preset']}) | {r['inference_torch_fp32_objects_per_s']:.0f} "
+            f"| {name} | {r['inference_torch_fp32_objects_per_s']:.0f} "
             f"| {r['inference_torch_bf16_objects_per_s']:.0f} "
             f"| {'export failed' if onnx is None else f'{onnx:.0f}'} "
             f"| {r['train_objects_per_s']:.0f} | {r['read_encode_objects_per_s']:.0f} "
             f"| {r['peak_rss_mib']:.0f} |"
         )
+    if baseline:
+        lines += ["", f"## Current over baseline ({baseline})", ""]
+        lines += ["| model | M | " + " | ".join(n for n, _ in RATIOS) + " |"]
+        lines += ["|---|---|" + "---|" * len(RATIOS)]
+        before = {
+            (r["model"], r["preset"], r["frames"]): r
+            for r in report["results"].get("baseline", [])
+            if "error" not in r
+        }
+        for r in report["results"].get("current", []):
+            old = before.get((r.get("model"), r.get("preset"), r.get("frames")))
+            if old is None or "error" in r:
+                continue
+            cells = [
+                f"{r[key] / old[key]:.2f}x" if key in r and key in old else "-" for _, key in RATIOS
+            ]
+            lines.append(f"| {r['model']} ({r['preset']}) | {r['frames']} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -450,6 +485,7 @@ def main() -> None:
         )
         if cpuinfo.exists()
         else [],
+        "baseline": args.baseline,
         "threads": args.threads,
         "batch_size": args.batch,
         "e2e_frames": args.e2e_frames,
