@@ -344,6 +344,24 @@ RATIOS = (
 )
 
 
+def _medians(runs: list[dict]) -> dict[tuple, dict[str, float]]:
+    """Per (model, preset, frames), the median over rounds of each ``RATIOS`` figure."""
+    import numpy as np
+
+    grouped: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if "error" not in r:
+            grouped.setdefault((r["model"], r["preset"], r["frames"]), []).append(r)
+    return {
+        key: {
+            figure: float(np.median([r[figure] for r in rs]))
+            for _, figure in RATIOS
+            if all(figure in r for r in rs)
+        }
+        for key, rs in grouped.items()
+    }
+
+
 def markdown(report: dict) -> str:
     """The results as Markdown tables; with a baseline, each row says which code it
     measured, and a last table gives the current code's figures over the baseline's."""
@@ -399,22 +417,21 @@ def markdown(report: dict) -> str:
             f"| {r['peak_rss_mib']:.0f} |"
         )
     if baseline:
-        lines += ["", f"## Current over baseline ({baseline})", ""]
-        lines += ["| model | M | " + " | ".join(n for n, _ in RATIOS) + " |"]
-        lines += ["|---|---|" + "---|" * len(RATIOS)]
-        before = {
-            (r["model"], r["preset"], r["frames"]): r
-            for r in report["results"].get("baseline", [])
-            if "error" not in r
-        }
-        for r in report["results"].get("current", []):
-            old = before.get((r.get("model"), r.get("preset"), r.get("frames")))
-            if old is None or "error" in r:
-                continue
+        lines += [
+            "",
+            f"## Current over baseline ({baseline}): the ratio of the medians over rounds",
+            "",
+            "| model | M | " + " | ".join(n for n, _ in RATIOS) + " |",
+            "|---|---|" + "---|" * len(RATIOS),
+        ]
+        medians = {label: _medians(runs) for label, runs in report["results"].items()}
+        for (model, preset, frames), now in medians.get("current", {}).items():
+            old = medians.get("baseline", {}).get((model, preset, frames), {})
             cells = [
-                f"{r[key] / old[key]:.2f}x" if key in r and key in old else "-" for _, key in RATIOS
+                f"{now[key] / old[key]:.2f}x" if key in now and key in old else "-"
+                for _, key in RATIOS
             ]
-            lines.append(f"| {r['model']} ({r['preset']}) | {r['frames']} | {' | '.join(cells)} |")
+            lines.append(f"| {model} ({preset}) | {frames} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
