@@ -12,7 +12,11 @@ length M of ``--frames`` (default 33, 99, 198), in its own process:
   inference objects/s from the store to a predictions file (read a batch per store read,
   encode, collate, classify, write CSV) with PyTorch fp32, PyTorch bf16 and onnxruntime
   (the ONNX export of the same weights), and training objects/s (encoded objects ->
-  augmented batches -> forward, backward, optimiser) with its stage shares;
+  augmented batches -> forward, backward, optimiser) with its stage shares; reading and
+  encoding alone twice: the training split into the training cache (``--threads`` worker
+  processes, examples written to disk: "read + encode") and the whole store through the
+  prediction stream in this process ("stream read + encode", what the inference engines
+  wait on);
 - the process's peak RSS.
 
 Weights are freshly initialised (speed does not depend on training); the encoders are
@@ -128,6 +132,7 @@ def measure_end_to_end(args: argparse.Namespace, model, model_name: str, preset:
     from convention.classes import class_targets, get_taxonomy
     from convention.classifier import BatchPrediction, Classifier, ModelSettings, save_model
     from convention.classifier.onnx import export_onnx
+    from convention.classifier.stream import collection_batches
     from convention.data.splits import make_splits
     from convention.inputs import InputEncoder
     from convention.io import read
@@ -158,6 +163,13 @@ def measure_end_to_end(args: argparse.Namespace, model, model_name: str, preset:
         result["train_objects"] = n_train
         result.update(training_stream(args, model, datamodule, make_loss("focal")))
         datamodule.close()
+        rates = []
+        for _ in range(args.e2e_rounds):
+            start = time.perf_counter()
+            batches = collection_batches(store, encoder, batch_size=args.predict_batch)
+            n_read = sum(len(batch.ids) for batch in batches)
+            rates.append(n_read / (time.perf_counter() - start))
+        result["stream_read_encode_objects_per_s"] = max(rates)
         settings = ModelSettings(
             model=model_name,
             preset=preset,
@@ -336,7 +348,8 @@ def summary_line(r: dict) -> str:
 
 RATIOS = (
     ("forward fp32", "model_forward_fp32_objects_per_s"),
-    ("read + encode", "read_encode_objects_per_s"),
+    ("training read + encode", "read_encode_objects_per_s"),
+    ("stream read + encode", "stream_read_encode_objects_per_s"),
     ("end to end fp32", "inference_torch_fp32_objects_per_s"),
     ("end to end bf16", "inference_torch_bf16_objects_per_s"),
     ("end to end onnxruntime", "inference_onnxruntime_objects_per_s"),
@@ -402,8 +415,8 @@ def markdown(report: dict) -> str:
         f"## End to end (store -> predictions file; training stream), M = {report['e2e_frames']}",
         "",
         "| model | torch fp32 obj/s | torch bf16 obj/s | onnxruntime obj/s | training obj/s "
-        "| read + encode obj/s | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| training read + encode obj/s | stream read + encode obj/s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
         if "inference_torch_fp32_objects_per_s" not in r:
@@ -414,6 +427,7 @@ def markdown(report: dict) -> str:
             f"| {r['inference_torch_bf16_objects_per_s']:.0f} "
             f"| {'export failed' if onnx is None else f'{onnx:.0f}'} "
             f"| {r['train_objects_per_s']:.0f} | {r['read_encode_objects_per_s']:.0f} "
+            f"| {r.get('stream_read_encode_objects_per_s', float('nan')):.0f} "
             f"| {r['peak_rss_mib']:.0f} |"
         )
     if baseline:
