@@ -18,10 +18,12 @@ from convention.io import scan
 from convention.io.plasticc import plasticc_metadata
 from convention.metadata import checked, galactic_latitude
 from convention.models import create_model
+from convention.sim.catalog import FittedDistributions, read_sdss2_catalog
 from convention.sim.host_redshift import SPECTROSCOPIC_ERROR, host_redshift_fields
 from convention.sim.simulate import SimulationSettings, simulate_series
 from tests.test_references import _edited_alert
 from tests.test_series import make_series
+from tests.test_simulate import _catalog
 
 GR = ["ztf::g", "ztf::r"]
 
@@ -53,6 +55,12 @@ def test_the_sdss2_twin_gives_hosts_spectroscopic_or_photometric_redshifts():
         "mw_ebv": 0.05,
     }
     assert host_redshift_fields(0.0, False, False, 0.05, rng) == {"mw_ebv": 0.05}
+    # A star carries the photo-z the catalogue gives the source it matched: itself.
+    assert host_redshift_fields(0.0, False, False, 0.05, rng, (0.21, 0.04)) == {
+        "host_redshift": 0.21,
+        "host_redshift_error": 0.04,
+        "mw_ebv": 0.05,
+    }
     # At z 1.5 a catastrophic estimate (0-0.8) lies far outside the scatter of 0.075.
     photometric = [host_redshift_fields(1.5, False, True, 0.05, rng) for _ in range(4000)]
     estimates = np.array([f["host_redshift"] for f in photometric])
@@ -63,7 +71,24 @@ def test_the_sdss2_twin_gives_hosts_spectroscopic_or_photometric_redshifts():
     drawn = list(simulate_series(SimulationSettings(n_objects=16, seed=1, stamp_size=16)))
     for series in drawn:
         assert "mw_ebv" in series.metadata
-        assert ("host_redshift" in series.metadata) == (series.label != "Variable")
+        assert "host_redshift" in series.metadata or series.label == "Variable"
+
+
+def test_twin_variables_carry_the_catalogue_photoz_of_their_match(tmp_path):
+    """SNANA's -9 is no photo-z; a drawn Variable has one as often as SDSS-II's do
+    (62.5%), so the field's presence does not give the class away."""
+    catalog = _catalog(
+        tmp_path,
+        SNTYPE=[5, 5, 120],
+        HOSTGAL_PHOTOZ=[0.21, -9.0, 0.3],
+        HOSTGAL_PHOTOZ_ERR=[0.04, -9.0, 0.05],
+    )
+    specs = read_sdss2_catalog(catalog)
+    assert [(s.host_photoz, s.host_photoz_error) for s in specs[::2]] == [(0.21, 0.04), (0.3, 0.05)]
+    assert np.isnan(specs[1].host_photoz)
+    drawn = FittedDistributions.builtin().draw_specs(3000, np.random.default_rng(0))
+    variables = np.array([s.host_photoz for s in drawn if s.label == "Variable"])
+    assert np.isfinite(variables).mean() == pytest.approx(0.625, abs=0.03)
 
 
 def test_ztf_packets_bring_their_catalogue_fields(ztf_alerts, tmp_path):

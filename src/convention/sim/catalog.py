@@ -34,6 +34,8 @@ REQUIRED_COLUMNS = (
     "HOSTGAL_SNSEP",
     *(f"HOSTGAL_MAG_{b}" for b in LETTERS),
 )
+# Read where the catalog has them: the photometric redshift of the source matched as host.
+PHOTOZ_COLUMNS = ("HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
 # The paper's class counts (Bairouk et al. 2023, Table 1) for catalog-free simulation.
 PAPER_CLASS_COUNTS = {"AGN": 906, "SNIa": 1988, "Variable": 3225, "SNOther": 2130}
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 41)
@@ -58,6 +60,9 @@ class ObjectSpec:
         mw_ebv: Milky Way E(B-V), mag.
         host_mags: AB magnitudes u, g, r, i, z of the host (of the star, for variables).
         host_sep: separation of the object from its host centre, arcsec.
+        host_photoz, host_photoz_error: the catalog's photometric redshift of the source it
+            matched as host, and its error (for a variable star, the star itself, fitted
+            with galaxy templates: SDSS-II gives 62.5% of its variables one); NaN when none.
         labelled: False for an object simulated as ``label`` but stored without a label
             (the SDSS-II candidates of unknown type, for pre-training).
     """
@@ -72,12 +77,21 @@ class ObjectSpec:
     mw_ebv: float
     host_mags: tuple[float, ...]
     host_sep: float
+    host_photoz: float = float("nan")
+    host_photoz_error: float = float("nan")
     labelled: bool = True
 
 
 def _valid_mags(row_mags: np.ndarray) -> np.ndarray:
     mags = np.asarray(row_mags, dtype=float)
     return np.where((mags > 10.0) & (mags < 30.0), mags, np.nan)
+
+
+def _valid_photoz(z: float, error: float) -> tuple[float, float]:
+    """A catalog photometric redshift and its error, NaN for SNANA's -9 (none)."""
+    if z > 0 and error >= 0:
+        return float(z), float(error)
+    return float("nan"), float("nan")
 
 
 def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[ObjectSpec]:
@@ -107,6 +121,7 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
     if missing:
         raise ConventionError(f"catalog lacks columns {', '.join(missing)}", path=path)
     specs, unknown = [], 0
+    has_photoz = all(c in table.colnames for c in PHOTOZ_COLUMNS)
     classes = list(PAPER_CLASS_COUNTS)
     fractions = np.array(list(PAPER_CLASS_COUNTS.values())) / sum(PAPER_CLASS_COUNTS.values())
     for row in table:
@@ -123,6 +138,12 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
             continue
         z = float(row["REDSHIFT_FINAL"])
         sep = float(row["HOSTGAL_SNSEP"])
+        # As the redshift: an unlabelled candidate's match belongs to what it really is.
+        photoz, photoz_error = (
+            _valid_photoz(*(float(row[c]) for c in PHOTOZ_COLUMNS))
+            if has_photoz and not unlabelled
+            else (np.nan, np.nan)
+        )
         specs.append(
             ObjectSpec(
                 object_id=str(row["SNID"]),
@@ -137,6 +158,8 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
                 mw_ebv=float(row["MWEBV"]),
                 host_mags=tuple(_valid_mags([row[f"HOSTGAL_MAG_{b}"] for b in LETTERS])),
                 host_sep=sep if sep >= 0 else np.nan,
+                host_photoz=photoz,
+                host_photoz_error=photoz_error,
                 labelled=not unlabelled,
             )
         )
@@ -151,7 +174,8 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
 
 
 def fit_distributions(specs: list[ObjectSpec]) -> dict:
-    """Per-class quantile tables of every ObjectSpec quantity, and the host fraction.
+    """Per-class quantile tables of every ObjectSpec quantity, the host fraction and the
+    fraction with a matched photometric redshift.
 
     The tables (41 quantiles) are what catalog-free simulation draws from.
     """
@@ -160,6 +184,8 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
         rows = [s for s in specs if s.label == label]
         mags = np.array([s.host_mags for s in rows])
         has_host = np.all(np.isfinite(mags), axis=1)
+        photoz = np.array([(s.host_photoz, s.host_photoz_error) for s in rows]).reshape(-1, 2)
+        has_photoz = np.isfinite(photoz[:, 0])
         columns = {
             "redshift": [s.redshift for s in rows],
             "peak_mjd": [s.peak_mjd for s in rows],
@@ -171,6 +197,8 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
                 f"colour_{a}{b}": mags[has_host, k] - mags[has_host, k + 1]
                 for k, (a, b) in enumerate(pairwise(LETTERS))
             },
+            "host_photoz": photoz[has_photoz, 0],
+            "host_photoz_error": photoz[has_photoz, 1],
         }
         quantiles = {}
         for name, values in columns.items():
@@ -180,6 +208,7 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
         fitted["classes"][label] = {
             "count": len(rows),
             "host_fraction": round(float(has_host.mean()), 4),
+            "photoz_fraction": round(float(has_photoz.mean()), 4),
             "quantiles": quantiles,
         }
     return fitted
@@ -207,6 +236,18 @@ class FittedDistributions:
         """Fraction of the class's objects with host magnitudes in the catalog."""
         return float(self._classes[label]["host_fraction"])
 
+    def draw_host_photoz(self, label: str, rng: np.random.Generator) -> tuple[float, float]:
+        """A matched photometric redshift and its error with the class's fraction of
+        them in the catalog (NaN, NaN otherwise); always three draws."""
+        present, z, error = rng.random(), rng.random(), rng.random()
+        if present >= self._classes[label]["photoz_fraction"]:
+            return float("nan"), float("nan")
+        table = self._classes[label]["quantiles"]
+        return (
+            float(np.interp(z, self._levels, table["host_photoz"])),
+            float(np.interp(error, self._levels, table["host_photoz_error"])),
+        )
+
     def draw_host_mags(self, label: str, rng: np.random.Generator) -> np.ndarray:
         """u, g, r, i, z host magnitudes: r and the four colours from the class's tables."""
         r = self.draw(label, "host_mag_r", rng)
@@ -223,10 +264,13 @@ class FittedDistributions:
         counts[np.argsort(exact - counts)[::-1][: n_objects - counts.sum()]] += 1
         labels = np.repeat(list(PAPER_CLASS_COUNTS), counts)
         labels = labels[rng.permutation(len(labels))]
+        # A stream of its own, so that the other draws stay what they were without it.
+        (photoz_rng,) = rng.spawn(1)
         specs = []
         for k, label in enumerate(labels):
             has_host = rng.random() < self.host_fraction(label)
             mags = self.draw_host_mags(label, rng) if has_host else np.full(5, np.nan)
+            photoz, photoz_error = self.draw_host_photoz(label, photoz_rng)
             specs.append(
                 ObjectSpec(
                     object_id=f"sim{k:06d}",
@@ -239,6 +283,8 @@ class FittedDistributions:
                     mw_ebv=self.draw(label, "mw_ebv", rng),
                     host_mags=tuple(mags),
                     host_sep=self.draw(label, "host_sep", rng),
+                    host_photoz=photoz,
+                    host_photoz_error=photoz_error,
                 )
             )
         return specs

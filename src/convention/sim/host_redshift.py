@@ -7,9 +7,13 @@ host) is given it, spectroscopic, with a 0.0005 error (assumed: SDSS spectra's r
 errors are of the order of 1e-4). Any other host has a photometric redshift: the true one
 plus a Gaussian scatter of 0.03 (1 + z), reported with that error, and a catastrophic
 5% drawn evenly over 0-0.8 (both assumed, of the order of SDSS's photometric redshifts of
-galaxies brighter than r ~ 21: Beck et al. 2016, MNRAS 460, 1371). An object without a
-host (a variable star, a hostless supernova) has none. The Milky Way E(B-V) is the
-object's own (the catalogue's SFD value, or its drawn one).
+galaxies brighter than r ~ 21: Beck et al. 2016, MNRAS 460, 1371). A hostless supernova
+has none. A Galactic object (a variable star) has what the catalogue gives the source it
+matched as host, which for a star is itself: SDSS-II matched 94% of its variables to a
+source a median 0.18 arcsec away and gives 62.5% of them a photometric redshift from
+galaxy templates (median 0.21), so a catalogue's redshift is no sign of a galaxy. The
+catalogue's own value for a catalogue twin, drawn from the class's for a drawn one. The
+Milky Way E(B-V) is the object's own (the catalogue's SFD value, or its drawn one).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ CATASTROPHIC_RANGE = (0.0, 0.8)
 
 
 def host_redshift_fields(
-    z: float, spectroscopic: bool, has_host: bool, mw_ebv: float, rng: np.random.Generator
+    z: float,
+    spectroscopic: bool,
+    has_host: bool,
+    mw_ebv: float,
+    rng: np.random.Generator,
+    matched: tuple[float, float] = (float("nan"), float("nan")),
 ) -> dict[str, float]:
     """The object's redshift and dust fields, keyed by ``convention.metadata`` name.
 
@@ -34,10 +43,19 @@ def host_redshift_fields(
         mw_ebv: its Milky Way E(B-V), mag.
         rng: the object's stream for catalogue draws (always three draws, so that the
             stream does not depend on the branch).
+        matched: the catalogue's photometric redshift and error of the source it matched
+            as host (NaN: none), what a Galactic object (``z`` 0) carries.
     """
     scatter, catastrophic, uniform = rng.standard_normal(), rng.random(), rng.random()
     fields = {"mw_ebv": float(mw_ebv)} if np.isfinite(mw_ebv) else {}
-    if not has_host or not z > 0:
+    if not z > 0:
+        if not np.isfinite(matched[0]):
+            return fields
+        return fields | {
+            "host_redshift": float(matched[0]),
+            "host_redshift_error": float(matched[1]),
+        }
+    if not has_host:
         return fields
     if spectroscopic:
         return fields | {"host_redshift": float(z), "host_redshift_error": SPECTROSCOPIC_ERROR}
