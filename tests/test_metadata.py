@@ -74,21 +74,25 @@ def test_the_sdss2_twin_gives_hosts_spectroscopic_or_photometric_redshifts():
         assert "host_redshift" in series.metadata or series.label == "Variable"
 
 
-def test_twin_variables_carry_the_catalogue_photoz_of_their_match(tmp_path):
-    """SNANA's -9 is no photo-z; a drawn Variable has one as often as SDSS-II's do
-    (62.5%), so the field's presence does not give the class away."""
+def test_twin_variables_carry_the_catalogue_redshift_of_their_match(tmp_path):
+    """The final redshift where the catalogue has one, else the photometric one; SNANA's
+    -9 is none. A drawn Variable has one as often as SDSS-II's do (63%), so the field's
+    presence does not give the class away."""
     catalog = _catalog(
         tmp_path,
-        SNTYPE=[5, 5, 120],
-        HOSTGAL_PHOTOZ=[0.21, -9.0, 0.3],
+        SNTYPE=[5, 5, 5],
+        REDSHIFT_FINAL=[0.098, -9.0, -9.0],
+        REDSHIFT_FINAL_ERR=[0.0001, -9.0, -9.0],
+        HOSTGAL_PHOTOZ=[0.2, -9.0, 0.3],
         HOSTGAL_PHOTOZ_ERR=[0.04, -9.0, 0.05],
     )
     specs = read_sdss2_catalog(catalog)
-    assert [(s.host_photoz, s.host_photoz_error) for s in specs[::2]] == [(0.21, 0.04), (0.3, 0.05)]
-    assert np.isnan(specs[1].host_photoz)
+    matched = [(s.matched_redshift, s.matched_redshift_error) for s in specs]
+    assert matched[0] == (0.098, 0.0001) and matched[2] == (0.3, 0.05)
+    assert np.isnan(matched[1]).all()
     drawn = FittedDistributions.builtin().draw_specs(3000, np.random.default_rng(0))
-    variables = np.array([s.host_photoz for s in drawn if s.label == "Variable"])
-    assert np.isfinite(variables).mean() == pytest.approx(0.625, abs=0.03)
+    variables = np.array([s.matched_redshift for s in drawn if s.label == "Variable"])
+    assert np.isfinite(variables).mean() == pytest.approx(0.63, abs=0.03)
 
 
 def test_ztf_packets_bring_their_catalogue_fields(ztf_alerts, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise
@@ -34,7 +35,9 @@ REQUIRED_COLUMNS = (
     "HOSTGAL_SNSEP",
     *(f"HOSTGAL_MAG_{b}" for b in LETTERS),
 )
-# Read where the catalog has them: the photometric redshift of the source matched as host.
+# Read where the catalog has them: the redshift of the source matched as host, its final
+# redshift's error (the catalog's own where it has one, else the photometric one).
+FINAL_ERROR_COLUMN = "REDSHIFT_FINAL_ERR"
 PHOTOZ_COLUMNS = ("HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
 # The paper's class counts (Bairouk et al. 2023, Table 1) for catalog-free simulation.
 PAPER_CLASS_COUNTS = {"AGN": 906, "SNIa": 1988, "Variable": 3225, "SNOther": 2130}
@@ -60,9 +63,10 @@ class ObjectSpec:
         mw_ebv: Milky Way E(B-V), mag.
         host_mags: AB magnitudes u, g, r, i, z of the host (of the star, for variables).
         host_sep: separation of the object from its host centre, arcsec.
-        host_photoz, host_photoz_error: the catalog's photometric redshift of the source it
-            matched as host, and its error (for a variable star, the star itself, fitted
-            with galaxy templates: SDSS-II gives 62.5% of its variables one); NaN when none.
+        matched_redshift, matched_redshift_error: the catalog's redshift of the source it
+            matched as host, and its error: its final redshift where it has one, else the
+            photometric one (SDSS-II gives 62.5% of its variables one, 29% a final one of
+            1e-4 or better); NaN when none.
         labelled: False for an object simulated as ``label`` but stored without a label
             (the SDSS-II candidates of unknown type, for pre-training).
     """
@@ -77,8 +81,8 @@ class ObjectSpec:
     mw_ebv: float
     host_mags: tuple[float, ...]
     host_sep: float
-    host_photoz: float = float("nan")
-    host_photoz_error: float = float("nan")
+    matched_redshift: float = float("nan")
+    matched_redshift_error: float = float("nan")
     labelled: bool = True
 
 
@@ -87,10 +91,16 @@ def _valid_mags(row_mags: np.ndarray) -> np.ndarray:
     return np.where((mags > 10.0) & (mags < 30.0), mags, np.nan)
 
 
-def _valid_photoz(z: float, error: float) -> tuple[float, float]:
-    """A catalog photometric redshift and its error, NaN for SNANA's -9 (none)."""
-    if z > 0 and error >= 0:
-        return float(z), float(error)
+def _matched_redshift(row, columns: Sequence[str]) -> tuple[float, float]:
+    """The catalog's redshift of the source a candidate matched as host and its error:
+    ``REDSHIFT_FINAL`` where it has one and its error, else ``HOSTGAL_PHOTOZ``; NaN for
+    SNANA's -9 (none) or a catalog without the columns."""
+    pairs = [("REDSHIFT_FINAL", FINAL_ERROR_COLUMN), PHOTOZ_COLUMNS]
+    for value, error in pairs:
+        if value in columns and error in columns:
+            z, sigma = float(row[value]), float(row[error])
+            if z > 0 and sigma >= 0:
+                return z, sigma
     return float("nan"), float("nan")
 
 
@@ -121,7 +131,6 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
     if missing:
         raise ConventionError(f"catalog lacks columns {', '.join(missing)}", path=path)
     specs, unknown = [], 0
-    has_photoz = all(c in table.colnames for c in PHOTOZ_COLUMNS)
     classes = list(PAPER_CLASS_COUNTS)
     fractions = np.array(list(PAPER_CLASS_COUNTS.values())) / sum(PAPER_CLASS_COUNTS.values())
     for row in table:
@@ -139,11 +148,7 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
         z = float(row["REDSHIFT_FINAL"])
         sep = float(row["HOSTGAL_SNSEP"])
         # As the redshift: an unlabelled candidate's match belongs to what it really is.
-        photoz, photoz_error = (
-            _valid_photoz(*(float(row[c]) for c in PHOTOZ_COLUMNS))
-            if has_photoz and not unlabelled
-            else (np.nan, np.nan)
-        )
+        matched = (np.nan, np.nan) if unlabelled else _matched_redshift(row, table.colnames)
         specs.append(
             ObjectSpec(
                 object_id=str(row["SNID"]),
@@ -158,8 +163,8 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
                 mw_ebv=float(row["MWEBV"]),
                 host_mags=tuple(_valid_mags([row[f"HOSTGAL_MAG_{b}"] for b in LETTERS])),
                 host_sep=sep if sep >= 0 else np.nan,
-                host_photoz=photoz,
-                host_photoz_error=photoz_error,
+                matched_redshift=matched[0],
+                matched_redshift_error=matched[1],
                 labelled=not unlabelled,
             )
         )
@@ -175,7 +180,7 @@ def read_sdss2_catalog(path: str | Path, unlabelled: bool = False) -> list[Objec
 
 def fit_distributions(specs: list[ObjectSpec]) -> dict:
     """Per-class quantile tables of every ObjectSpec quantity, the host fraction and the
-    fraction with a matched photometric redshift.
+    fraction with a matched redshift.
 
     The tables (41 quantiles) are what catalog-free simulation draws from.
     """
@@ -184,8 +189,9 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
         rows = [s for s in specs if s.label == label]
         mags = np.array([s.host_mags for s in rows])
         has_host = np.all(np.isfinite(mags), axis=1)
-        photoz = np.array([(s.host_photoz, s.host_photoz_error) for s in rows]).reshape(-1, 2)
-        has_photoz = np.isfinite(photoz[:, 0])
+        matched = np.array([(s.matched_redshift, s.matched_redshift_error) for s in rows])
+        matched = matched.reshape(-1, 2)
+        has_match = np.isfinite(matched[:, 0])
         columns = {
             "redshift": [s.redshift for s in rows],
             "peak_mjd": [s.peak_mjd for s in rows],
@@ -197,8 +203,8 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
                 f"colour_{a}{b}": mags[has_host, k] - mags[has_host, k + 1]
                 for k, (a, b) in enumerate(pairwise(LETTERS))
             },
-            "host_photoz": photoz[has_photoz, 0],
-            "host_photoz_error": photoz[has_photoz, 1],
+            "matched_redshift": matched[has_match, 0],
+            "matched_redshift_error": matched[has_match, 1],
         }
         quantiles = {}
         for name, values in columns.items():
@@ -208,7 +214,7 @@ def fit_distributions(specs: list[ObjectSpec]) -> dict:
         fitted["classes"][label] = {
             "count": len(rows),
             "host_fraction": round(float(has_host.mean()), 4),
-            "photoz_fraction": round(float(has_photoz.mean()), 4),
+            "matched_fraction": round(float(has_match.mean()), 4),
             "quantiles": quantiles,
         }
     return fitted
@@ -236,16 +242,16 @@ class FittedDistributions:
         """Fraction of the class's objects with host magnitudes in the catalog."""
         return float(self._classes[label]["host_fraction"])
 
-    def draw_host_photoz(self, label: str, rng: np.random.Generator) -> tuple[float, float]:
-        """A matched photometric redshift and its error with the class's fraction of
-        them in the catalog (NaN, NaN otherwise); always three draws."""
+    def draw_matched_redshift(self, label: str, rng: np.random.Generator) -> tuple[float, float]:
+        """A matched redshift and its error, with the class's fraction of them in the
+        catalog (NaN, NaN otherwise); always three draws."""
         present, z, error = rng.random(), rng.random(), rng.random()
-        if present >= self._classes[label]["photoz_fraction"]:
+        if present >= self._classes[label]["matched_fraction"]:
             return float("nan"), float("nan")
         table = self._classes[label]["quantiles"]
         return (
-            float(np.interp(z, self._levels, table["host_photoz"])),
-            float(np.interp(error, self._levels, table["host_photoz_error"])),
+            float(np.interp(z, self._levels, table["matched_redshift"])),
+            float(np.interp(error, self._levels, table["matched_redshift_error"])),
         )
 
     def draw_host_mags(self, label: str, rng: np.random.Generator) -> np.ndarray:
@@ -265,12 +271,12 @@ class FittedDistributions:
         labels = np.repeat(list(PAPER_CLASS_COUNTS), counts)
         labels = labels[rng.permutation(len(labels))]
         # A stream of its own, so that the other draws stay what they were without it.
-        (photoz_rng,) = rng.spawn(1)
+        (matched_rng,) = rng.spawn(1)
         specs = []
         for k, label in enumerate(labels):
             has_host = rng.random() < self.host_fraction(label)
             mags = self.draw_host_mags(label, rng) if has_host else np.full(5, np.nan)
-            photoz, photoz_error = self.draw_host_photoz(label, photoz_rng)
+            matched = self.draw_matched_redshift(label, matched_rng)
             specs.append(
                 ObjectSpec(
                     object_id=f"sim{k:06d}",
@@ -283,8 +289,8 @@ class FittedDistributions:
                     mw_ebv=self.draw(label, "mw_ebv", rng),
                     host_mags=tuple(mags),
                     host_sep=self.draw(label, "host_sep", rng),
-                    host_photoz=photoz,
-                    host_photoz_error=photoz_error,
+                    matched_redshift=matched[0],
+                    matched_redshift_error=matched[1],
                 )
             )
         return specs

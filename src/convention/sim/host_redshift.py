@@ -9,11 +9,12 @@ plus a Gaussian scatter of 0.03 (1 + z), reported with that error, and a catastr
 5% drawn evenly over 0-0.8 (both assumed, of the order of SDSS's photometric redshifts of
 galaxies brighter than r ~ 21: Beck et al. 2016, MNRAS 460, 1371). A hostless supernova
 has none. A Galactic object (a variable star) has what the catalogue gives the source it
-matched as host, which for a star is itself: SDSS-II matched 94% of its variables to a
-source a median 0.18 arcsec away and gives 62.5% of them a photometric redshift from
-galaxy templates (median 0.21), so a catalogue's redshift is no sign of a galaxy. The
-catalogue's own value for a catalogue twin, drawn from the class's for a drawn one. The
-Milky Way E(B-V) is the object's own (the catalogue's SFD value, or its drawn one).
+matched as host: SDSS-II matched 94% of its variables to a source a median 0.18 arcsec
+away, gives 62.5% of them a photometric redshift from galaxy templates (median 0.21) and
+29% a final redshift of 1e-4 or better (median 0.10), so a catalogue's redshift is no
+sign of a galaxy. The final redshift where the catalogue has one, else the photometric
+one: the candidate's own for a catalogue twin, drawn from the class's for a drawn one.
+The Milky Way E(B-V) is the object's own (the catalogue's SFD value, or its drawn one).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def host_redshift_fields(
         mw_ebv: its Milky Way E(B-V), mag.
         rng: the object's stream for catalogue draws (always three draws, so that the
             stream does not depend on the branch).
-        matched: the catalogue's photometric redshift and error of the source it matched
-            as host (NaN: none), what a Galactic object (``z`` 0) carries.
+        matched: the catalogue's redshift and error of the source it matched as host
+            (NaN: none), what a Galactic object (``z`` 0) carries.
     """
     scatter, catastrophic, uniform = rng.standard_normal(), rng.random(), rng.random()
     fields = {"mw_ebv": float(mw_ebv)} if np.isfinite(mw_ebv) else {}

@@ -230,7 +230,7 @@ def simulate_object(
             host is not None,
             spec.mw_ebv,
             np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(6, index))),
-            (spec.host_photoz, spec.host_photoz_error),
+            (spec.matched_redshift, spec.matched_redshift_error),
         )
     if survey.alerts:
         reference_point = np.zeros(len(survey.bands))
