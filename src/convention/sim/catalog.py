@@ -17,7 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Row, Table
 
 from convention.classes import FOUR_CLASS, SDSS2_SNTYPE, SDSS2_UNLABELLED
 from convention.errors import ConventionError
@@ -35,8 +35,8 @@ REQUIRED_COLUMNS = (
     "HOSTGAL_SNSEP",
     *(f"HOSTGAL_MAG_{b}" for b in LETTERS),
 )
-# Read where the catalog has them: the redshift of the source matched as host, its final
-# redshift's error (the catalog's own where it has one, else the photometric one).
+# Read where the catalog has them (``_matched_redshift``): the final redshift's error, and
+# the photometric redshift of the source matched as host with its error.
 FINAL_ERROR_COLUMN = "REDSHIFT_FINAL_ERR"
 PHOTOZ_COLUMNS = ("HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
 # The paper's class counts (Bairouk et al. 2023, Table 1) for catalog-free simulation.
@@ -91,7 +91,7 @@ def _valid_mags(row_mags: np.ndarray) -> np.ndarray:
     return np.where((mags > 10.0) & (mags < 30.0), mags, np.nan)
 
 
-def _matched_redshift(row, columns: Sequence[str]) -> tuple[float, float]:
+def _matched_redshift(row: Row, columns: Sequence[str]) -> tuple[float, float]:
     """The catalog's redshift of the source a candidate matched as host and its error:
     ``REDSHIFT_FINAL`` where it has one and its error, else ``HOSTGAL_PHOTOZ``; NaN for
     SNANA's -9 (none) or a catalog without the columns."""
