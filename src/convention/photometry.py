@@ -307,8 +307,8 @@ def _reference_photometry(
     photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's.
 
     Each frame's weights are made once per pair of FWHMs where no pixel is missing, and
-    its sums over pixels are dot products of those cached weights with its own row:
-    nothing of (frames, pixels) size is built beyond the frames as float64."""
+    its sums over pixels are dot products of those cached weights with its own row: the
+    only (frames, pixels) arrays made are the frames as float64 and their missing pixels."""
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     shape = series.frames.shape[1:]
     m = len(series)
