@@ -55,7 +55,7 @@ def test_the_sdss2_twin_gives_hosts_spectroscopic_or_photometric_redshifts():
         "mw_ebv": 0.05,
     }
     assert host_redshift_fields(0.0, False, False, 0.05, rng) == {"mw_ebv": 0.05}
-    # A star carries the photo-z the catalogue gives the source it matched: itself.
+    # A star carries the redshift the catalogue gives the source it matched as host.
     assert host_redshift_fields(0.0, False, False, 0.05, rng, (0.21, 0.04)) == {
         "host_redshift": 0.21,
         "host_redshift_error": 0.04,
