@@ -13,10 +13,10 @@ length M of ``--frames`` (default 33, 99, 198), in its own process:
   encode, collate, classify, write CSV) with PyTorch fp32, PyTorch bf16 and onnxruntime
   (the ONNX export of the same weights), and training objects/s (encoded objects ->
   augmented batches -> forward, backward, optimiser) with its stage shares; reading and
-  encoding alone twice: the training split into the training cache (``--threads`` worker
-  processes, examples written to disk: "read + encode") and the whole store through the
-  prediction stream in this process ("stream read + encode", what the inference engines
-  wait on);
+  encoding alone twice: the training split into the training cache (``--threads``
+  worker processes, examples written to disk: "training read + encode") and the whole
+  store through the prediction stream in this process ("stream read + encode", what the
+  inference engines wait on);
 - the process's peak RSS.
 
 Weights are freshly initialised (speed does not depend on training); the encoders are

@@ -35,10 +35,12 @@ REQUIRED_COLUMNS = (
     "HOSTGAL_SNSEP",
     *(f"HOSTGAL_MAG_{b}" for b in LETTERS),
 )
-# Read where the catalog has them (``_matched_redshift``): the final redshift's error, and
-# the photometric redshift of the source matched as host with its error.
-FINAL_ERROR_COLUMN = "REDSHIFT_FINAL_ERR"
-PHOTOZ_COLUMNS = ("HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR")
+# The redshift of the source a candidate matched as host and its error, in the order taken
+# where the catalog has the columns (``_matched_redshift``).
+MATCHED_COLUMNS = (
+    ("REDSHIFT_FINAL", "REDSHIFT_FINAL_ERR"),
+    ("HOSTGAL_PHOTOZ", "HOSTGAL_PHOTOZ_ERR"),
+)
 # The paper's class counts (Bairouk et al. 2023, Table 1) for catalog-free simulation.
 PAPER_CLASS_COUNTS = {"AGN": 906, "SNIa": 1988, "Variable": 3225, "SNOther": 2130}
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 41)
@@ -95,8 +97,7 @@ def _matched_redshift(row: Row, columns: Sequence[str]) -> tuple[float, float]:
     """The catalog's redshift of the source a candidate matched as host and its error:
     ``REDSHIFT_FINAL`` where it has one and its error, else ``HOSTGAL_PHOTOZ``; NaN for
     SNANA's -9 (none) or a catalog without the columns."""
-    pairs = [("REDSHIFT_FINAL", FINAL_ERROR_COLUMN), PHOTOZ_COLUMNS]
-    for value, error in pairs:
+    for value, error in MATCHED_COLUMNS:
         if value in columns and error in columns:
             z, sigma = float(row[value]), float(row[error])
             if z > 0 and sigma >= 0:
