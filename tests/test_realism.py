@@ -13,7 +13,7 @@ from convention.sim.render import FrameConditions, render_frames
 from convention.sim.sources import AGN, SNIa, VariableStar
 from convention.sim.sources.sed import set_model
 from convention.sim.sources.snia import _model
-from convention.sim.survey import SDSS2
+from convention.sim.survey import SDSS2, ZTF
 
 SDSS_BANDS = SDSS2.bands
 
@@ -48,14 +48,18 @@ def test_measured_sky_noise_equals_sky_sigma():
     assert abs(frames.mean()) < 0.01 * cond.sky_sigma[0]
 
 
-def test_noise_calibration_reaches_the_5_sigma_depth():
-    gains = SDSS2.electrons_per_flux()
-    for k, band in enumerate(SDSS_BANDS):
-        area = moffat_effective_area(SDSS2.seeing_fwhm_median(band), SDSS2.moffat_beta)
-        area_pix = area / SDSS2.pixel_scale**2
-        sky_e = 10 ** (-0.4 * (SDSS2.sky_dark[k] - 22.5)) * SDSS2.pixel_scale**2 * gains[k]
-        sigma = np.sqrt(area_pix * (sky_e + SDSS2.read_noise_e**2)) / gains[k]
-        assert 22.5 - 2.5 * np.log10(5 * sigma) == pytest.approx(SDSS2.depth_5sigma[k], abs=1e-6)
+@pytest.mark.parametrize("survey", [SDSS2, ZTF], ids=["sdss2", "ztf"])
+def test_noise_calibration_reaches_the_5_sigma_depth(survey):
+    """A point source at the depth is five of the pipeline's errors: the white-noise
+    ideal for SDSS-II, ZTF's measured excess over it for ZTF."""
+    gains = survey.electrons_per_flux()
+    for k, band in enumerate(survey.bands):
+        area = moffat_effective_area(survey.seeing_fwhm_median(band), survey.moffat_beta)
+        area_pix = area / survey.pixel_scale**2
+        sky_e = 10 ** (-0.4 * (survey.sky_dark[k] - 22.5)) * survey.pixel_scale**2 * gains[k]
+        ideal = np.sqrt(area_pix * (sky_e + survey.read_noise_e**2)) / gains[k]
+        sigma = ideal * survey.error_factors(k)
+        assert 22.5 - 2.5 * np.log10(5 * sigma) == pytest.approx(survey.depth_5sigma[k], abs=1e-6)
 
 
 def test_distance_modulus_from_astropy():

@@ -24,6 +24,7 @@ from convention.io import scan
 from convention.io.formats.alerts import read_alert_bytes
 from convention.lightcurves import lightcurve_of
 from convention.photometry import forced_photometry
+from convention.sim.references import resampled_noise
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.simulate import SimulationSettings, plan_objects, simulate_series
 from convention.sim.survey import ZTF
@@ -248,6 +249,20 @@ def test_simulated_references_are_deep_sharp_templates_made_before_the_frames():
             assert reference.mjd_end < series.mjd[0]
             assert reference.psf_fwhm < np.median(series.psf_fwhm[frames])
             assert reference.sky_sigma < 0.3 * np.median(series.sky_sigma[frames])
+
+
+def test_a_resampled_template_has_less_noise_per_pixel_and_the_same_over_many():
+    """ZTF's templates are resampled coadds: their pixels' noise is lower and correlated
+    between neighbours, while a sum over many pixels (what photometry sees) keeps the
+    coadd's depth."""
+    rng = np.random.default_rng(3)
+    fields = np.array([resampled_noise(15, 63, rng) for _ in range(40)])
+    per_pixel = fields.std()
+    assert 0.78 < per_pixel < 0.88
+    neighbours = np.mean(fields[:, :, :-1] * fields[:, :, 1:]) / per_pixel**2
+    assert 0.15 < neighbours < 0.25
+    blocks = fields[:, :60, :60].reshape(40, 6, 10, 6, 10).sum(axis=(2, 4))
+    assert blocks.std() / 10 == pytest.approx(1.0, abs=0.06)
 
 
 def test_a_collection_counts_objects_whose_bands_fall_back():

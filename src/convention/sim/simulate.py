@@ -235,7 +235,9 @@ def simulate_object(
     if survey.alerts:
         reference_point = np.zeros(len(survey.bands))
         reference_point[observed] = reference_flux
-        photometry = alert_frames(point_flux, reference_point[band_index], conditions, survey, rng)
+        photometry = alert_frames(
+            point_flux, reference_point[band_index], band_index, conditions, survey, rng
+        )
         history = alert_history(mjd, band_ids[band_index], photometry, survey)
         alerted = photometry.alerted
         mjd, band_index, point_flux, host_flux = (
@@ -336,6 +338,7 @@ class AlertPhotometry:
 def alert_frames(
     point_flux: np.ndarray,
     reference_flux: np.ndarray,
+    band_index: np.ndarray,
     conditions: FrameConditions,
     survey: SurveyDefinition,
     rng: np.random.Generator,
@@ -344,20 +347,24 @@ def alert_frames(
     carry: the first n difference-image detections, n drawn uniformly from 1 to all.
 
     A detection is a PSF flux on the difference image (the source less its flux in the
-    band's reference) at ``survey.alert_sigma`` or more, either sign, with sky-limited
-    noise. An object never detected keeps its most significant frame (every object of the
-    data set alerted once).
+    band's reference) at ``survey.alert_sigma`` or more times its error, either sign. The
+    flux scatters by the white-noise ideal of sky-limited noise; its error (``flux_err``)
+    is the survey pipeline's, ``photometry_error_factor`` times that. An object never
+    detected keeps its most significant frame (every object of the data set alerted once).
 
     Args:
         point_flux: (M,) the point source's flux in each frame, nanomaggies.
         reference_flux: (M,) its flux in the reference of each frame's band.
+        band_index: (M,) each frame's band, as an index of ``survey.bands``.
         conditions: the frames' observing conditions.
-        survey: its ``pixel_scale``, ``moffat_beta`` and ``alert_sigma``.
+        survey: its ``pixel_scale``, ``moffat_beta``, ``alert_sigma`` and
+            ``photometry_error_factor``.
         rng: the object's stream.
     """
     area = moffat_effective_area(conditions.psf_fwhm, survey.moffat_beta) / survey.pixel_scale**2
-    sigma = conditions.sky_sigma * np.sqrt(area)
-    flux = point_flux - reference_flux + sigma * rng.standard_normal(len(sigma))
+    noise = conditions.sky_sigma * np.sqrt(area)
+    flux = point_flux - reference_flux + noise * rng.standard_normal(len(noise))
+    sigma = noise * survey.error_factors(band_index)
     significance = np.abs(flux / sigma)
     detected = np.flatnonzero(significance >= survey.alert_sigma)
     if len(detected) == 0:
