@@ -193,7 +193,10 @@ def simulate_object(
     visit_fraction = np.asarray(survey.band_visit_fraction)
     if visit_fraction.min() < 1:
         keep &= rng.random(len(visit)) < visit_fraction[band_index]
-    mjd = calendar.mjd[visit] + np.asarray(survey.band_lag_days)[band_index]
+    lag_rank = band_index
+    if survey.band_order_random:  # each visit's bands in an order of its own
+        lag_rank = np.argsort(rng.random((len(visits), n_bands)), axis=1).ravel()
+    mjd = calendar.mjd[visit] + np.asarray(survey.band_lag_days)[lag_rank]
     order = np.argsort(mjd[keep], kind="stable")
     visit, band_index, mjd = visit[keep][order], band_index[keep][order], mjd[keep][order]
 
