@@ -43,9 +43,11 @@ def test_rubin_history_keeps_each_visits_forced_flux_and_ztfs_a_limit(rubin_obje
         lc = series.lightcurve if len(series.lightcurve) > len(lc) else lc
     undetected = lc[~np.asarray(lc["detected"])]
     assert len(undetected) > 3 and np.all(np.asarray(undetected["flux"]) != 0)
-    (ztf,) = simulate_series(SimulationSettings(survey="ztf", n_objects=1, seed=4))
-    limits = ztf.lightcurve[~np.asarray(ztf.lightcurve["detected"])]
-    assert len(limits) and np.all(np.asarray(limits["flux"]) == 0)
+    ztf = simulate_series(SimulationSettings(survey="ztf", n_objects=4, seed=4))
+    limits = np.concatenate(
+        [np.asarray(s.lightcurve["flux"])[~np.asarray(s.lightcurve["detected"])] for s in ztf]
+    )
+    assert len(limits) and np.all(limits == 0)
 
 
 def test_a_turned_visit_turns_the_host_about_the_object():
