@@ -48,6 +48,17 @@ def test_ztf_sequences_are_alert_like():
         assert any(a <= s.mjd[0] <= b for a, b in season)
     lengths = np.array([len(s) for s in series])
     assert lengths.min() == 1 and lengths.max() > 5  # cut at one of the detections
+    # A night's g and r in either order, as ZTF's scheduler takes them.
+    g_and_r = {"ztf::g", "ztf::r"}
+    first_of_night = set()
+    for s in series:
+        nights = np.floor(np.asarray(s.lightcurve["mjd"]) + 0.5)
+        bands = np.asarray(s.lightcurve["band"])
+        for night in np.unique(nights):
+            taken = bands[nights == night]
+            if g_and_r <= set(taken.tolist()):
+                first_of_night.add(str(taken[0]))
+    assert first_of_night >= g_and_r
     # Frames and templates as the alert reader gives a real packet's: a sky level put back
     # comes off again, and the stored noise is the one measured from the pixels.
     for s in series[:4]:

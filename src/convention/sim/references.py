@@ -54,9 +54,9 @@ def resampled_noise(n_frames: int, size: int, rng: np.random.Generator) -> np.nd
     many pixels, less per pixel (0.83 of it), correlated between neighbours (0.20).
 
     ZTF's templates are made so (Masci et al. 2019: the reference is resampled onto each
-    science image); the pixels of 1,270 real templates correlate 0.21 (g) and 0.24 (r)
-    between neighbours and -0.09 two pixels apart, which this reproduces (0.20, -0.13;
-    ``benchmarks/ztf_realism.py``).
+    science image). The sky pixels of the real templates of ztf-alerts/unlabelled
+    correlate 0.21 (g) and 0.24 (r) between neighbours (``benchmarks/ztf_realism.py``)
+    and about -0.09 two pixels apart; this gives 0.20 and -0.13.
     """
     margin = 2 * LANCZOS_ORDER  # two resamplings, each reaching this far
 

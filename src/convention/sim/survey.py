@@ -159,8 +159,8 @@ class SurveyDefinition:
         return np.asarray(self.photometry_error_factor)[band_index]
 
     def seeing_fwhm_median(self, band: str) -> float:
-        """Median PSF FWHM (arcsec) in a band, scaled from ``seeing_band`` with the
-        Kolmogorov exponent."""
+        """Median PSF FWHM (arcsec) in a band, scaled from ``seeing_band`` with
+        ``seeing_band_exponent``."""
         return self.seeing_median_r * float(self.seeing_ratio(self.band_index(band)))
 
     def reference_fwhm(self, band: str) -> float:
