@@ -106,7 +106,9 @@ TOLERANCES = {
     "nframesref": Tolerance(
         "difference", 2.0, "drawn from these alerts' deciles: a check of the draw only"
     ),
-    "seeing": Tolerance("ratio", 1.15, "Bellm et al. 2019 quote a median, not its spread"),
+    "seeing": Tolerance(
+        "ratio", 1.15, "the twin's median seeing is these alerts': a check of the draw only"
+    ),
     "magpsf": Tolerance(
         "difference", 0.5, "the broker-picked sample is not the stream: half a magnitude"
     ),
@@ -114,8 +116,12 @@ TOLERANCES = {
     "prv_nondetections": Tolerance("ratio", 2.0, "as detections"),
     "days_since_previous": Tolerance("ratio", 2.0, "cadence of 1-3 nights: 2x"),
     "history_days": Tolerance("ratio", 2.0, "days since the first detection, 30 at most: 2x"),
-    "limiting_mag": Tolerance("difference", 0.3, "the 5-sigma limit (diffmaglim): 0.3 mag"),
-    "edge_clipped": Tolerance("difference", 0.05, "a few percent of cutouts: 5 points"),
+    "limiting_mag": Tolerance(
+        "difference", 0.3, "the twin's depth is these alerts' median limit: a check, 0.3 mag"
+    ),
+    "edge_clipped": Tolerance(
+        "difference", 0.05, "the twin's fraction is these alerts': a check, 5 points"
+    ),
     "template_peak_offset": Tolerance(
         "difference", 1.0, "host offsets come from SDSS-II's hosts, seen nearer: 1 pixel"
     ),
