@@ -62,7 +62,6 @@ from convention.photometry import background
 from convention.psf import MOFFAT_BETA, moffat_effective_area
 from convention.sim.survey import ZTF
 
-PIXEL_SCALE = 1.01  # arcsec per ZTF pixel (Bellm et al. 2019)
 PEAK_RADIUS_ARCSEC = 10.0
 HISTORY_DAYS = 30.0  # how far back an alert's prv_candidates reach (Patterson et al. 2019)
 # A known asteroid this near (ssdistnr, arcsec) makes the alert a moving object's, as
@@ -160,7 +159,7 @@ def template_peak_offset(stamp: np.ndarray, noise: float) -> float:
     y, x = np.mgrid[:h, :w]
     dy, dx = y - (h - 1) / 2, x - (w - 1) / 2
     # A 1-pixel Gaussian sums ~12.6 pixels: the smoothed sky's noise is noise / 3.5.
-    bright = (np.hypot(dy, dx) <= PEAK_RADIUS_ARCSEC / PIXEL_SCALE) & (image > 5 * noise / 3.5)
+    bright = (np.hypot(dy, dx) <= PEAK_RADIUS_ARCSEC / ZTF.pixel_scale) & (image > 5 * noise / 3.5)
     if not (np.isfinite(noise) and noise > 0 and bright.any()):
         return np.nan
     weight = image[bright]
@@ -190,13 +189,8 @@ def pixel_correlation(stamp: np.ndarray, noise: float) -> float:
 def error_excess(flux_error: float, noise: float, fwhm: float) -> float:
     """A PSF-fit flux error (nanomaggies) over white pixel noise (``noise``, nanomaggies
     per pixel) in the effective area of a Moffat PSF of FWHM ``fwhm`` (arcsec)."""
-    area = moffat_effective_area(fwhm, MOFFAT_BETA) / PIXEL_SCALE**2
+    area = moffat_effective_area(fwhm, MOFFAT_BETA) / ZTF.pixel_scale**2
     return float(flux_error / (noise * np.sqrt(area)))
-
-
-def magnitude_error_flux(magnitude: float, error: float) -> float:
-    """The flux error (nanomaggies) of a magnitude and its error."""
-    return error * 10 ** (-0.4 * (magnitude - 22.5)) / (2.5 * np.log10(np.e))
 
 
 def real_alerts(folder: Path, labels: dict[str, str]) -> list[dict]:
@@ -216,7 +210,7 @@ def real_alerts(folder: Path, labels: dict[str, str]) -> list[dict]:
         limit = candidate.get("diffmaglim") or np.nan
         difference_noise = background(alert.images["difference"])[1]
         faint = candidate["magpsf"] > limit - FAINT_MAG
-        fit_error = magnitude_error_flux(candidate["magpsf"], candidate["sigmapsf"])
+        fit_error = alert.lightcurve[0][3]  # the detection's own row: its flux error
         seeing = alert.meta["psf_fwhm"]
         asteroid = candidate.get("ssdistnr")
         rows.append(
@@ -274,7 +268,7 @@ def simulated_alerts(path: Path) -> list[dict]:
         noise = float(series.sky_sigma[last])
         # The PSF's effective area in pixels: the 5-sigma limit of a PSF fit on sky noise,
         # with ZTF's errors' excess over white noise, as the twin's packets give it.
-        area = moffat_effective_area(float(series.psf_fwhm[last]), MOFFAT_BETA) / PIXEL_SCALE**2
+        area = moffat_effective_area(float(series.psf_fwhm[last]), MOFFAT_BETA) / ZTF.pixel_scale**2
         error_factor = float(ZTF.error_factors(ZTF.band_index(get_band(band).name)))
         offset = template_peak_offset(reference.stamp, reference.sky_sigma)
         # A packet's prv_candidates reach back HISTORY_DAYS: the twin's light curve (the
