@@ -94,6 +94,7 @@ def test_a_masked_scene_band_is_ignored():
         ("stamps", "lightcurve"),
         ("stamps", "scene"),
         ("stamps", "photometry"),
+        ("difference", "scene"),
     ],
 )
 def test_ablations_read_only_their_inputs(inputs):

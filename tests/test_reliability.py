@@ -297,15 +297,15 @@ def test_a_damaged_store_is_one_line(tmp_path, tiny_store, trained_run, how, mes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
 
-def _saved_model(tmp_path: Path) -> Path:
+def _saved_model(tmp_path: Path, model: str = "convention", **overrides) -> Path:
     from convention.classifier import ModelSettings, save_model
     from convention.inputs import InputSpec, Normalisation
 
     bands = ("sdss::g", "sdss::r")
     settings = ModelSettings(
-        "convention",
+        model,
         "tiny",
-        {"stamp_size": 8},
+        {"stamp_size": 8, **overrides},
         ("AGN", "SNIa", "Variable", "SNOther"),
         bands,
         InputSpec(("stamps",), 8, 99),
@@ -338,6 +338,13 @@ def test_a_checkpoint_settings_are_tied_to_its_weights(tmp_path, edit, message):
     path.write_text(json.dumps(settings))
     with pytest.raises(ConventionError, match=message.replace("[", r"\[").replace("(", r"\(")):
         Classifier.load(folder)
+
+
+def test_a_checkpoint_trained_with_a_tuple_of_inputs_loads(tmp_path):
+    from convention.classifier import Classifier
+
+    folder = _saved_model(tmp_path, "convention-multi", inputs=("stamps",))
+    assert Classifier.load(folder).settings.overrides["inputs"] == ["stamps"]
 
 
 def test_a_checkpoint_may_not_build_a_huge_model(tmp_path):

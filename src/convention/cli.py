@@ -484,7 +484,8 @@ def train_command(
         typer.Option(
             help="The encoders of convention-multi, comma-separated, of stamps, scene, "
             "lightcurve, features, photometry (an alert's own light curve) and metadata "
-            "(its catalogue fields and Galactic latitude)."
+            "(its catalogue fields and Galactic latitude), difference (each frame less its "
+            "reference)."
         ),
     ] = None,
     device: DeviceOption = DEFAULTS.device,

@@ -12,6 +12,7 @@ allocated.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,11 @@ class ModelSettings:
     other_bands: str = "error"
     weights_sha256: str | None = None
     temperature: float | None = None
+
+    def __post_init__(self) -> None:
+        # The overrides as settings.json holds them (a tuple reads back as a list), so the
+        # weights are saved with what the file will say.
+        object.__setattr__(self, "overrides", json.loads(json.dumps(self.overrides)))
 
     def outputs(self) -> dict:
         """The settings that define what the weights compute (saved with them)."""

@@ -1,9 +1,12 @@
 """The flagship: ConvEntion over the frames, joined with the static scene, the light curve
 and the practitioners' features.
 
-Up to six encoders, each over one declared input kind, fused late:
+Up to seven encoders, each over one declared input kind, fused late:
 - frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
   convolutional BERT, max-pooled token maps);
+- differences (``difference``, not read by default): a second ConvEntion of the same
+  preset over the difference stamps (each frame less its PSF-matched reference: the
+  transient without its host), read beside the frames or in their place;
 - scene (``scene``): each band's reference (median) stamp, which carries the host galaxy,
   through a small 2D CNN whose last map is flattened (position kept: the host's offset
   from the source at the centre matters);
@@ -47,7 +50,7 @@ from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
-KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata")
+KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata", "difference")
 FUSIONS = ("late", "early")
 # The photometry and metadata are the alert models' (``convention demo --survey ztf``); the
 # metadata also the suites' "flagship + metadata" row.
@@ -176,6 +179,9 @@ class MultiInputConvEntion(nn.Module):
             n_fields = example["metadata"].shape[1]
             self.metadata = _mlp(n_fields, cfg.metadata_hidden, cfg.metadata_hidden)
             widths["metadata"] = cfg.metadata_hidden
+        if "difference" in inputs:
+            self.difference = ConvEntion(0, n_bands, replace(frames_cfg, joined_tokens=0))
+            widths["difference"] = self.difference.num_features
         self._widths = widths
         self.num_features = sum(widths.values())
         # Early fusion: each other encoder's output as one token of the frames' shape.
@@ -230,6 +236,10 @@ class MultiInputConvEntion(nn.Module):
         phot_times: torch.Tensor | None = None,
         phot_mask: torch.Tensor | None = None,
         metadata: torch.Tensor | None = None,
+        diff: torch.Tensor | None = None,
+        diff_bands: torch.Tensor | None = None,
+        diff_times: torch.Tensor | None = None,
+        diff_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The fused features of the inputs of the kinds in ``config.inputs``: every
         encoder's output side by side, what the head classifies (and what contrastive
@@ -244,6 +254,8 @@ class MultiInputConvEntion(nn.Module):
             phot, phot_bands, phot_times, phot_mask: the source's photometry (``phot``
                 (B, P, 3)), as ``lc-transformer``'s light curve.
             metadata: (B, 2F) the ``metadata`` input (scaled fields, missing flags).
+            diff, diff_bands, diff_times, diff_mask: the difference stamps, as ConvEntion's
+                frame sequence.
 
         Returns:
             (B, num_features) features.
@@ -267,6 +279,10 @@ class MultiInputConvEntion(nn.Module):
             )
         if "metadata" in self._widths:
             parts["metadata"] = self.metadata(metadata)
+        if "difference" in self._widths:
+            parts["difference"] = self.difference.forward_features(
+                diff, diff_bands, diff_times, diff_mask
+            )
         first = next(iter(parts.values()))
         keep = self._kept_modalities(first.shape[0], first.device)
         if keep is not None:
