@@ -15,6 +15,7 @@ from convention.alert_stream import AlertClassifier
 from convention.io.ingest import Rejected
 from convention.io.packets import packet_object_id, packet_schema, write_packets
 from convention.io.registry import scan
+from convention.photometry import difference_stamps
 from convention.sim.render import FrameConditions, render_frames
 from convention.sim.simulate import SimulationSettings, simulate, simulate_series
 from convention.sim.survey import RUBIN
@@ -81,7 +82,7 @@ def test_twin_packets_read_back_as_the_twin(survey, rubin_objects, tmp_path):
         write_packets(series, tmp_path / "packets")
     read = {
         s.object_id: s
-        for s in scan("alerts", [tmp_path / "packets"]).items
+        for s in scan("alerts", [tmp_path / "packets"], channels=("difference",)).items
         if not isinstance(s, Rejected)
     }
     assert len(read) == len(objects)
@@ -94,6 +95,11 @@ def test_twin_packets_read_back_as_the_twin(survey, rubin_objects, tmp_path):
         assert np.allclose(got.zeropoint, series.zeropoint, rtol=1e-6)
         sky = float(np.nanmedian(series.sky_sigma))
         assert np.nanmax(np.abs(got.frames - series.frames)) < 0.05 * sky
+        # The difference cutout: the frame less its PSF-matched template.
+        difference = difference_stamps(series, series.references)
+        served_difference = got.channels["difference"]
+        assert np.array_equal(np.isnan(served_difference), np.isnan(difference))
+        assert np.nanmax(np.abs(served_difference - difference)) < 1e-4 * sky
         expected, served = series.lightcurve, got.lightcurve
         expected.sort("mjd")
         served.sort("mjd")

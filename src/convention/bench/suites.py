@@ -287,6 +287,15 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             )
             for left_out, (inputs, described) in FLAGSHIP_ABLATIONS.items()
         ),
+        BenchModel(
+            "flagship, difference stamps for the frames",
+            model="convention-multi",
+            overrides={"inputs": ("difference", *FLAGSHIP_INPUTS[1:])},
+            input="difference stamps + reference stamps + light curve + features (ugriz)",
+            table="flagship",
+            preset=preset,
+            **flagship,
+        ),
     )
 
 

@@ -4,11 +4,12 @@ field names of the public schemas (ZTF's, and Rubin's ``lsst.v7_4``, the subset 
 served as real alerts are (``benchmarks/twin_alerts.py``) and read back by the reader.
 
 Each packet carries its frame as the science cutout, its band's reference as the template,
-the photometry of the survey's ``history_days`` before it (ZTF: ``prv_candidates``,
-detections and 5-sigma limits; Rubin: ``prvDiaSources``, the detections, and
-``prvDiaForcedSources``, every visit's forced difference flux) and its catalogue fields
-(ZTF). A ZTF cutout is gzipped FITS in counts of its zero point; a Rubin cutout is FITS in
-nJy.
+the frame less its PSF-matched template as the difference (``photometry.difference_stamps``,
+what forced photometry measures), the photometry of the survey's ``history_days`` before
+it (ZTF: ``prv_candidates``, detections and 5-sigma limits; Rubin: ``prvDiaSources``, the
+detections, and ``prvDiaForcedSources``, every visit's forced difference flux) and its
+catalogue fields (ZTF). A ZTF cutout is gzipped FITS in counts of its zero point; a Rubin
+cutout is FITS in nJy.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from convention.io.formats.alerts import (
     ZTF,
     AlertSchema,
 )
+from convention.photometry import difference_stamps
 from convention.sim.survey import RUBIN as RUBIN_SURVEY
 from convention.sim.survey import ZTF as ZTF_SURVEY
 
@@ -89,6 +91,7 @@ ZTF_AVRO = fastavro.parse_schema(
             },
             {"name": "cutoutScience", "type": ["null", _ZTF_CUTOUT]},
             {"name": "cutoutTemplate", "type": ["null", "cutout"]},
+            {"name": "cutoutDifference", "type": ["null", "cutout"]},
         ],
     }
 )
@@ -231,6 +234,7 @@ def ztf_packets(series: StampSeries) -> list[dict]:
     for name, (path, factor) in ZTF.catalogue.items():
         value = series.metadata.get(name, np.nan)
         fields[path] = value / factor if np.isfinite(value) else NULL
+    differences = difference_stamps(series, series.references)
     records = []
     for k, mjd in enumerate(series.mjd):
         band = get_band(int(series.band[k])).name
@@ -273,6 +277,10 @@ def ztf_packets(series: StampSeries) -> list[dict]:
                 "cutoutTemplate": {
                     "fileName": "ref.fits.gz",
                     "stampData": gzip.compress(_fits(reference.stamp * to_counts)),
+                },
+                "cutoutDifference": {
+                    "fileName": "diff.fits.gz",
+                    "stampData": gzip.compress(_fits(differences[k] * to_counts)),
                 },
             }
         )
@@ -319,6 +327,7 @@ def rubin_packets(series: StampSeries) -> list[dict]:
         snr = photometry.flux[j] / photometry.flux_err[j]
         return row(j, "diaSourceId", number) | {"x": centre, "y": centre, "snr": snr}
 
+    differences = difference_stamps(series, series.references)
     records = []
     for k, mjd in enumerate(series.mjd):
         band = get_band(int(series.band[k])).name
@@ -334,7 +343,7 @@ def rubin_packets(series: StampSeries) -> list[dict]:
                     row(j, "diaForcedSourceId", object_number * 100000 + j) for j in earlier
                 ],
                 "diaObject": {"diaObjectId": object_number, "ra": series.ra, "dec": series.dec},
-                "cutoutDifference": None,
+                "cutoutDifference": _fits(differences[k] * NJY_PER_NMGY),
                 "cutoutScience": _fits(series.frames[k] * NJY_PER_NMGY),
                 "cutoutTemplate": _fits(reference.stamp * NJY_PER_NMGY),
             }
