@@ -2,18 +2,19 @@
 
 Each alert, real or simulated, gives: its band; the sky noise of its science and template
 cutouts (nanomaggies per pixel) and the template's depth over the science image (2.5 log10
-of their noise ratio, magnitudes); the template's frames coadded (``nframesref``); the
-seeing (FWHM, arcsec); the 5-sigma limit (``diffmaglim``; the twin's from its sky noise
-and PSF); its magnitude (``magpsf``; the twin's by forced PSF photometry of the
-difference); its history (detections and non-detections in ``prv_candidates``, 30 days
-at most; days since the previous and the first detection); whether its cutout is clipped
-at a CCD edge; and the offset of the nearest source in the template (the centroid of its
-5-sigma pixels within 10", measured alike on both); the catalogue fields (the nearest
-Pan-STARRS1 source's star/galaxy score, ``sgscore1``, whether it is a star, its distance,
-``distpsnr1``, and the nearest reference-image source's, ``distnr``, in arcsec); the
-template's noise correlation between adjacent pixels (a resampled coadd's). A simulated
-object's alert is its last frame, its light curve (the twin's prv_candidates: detections
-and 5-sigma limits of the 30 days before) its history.
+of their noise ratio, magnitudes); the sky noise of its difference cutout (the twin's: its
+frame less the PSF-matched template, as its packets carry it); the template's frames
+coadded (``nframesref``); the seeing (FWHM, arcsec); the 5-sigma limit (``diffmaglim``;
+the twin's from its sky noise and PSF); its magnitude (``magpsf``; the twin's by forced
+PSF photometry of the difference); its history (detections and non-detections in
+``prv_candidates``, 30 days at most; days since the previous and the first detection);
+whether its cutout is clipped at a CCD edge; and the offset of the nearest source in the
+template (the centroid of its 5-sigma pixels within 10", measured alike on both); the
+catalogue fields (the nearest Pan-STARRS1 source's star/galaxy score, ``sgscore1``,
+whether it is a star, its distance, ``distpsnr1``, and the nearest reference-image
+source's, ``distnr``, in arcsec); the template's noise correlation between adjacent pixels
+(a resampled coadd's). A simulated object's alert is its last frame, its light curve (the
+twin's prv_candidates: detections and 5-sigma limits of the 30 days before) its history.
 
 The twin is measured against ``ztf-alerts/unlabelled`` (1,270 alerts, picked by brokers
 for their tests, so not the stream's mix of classes and brightness), less the alerts of
@@ -58,7 +59,7 @@ from convention.io import read
 from convention.io.formats.alerts import read_alert_file
 from convention.lightcurves import lightcurve_of
 from convention.metadata import galactic_latitude
-from convention.photometry import background
+from convention.photometry import background, difference_stamps
 from convention.psf import MOFFAT_BETA, moffat_effective_area
 from convention.sim.survey import ZTF
 
@@ -98,6 +99,9 @@ TOLERANCES = {
     ),
     "template_noise": Tolerance(
         "ratio", 1.25, "as the science noise, the template's depth following the frames'"
+    ),
+    "difference_noise": Tolerance(
+        "ratio", 1.25, "as the science noise: the frame's noise and the matched template's"
     ),
     "template_depth": Tolerance(
         "difference", 0.3, "the template's gain over one frame, in mag: 0.3 mag, as depth"
@@ -220,6 +224,7 @@ def real_alerts(folder: Path, labels: dict[str, str]) -> list[dict]:
                 "band": alert.band_name,
                 "science_noise": alert.meta["sky_sigma"],
                 "template_noise": template_noise,
+                "difference_noise": difference_noise,
                 "template_depth": 2.5 * np.log10(alert.meta["sky_sigma"] / template_noise)
                 if reference is not None
                 else np.nan,
@@ -271,6 +276,7 @@ def simulated_alerts(path: Path) -> list[dict]:
         area = moffat_effective_area(float(series.psf_fwhm[last]), MOFFAT_BETA) / ZTF.pixel_scale**2
         error_factor = float(ZTF.error_factors(ZTF.band_index(get_band(band).name)))
         offset = template_peak_offset(reference.stamp, reference.sky_sigma)
+        difference = difference_stamps(series[last], references)[0]
         # A packet's prv_candidates reach back HISTORY_DAYS: the twin's light curve (the
         # union of the object's packets) over that window.
         previous = np.flatnonzero(mjd[:last] >= mjd[last] - HISTORY_DAYS)
@@ -283,6 +289,7 @@ def simulated_alerts(path: Path) -> list[dict]:
                 "band": get_band(band).name,
                 "science_noise": noise,
                 "template_noise": reference.sky_sigma,
+                "difference_noise": background(difference)[1],
                 "template_depth": 2.5 * np.log10(noise / reference.sky_sigma),
                 "nframesref": float(reference.n_frames),
                 "seeing": float(series.psf_fwhm[last]),
