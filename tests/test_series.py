@@ -84,8 +84,13 @@ def test_tables_and_plot():
     lc = lightcurve_of(s)
     assert list(lc.colnames) == ["mjd", "band", "flux", "flux_err", "detected"]
     fig = plot_series(s)
-    # 2 bands x (frames, difference) x (reference + 6 nights) + light curve
-    assert len(fig.axes) == 2 * 2 * 7 + 1
+    # 2 bands x (frames, difference) rows + light curve; each row the reference and 6
+    # nights as 8x8 tiles 1 pixel apart, the reference's difference a grey tile
+    assert len(fig.axes) == 2 * 2 + 1
+    frames, differences = (np.asarray(ax.images[0].get_array()) for ax in fig.axes[:2])
+    assert frames.shape == differences.shape == (8, 7 * 8 + 6, 3)
+    assert np.all(differences[:, :8] == 0.85) and np.all(differences[:, 8] == 1.0)
+    assert not np.all(frames[:, :8] == 0.85)
 
 
 def test_the_light_curve_is_of_difference_fluxes_with_limits():
