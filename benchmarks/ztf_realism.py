@@ -271,16 +271,15 @@ def simulated_alerts(path: Path) -> list[dict]:
         flux = abs(float(lc["flux"][last]))
         mjd = series.mjd
         noise = float(series.sky_sigma[last])
-        # The PSF's effective area in pixels: the 5-sigma limit of a PSF fit on sky noise,
-        # with ZTF's errors' excess over white noise, as the twin's packets give it.
-        area = moffat_effective_area(float(series.psf_fwhm[last]), MOFFAT_BETA) / ZTF.pixel_scale**2
-        error_factor = float(ZTF.error_factors(ZTF.band_index(get_band(band).name)))
         offset = template_peak_offset(reference.stamp, reference.sky_sigma)
         difference = difference_stamps(series[last], references)[0]
         # A packet's prv_candidates reach back HISTORY_DAYS: the twin's light curve (the
         # union of the object's packets) over that window.
         previous = np.flatnonzero(mjd[:last] >= mjd[last] - HISTORY_DAYS)
         times = np.asarray(series.lightcurve["mjd"])
+        # The alert's own detection: its error sets the packet's 5-sigma limit.
+        (own,) = np.flatnonzero((times == mjd[last]) & np.asarray(series.lightcurve["detected"]))
+        limit = 22.5 - 2.5 * np.log10(5 * float(series.lightcurve["flux_err"][own]))
         history = series.lightcurve[(times < mjd[last]) & (times >= mjd[last] - HISTORY_DAYS)]
         rows.append(
             {
@@ -298,7 +297,7 @@ def simulated_alerts(path: Path) -> list[dict]:
                 "prv_nondetections": int((~history["detected"]).sum()),
                 "days_since_previous": float(mjd[last] - mjd[last - 1]) if last else np.nan,
                 "history_days": float(mjd[last] - mjd[previous[0]]) if len(previous) else 0.0,
-                "limiting_mag": 22.5 - 2.5 * np.log10(5 * error_factor * noise * np.sqrt(area)),
+                "limiting_mag": limit,
                 "edge_clipped": float(np.isnan(series.frames[last]).any()),
                 "template_peak_offset": offset,
                 "template_without_peak": float(not np.isfinite(offset)),
