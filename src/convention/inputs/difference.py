@@ -19,78 +19,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from convention.data.series import StampSeries
-from convention.inputs.base import (
-    Augmentation,
-    InputKind,
-    Needs,
-    Selection,
-    keep_frames,
-    register_input_kind,
-    sequence_example,
-    turn_images,
-)
+from convention.inputs.base import Needs, Selection, register_input_kind
 from convention.inputs.normalisation import Normalisation
 from convention.inputs.spec import InputSpec
+from convention.inputs.stamps import Stamps
 from convention.photometry import DIFFERENCE_CHANNEL, difference_stamps
 
 KEYS = ("diff", "diff_bands", "diff_times", "diff_mask")
 
 
 @register_input_kind("difference")
-class Difference(InputKind):
-    """The difference-stamp sequence (the source's, else frame less PSF-matched reference)."""
+class Difference(Stamps):
+    """The difference-stamp sequence (the source's, else frame less PSF-matched reference),
+    normalised as the frames are."""
 
     needs = Needs(pixels=True, references=True)
     sequence = KEYS[:3]
     mask = KEYS[3]
-    spatial = True
-
-    def __init__(self, spec: InputSpec, bands: Sequence[str]):
-        super().__init__(spec, bands)
-        self.load_state({"normalisation": Normalisation.identity(bands).to_dict()})
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:
         """Per-band robust sigma of the training split's frame pixels, median 0."""
         pixels = Normalisation.fit_pixels(series, self.bands, seed=seed)
         self._set(Normalisation(pixels.bands, (0.0,) * len(pixels.bands), pixels.scale))
 
-    @property
-    def state(self) -> dict:
-        return {"normalisation": self.normalisation.to_dict()}
-
-    def load_state(self, state: dict) -> None:
-        self._set(Normalisation.from_dict(state["normalisation"], self.bands))
-
-    def _set(self, norm: Normalisation) -> None:
-        self.normalisation = norm
-        self._median = np.array([0.0, *norm.median], dtype=np.float32)
-        self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
-
-    def encode(self, selection: Selection) -> dict[str, np.ndarray]:
-        series, bands = selection.series, selection.bands
+    def images(self, selection: Selection) -> np.ndarray:
+        """(M, H, W) float32 the source's difference stamps of the frames read, else each
+        frame less its band's PSF-matched reference."""
+        series = selection.series
         if DIFFERENCE_CHANNEL in series.channels:
-            diff = series.channels[DIFFERENCE_CHANNEL][selection.index].astype(np.float32)
-        else:
-            read = series[selection.index]
-            diff = difference_stamps(read, selection.references).astype(np.float32)
-        diff -= self._median[bands, None, None]
-        diff /= self._scale[bands, None, None]
-        np.arcsinh(diff, out=diff)
-        np.copyto(diff, 0.0, where=~np.isfinite(diff))  # missing pixels: 0
-        return {"diff": diff, "diff_bands": bands, "diff_times": selection.times}
-
-    def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
-        kept = keep_frames(arrays, self.sequence, draw.keep)
-        return {**kept, "diff": turn_images(kept["diff"], draw)}
+            own = series.channels[DIFFERENCE_CHANNEL][selection.index]  # a copy
+            return own.astype(np.float32, copy=False)
+        read = series[selection.index]
+        return difference_stamps(read, selection.references).astype(np.float32)
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
         return f"{spec.max_frames} difference stamps of {spec.stamp_size}x{spec.stamp_size}"
-
-    @classmethod
-    def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
-        size = spec.stamp_size
-        return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), KEYS)

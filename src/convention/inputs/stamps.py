@@ -31,7 +31,8 @@ KEYS = ("frames", "bands", "times", "mask")
 
 @register_input_kind("stamps")
 class Stamps(InputKind):
-    """The frame sequence (ConvEntion's and the CNN + RNNs' input)."""
+    """The frame sequence (ConvEntion's and the CNN + RNNs' input). Other image sequences
+    over the same frames (``difference``) subclass it with their own keys and images."""
 
     needs = Needs(pixels=True)
     sequence = KEYS[:3]
@@ -58,18 +59,25 @@ class Stamps(InputKind):
         self._median = np.array([0.0, *norm.median], dtype=np.float32)
         self._scale = np.array([1.0, *norm.scale], dtype=np.float32)
 
+    def images(self, selection: Selection) -> np.ndarray:
+        """(M, H, W) float32 of the frames read (a copy: ``index`` is an array), before
+        normalisation."""
+        return selection.series.frames[selection.index].astype(np.float32, copy=False)
+
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         bands = selection.bands
-        frames = selection.series.frames[selection.index].astype(np.float32, copy=False)
-        frames -= self._median[bands, None, None]
-        frames /= self._scale[bands, None, None]
-        np.arcsinh(frames, out=frames)
-        np.copyto(frames, 0.0, where=~np.isfinite(frames))  # missing pixels: 0
-        return {"frames": frames, "bands": bands, "times": selection.times}
+        images = self.images(selection)
+        images -= self._median[bands, None, None]
+        images /= self._scale[bands, None, None]
+        np.arcsinh(images, out=images)
+        np.copyto(images, 0.0, where=~np.isfinite(images))  # missing pixels: 0
+        values, band_key, times = self.sequence
+        return {values: images, band_key: bands, times: selection.times}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
         kept = keep_frames(arrays, self.sequence, draw.keep)
-        return {**kept, "frames": turn_images(kept["frames"], draw)}
+        values = self.sequence[0]
+        return {**kept, values: turn_images(kept[values], draw)}
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:
@@ -78,4 +86,5 @@ class Stamps(InputKind):
     @classmethod
     def example(cls, spec: InputSpec, n_bands: int, n_frames: int) -> dict[str, torch.Tensor]:
         size = spec.stamp_size
-        return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), KEYS)
+        keys = (*cls.sequence, cls.mask)
+        return sequence_example(n_frames, torch.zeros(1, n_frames, size, size), keys)
