@@ -244,6 +244,12 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             input="forced PSF light curves + " + METADATA_INPUT,
         ),
         BenchModel(
+            "light-curve + stamp + metadata features + boosting",
+            kind="features",
+            overrides={"scene": True, "metadata": True},
+            input="forced PSF light curves + reference stamps + " + METADATA_INPUT,
+        ),
+        BenchModel(
             "multi-input ConvEntion (flagship)",
             model="convention-multi",
             preset=preset,
