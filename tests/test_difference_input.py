@@ -56,3 +56,39 @@ def test_the_sources_own_differences_are_read_as_they_are():
     expected = np.nan_to_num(np.arcsinh(own / scale[:, None, None]), nan=0.0)
     assert np.allclose(inputs["diff"], expected, atol=1e-6)
     assert norm.median == (0.0,) * 5
+
+
+def test_the_alert_stream_reads_the_survey_s_difference_cutouts(tmp_path, ztf_alerts):
+    """A model reading differences is served ZTF's own difference cutouts, not differences
+    made again from the science and template cutouts."""
+    from dataclasses import replace
+
+    from convention.alert_stream import AlertClassifier
+    from convention.classifier import ModelSettings, save_model
+    from convention.inputs import Normalisation
+    from convention.io.formats.alerts import alert_series
+
+    bands = ("ztf::g", "ztf::r", "ztf::i")
+    settings = ModelSettings(
+        "convention-multi",
+        "tiny",
+        {"stamp_size": 63, "inputs": ["difference"]},
+        ("AGN", "SNIa", "Variable", "SNOther"),
+        bands,
+        InputSpec(("difference",), 63, 99),
+        {"difference": {"normalisation": Normalisation.identity(bands).to_dict()}},
+        temperature=1.0,
+    )
+    save_model(tmp_path / "m", settings.build(), settings)
+    classifier = AlertClassifier.load(tmp_path / "m")
+    assert classifier.cutouts == ("science", "difference")
+    path = sorted((ztf_alerts / "valid").glob("*.avro"))[0]
+    (alert,), rejected = classifier.read([(path.name, path.read_bytes())])
+    assert not rejected and not alert.missing
+    series = alert_series([alert], classifier.cutouts)
+    own = classifier.classifier.encoder.encode(series).inputs["diff"]
+    assert np.allclose(own, np.nan_to_num(np.arcsinh(alert.images["difference"])[None]))
+    made = classifier.classifier.encoder.encode(replace(series, channels={})).inputs["diff"]
+    assert not np.allclose(made, own, atol=0.5)
+    result = classifier.classify_sequences([[alert]])
+    assert len(result.predictions) == 1 and result.predictions["missing_cutouts"][0] == ""

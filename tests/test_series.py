@@ -91,6 +91,10 @@ def test_tables_and_plot():
     assert frames.shape == differences.shape == (8, 7 * 8 + 6, 3)
     assert np.all(differences[:, :8] == 0.85) and np.all(differences[:, 8] == 1.0)
     assert not np.all(frames[:, :8] == 0.85)
+    # A source's own difference stamps are drawn as they are.
+    s.channels = {"difference": np.zeros_like(s.frames)}
+    own = np.asarray(plot_series(s).axes[1].images[0].get_array())
+    assert np.ptp(own[:, 9:17]) == 0 and np.ptp(differences[:, 9:17]) > 0
 
 
 def test_the_light_curve_is_of_difference_fluxes_with_limits():

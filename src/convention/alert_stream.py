@@ -142,7 +142,10 @@ class AlertClassifier:
                 f"the model reads {unknown} images, an alert carries the cutouts {list(CUTOUTS)}",
                 path=source,
             )
-        self.cutouts = ("science", *channels)
+        # The images a kind makes itself where the source gives none: every packet of
+        # both schemas carries its difference cutout.
+        own = [c for c in classifier.encoder.needs.own_channels if c not in channels]
+        self.cutouts = ("science", *channels, *(c for c in own if c in CUTOUTS))
         self.references = classifier.encoder.needs.reads_references
 
     @classmethod

@@ -21,7 +21,7 @@ from convention.data.series import references_of
 from convention.errors import ConventionError
 from convention.files import write_atomic
 from convention.lightcurves import SUPPLIED_ELSE_FORCED, lightcurve_of
-from convention.photometry import difference_stamps
+from convention.photometry import DIFFERENCE_CHANNEL, difference_stamps
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -189,7 +189,8 @@ def plot_series(
     history: ProbabilityHistory | None = None,
 ) -> Figure:
     """Stamps as a grid, each band two rows (the frames, then the frames less the band's
-    reference stamp, PSF-matched) by epoch columns, the reference stamp in the first
+    reference stamp, PSF-matched, or the source's own difference stamps where it gives
+    them) by epoch columns, the reference stamp in the first
     column (titled ``median`` when it is the median-of-frames fallback); the
     difference light curve underneath, and under it, when ``history`` is given, the class
     probabilities over the same dates.
@@ -205,7 +206,9 @@ def plot_series(
     bands = sorted(set(series.band.tolist()))
     nights = _epochs(series, max_epochs)
     references = references_of(series)
-    differences = difference_stamps(series, references)
+    differences = series.channels.get(DIFFERENCE_CHANNEL)
+    if differences is None:
+        differences = difference_stamps(series, references)
     n_rows, n_cols = 2 * len(bands), max(len(nights), 1) + 1
     below = 2 if history is None else 4
     # At least 6.5 inches wide: the light curve's and probabilities' legends fit beside

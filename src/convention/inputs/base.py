@@ -45,6 +45,10 @@ class Needs:
         metadata: the object fields it reads (columns of
             ``SeriesCollection.object_table()``: ``redshift``, ``ra``, ``dec``).
         references: it reads each band's reference stamp itself (the scene).
+        own_channels: per-frame images it reads where the source gives them and makes
+            itself otherwise (``difference``: a survey's own difference stamps); never
+            required. The alert stream asks packets for them; a store gives every channel
+            it holds when no channel is required.
     """
 
     pixels: bool = False
@@ -52,6 +56,7 @@ class Needs:
     photometry: tuple[PhotometryRule, ...] = ()
     metadata: tuple[str, ...] = ()
     references: bool = False
+    own_channels: tuple[str, ...] = ()
 
     def __or__(self, other: Needs) -> Needs:
         """What two kinds need together."""
@@ -61,6 +66,7 @@ class Needs:
             tuple(dict.fromkeys((*self.photometry, *other.photometry))),
             tuple(dict.fromkeys((*self.metadata, *other.metadata))),
             self.references or other.references,
+            tuple(dict.fromkeys((*self.own_channels, *other.own_channels))),
         )
 
     @property

@@ -1,11 +1,15 @@
 """``difference``: each frame less its band's reference, the transient alone.
 
 A survey finds its transients on difference images: the frame less its template, the
-sharper of the two convolved to the other's PSF. A source that gives them (ZTF's
-``cutoutDifference``, read as the ``difference`` channel) is read as it is; otherwise
-each frame read is differenced against its band's reference exactly as forced photometry
-measures it (``photometry.difference_stamps``), so the host galaxy and any quiescent
-source leave the stamps and the light that changes stays.
+sharper of the two convolved to the other's PSF. A source that gives them (ZTF's and
+Rubin's ``cutoutDifference``, which the alert stream reads for this kind, or a store's
+``difference`` channel) is read as it is: a survey's own subtraction, with its measured
+PSFs and registration, leaves far less of the field's stars than a Moffat kernel between
+assumed seeings does on a real template. Otherwise each frame read is differenced against
+its band's reference exactly as forced photometry measures it
+(``photometry.difference_stamps``; what the twins' packets carry as their difference
+cutouts), so the host galaxy and any quiescent source leave the stamps and the light
+that changes stays.
 
 Keys: ``diff`` (M, H, W) float32 ``asinh(d / scale_b)``, ``scale_b`` the robust sigma of
 the band's frame pixels on the training split (a difference has no level of its own:
@@ -35,7 +39,7 @@ class Difference(Stamps):
     """The difference-stamp sequence (the source's, else frame less PSF-matched reference),
     normalised as the frames are."""
 
-    needs = Needs(pixels=True, references=True)
+    needs = Needs(pixels=True, references=True, own_channels=(DIFFERENCE_CHANNEL,))
     sequence = KEYS[:3]
     mask = KEYS[3]
 
