@@ -3,9 +3,10 @@
 A survey finds its transients on difference images: the frame less its template, the
 sharper of the two convolved to the other's PSF. A source that gives them (ZTF's and
 Rubin's ``cutoutDifference``, which the alert stream reads for this kind, or a store's
-``difference`` channel) is read as it is: a survey's own subtraction, with its measured
-PSFs and registration, leaves far less of the field's stars than a Moffat kernel between
-assumed seeings does on a real template. Otherwise each frame read is differenced against
+``difference`` channel) is read as it is: a survey's own subtraction uses its measured
+PSFs and registration (on a real ZTF alert in a crowded field, ZTF18aaxjdyr, its
+difference leaves the transient alone where one made through a Moffat kernel between
+assumed seeings leaves the field's stars). Otherwise each frame read is differenced against
 its band's reference exactly as forced photometry measures it
 (``photometry.difference_stamps``; what the twins' packets carry as their difference
 cutouts), so the host galaxy and any quiescent source leave the stamps and the light
