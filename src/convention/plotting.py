@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
+from matplotlib.patches import Rectangle
 
 from convention.bands import get_band
 from convention.data.reference import MEDIAN_OF_FRAMES
@@ -150,8 +151,6 @@ def _stamp_row(
     """Draw (H, W) stamps side by side on ``ax`` as grey-scale tiles: ``asinh(x / noise)``
     from ``asinh(-3)`` (black) to ``top`` (white), missing pixels white, a missing stamp
     (None) a grey tile, each tile outlined."""
-    from matplotlib.patches import Rectangle
-
     h, w = shape
     gap = _gap(shape)
     mosaic = np.ones((h, len(stamps) * (w + gap) - gap, 3))
@@ -216,13 +215,7 @@ def plot_series(
     fig = fig or Figure(figsize=(max(1.1 * n_cols + 1, 6.5), 1.1 * n_rows + 1.5 * below))
     inches = fig.get_figheight()  # margins in inches: fractions leave a tall figure gaping
     grid = GridSpec(
-        n_rows + below,
-        n_cols,
-        figure=fig,
-        hspace=0.08,
-        wspace=0.04,
-        top=1 - 0.55 / inches,
-        bottom=0.55 / inches,
+        n_rows + below, 1, figure=fig, hspace=0.08, top=1 - 0.55 / inches, bottom=0.55 / inches
     )
 
     shape = series.frames.shape[1:]
