@@ -136,7 +136,8 @@ def _reference_title(references: Iterable[Reference]) -> str:
 
 
 # The stamps of a row are tiles of one image, each outlined: one Axes per row rather than
-# per stamp (a figure of 110 Axes took seconds to build and as long to save).
+# one per stamp (110 of them for five bands of ten epochs, most of an evaluate report's
+# time).
 MISSING_GREY = 0.85
 
 
