@@ -57,6 +57,7 @@ from convention.bands import get_band
 from convention.data.series import references_of
 from convention.io import read
 from convention.io.formats.alerts import read_alert_file
+from convention.io.packets import limiting_magnitude
 from convention.lightcurves import lightcurve_of
 from convention.metadata import galactic_latitude
 from convention.photometry import background, difference_stamps
@@ -279,7 +280,7 @@ def simulated_alerts(path: Path) -> list[dict]:
         times = np.asarray(series.lightcurve["mjd"])
         # The alert's own detection: its error sets the packet's 5-sigma limit.
         (own,) = np.flatnonzero((times == mjd[last]) & np.asarray(series.lightcurve["detected"]))
-        limit = 22.5 - 2.5 * np.log10(5 * float(series.lightcurve["flux_err"][own]))
+        limit = limiting_magnitude(float(series.lightcurve["flux_err"][own]))
         history = series.lightcurve[(times < mjd[last]) & (times >= mjd[last] - HISTORY_DAYS)]
         rows.append(
             {

@@ -182,10 +182,15 @@ def _fits(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def limiting_magnitude(flux_err: float) -> float:
+    """A packet's 5-sigma limit (``diffmaglim``, AB mag) of a flux error in nanomaggies."""
+    return NANOMAGGY_ZEROPOINT - 2.5 * np.log10(5 * flux_err)
+
+
 def _ztf_row(mjd: float, band: str, flux: float, err: float, detected: bool) -> dict:
     """One ``prv_candidates`` row: a detection's ``magpsf``/``sigmapsf``/``isdiffpos``, or a
     non-detection's 5-sigma ``diffmaglim`` (flux and error in nanomaggies)."""
-    limit = NANOMAGGY_ZEROPOINT - 2.5 * np.log10(5 * err)
+    limit = limiting_magnitude(err)
     code = next(c for c, letter in ZTF.band_codes.items() if letter == get_band(band).letter)
     row = {"jd": mjd - JD_TO_MJD, "fid": code, "diffmaglim": limit}
     if detected and flux != 0:
