@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from convention.data.store import SCHEMA_VERSION
 from convention.errors import ConventionError
@@ -28,6 +29,22 @@ CHECKPOINT_VERSION = 2
 READABLE_CHECKPOINTS = (1, 2)
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: 40 times the paper preset
 TEMPERATURE_RANGE = (1e-3, 1e3)
+
+
+class _SkipInitialisers(TorchFunctionMode):
+    """Makes ``torch.nn.init``'s initialisers no-ops. A model on the meta device has no
+    values to initialise, and ``normal_`` on a meta tensor (an Embedding's) first imports
+    PyTorch's Python meta kernels: a second of every process that loads a model."""
+
+    initialisers = frozenset(
+        getattr(torch.nn.init, name) for name in torch.nn.init.__all__ if name.endswith("_")
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.initialisers:  # in place: the tensor is the result
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        return func(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ class ModelSettings:
             ConventionError: more than ``MAX_PARAMETERS`` parameters, or declared inputs
                 that are not the saved ones.
         """
-        with torch.device("meta"):  # counts the parameters without allocating them
+        with torch.device("meta"), _SkipInitialisers():  # counts them, allocating nothing
             shape_only = create_model(
                 self.model, len(self.classes), len(self.bands), self.preset, **self.overrides
             )

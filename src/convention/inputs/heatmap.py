@@ -18,8 +18,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from astropy.table import Table
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern
 
 from convention.bands import get_band
 from convention.inputs.base import InputKind, Needs, Selection, register_input_kind
@@ -27,7 +25,6 @@ from convention.inputs.spec import InputSpec
 from convention.lightcurves import FORCED_PSF, lightcurve_of
 
 LENGTH_SCALES = (20.0, 3000.0)  # days, Angstrom
-KERNEL = ConstantKernel(1.0, "fixed") * Matern(LENGTH_SCALES, "fixed", nu=1.5)
 
 
 def heatmap(lc: Table, bands: Sequence[str], wavelength_bins: int, time_bins: int) -> np.ndarray:
@@ -50,7 +47,13 @@ def heatmap(lc: Table, bands: Sequence[str], wavelength_bins: int, time_bins: in
     mjd, flux, err, wave = mjd[good], flux[good], err[good], wave[good]
     scale = max(float(np.max(np.abs(flux))), 1e-12)
     t0, span = mjd.min(), max(mjd.max() - mjd.min(), 1.0)
-    gp = GaussianProcessRegressor(KERNEL, alpha=(err / scale) ** 2, optimizer=None)
+    # Imported here: every process that reads the input registry would pay scikit-learn's
+    # import (most of a second) for the one kind that uses it.
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern
+
+    kernel = ConstantKernel(1.0, "fixed") * Matern(LENGTH_SCALES, "fixed", nu=1.5)
+    gp = GaussianProcessRegressor(kernel, alpha=(err / scale) ** 2, optimizer=None)
     gp.fit(np.column_stack([mjd - t0, wave]), flux / scale)
     grid_t = np.linspace(0.0, span, time_bins)
     grid_w = np.linspace(waves.min(), waves.max(), wavelength_bins)

@@ -96,21 +96,15 @@ class ChunkTokenizer(nn.Module):
         self.net = nn.Sequential(*layers)
         if self.mode != "3d":
             self._register_load_state_dict_pre_hook(self._from_3d_layout)
-        try:
-            size = cfg.stamp_size
-            embedding = BandEmbedding(1, size, "fixed" if in_channels > 1 else "none")
-            with torch.no_grad():
-                out = self(
-                    torch.zeros(2, cfg.chunk, size, size),
-                    torch.ones(2, cfg.chunk, dtype=torch.long),
-                    embedding,
-                )
-        except RuntimeError:
+        steps, h, w = _chunk_output_size(cfg)
+        if min(h, w) < 1 or (self.mode == "3d" and steps < 1):
             raise ValueError(
                 f"{cfg.stamp_size}x{cfg.stamp_size} stamps are too small for "
                 "these kernels and strides"
-            ) from None
-        self.token_shape: tuple[int, int, int] = (cfg.token_channels, out.shape[2], out.shape[3])
+            )
+        if self.mode == "3d" and steps != 1:
+            raise ValueError(f"the 3D CNN leaves {steps} time steps, not 1: fix the preset")
+        self.token_shape: tuple[int, int, int] = (cfg.token_channels, h, w)
 
     def forward(
         self, frames: torch.Tensor, bands: torch.Tensor, band_embedding: BandEmbedding
@@ -137,10 +131,7 @@ class ChunkTokenizer(nn.Module):
         if self.mode == "2d":
             frames = chunks.transpose(1, 2).reshape(t * k, c, h, w)
             return self.net(frames).unflatten(0, (t, k)).mean(dim=1)
-        out = self.net(chunks)
-        if out.shape[2] != 1:
-            raise ValueError(f"the 3D CNN leaves {out.shape[2]} time steps, not 1: fix the preset")
-        return out[:, :, 0]
+        return self.net(chunks)[:, :, 0]
 
     def _first_layer(
         self, frames: torch.Tensor, bands: torch.Tensor, band_maps: torch.Tensor
@@ -176,6 +167,20 @@ class ChunkTokenizer(nn.Module):
             if isinstance(module, nn.Conv2d) and key in state and state[key].dim() == 5:
                 weight = state[key]
                 state[key] = weight.flatten(1, 2) if weight.shape[2] > 1 else weight[:, :, 0]
+
+
+def _chunk_output_size(cfg: ConvEntionConfig) -> Triple:
+    """(time, y, x) extent of a chunk's map after the 3D CNN, by the convolution size
+    formula (no forward pass: a model built on the meta device to count its parameters
+    would run it through PyTorch's Python meta kernels, a second to import). An extent
+    that falls below 1 stays there."""
+    size = (cfg.chunk, cfg.stamp_size, cfg.stamp_size)
+    for kernel, stride, pad in zip(cfg.kernels, cfg.strides, cfg.paddings, strict=True):
+        size = tuple(
+            (n + 2 * p - k) // s + 1 if n >= 1 else n
+            for n, k, s, p in zip(size, kernel, stride, pad, strict=True)
+        )
+    return size
 
 
 def _tokenizer_mode(cfg: ConvEntionConfig) -> str:
