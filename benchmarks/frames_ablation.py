@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convention.bands import get_band
 from convention.data.collection import SeriesCollection
 from convention.evaluate.metrics import classification_metrics
 from convention.io import read
@@ -33,6 +34,7 @@ from convention.lightcurves import lightcurve_of
 from convention.training import RunFolder
 
 DAYS = (0, 2, 5, 10, 20, 40)
+NMGY_AB = 22.5  # AB magnitude of one nanomaggy, the twin's pixel unit
 QUARTILES = ("brightest quarter", "second", "third", "faintest quarter")
 
 
@@ -47,10 +49,10 @@ def _object_facts(data: SeriesCollection, rows: np.ndarray) -> tuple[np.ndarray,
         if detected.any():
             first[i] = float(np.asarray(lc["mjd"])[detected].min())
         flux = series.true_flux
-        r = (np.asarray(series.band_names) == "r") & np.isfinite(flux) & (flux > 0)
+        r = (series.band == get_band("r", series.survey).id) & np.isfinite(flux) & (flux > 0)
         if r.any():
             k = np.argmax(np.where(r, flux, -np.inf))
-            peak[i] = series.zeropoint[k] - 2.5 * np.log10(flux[k])
+            peak[i] = NMGY_AB - 2.5 * np.log10(flux[k])
     return first, peak
 
 
