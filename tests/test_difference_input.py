@@ -92,3 +92,21 @@ def test_the_alert_stream_reads_the_survey_s_difference_cutouts(tmp_path, ztf_al
     assert not np.allclose(made, own, atol=0.5)
     result = classifier.classify_sequences([[alert]])
     assert len(result.predictions) == 1 and result.predictions["missing_cutouts"][0] == ""
+
+
+def test_a_model_s_own_channels_are_asked_of_alert_files_and_left_elsewhere(
+    ztf_alerts, tiny_store
+):
+    """``predict`` and ``evaluate`` of a difference model on alert files read ZTF's own
+    difference cutouts; a source that gives none opens as before, for the kind to make."""
+    from convention.io import read
+    from convention.io.formats.alerts import read_alert_file
+
+    path = sorted((ztf_alerts / "valid").glob("*.avro"))[0]
+    (offered,) = read(path, offer_channels=(DIFFERENCE_CHANNEL,))
+    (plain,) = read(path)
+    assert DIFFERENCE_CHANNEL not in plain.channels
+    (packet,) = read_alert_file(path, ("science", DIFFERENCE_CHANNEL)).alerts
+    assert np.array_equal(offered.channels[DIFFERENCE_CHANNEL][0], packet.images["difference"])
+    stored = read(tiny_store, offer_channels=(DIFFERENCE_CHANNEL,))
+    assert DIFFERENCE_CHANNEL not in stored[0].channels

@@ -349,15 +349,19 @@ def plot(
     differences from it), its difference light curve (non-detections as limits) and, with
     --checkpoint, a model's probabilities as the object was observed."""
     from convention.classifier import Classifier
+    from convention.inputs import Needs
     from convention.io import read
+    from convention.photometry import DIFFERENCE_CHANNEL
     from convention.plotting import plot_series, save_figure
 
     refuse_overwriting_inputs([out], [data] + ([checkpoint] if checkpoint else []))
     out = check_output_path(out)
     options = _reader_options(data, reader_option)
     classifier = None if checkpoint is None else Classifier.load(checkpoint)
-    channels = () if classifier is None else classifier.encoder.needs.channels
-    store = read(data, require_channels=channels, **options)
+    needs = Needs() if classifier is None else classifier.encoder.needs
+    # The plot draws the survey's own differences where its source gives them.
+    offered = (DIFFERENCE_CHANNEL, *needs.own_channels)
+    store = read(data, require_channels=needs.channels, offer_channels=offered, **options)
     series = store.get(object_id)
     history = None
     if classifier is not None:
@@ -638,7 +642,10 @@ def calibrate(
     from convention.training.calibration import calibrate_run
 
     options = _reader_options(data, reader_option)
-    store = read(data, require_channels=RunFolder(run).needs().channels, **options)
+    needs = RunFolder(run).needs()
+    store = read(
+        data, require_channels=needs.channels, offer_channels=needs.own_channels, **options
+    )
     temperatures = calibrate_run(run, store)
     console.print("temperatures: " + ", ".join(f"{t:.3f}" for t in temperatures))
 
@@ -742,7 +749,10 @@ def predict(
     cutoff = Cutoff.from_options(until, days, nights)
     classifier = Classifier.load(checkpoint, device, engine, precision, dropout_samples)
     options = _reader_options(data, reader_option)
-    store = read(data, require_channels=classifier.encoder.needs.channels, **options)
+    needs = classifier.encoder.needs
+    store = read(
+        data, require_channels=needs.channels, offer_channels=needs.own_channels, **options
+    )
     classifier.check_data(store)
     batches = []
     with _progress() as progress:

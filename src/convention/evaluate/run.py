@@ -75,7 +75,13 @@ def evaluate_run(
         The aggregated metrics (also in metrics.json).
     """
     folder = RunFolder(run)
-    store = read(data, require_channels=folder.needs().channels, **(reader_options or {}))
+    needs = folder.needs()
+    store = read(
+        data,
+        require_channels=needs.channels,
+        offer_channels=needs.own_channels,
+        **(reader_options or {}),
+    )
     out = Path(out) if out is not None else folder.path / "evaluation"
     if not out.parent.is_dir():
         raise ConventionError(f"folder {str(out.parent)!r} does not exist", path=out)

@@ -83,6 +83,8 @@ class Reader:
         scan: ``scan(inputs, **options)`` -> the Collection ``ingest`` writes to a store;
             None for a format that is not ingested (the store itself).
         options: the options ``open`` and ``scan`` take.
+        gives_channels: the extra images its source carries for every frame, read when
+            named in its ``channels`` option (an alert's template and difference).
     """
 
     name: str
@@ -91,6 +93,7 @@ class Reader:
     open: Callable[..., SeriesCollection]
     scan: Callable[..., Collection] | None = None
     options: tuple[ReaderOption, ...] = ()
+    gives_channels: tuple[str, ...] = ()
 
     def option(self, name: str) -> ReaderOption:
         """One of its options.
@@ -194,6 +197,7 @@ def read(
     path: str | Path,
     format: str | None = None,
     require_channels: Sequence[str] = (),
+    offer_channels: Sequence[str] = (),
     **options: Any,
 ) -> SeriesCollection:
     """Open a data set: a store (lazily), or the objects of another format read into
@@ -205,6 +209,9 @@ def read(
         format: its format (``convention formats`` lists them); detected when None.
         require_channels: extra images a model reads (``InputEncoder.needs``): asked of
             a reader that takes ``channels`` beside those the options name.
+        offer_channels: images a model reads where the source gives them and makes
+            otherwise (``Needs.own_channels``): asked of a reader whose source gives them
+            (``Reader.gives_channels``), left to the model elsewhere.
         options: the reader's options (``survey="sdss2"``, ``channels=("template",)``).
 
     Raises:
@@ -214,9 +221,10 @@ def read(
     path = check_input_path(path, "data")
     reader = get_reader(format if format is not None else detect_format(path))
     reader.check_options(options)
-    if require_channels and any(o.name == "channels" for o in reader.options):
+    asked = (*require_channels, *(c for c in offer_channels if c in reader.gives_channels))
+    if asked and any(o.name == "channels" for o in reader.options):
         named = options.get("channels") or ()
-        options["channels"] = tuple(dict.fromkeys((*named, *require_channels)))
+        options["channels"] = tuple(dict.fromkeys((*named, *asked)))
     return reader.open(path, **options)
 
 

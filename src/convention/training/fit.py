@@ -133,8 +133,13 @@ def train(settings: TrainSettings, resume_from: list[dict] | None = None) -> Pat
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.devices))
     quiet_lightning()
     spec = create_model(settings.model, 2, 1, settings.preset, **settings.overrides).input_spec
-    channels = needs_of(spec).channels  # the images the model reads beside its frames
-    store = read(settings.data, require_channels=channels, **settings.reader_options)
+    needs = needs_of(spec)  # the images the model reads beside its frames
+    store = read(
+        settings.data,
+        require_channels=needs.channels,
+        offer_channels=needs.own_channels,
+        **settings.reader_options,
+    )
     bands = _bands(settings, store)
     classes = get_taxonomy(settings.classes).classes
     targets = class_targets(store.labels, classes)

@@ -896,5 +896,6 @@ register_reader(
                 "channels", "more cutouts kept as channels (template, difference)", parse_names
             ),
         ),
+        gives_channels=("template", "difference"),
     )
 )
