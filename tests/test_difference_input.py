@@ -94,9 +94,7 @@ def test_the_alert_stream_reads_the_survey_s_difference_cutouts(tmp_path, ztf_al
     assert len(result.predictions) == 1 and result.predictions["missing_cutouts"][0] == ""
 
 
-def test_a_model_s_own_channels_are_asked_of_alert_files_and_left_elsewhere(
-    ztf_alerts, tiny_store
-):
+def test_a_model_s_own_channels_are_asked_of_alert_files_and_left_elsewhere(ztf_alerts, tiny_store):
     """``predict`` and ``evaluate`` of a difference model on alert files read ZTF's own
     difference cutouts; a source that gives none opens as before, for the kind to make."""
     from convention.io import read
