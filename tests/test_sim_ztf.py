@@ -11,6 +11,7 @@ from convention.bands import get_band
 from convention.io import read
 from convention.photometry import background
 from convention.psf import moffat_effective_area
+from convention.sim.filters import bandpass
 from convention.sim.render import FrameConditions
 from convention.sim.simulate import (
     SimulationSettings,
@@ -19,6 +20,7 @@ from convention.sim.simulate import (
     simulate,
     simulate_series,
 )
+from convention.sim.sources import AGN, SNIa
 from convention.sim.survey import SDSS2, ZTF, get_survey
 
 
@@ -33,6 +35,29 @@ def test_ztf_survey_figures():
     assert np.all(survey.electrons_per_flux() > 0)
     assert survey.seeing_fwhm_median("ztf::r") == pytest.approx(2.11)
     assert survey.seeing_fwhm_median("ztf::g") == pytest.approx(2.11)
+
+
+def test_ztf_supernovae_are_seen_through_ztf_filter_curves():
+    # Cut where the filters' bench curves last reach 1% of their peak transmission.
+    edges = {"ztf::g": (4000, 5600), "ztf::r": (5500, 7400), "ztf::i": (6900, 9000)}
+    for band, (blue, red) in edges.items():
+        curve = bandpass(band)
+        assert blue < curve.minwave() < curve.maxwave() < red
+    assert ZTF.source_curves() == ("sdss::u", "ztf::g", "ztf::r", "ztf::i", "sdss::z")
+    assert SDSS2.source_curves() == SDSS2.bands
+    times = np.linspace(-10.0, 30.0, 9)
+    i = np.full(len(times), SDSS2.band_index("sdss::i"))
+    sn = SNIa(
+        z=0.05, t_peak=0.0, stretch=1.0, peak_abs_mag_b=-19.3, host_ebv=0.0, mw_ebv=0.0, host=None
+    )
+    # ZTF's i is redder than SDSS's: more than 0.1 mag apart on a SN Ia at every phase.
+    through_ztf = sn.flux(times, i, ZTF.source_curves())
+    assert np.all(2.5 * np.log10(sn.flux(times, i, SDSS2.bands) / through_ztf) > 0.1)
+    # A nucleus keeps its ugriz magnitudes (its model has no spectrum).
+    agn = AGN.draw(
+        0.3, np.full(5, 19.0), np.asarray(SDSS2.wavelengths), None, np.random.default_rng(0)
+    )
+    assert np.array_equal(agn.flux(times, i, ZTF.source_curves()), agn.flux(times, i, SDSS2.bands))
 
 
 def test_ztf_sequences_are_alert_like():

@@ -25,7 +25,8 @@ class Band:
         letter: filter letter (``g``).
         wavelength_eff: effective wavelength in Angstrom (AB-weighted mean of the response).
         id: integer id used in stores and by the band embedding (>= 1).
-        speclite_name: the speclite filter curve, where speclite ships one.
+        filter_curve: the filter curve as ``package:name``, where a package ships one
+            (``speclite:sdss2010-g``, ``pyphot:ZTF_g``; ``convention.sim.filters`` loads it).
     """
 
     name: str
@@ -33,27 +34,28 @@ class Band:
     letter: str
     wavelength_eff: float
     id: int
-    speclite_name: str | None = None
+    filter_curve: str | None = None
 
 
 # Effective wavelengths: speclite's effective_wavelength of the named curves (SDSS 2010,
-# LSST 2016); ZTF approximate, from the SVO filter service (Palomar/ZTF.g, .r, .i). CRTS
-# observes unfiltered and calibrates to Johnson V (Drake et al. 2009): V's wavelength.
+# LSST 2016); ZTF approximate, from the SVO filter service (Palomar/ZTF.g, .r, .i; pyphot's
+# curves give 4723, 6340, 7886 Vega-weighted). CRTS observes unfiltered and calibrates to
+# Johnson V (Drake et al. 2009): V's wavelength.
 _BANDS = [
-    Band("sdss::u", "sdss", "u", 3614.4, 1, "sdss2010-u"),
-    Band("sdss::g", "sdss", "g", 4749.2, 2, "sdss2010-g"),
-    Band("sdss::r", "sdss", "r", 6205.8, 3, "sdss2010-r"),
-    Band("sdss::i", "sdss", "i", 7525.6, 4, "sdss2010-i"),
-    Band("sdss::z", "sdss", "z", 8947.4, 5, "sdss2010-z"),
-    Band("lsst::u", "lsst", "u", 3681.4, 6, "lsst2016-u"),
-    Band("lsst::g", "lsst", "g", 4864.1, 7, "lsst2016-g"),
-    Band("lsst::r", "lsst", "r", 6249.8, 8, "lsst2016-r"),
-    Band("lsst::i", "lsst", "i", 7564.7, 9, "lsst2016-i"),
-    Band("lsst::z", "lsst", "z", 8701.6, 10, "lsst2016-z"),
-    Band("lsst::y", "lsst", "y", 9722.0, 11, "lsst2016-y"),
-    Band("ztf::g", "ztf", "g", 4746.5, 12),
-    Band("ztf::r", "ztf", "r", 6366.4, 13),
-    Band("ztf::i", "ztf", "i", 7867.4, 14),
+    Band("sdss::u", "sdss", "u", 3614.4, 1, "speclite:sdss2010-u"),
+    Band("sdss::g", "sdss", "g", 4749.2, 2, "speclite:sdss2010-g"),
+    Band("sdss::r", "sdss", "r", 6205.8, 3, "speclite:sdss2010-r"),
+    Band("sdss::i", "sdss", "i", 7525.6, 4, "speclite:sdss2010-i"),
+    Band("sdss::z", "sdss", "z", 8947.4, 5, "speclite:sdss2010-z"),
+    Band("lsst::u", "lsst", "u", 3681.4, 6, "speclite:lsst2016-u"),
+    Band("lsst::g", "lsst", "g", 4864.1, 7, "speclite:lsst2016-g"),
+    Band("lsst::r", "lsst", "r", 6249.8, 8, "speclite:lsst2016-r"),
+    Band("lsst::i", "lsst", "i", 7564.7, 9, "speclite:lsst2016-i"),
+    Band("lsst::z", "lsst", "z", 8701.6, 10, "speclite:lsst2016-z"),
+    Band("lsst::y", "lsst", "y", 9722.0, 11, "speclite:lsst2016-y"),
+    Band("ztf::g", "ztf", "g", 4746.5, 12, "pyphot:ZTF_g"),
+    Band("ztf::r", "ztf", "r", 6366.4, 13, "pyphot:ZTF_r"),
+    Band("ztf::i", "ztf", "i", 7867.4, 14, "pyphot:ZTF_i"),
     Band("crts::V", "crts", "V", 5500.0, 15),
 ]
 

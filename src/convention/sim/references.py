@@ -105,7 +105,7 @@ def render_references(
         start = end - draw_quantile(survey.reference_span_days, rng)
         dates = np.sort(rng.uniform(start, end, n))
         source_index = SDSS2.band_index(survey.source_bands[index])
-        point = source.flux(dates, np.full(n, source_index), SDSS2.bands)
+        point = source.flux(dates, np.full(n, source_index), survey.source_curves())
         point_fluxes[k] = float(np.median(point))
         fwhm = survey.reference_fwhm(survey.bands[index])
         conditions = FrameConditions(

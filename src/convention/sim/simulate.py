@@ -202,7 +202,7 @@ def simulate_object(
 
     conditions = _frame_conditions(survey, calendar, visit, band_index, rng)
     source_index = np.array([SDSS2.band_index(b) for b in survey.source_bands])[band_index]
-    point_flux = source.flux(mjd, source_index, SDSS2.bands)
+    point_flux = source.flux(mjd, source_index, survey.source_curves())
     host = source.host
     host_flux = host.flux()[source_index] if host is not None else np.zeros(len(mjd))
     band_ids = np.array([get_band(b).id for b in survey.bands])
@@ -219,7 +219,9 @@ def simulate_object(
         # The point source as catalogues made before the survey saw it (a supernova: none).
         before = survey.season_starts[0] - np.linspace(400.0, 30.0, 16)
         r_index = SDSS2.band_index(survey.source_bands[survey.band_index(survey.seeing_band)])
-        quiescent = float(np.median(source.flux(before, np.full(16, r_index), SDSS2.bands)))
+        quiescent = float(
+            np.median(source.flux(before, np.full(16, r_index), survey.source_curves()))
+        )
         metadata = catalogue_fields(
             spec.label,
             quiescent,
@@ -307,7 +309,7 @@ def _peak_mag(source: Source, peak_mjd: float, survey: SurveyDefinition) -> floa
         SDSS2.band_index(survey.source_bands[survey.band_index(b)]) for b in survey.search_bands
     ]
     band_index = np.repeat(searched, len(times))
-    flux = source.flux(np.tile(times, len(searched)), band_index, SDSS2.bands)
+    flux = source.flux(np.tile(times, len(searched)), band_index, survey.source_curves())
     return 22.5 - 2.5 * np.log10(max(float(flux.max()), 1e-12))
 
 

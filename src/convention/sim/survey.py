@@ -123,10 +123,25 @@ class SurveyDefinition:
     # resampled again onto each visit's (ZTF's): their noise correlated between
     # neighbouring pixels (``convention.sim.references.resampled_noise``). False: white.
     reference_resampled: bool = False
+    # The filter curves a spectral source (a supernova's SED, ``sim.sources.sed``) is
+    # observed through in place of each of ``source_bands``' SDSS curves; None: the SDSS
+    # curves. AGN, stars and hosts keep their ugriz magnitudes either way.
+    sed_bands: tuple[str, ...] | None = None
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
         return self.bands.index(band)
+
+    def source_curves(self) -> tuple[str, ...]:
+        """The band names sources are asked for their flux in, in SDSS-II's band order (the
+        ``band_names`` of ``Source.flux``, indexed by the source band's SDSS position):
+        SDSS's, with ``sed_bands`` in place of the source bands they stand in for."""
+        if self.sed_bands is None:
+            return SDSS2.bands
+        names = list(SDSS2.bands)
+        for source_band, sed_band in zip(self.source_bands, self.sed_bands, strict=True):
+            names[SDSS2.band_index(source_band)] = sed_band
+        return tuple(names)
 
     def seasons(self) -> list[tuple[float, float]]:
         """(first, last) MJD of each observing season."""
@@ -290,10 +305,12 @@ ZTF = SurveyDefinition(
     seeing_band="ztf::r",
     # g and r at every visit; i only in the partnership survey (assumed: one visit in 5).
     band_visit_fraction=(1.0, 1.0, 0.2),
-    # No ZTF filter curve ships with speclite (sncosmo's must be downloaded): sources are
-    # observed through the nearest SDSS curve, an error of the order of the colour terms
-    # between ZTF and SDSS-like systems (~0.1 mag per mag of g - r; assumed).
+    # Supernovae are observed through ZTF's own filter curves (pyphot's, the filters'
+    # transmission alone: no detector or atmosphere). AGN, stars and hosts, modelled in
+    # ugriz, take the nearest SDSS band's magnitude, an error of the order of the colour
+    # terms between ZTF and SDSS-like systems (~0.1 mag per mag of g - r; assumed).
     source_bands=("sdss::g", "sdss::r", "sdss::i"),
+    sed_bands=("ztf::g", "ztf::r", "ztf::i"),
     search_bands=("ztf::g", "ztf::r", "ztf::i"),
     search_limit_mag=20.5,  # assumed: about the 5-sigma depth of one visit
     # Assumed: ZTF's alerting objects are about 3 times nearer than SDSS-II's candidates
