@@ -6,21 +6,27 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from astropy.cosmology import Planck18
 
 from convention.bands import get_band
 from convention.io import read
 from convention.photometry import background
 from convention.psf import moffat_effective_area
+from convention.sim.catalog import FittedDistributions
 from convention.sim.filters import bandpass
+from convention.sim.population import MagnitudeLimited, distance_ratios, limit_redshift
 from convention.sim.render import FrameConditions
 from convention.sim.simulate import (
     SimulationSettings,
+    _limited_supernova,
+    _peak_mag,
     alert_frames,
     alert_history,
     simulate,
     simulate_series,
+    survey_time,
 )
-from convention.sim.sources import AGN, SNIa
+from convention.sim.sources import AGN, CoreCollapseSN, SNIa
 from convention.sim.survey import SDSS2, ZTF, get_survey
 
 
@@ -58,6 +64,54 @@ def test_ztf_supernovae_are_seen_through_ztf_filter_curves():
         0.3, np.full(5, 19.0), np.asarray(SDSS2.wavelengths), None, np.random.default_rng(0)
     )
     assert np.array_equal(agn.flux(times, i, ZTF.source_curves()), agn.flux(times, i, SDSS2.bands))
+
+
+def test_a_magnitude_limited_search_sees_each_supernova_in_its_own_volume():
+    # Low redshift is nearly Euclidean: within z_lim, half the volume lies below 0.79 z_lim.
+    population = MagnitudeLimited(rate_index=(0.0, 0.0), reference_redshift=(0.04, 0.04))
+    rng = np.random.default_rng(0)
+    drawn = np.array([population.draw_redshift("SNIa", 0.02, rng) for _ in range(4000)])
+    assert drawn.max() <= 0.02
+    assert np.median(drawn) == pytest.approx(0.02 * 0.5 ** (1 / 3), rel=0.02)
+    # Found in proportion to that volume: seen half as far, kept an eighth as often.
+    assert population.acceptance("SNOther", 0.02) == pytest.approx(1 / 8, rel=0.03)
+    assert population.acceptance("SNOther", 0.08) == 1.0
+    # Seen out to where the distance modulus has grown by the margin to the limit.
+    z_limit = limit_redshift(0.03, 18.0, 20.5)
+    assert 5 * np.log10(Planck18.luminosity_distance([z_limit, 0.03]).value).dot([1, -1]) == (
+        pytest.approx(2.5, abs=2e-3)
+    )
+    # A host moved from z 0.2 to 0.1: magnitudes by the luminosity distances, separations
+    # by the angular-diameter ones.
+    added, widened = distance_ratios(0.2, 0.1)
+    d_l = Planck18.luminosity_distance([0.2, 0.1]).value
+    d_a = Planck18.angular_diameter_distance([0.2, 0.1]).value
+    assert added == pytest.approx(5 * np.log10(d_l[1] / d_l[0]), abs=1e-3)
+    assert widened == pytest.approx(d_a[0] / d_a[1], rel=1e-3)
+
+
+def test_ztf_supernovae_are_found_as_a_magnitude_limited_search_finds_them():
+    dist = FittedDistributions.builtin()
+    specs = dist.draw_specs(300, np.random.default_rng(1))
+    found = {}
+    for label in ("SNIa", "SNOther"):
+        for k, spec in enumerate([s for s in specs if s.label == label][:15]):
+            rng = np.random.default_rng(k)
+            peak = survey_time(spec.peak_mjd, ZTF)
+            z, source = _limited_supernova(spec, peak, ZTF, dist, rng)
+            assert _peak_mag(source, peak, ZTF) < ZTF.search_limit_mag
+            assert source.z == z
+            found.setdefault(label, []).append(z)
+    # SNe Ia, brighter, are found further than the core-collapse kinds.
+    assert np.median(found["SNIa"]) > np.median(found["SNOther"])
+    # A core-collapse supernova moved keeps its peak date: its rise dilates with 1 + z.
+    sn = CoreCollapseSN.draw(0.05, 58300.0, 0.0, None, np.random.default_rng(0))
+    times = 58300.0 + np.arange(-30.0, 30.0, 0.5)
+    r = np.full(len(times), SDSS2.band_index("sdss::r"))
+    for moved in (sn.seen_at(0.01, None), sn.seen_at(0.15, None)):
+        assert times[np.argmax(moved.flux(times, r, SDSS2.bands))] == pytest.approx(
+            times[np.argmax(sn.flux(times, r, SDSS2.bands))], abs=1.5
+        )
 
 
 def test_ztf_sequences_are_alert_like():

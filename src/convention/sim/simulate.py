@@ -31,11 +31,12 @@ from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
 from convention.sim.host_redshift import host_redshift_fields
 from convention.sim.neighbours import catalogue_fields
+from convention.sim.population import distance_ratios, limit_redshift
 from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames, subtract_median_background
 from convention.sim.sky import sky_position
 from convention.sim.sources import AGN, CoreCollapseSN, SNIa, Source, VariableStar
-from convention.sim.sources.host import draw_host
+from convention.sim.sources.host import HostGalaxy, draw_host
 from convention.sim.survey import SDSS2, SurveyDefinition, get_survey
 
 # Hosts further than this from the object fall outside a 32-pixel SDSS stamp (6.3"); a
@@ -49,6 +50,12 @@ DEFAULT_N_OBJECTS = 1000
 # peak brighter than the survey's search limit in one of its search bands. Parameters are
 # redrawn until it does.
 MAX_DRAWS = 20
+# A magnitude-limited population (``survey.supernova_population``) keeps a drawn supernova
+# in proportion to the volume it is seen in, about one in four of the faint core-collapse
+# kinds: more draws. Its luminosity is measured at this redshift before it is placed.
+MAX_LIMITED_DRAWS = 100
+PILOT_REDSHIFT = 0.05
+MIN_REDSHIFT = 0.005
 SUPERNOVAE = ("SNIa", "SNOther")
 
 
@@ -168,21 +175,11 @@ def simulate_object(
     """
     survey = get_survey(settings.survey)
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(1, index)))
-    scale = survey.population_distance_scale
     peak_mjd = survey_time(spec.peak_mjd, survey)
-    for _ in range(MAX_DRAWS):
-        if spec.label == "Variable":
-            z = 0.0
-        elif np.isfinite(spec.redshift):
-            # SDSS-II's catalogue redshifts are kept exactly (its bytes do not change).
-            z = max(spec.redshift * scale, 0.005) if scale != 1 else spec.redshift
-        else:
-            z = max(dist.draw(spec.label, "redshift", rng) * scale, 0.005)
-        source = _source(spec, z, peak_mjd, survey, dist, rng)
-        if spec.label not in SUPERNOVAE or _peak_mag(source, peak_mjd, survey) < (
-            survey.search_limit_mag
-        ):
-            break
+    if spec.label in SUPERNOVAE and survey.supernova_population is not None:
+        z, source = _limited_supernova(spec, peak_mjd, survey, dist, rng)
+    else:
+        z, source = _catalogue_source(spec, peak_mjd, survey, dist, rng)
     centre = peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVAE else 0)
     n_visits = max(1, round(spec.n_obs / len(survey.bands)))
     visits = choose_visits(calendar, strip_of(spec.dec, survey), centre, n_visits, survey)
@@ -299,6 +296,83 @@ def simulate_object(
         lightcurve=history,
         metadata=metadata,
     )
+
+
+def _catalogue_source(
+    spec: ObjectSpec,
+    peak_mjd: float,
+    survey: SurveyDefinition,
+    dist: FittedDistributions,
+    rng: np.random.Generator,
+) -> tuple[float, Source]:
+    """(redshift, source) at SDSS-II's redshifts times the survey's population distance
+    scale, a supernova redrawn until it peaks brighter than the search limit."""
+    scale = survey.population_distance_scale
+    for _ in range(MAX_DRAWS):
+        if spec.label == "Variable":
+            z = 0.0
+        elif np.isfinite(spec.redshift):
+            # SDSS-II's catalogue redshifts are kept exactly (its bytes do not change).
+            z = max(spec.redshift * scale, MIN_REDSHIFT) if scale != 1 else spec.redshift
+        else:
+            z = max(dist.draw(spec.label, "redshift", rng) * scale, MIN_REDSHIFT)
+        source = _source(spec, z, peak_mjd, survey, dist, rng)
+        if spec.label not in SUPERNOVAE or _peak_mag(source, peak_mjd, survey) < (
+            survey.search_limit_mag
+        ):
+            break
+    return z, source
+
+
+def _limited_supernova(
+    spec: ObjectSpec,
+    peak_mjd: float,
+    survey: SurveyDefinition,
+    dist: FittedDistributions,
+    rng: np.random.Generator,
+) -> tuple[float, SNIa | CoreCollapseSN]:
+    """(redshift, source) of a supernova as a magnitude-limited search finds it
+    (``convention.sim.population``): drawn at a pilot redshift, kept in proportion to the
+    volume it is seen in, placed at a redshift of that volume with its host (the
+    catalogue's, at its SDSS-II redshift) moved there, and redrawn if it then peaks fainter
+    than the search limit. The last draw stands if none passes."""
+    population = survey.supernova_population
+    model = SNIa if spec.label == "SNIa" else CoreCollapseSN
+    for attempt in range(MAX_LIMITED_DRAWS):
+        last = attempt == MAX_LIMITED_DRAWS - 1
+        z_catalogue = (
+            spec.redshift if np.isfinite(spec.redshift) else dist.draw(spec.label, "redshift", rng)
+        )
+        pilot = model.draw(PILOT_REDSHIFT, peak_mjd, spec.mw_ebv, None, rng)
+        z_limit = limit_redshift(
+            PILOT_REDSHIFT, _peak_mag(pilot, peak_mjd, survey), survey.search_limit_mag
+        )
+        if rng.random() >= population.acceptance(spec.label, z_limit) and not last:
+            continue
+        z = population.draw_redshift(spec.label, z_limit, rng)
+        source = pilot.seen_at(z, _moved_host(spec, z_catalogue, z, dist, rng))
+        if _peak_mag(source, peak_mjd, survey) < survey.search_limit_mag:
+            break
+    return z, source
+
+
+def _moved_host(
+    spec: ObjectSpec,
+    z_catalogue: float,
+    z: float,
+    dist: FittedDistributions,
+    rng: np.random.Generator,
+) -> HostGalaxy | None:
+    """The catalogue's host (SDSS-II's, at ``z_catalogue``) seen at ``z``: fainter or
+    brighter by the luminosity distances, its separation scaled by the angular-diameter
+    distances; None for a hostless candidate or one moved off the stamp."""
+    added, widened = distance_ratios(max(z_catalogue, MIN_REDSHIFT), z)
+    mags = np.asarray(spec.host_mags, dtype=float) + added
+    sep = spec.host_sep if np.isfinite(spec.host_sep) else dist.draw(spec.label, "host_sep", rng)
+    sep *= widened
+    if not np.all(np.isfinite(mags)) or sep >= MAX_HOST_SEPARATION:
+        return None
+    return draw_host(mags, sep, rng)
 
 
 def _peak_mag(source: Source, peak_mjd: float, survey: SurveyDefinition) -> float:

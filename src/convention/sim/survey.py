@@ -16,6 +16,7 @@ import numpy as np
 
 from convention.errors import ConventionError
 from convention.psf import MOFFAT_BETA, moffat_effective_area
+from convention.sim.population import MagnitudeLimited
 
 NJY_ZEROPOINT = 2.5 * float(np.log10(3631e9))  # AB magnitude of 1 nJy (~31.4)
 # Days of the year (1 Sep .. 30 Nov) and the MJD of 1 Sep of each season.
@@ -127,6 +128,10 @@ class SurveyDefinition:
     # observed through in place of each of ``source_bands``' SDSS curves; None: the SDSS
     # curves. AGN, stars and hosts keep their ugriz magnitudes either way.
     sed_bands: tuple[str, ...] | None = None
+    # Where its supernovae lie: each at a redshift of the volume it is seen in down to
+    # ``search_limit_mag`` (``convention.sim.population``). None: SDSS-II's redshifts times
+    # ``population_distance_scale``, which AGN and stars take either way.
+    supernova_population: MagnitudeLimited | None = None
 
     def band_index(self, band: str) -> int:
         """Position of a band name in this survey's band tuples."""
@@ -317,6 +322,13 @@ ZTF = SurveyDefinition(
     # (its depth is ~1.5-2 mag shallower); ZTF's Bright Transient Survey finds its SNe Ia
     # at a median redshift near 0.07 (Perley et al. 2020), SDSS-II near 0.2.
     population_distance_scale=0.33,
+    # Supernovae as the magnitude-limited search finds them (``sim/population.py``):
+    # volumetric rates evolving as (1 + z)^1.5 for SNe Ia (Dilday et al. 2010, ApJ 713,
+    # 1026) and (1 + z)^2.7 for core-collapse ones (the star formation history, Madau &
+    # Dickinson 2014, ARA&A 52, 415); reference redshifts the 90th percentile of the
+    # redshift out to which 300 drawn supernovae of each class peak brighter than
+    # search_limit_mag (SN Ia 0.18, others 0.16).
+    supernova_population=MagnitudeLimited(rate_index=(1.5, 2.7), reference_redshift=(0.18, 0.16)),
     # Masci et al. 2019 (PASP 131, 018003): an alert per 5-sigma difference detection.
     alerts=True,
     alert_sigma=5.0,

@@ -9,7 +9,7 @@ decline and cooling; peak magnitudes follow the luminosity functions of Richards
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -136,6 +136,13 @@ class CoreCollapseSN:
         t_explosion = t_peak - peak_phase(subtype) * stretch * (1.0 + z)
         host_ebv = rng.exponential(TAU_V_HOST) / 3.1
         return cls(subtype, z, t_explosion, stretch, mag, float(host_ebv), mw_ebv, host)
+
+    def seen_at(self, z: float, host: HostGalaxy | None) -> CoreCollapseSN:
+        """The same supernova at redshift ``z`` in ``host``, peaking at the same MJD (its
+        rise from the explosion dilated by the new 1 + z)."""
+        rise = peak_phase(self.subtype) * self.stretch
+        t_explosion = self.t_explosion + rise * (self.z - z)
+        return replace(self, z=z, t_explosion=t_explosion, host=host)
 
     def flux(
         self, mjd: np.ndarray, band_index: np.ndarray, band_names: tuple[str, ...]

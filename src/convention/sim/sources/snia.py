@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -53,6 +53,10 @@ class SNIa:
         mag = M_B_PEAK - ALPHA_STRETCH * (stretch - 1.0) + rng.normal(0.0, M_B_SCATTER)
         host_ebv = rng.exponential(TAU_V_HOST) / 3.1
         return cls(z, t_peak, stretch, float(mag), float(host_ebv), mw_ebv, host)
+
+    def seen_at(self, z: float, host: HostGalaxy | None) -> SNIa:
+        """The same supernova at redshift ``z`` in ``host``."""
+        return replace(self, z=z, host=host)
 
     def flux(
         self, mjd: np.ndarray, band_index: np.ndarray, band_names: tuple[str, ...]
