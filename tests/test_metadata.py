@@ -20,7 +20,9 @@ from convention.metadata import checked, galactic_latitude
 from convention.models import create_model
 from convention.sim.catalog import FittedDistributions, read_sdss2_catalog
 from convention.sim.host_redshift import SPECTROSCOPIC_ERROR, host_redshift_fields
+from convention.sim.neighbours import catalogue_fields
 from convention.sim.simulate import SimulationSettings, simulate_series
+from convention.sim.sources.host import HostGalaxy
 from tests.test_references import _edited_alert
 from tests.test_series import make_series
 from tests.test_simulate import _catalog
@@ -161,6 +163,23 @@ def test_the_twin_sees_stars_as_their_own_point_sources_in_the_disk_and_the_rest
     assert min(s.dec for s in series) >= -30.0
     again = list(simulate_series(SimulationSettings(survey="ztf", n_objects=60, seed=5)))
     assert [(s.metadata, s.ra, s.dec) for s in again] == [(s.metadata, s.ra, s.dec) for s in series]
+
+
+def test_a_supernovas_host_is_its_nearest_catalogue_source_where_seen():
+    host = HostGalaxy(
+        mags=(21.0, 19.5, 19.0, 18.8, 18.7),
+        half_light_radius=2.0,
+        sersic_n=1.0,
+        axis_ratio=0.7,
+        position_angle=0.3,
+        offset=(1.2, -0.9),
+    )
+    # Before it explodes, the supernova's model gives a flux of ~1e-17 nanomaggies.
+    for k in range(20):
+        fields = catalogue_fields("SNIa", 1e-17, host, np.random.default_rng(k))
+        assert fields["star_distance"] == pytest.approx(1.5, abs=0.6)
+        assert fields["reference_distance"] == pytest.approx(1.5, abs=0.6)
+        assert fields["star_score"] < 0.5
 
 
 def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it():

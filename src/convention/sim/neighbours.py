@@ -68,18 +68,19 @@ def catalogue_fields(
     error = POSITION_SIGMA * rng.standard_normal(2)
     host_mag = float(host.mags[2]) if host is not None else np.inf
     sources = []  # (position (x, y) arcsec, a star, r mag)
-    if point_flux_r > 0:
-        point_mag = 22.5 - 2.5 * np.log10(point_flux_r)
-        if label == "AGN" and host is not None:
-            share = point_flux_r / (point_flux_r + 10 ** (-0.4 * (host_mag - 22.5)))
-            combined = 22.5 - 2.5 * np.log10(point_flux_r + 10 ** (-0.4 * (host_mag - 22.5)))
-            # Point-like from a nucleus of 40% of the light (never) to 90% (always).
-            pointlike = rng.random() < np.clip((share - 0.4) / 0.5, 0.0, 1.0)
-            sources.append((np.zeros(2), bool(pointlike), combined))
-        else:
-            sources.append((np.zeros(2), True, point_mag))
-    elif host is not None:
-        sources.append((np.asarray(host.offset, dtype=float), False, host_mag))
+    if label == "AGN" and host is not None and point_flux_r > 0:
+        share = point_flux_r / (point_flux_r + 10 ** (-0.4 * (host_mag - 22.5)))
+        combined = 22.5 - 2.5 * np.log10(point_flux_r + 10 ** (-0.4 * (host_mag - 22.5)))
+        # Point-like from a nucleus of 40% of the light (never) to 90% (always).
+        pointlike = rng.random() < np.clip((share - 0.4) / 0.5, 0.0, 1.0)
+        sources.append((np.zeros(2), bool(pointlike), combined))
+    else:
+        # A supernova's model before it explodes is faint but not nothing (1e-17
+        # nanomaggies): its point source is never seen, and its host still is.
+        if point_flux_r > 0:
+            sources.append((np.zeros(2), True, 22.5 - 2.5 * np.log10(point_flux_r)))
+        if host is not None:
+            sources.append((np.asarray(host.offset, dtype=float), False, host_mag))
     fields = {}
     for names, depth, density in (
         (("star_score", "star_distance"), PS1_DEPTH_R, PS1_FIELD_DENSITY),
