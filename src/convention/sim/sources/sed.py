@@ -32,7 +32,9 @@ def set_model(
 ) -> None:
     """Place the model at redshift ``z`` (luminosity distance from Planck18) with its rest
     frame Bessell-B peak at ``peak_abs_mag_b`` (AB) before dust."""
-    model.set(z=z, t0=t0, hostebv=host_ebv, hostr_v=R_V, mwebv=mw_ebv, mwr_v=R_V)
+    # sncosmo scales the amplitude it has: from 1, not from the last use of this (cached)
+    # model, or the flux would carry the rounding of whatever was drawn before.
+    model.set(z=z, t0=t0, hostebv=host_ebv, hostr_v=R_V, mwebv=mw_ebv, mwr_v=R_V, amplitude=1.0)
     model.set_source_peakabsmag(peak_abs_mag_b, "bessellb", "ab", cosmo=COSMOLOGY)
 
 
