@@ -127,7 +127,7 @@ TOLERANCES = {
         "difference", 0.05, "the twin's fraction is these alerts': a check, 5 points"
     ),
     "template_peak_offset": Tolerance(
-        "difference", 1.0, "host offsets come from SDSS-II's hosts, seen nearer: 1 pixel"
+        "difference", 1.0, "host offsets: SDSS-II's hosts moved to the twin's distances: 1 pixel"
     ),
     "template_without_peak": Tolerance("difference", 0.15, "hostless fraction: 15 points"),
     "star_score": Tolerance(

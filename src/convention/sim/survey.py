@@ -64,7 +64,8 @@ class SurveyDefinition:
     search_bands: tuple[str, ...]  # a supernova must peak brighter than search_limit_mag
     search_limit_mag: float  # in one of these bands (the transient search's depth)
     # Objects seen nearer than SDSS-II's: redshifts times this, catalogue magnitudes plus
-    # 5 log10 of it (the distance modulus at low redshift). 1 for SDSS-II itself.
+    # 5 log10 of it (the distance modulus at low redshift). 1 for SDSS-II itself. A survey
+    # with a ``supernova_population`` places its supernovae by that instead.
     population_distance_scale: float
     # Alert stream: frames only where the difference image detects the object at
     # alert_sigma (as alert packets carry a cutout per detection), the sequence cut after
@@ -318,9 +319,8 @@ ZTF = SurveyDefinition(
     sed_bands=("ztf::g", "ztf::r", "ztf::i"),
     search_bands=("ztf::g", "ztf::r", "ztf::i"),
     search_limit_mag=20.5,  # assumed: about the 5-sigma depth of one visit
-    # Assumed: ZTF's alerting objects are about 3 times nearer than SDSS-II's candidates
-    # (its depth is ~1.5-2 mag shallower); ZTF's Bright Transient Survey finds its SNe Ia
-    # at a median redshift near 0.07 (Perley et al. 2020), SDSS-II near 0.2.
+    # Assumed: ZTF's AGN and variable stars about 3 times nearer than SDSS-II's
+    # candidates, 2.4 mag brighter (its depth is ~1.5-2 mag shallower).
     population_distance_scale=0.33,
     # Supernovae as the magnitude-limited search finds them (``sim/population.py``):
     # volumetric rates evolving as (1 + z)^1.5 for SNe Ia (Dilday et al. 2010, ApJ 713,
