@@ -36,7 +36,7 @@ from convention.training import RunFolder, train
 DAYS = (1, 2, 5, 10, 20, 40)
 NETWORKS = {  # row name here -> the benchmark suite's row
     "flagship": "multi-input ConvEntion (flagship)",
-    "ConvEntion": "ConvEntion (cpu)",
+    "ConvEntion": "ConvEntion (cpu), to convergence",
     "SCONE": "SCONE (GP heatmap + CNN)",
 }
 BOOSTING = {

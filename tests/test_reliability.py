@@ -445,10 +445,10 @@ def test_bench_exits_1_when_a_row_fails_and_keeps_its_work_beside_out(
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "results"
     # The cpu preset reads 32x32 stamps; this store holds 16x16 ones: the row fails.
-    args = ["bench", "--data", train_store, "--out", out, "--only", "ConvEntion (cpu)"]
-    result = run(*args)
+    row = "ConvEntion (cpu), to convergence"
+    result = run("bench", "--data", train_store, "--out", out, "--only", row)
     assert result.exit_code == 1, result.output
-    assert "ConvEntion (cpu) (seed 0) failed" in result.output
+    assert f"{row} (seed 0) failed" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "results-work"]
 
 
