@@ -51,8 +51,9 @@ DEFAULT_N_OBJECTS = 1000
 # redrawn until it does.
 MAX_DRAWS = 20
 # A magnitude-limited population (``survey.supernova_population``) keeps a drawn supernova
-# in proportion to the volume it is seen in, about one in four of the faint core-collapse
-# kinds: more draws. Its luminosity is measured at this redshift before it is placed.
+# in proportion to the volume it is seen in: ZTF's keeps 63% of the SNe Ia drawn and 26%
+# of the others (300 of each), so more draws. Its luminosity is measured at this
+# redshift before it is placed.
 MAX_LIMITED_DRAWS = 100
 PILOT_REDSHIFT = 0.05
 MIN_REDSHIFT = 0.005
