@@ -31,7 +31,7 @@ from convention.sim.cadence import Calendar, choose_visits, draw_calendar, strip
 from convention.sim.catalog import FittedDistributions, ObjectSpec, read_sdss2_catalog
 from convention.sim.host_redshift import host_redshift_fields
 from convention.sim.neighbours import catalogue_fields
-from convention.sim.population import distance_ratios, limit_redshift
+from convention.sim.population import SUPERNOVA_CLASSES, distance_ratios, limit_redshift
 from convention.sim.references import render_references
 from convention.sim.render import FrameConditions, render_frames, subtract_median_background
 from convention.sim.sky import sky_position
@@ -57,7 +57,7 @@ MAX_DRAWS = 20
 MAX_LIMITED_DRAWS = 100
 PILOT_REDSHIFT = 0.05
 MIN_REDSHIFT = 0.005
-SUPERNOVAE = ("SNIa", "SNOther")
+SUPERNOVA_MODELS = {"SNIa": SNIa, "SNOther": CoreCollapseSN}
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,7 @@ def _source(
     nearer = 5 * np.log10(scale)  # magnitudes brighter by the distance modulus
     mags = np.asarray(spec.host_mags, dtype=float) + nearer
     known_mags = bool(np.all(np.isfinite(mags)))
-    sep = spec.host_sep if np.isfinite(spec.host_sep) else dist.draw(spec.label, "host_sep", rng)
-    sep /= scale
+    sep = _catalogue_separation(spec, dist, rng) / scale
     if spec.label == "Variable":
         return VariableStar.draw(
             mags if known_mags else None, dist.draw(spec.label, "host_mag_r", rng) + nearer, rng
@@ -153,9 +152,23 @@ def _source(
         nuclear = rng.uniform(0.5, 0.9)
         host = draw_host(mags - 2.5 * np.log10(1 - nuclear), min(sep, 1.0), rng, compact=True)
         return AGN.draw(z, mags - 2.5 * np.log10(nuclear), np.asarray(SDSS2.wavelengths), host, rng)
-    host = draw_host(mags, sep, rng) if known_mags and sep < MAX_HOST_SEPARATION else None
-    model = SNIa if spec.label == "SNIa" else CoreCollapseSN
-    return model.draw(z, peak_mjd, spec.mw_ebv, host, rng)
+    host = _supernova_host(mags, sep, rng)
+    return SUPERNOVA_MODELS[spec.label].draw(z, peak_mjd, spec.mw_ebv, host, rng)
+
+
+def _catalogue_separation(
+    spec: ObjectSpec, dist: FittedDistributions, rng: np.random.Generator
+) -> float:
+    """The host's separation (arcsec) as SDSS-II saw it: the catalogue's, else drawn."""
+    return spec.host_sep if np.isfinite(spec.host_sep) else dist.draw(spec.label, "host_sep", rng)
+
+
+def _supernova_host(mags: np.ndarray, sep: float, rng: np.random.Generator) -> HostGalaxy | None:
+    """A supernova's host of these magnitudes ``sep`` arcsec away; None for a hostless
+    candidate (magnitudes unknown) or one off the stamp."""
+    if not np.all(np.isfinite(mags)) or sep >= MAX_HOST_SEPARATION:
+        return None
+    return draw_host(mags, sep, rng)
 
 
 def simulate_object(
@@ -177,11 +190,11 @@ def simulate_object(
     survey = get_survey(settings.survey)
     rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(1, index)))
     peak_mjd = survey_time(spec.peak_mjd, survey)
-    if spec.label in SUPERNOVAE and survey.supernova_population is not None:
+    if spec.label in SUPERNOVA_CLASSES and survey.supernova_population is not None:
         z, source = _limited_supernova(spec, peak_mjd, survey, dist, rng)
     else:
         z, source = _catalogue_source(spec, peak_mjd, survey, dist, rng)
-    centre = peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVAE else 0)
+    centre = peak_mjd + (WINDOW_AFTER_PEAK_DAYS if spec.label in SUPERNOVA_CLASSES else 0)
     n_visits = max(1, round(spec.n_obs / len(survey.bands)))
     visits = choose_visits(calendar, strip_of(spec.dec, survey), centre, n_visits, survey)
     n_bands = len(survey.bands)
@@ -318,7 +331,7 @@ def _catalogue_source(
         else:
             z = max(dist.draw(spec.label, "redshift", rng) * scale, MIN_REDSHIFT)
         source = _source(spec, z, peak_mjd, survey, dist, rng)
-        if spec.label not in SUPERNOVAE or _peak_mag(source, peak_mjd, survey) < (
+        if spec.label not in SUPERNOVA_CLASSES or _peak_mag(source, peak_mjd, survey) < (
             survey.search_limit_mag
         ):
             break
@@ -338,7 +351,7 @@ def _limited_supernova(
     catalogue's, at its SDSS-II redshift) moved there, and redrawn if it then peaks fainter
     than the search limit. The last draw stands if none passes."""
     population = survey.supernova_population
-    model = SNIa if spec.label == "SNIa" else CoreCollapseSN
+    model = SUPERNOVA_MODELS[spec.label]
     for attempt in range(MAX_LIMITED_DRAWS):
         last = attempt == MAX_LIMITED_DRAWS - 1
         z_catalogue = (
@@ -369,11 +382,7 @@ def _moved_host(
     distances; None for a hostless candidate or one moved off the stamp."""
     added, widened = distance_ratios(max(z_catalogue, MIN_REDSHIFT), z)
     mags = np.asarray(spec.host_mags, dtype=float) + added
-    sep = spec.host_sep if np.isfinite(spec.host_sep) else dist.draw(spec.label, "host_sep", rng)
-    sep *= widened
-    if not np.all(np.isfinite(mags)) or sep >= MAX_HOST_SEPARATION:
-        return None
-    return draw_host(mags, sep, rng)
+    return _supernova_host(mags, _catalogue_separation(spec, dist, rng) * widened, rng)
 
 
 def _peak_mag(source: Source, peak_mjd: float, survey: SurveyDefinition) -> float:
