@@ -171,6 +171,8 @@ def test_a_tailored_suite():
     assert part.seeds == (2,) and part.max_minutes == 5.0 and part.precision == "32"
     assert part.models == twin.models and part.epochs == twin.epochs
     assert tailor(twin) == twin
+    longer = tailor(twin, lr_schedule="plateau", epochs=100)
+    assert longer.budget()["lr_schedule"] == "plateau" and longer.budget()["epochs"] == 100
 
 
 def test_bad_seeds_and_caps_are_one_line(tmp_path):
@@ -180,6 +182,10 @@ def test_bad_seeds_and_caps_are_one_line(tmp_path):
     assert result.exit_code == 2 and "--max-minutes must be positive, got 0" in result.output
     result = runner.invoke(app, ["bench", "--precision", "16", "--out", str(tmp_path / "z")])
     assert result.exit_code == 2 and "unknown precision '16'" in result.output
+    result = runner.invoke(app, ["bench", "--lr-schedule", "cosine", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "unknown learning-rate schedule 'cosine'" in result.output
+    result = runner.invoke(app, ["bench", "--epochs", "0", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and "--epochs must be at least 1, got 0" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

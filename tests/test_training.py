@@ -336,6 +336,29 @@ def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
     assert lrs[0] < 1e-4 and lrs[-1] < 1e-4
 
 
+def test_plateau_schedule_lowers_the_rate_when_validation_stalls(train_store, tmp_path):
+    store = convention.read(train_store)
+    targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
+    split = make_splits(targets, 1, 0)[0]
+    model = create_model("convention", 4, 5, "tiny", stamp_size=16, max_frames=40)
+    encoder = InputEncoder(model.input_spec, store.bands)
+    data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, encoder, 8)
+    # A rate too small to move the weights: the first epoch's validation score stays the best.
+    module = ClassifierModule(model, 4, lr=1e-12, lr_schedule="plateau")
+    trainer = L.Trainer(
+        max_epochs=8,
+        callbacks=[LearningRateMonitor(logging_interval="epoch")],
+        logger=CSVLogger(tmp_path, name=""),
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=data)
+    lrs = [float(row["lr-AdamW"]) for row in _csv_rows(tmp_path) if row.get("lr-AdamW")]
+    # Lowered after the third and the sixth epoch without a better one.
+    assert lrs == pytest.approx([1e-12] * 4 + [3e-13] * 3 + [9e-14])
+
+
 def _csv_rows(folder):
     (path,) = folder.rglob("metrics.csv")
     with path.open() as f:

@@ -447,7 +447,10 @@ def train_command(
     ] = DEFAULTS.lr,
     lr_schedule: Annotated[
         str,
-        typer.Option(help="constant, or onecycle (warm up, then anneal over --epochs)."),
+        typer.Option(
+            help="constant, onecycle (warm up, then anneal over --epochs), or plateau "
+            "(lowered 0.3x after 2 epochs without a better validation macro-F1)."
+        ),
     ] = DEFAULTS.lr_schedule,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = (
         DEFAULTS.weight_decay
@@ -1107,6 +1110,17 @@ def bench(
         str | None,
         typer.Option(help="32 or bf16-mixed [the suite's]; give it its own --out."),
     ] = None,
+    lr_schedule: Annotated[
+        str | None,
+        typer.Option(help="onecycle, plateau or constant [the suite's]; give it its own --out."),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Epochs of the networks without their own budget [the suite's]; give it "
+            "its own --out."
+        ),
+    ] = None,
 ) -> None:
     """Every model and ablation of a suite on the same seeded splits; resumes where it
     stopped (finished rows are kept). Exits 1 when a row failed."""
@@ -1117,7 +1131,7 @@ def bench(
     refuse_overwriting_inputs([out, work], [data, catalog, plasticc])
     for folder in (out, work):
         check_output_folder(folder)
-    chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision)
+    chosen = tailor(get_suite(suite, device), seeds, max_minutes, precision, lr_schedule, epochs)
     _note_slow_bfloat16(chosen.precision, device)
     start = time.perf_counter()
     rows = [m for m in chosen.models if not only or m.name in only or slug(m.name) in only]

@@ -394,15 +394,20 @@ def tailor(
     seeds: Sequence[int] | None = None,
     max_minutes: float | None = None,
     precision: str | None = None,
+    lr_schedule: str | None = None,
+    epochs: int | None = None,
 ) -> Suite:
     """The suite on some of its splits, with each network's training capped at
     ``max_minutes`` of wall clock (a GPU lent for a short while runs one split this way),
-    or at another precision (``32`` on a CPU without native bfloat16).
+    at another precision (``32`` on a CPU without native bfloat16), with another
+    learning-rate schedule, or with another budget in epochs for the networks without
+    their own.
 
     Raises:
-        ConventionError: a negative seed, a cap that is not positive, an unknown precision.
+        ConventionError: a negative seed, a cap or budget that is not positive, an unknown
+            precision or schedule.
     """
-    from convention.training.settings import check_precision
+    from convention.training.settings import LR_SCHEDULES, check_precision
 
     if seeds:
         if min(seeds) < 0:
@@ -415,6 +420,16 @@ def tailor(
     if precision is not None:
         check_precision(precision)
         suite = replace(suite, precision=precision)
+    if lr_schedule is not None:
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConventionError(
+                f"unknown learning-rate schedule {lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}"
+            )
+        suite = replace(suite, lr_schedule=lr_schedule)
+    if epochs is not None:
+        if epochs < 1:
+            raise ConventionError(f"--epochs must be at least 1, got {epochs}")
+        suite = replace(suite, epochs=epochs)
     return suite
 
 

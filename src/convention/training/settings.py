@@ -8,7 +8,7 @@ from convention.errors import ConventionError
 
 LOSSES = ("focal", "ce")
 PRECISIONS = ("32", "bf16-mixed")
-LR_SCHEDULES = ("constant", "onecycle")
+LR_SCHEDULES = ("constant", "onecycle", "plateau")
 # ddp: one process per device, started by Lightning (which runs the command again for
 # each), by torchrun or by SLURM's srun.
 STRATEGIES = ("auto", "ddp")
@@ -28,7 +28,9 @@ class TrainSettings:
     batch_size: int = 32
     # The paper's 2e-3 at batch 128, scaled linearly to batch 32 (2e-3 oscillates here).
     lr: float = 5e-4
-    lr_schedule: str = "constant"  # or onecycle: warm-up, then annealed over the epochs
+    # or onecycle: warm-up, then annealed over the epochs; or plateau: lowered when the
+    # validation macro-F1 stalls
+    lr_schedule: str = "constant"
     weight_decay: float = 0.13
     loss: str = "focal"
     oversample: bool = True
