@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from dataclasses import replace
 
 import pytest
@@ -130,6 +131,26 @@ def test_supernnova_class_order():
     codes = sntype_codes(["AGN", "SNIa", "Variable", "SNOther"])
     assert class_order(codes) == ["AGN", "SNIa", "Variable", "SNOther"]
     assert class_order({"1": "II", "2": "Ia", "3": "II", "4": "Ibc"}) == ["Ia", "II", "Ibc"]
+
+
+def test_supernnova_is_installed_once_by_rows_run_at_once(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from convention.bench import supernnova
+
+    installs = []
+
+    def slow_install(venv):
+        installs.append(venv)
+        time.sleep(0.3)  # the second row asks while the first installs
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "snn").touch()
+
+    monkeypatch.setattr(supernnova, "_install", slow_install)
+    venv = tmp_path / "work" / "supernnova-venv"
+    with ThreadPoolExecutor(2) as pool:
+        made = list(pool.map(supernnova.ensure_environment, [venv, venv]))
+    assert made == [venv / "bin" / "snn"] * 2 and installs == [venv]
 
 
 def test_rerun_keeps_finished_rows(bench_results, train_store):

@@ -25,6 +25,7 @@ pickle converted to CSV by its own Python. Known pitfalls of version 3.0.51, han
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -71,6 +72,18 @@ def ensure_environment(venv: Path) -> Path:
     snn = venv / "bin" / "snn"
     if snn.is_file():
         return snn
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Rows of a bench run at once (--jobs): one installs, the others wait for it and
+    # find the command made. The kernel drops the lock of a killed installer; the next
+    # one installs over what it left.
+    with (venv.parent / f".{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not snn.is_file():
+            _install(venv)
+    return snn
+
+
+def _install(venv: Path) -> None:
     steps = [
         [sys.executable, "-m", "venv", str(venv)],
         [str(venv / "bin" / "pip"), "install", "torch==2.13.0", f"supernnova=={VERSION}"],
@@ -86,7 +99,6 @@ def ensure_environment(venv: Path) -> Path:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             cause = lines[-1] if lines else f"exit code {done.returncode}"
             raise ConventionError(f"SuperNNova environment failed to install: {cause}")
-    return snn
 
 
 def class_order(sntypes: dict[str, str], target: str = TARGET_SNTYPE) -> list[str]:
