@@ -396,9 +396,9 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(train_store
     common = dict(
         data=str(train_store),
         preset="tiny",
-        epochs=12,
+        epochs=5,
         batch_size=8,
-        patience=12,
+        patience=5,
         progress=False,
         overrides={"stamp_size": 16},
     )
