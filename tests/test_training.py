@@ -310,13 +310,19 @@ def test_single_band_model_drops_the_other_bands(train_store, tmp_path):
         )
 
 
-def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
+def _tiny_model_and_data(train_store):
+    """A tiny ConvEntion and the train store's first split, batches of 8."""
     store = convention.read(train_store)
     targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
     split = make_splits(targets, 1, 0)[0]
     model = create_model("convention", 4, 5, "tiny", stamp_size=16, max_frames=40)
     encoder = InputEncoder(model.input_spec, store.bands)
     data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, encoder, 8)
+    return model, data
+
+
+def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
+    model, data = _tiny_model_and_data(train_store)
     module = ClassifierModule(model, 4, lr=1e-3, lr_schedule="onecycle")
     monitor = LearningRateMonitor(logging_interval="step")
     trainer = L.Trainer(
@@ -337,12 +343,7 @@ def test_onecycle_schedule_warms_up_then_anneals(train_store, tmp_path):
 
 
 def test_plateau_schedule_lowers_the_rate_when_validation_stalls(train_store, tmp_path):
-    store = convention.read(train_store)
-    targets = class_targets(store.labels, ["AGN", "SNIa", "Variable", "SNOther"])
-    split = make_splits(targets, 1, 0)[0]
-    model = create_model("convention", 4, 5, "tiny", stamp_size=16, max_frames=40)
-    encoder = InputEncoder(model.input_spec, store.bands)
-    data = StampDataModule(store, ["AGN", "SNIa", "Variable", "SNOther"], split, encoder, 8)
+    model, data = _tiny_model_and_data(train_store)
     # A rate too small to move the weights: the first epoch's validation score stays the best.
     module = ClassifierModule(model, 4, lr=1e-12, lr_schedule="plateau")
     trainer = L.Trainer(
