@@ -411,7 +411,7 @@ def tailor(
         ConventionError: a negative seed, a cap or budget that is not positive, an unknown
             precision or schedule.
     """
-    from convention.training.settings import LR_SCHEDULES, check_precision
+    from convention.training.settings import check_lr_schedule, check_precision
 
     if seeds:
         if min(seeds) < 0:
@@ -425,10 +425,7 @@ def tailor(
         check_precision(precision)
         suite = replace(suite, precision=precision)
     if lr_schedule is not None:
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConventionError(
-                f"unknown learning-rate schedule {lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}"
-            )
+        check_lr_schedule(lr_schedule)
         suite = replace(suite, lr_schedule=lr_schedule)
     if epochs is not None:
         if epochs < 1:

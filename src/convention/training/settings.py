@@ -75,7 +75,7 @@ class TrainSettings:
         """
         check_precision(self.precision)
         _one_of("strategy", self.strategy, STRATEGIES)
-        _one_of("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
+        check_lr_schedule(self.lr_schedule)
         _one_of("loss", self.loss, LOSSES)
         counts = {
             "folds": self.folds,
@@ -125,6 +125,15 @@ def check_precision(precision: str) -> None:
         ConventionError: ``precision`` is not one of ``PRECISIONS``.
     """
     _one_of("precision", precision, PRECISIONS)
+
+
+def check_lr_schedule(lr_schedule: str) -> None:
+    """Refuse a learning-rate schedule the training module does not make.
+
+    Raises:
+        ConventionError: ``lr_schedule`` is not one of ``LR_SCHEDULES``.
+    """
+    _one_of("learning-rate schedule", lr_schedule, LR_SCHEDULES)
 
 
 def _one_of(what: str, value: str, known: tuple[str, ...]) -> None:
