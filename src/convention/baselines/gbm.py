@@ -13,27 +13,32 @@ from threadpoolctl import threadpool_limits
 from convention.bands import get_band
 from convention.data.cutoff import Cutoff, cut_to_nights
 from convention.data.store import Store
-from convention.features import lightcurve_features, scene_features
+from convention.features import absolute_peak_magnitudes, lightcurve_features, scene_features
 from convention.inputs.metadata import Metadata
 from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
+from convention.metadata import checked
 
 # The light curve of each photometry choice (``convention.lightcurves``).
 PHOTOMETRY = {"psf": FORCED_PSF, "source": SUPPLIED_ELSE_FORCED}
 
 
 def _object_features(
-    args: tuple[Store, int, str, bool, bool, float, Cutoff | None],
+    args: tuple[Store, int, str, bool, bool, bool, float, Cutoff | None],
 ) -> np.ndarray:
-    store, row, photometry, scene, metadata, draw, cutoff = args
+    store, row, photometry, scene, metadata, luminosity, draw, cutoff = args
     series = cut_to_nights(store[row], draw)
     if cutoff is not None:
         series = cutoff.apply(series)
-    parts = [lightcurve_features(lightcurve_of(series, PHOTOMETRY[photometry]), store.bands)]
+    lc = lightcurve_of(series, PHOTOMETRY[photometry])
+    parts = [lightcurve_features(lc, store.bands)]
     if scene:
         band_ids = [get_band(b, store.survey).id for b in store.bands]
         parts.append(scene_features(series, band_ids))
     if metadata:
         parts.append(Metadata.values(series.metadata, series.ra, series.dec))
+    if luminosity:
+        redshift = checked("host_redshift", series.metadata.get("host_redshift"))
+        parts.append(absolute_peak_magnitudes(lc, store.bands, redshift))
     return np.concatenate(parts)
 
 
@@ -46,6 +51,7 @@ def feature_matrix(
     draws: np.ndarray | None = None,
     cutoff: Cutoff | None = None,
     metadata: bool = False,
+    luminosity: bool = False,
 ) -> np.ndarray:
     """(len(rows), n_features) features of the objects at ``rows``.
 
@@ -64,12 +70,17 @@ def feature_matrix(
         metadata: add the object's catalogue metadata last, as the ``metadata`` input kind
             reads it (``Metadata.values``: NaN where not measured, which the trees take
             as missing).
+        luminosity: add each band's peak absolute magnitude last, as the ``luminosity``
+            input kind reads it (``features.absolute_peak_magnitudes``).
 
     Raises:
         ConventionError: an object with no frame by ``cutoff``.
     """
     draws = np.full(len(store), np.nan) if draws is None else draws
-    items = [(store, int(r), photometry, scene, metadata, float(draws[r]), cutoff) for r in rows]
+    items = [
+        (store, int(r), photometry, scene, metadata, luminosity, float(draws[r]), cutoff)
+        for r in rows
+    ]
     if workers <= 1:
         return np.array([_object_features(i) for i in items])
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"

@@ -143,6 +143,8 @@ FLAGSHIP_INPUTS = ("stamps", "scene", "lightcurve", "features")
 # What the metadata rows add: the catalogue fields a source gives (the SDSS-II twin's and
 # PLAsTiCC's: host redshift and its error, Milky Way E(B-V)) and the Galactic latitude.
 METADATA_INPUT = "catalogue metadata"
+# And the rows that add the peak absolute magnitudes, derived from both (``luminosity``).
+LUMINOSITY_INPUT = "peak absolute magnitudes"
 
 
 def _rows(preset: str) -> tuple[BenchModel, ...]:
@@ -231,6 +233,12 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             input="forced PSF light curves + " + METADATA_INPUT,
         ),
         BenchModel(
+            "light-curve + metadata + absolute-magnitude features + boosting",
+            kind="features",
+            overrides={"metadata": True, "luminosity": True},
+            input=f"forced PSF light curves + {METADATA_INPUT} + {LUMINOSITY_INPUT}",
+        ),
+        BenchModel(
             "light-curve + stamp + metadata features + boosting",
             kind="features",
             overrides={"scene": True, "metadata": True},
@@ -257,6 +265,14 @@ def _rows(preset: str) -> tuple[BenchModel, ...]:
             preset=preset,
             overrides={"inputs": (*FLAGSHIP_INPUTS, "metadata")},
             input=f"{FLAGSHIP_INPUT} + {METADATA_INPUT}",
+            **flagship,
+        ),
+        BenchModel(
+            "flagship + metadata + absolute magnitudes",
+            model="convention-multi",
+            preset=preset,
+            overrides={"inputs": (*FLAGSHIP_INPUTS, "metadata", "luminosity")},
+            input=f"{FLAGSHIP_INPUT} + {METADATA_INPUT} + {LUMINOSITY_INPUT}",
             **flagship,
         ),
         BenchModel("no oversampling", oversample=False, **ablation),
@@ -319,12 +335,15 @@ def _quick_rows() -> tuple[BenchModel, ...]:
 
 # PLAsTiCC as a suite (the rows issue 29 asks for): where the redshift decides between
 # SN Ia and other supernovae, each image model with and without the catalogue metadata
-# beside light-curve boosting with and without it.
+# beside light-curve boosting with and without it, and both with the peak absolute
+# magnitudes, the product of flux and redshift the trees find in a few cuts.
 PLASTICC_ROWS = (
     "multi-input ConvEntion (flagship)",
     "flagship + metadata",
     "light-curve features + boosting",
     "light-curve + metadata features + boosting",
+    "flagship + metadata + absolute magnitudes",
+    "light-curve + metadata + absolute-magnitude features + boosting",
     "ConvEntion (cpu), to convergence",
     "ConvEntion (cpu), query-dependent attention, to convergence",
     "SCONE (GP heatmap + CNN)",

@@ -54,18 +54,20 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
 def _features_run(spec: dict, row: BenchModel) -> dict:
     from convention.baselines.gbm import feature_matrix, fit_feature_gbm
     from convention.classes import get_taxonomy
-    from convention.features import feature_names, scene_feature_names
+    from convention.features import absolute_feature_names, feature_names, scene_feature_names
     from convention.inputs.metadata import FIELDS as METADATA_FIELDS
 
     scene = bool(row.overrides.get("scene", False))
     metadata = bool(row.overrides.get("metadata", False))
+    luminosity = bool(row.overrides.get("luminosity", False))
     store = read(spec["data"])
     classes = get_taxonomy(4).classes
     targets = class_targets(store.labels, classes)
     split = make_splits(targets, 1, spec["seed"])[0]
     start = time.perf_counter()
     fit_rows = np.concatenate([split["train"], split["val"]])
-    x_fit = feature_matrix(store, fit_rows, workers=spec["threads"], scene=scene, metadata=metadata)
+    options = {"scene": scene, "metadata": metadata, "luminosity": luminosity}
+    x_fit = feature_matrix(store, fit_rows, workers=spec["threads"], **options)
     n_train = len(split["train"])
     model = fit_feature_gbm(
         x_fit[:n_train],
@@ -76,9 +78,7 @@ def _features_run(spec: dict, row: BenchModel) -> dict:
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    x_test = feature_matrix(
-        store, split["test"], workers=spec["threads"], scene=scene, metadata=metadata
-    )
+    x_test = feature_matrix(store, split["test"], workers=spec["threads"], **options)
     proba = model.predict_proba(x_test)
     infer_seconds = time.perf_counter() - start
     return {
@@ -86,7 +86,8 @@ def _features_run(spec: dict, row: BenchModel) -> dict:
         "parameters": None,
         "features": len(feature_names(store.bands))
         + (len(scene_feature_names(store.bands)) if scene else 0)
-        + (len(METADATA_FIELDS) if metadata else 0),
+        + (len(METADATA_FIELDS) if metadata else 0)
+        + (len(absolute_feature_names(store.bands)) if luminosity else 0),
         "boosting_iterations": int(model.n_iter_),
         "gflops_per_object": None,
         "train_seconds": train_seconds,

@@ -1,7 +1,7 @@
 """The flagship: ConvEntion over the frames, joined with the static scene, the light curve
 and the practitioners' features.
 
-Up to seven encoders, each over one declared input kind, fused late:
+Up to eight encoders, each over one declared input kind, fused late:
 - frames (``stamps``): ConvEntion without its head (band embedding, 3D-CNN chunk tokens,
   convolutional BERT, max-pooled token maps);
 - differences (``difference``, not read by default): a second ConvEntion of the same
@@ -21,7 +21,12 @@ Up to seven encoders, each over one declared input kind, fused late:
   nearest Pan-STARRS1 source's star/galaxy score and distance, the nearest
   reference-image source's distance, the host's redshift and its error, the Milky Way
   E(B-V)) and its Galactic latitude, robustly scaled with their missing flags, through a
-  small MLP.
+  small MLP;
+- luminosity (``luminosity``, not read by default): each band's peak absolute magnitude,
+  the forced light curve's peak less the distance modulus of the host's redshift, robustly
+  scaled with its missing flags, through a small MLP: the product of flux and distance
+  that tells an SN Ia from most other supernovae, which the separately scaled light curve
+  and metadata give the head only through its layers.
 Their outputs (and which scene bands are present) are concatenated and classified by an
 MLP. ``inputs`` leaves encoders out: the ablations (their scores are in
 ``benchmarks/results/sdss2-twin-flagship``). During training each present encoder's
@@ -50,10 +55,20 @@ from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
-KINDS = ("stamps", "scene", "lightcurve", "features", "photometry", "metadata", "difference")
+KINDS = (
+    "stamps",
+    "scene",
+    "lightcurve",
+    "features",
+    "photometry",
+    "metadata",
+    "luminosity",
+    "difference",
+)
 FUSIONS = ("late", "early")
 # The photometry and metadata are the alert models' (``convention demo --survey ztf``); the
-# metadata also the suites' "flagship + metadata" row.
+# metadata also the suites' "flagship + metadata" row, the luminosity its
+# "flagship + metadata + absolute magnitudes".
 DEFAULT_INPUTS = KINDS[:4]
 
 
@@ -78,6 +93,7 @@ class MultiInputConfig:
     lc_heads: int = 4
     features_hidden: int = 128
     metadata_hidden: int = 32
+    luminosity_hidden: int = 16
     head_hidden: int = 128
     dropout: float = 0.3
     modality_dropout: float = 0.1
@@ -179,6 +195,10 @@ class MultiInputConvEntion(nn.Module):
             n_fields = example["metadata"].shape[1]
             self.metadata = _mlp(n_fields, cfg.metadata_hidden, cfg.metadata_hidden)
             widths["metadata"] = cfg.metadata_hidden
+        if "luminosity" in inputs:
+            n_values = example["luminosity"].shape[1]
+            self.luminosity = _mlp(n_values, cfg.luminosity_hidden, cfg.luminosity_hidden)
+            widths["luminosity"] = cfg.luminosity_hidden
         if "difference" in inputs:
             self.difference = ConvEntion(0, n_bands, replace(frames_cfg, joined_tokens=0))
             widths["difference"] = self.difference.num_features
@@ -236,6 +256,7 @@ class MultiInputConvEntion(nn.Module):
         phot_times: torch.Tensor | None = None,
         phot_mask: torch.Tensor | None = None,
         metadata: torch.Tensor | None = None,
+        luminosity: torch.Tensor | None = None,
         diff: torch.Tensor | None = None,
         diff_bands: torch.Tensor | None = None,
         diff_times: torch.Tensor | None = None,
@@ -254,6 +275,8 @@ class MultiInputConvEntion(nn.Module):
             phot, phot_bands, phot_times, phot_mask: the source's photometry (``phot``
                 (B, P, 3)), as ``lc-transformer``'s light curve.
             metadata: (B, 2F) the ``metadata`` input (scaled fields, missing flags).
+            luminosity: (B, 2 n_bands) the ``luminosity`` input (scaled absolute
+                magnitudes, missing flags).
             diff, diff_bands, diff_times, diff_mask: the difference stamps, as ConvEntion's
                 frame sequence.
 
@@ -279,6 +302,8 @@ class MultiInputConvEntion(nn.Module):
             )
         if "metadata" in self._widths:
             parts["metadata"] = self.metadata(metadata)
+        if "luminosity" in self._widths:
+            parts["luminosity"] = self.luminosity(luminosity)
         if "difference" in self._widths:
             parts["difference"] = self.difference.forward_features(
                 diff, diff_bands, diff_times, diff_mask
