@@ -9,7 +9,6 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from convention.data import Store, write_store
 from convention.inputs import InputEncoder, InputSpec
@@ -17,12 +16,12 @@ from convention.inputs.metadata import FIELDS as METADATA_KIND_FIELDS
 from convention.io import scan
 from convention.io.plasticc import plasticc_metadata
 from convention.metadata import checked, galactic_latitude
-from convention.models import create_model
 from convention.sim.catalog import FittedDistributions, read_sdss2_catalog
 from convention.sim.host_redshift import SPECTROSCOPIC_ERROR, host_redshift_fields
 from convention.sim.neighbours import catalogue_fields
 from convention.sim.simulate import SimulationSettings, simulate_series
 from convention.sim.sources.host import HostGalaxy
+from tests.helpers import flagship_reads
 from tests.test_references import _edited_alert
 from tests.test_series import make_series
 from tests.test_simulate import _catalog
@@ -198,19 +197,7 @@ def test_the_metadata_kind_masks_what_was_not_measured_and_the_flagship_reads_it
         warnings.simplefilter("always")
         InputEncoder(spec, GR).fit([bare])
     assert any("no training object has catalogue metadata" in str(w.message) for w in caught)
-
-    torch.manual_seed(0)
-    model = create_model(
-        "convention-multi", 4, 2, "tiny", stamp_size=8, inputs=("scene", "metadata")
-    ).eval()
-    encoder = InputEncoder(model.input_spec, GR)
-    encoder.fit([measured])
-    inputs = encoder.collate([encoder.encode(measured)])["inputs"]
-    with torch.no_grad():
-        before = model(**inputs)
-        inputs["metadata"][0, 0] += 2.0
-        after = model(**inputs)
-    assert not torch.allclose(before, after)
+    assert flagship_reads("metadata", GR, 8, [measured])
 
 
 def test_boosting_reads_the_metadata_beside_the_light_curve(tiny_store):
