@@ -35,7 +35,6 @@ from convention.io import read
 from convention.training import RunFolder
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)  # the network's weight in the mean
-FEATURE_OPTIONS = ("scene", "metadata", "luminosity")  # a boosting row's overrides
 
 
 def _boosting_row(suite: str, name: str) -> BenchModel:
@@ -60,7 +59,7 @@ def _seed_scores(
     if not np.array_equal(np.sort(split["test"]), np.sort(folder.rows(data, 0, "test"))):
         raise SystemExit(f"{run} was not trained on seed {seed}'s split of {data.path}")
     network = {part: folder.score(data, 0, part) for part in ("val", "test")}
-    options = {key: bool(row.overrides.get(key, False)) for key in FEATURE_OPTIONS}
+    options = row.feature_options
     fit_rows = np.concatenate([split["train"], split["val"]])
     x_fit = feature_matrix(data, fit_rows, workers=workers, **options)
     n_train = len(split["train"])
@@ -105,8 +104,10 @@ def _markdown(summary: dict) -> str:
 
     def cell(key: str) -> str:
         values = [s[key] for s in per_seed]
-        spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
-        return f"{np.mean(values):.3f} ± {spread:.3f} | " + " / ".join(f"{v:.3f}" for v in values)
+        # The spread over splits as the bench's tables give it (population standard deviation).
+        return f"{np.mean(values):.3f} ± {np.std(values):.3f} | " + " / ".join(
+            f"{v:.3f}" for v in values
+        )
 
     lines = [
         f"# {summary['network_name']} and {summary['boosting']}, fused late",

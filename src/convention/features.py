@@ -23,6 +23,7 @@ from astropy.table import Table
 
 from convention.data.series import references_of
 from convention.metadata import get_field
+from convention.photometry import NANOMAGGY_ZEROPOINT
 
 if TYPE_CHECKING:
     from convention.data.reference import Reference
@@ -110,7 +111,6 @@ def lightcurve_features(
 # neighbourhood (PLAsTiCC writes 0 for a Galactic object's host redshift).
 ABSOLUTE_MIN_SNR = 3.0
 ABSOLUTE_MIN_REDSHIFT = 1e-3
-NANOMAGGY_ZEROPOINT = 22.5  # AB magnitude of 1 nanomaggy (the frames' flux unit)
 
 
 def absolute_feature_names(bands: Sequence[str]) -> list[str]:

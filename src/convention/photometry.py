@@ -37,6 +37,7 @@ DIFFERENCE_CHANNEL = "difference"
 SAME_FWHM_PIX = 0.01
 # A missing pixel spoils the convolved pixels its kernel gives more than this weight.
 MISSING_REACH = 1e-3
+NANOMAGGY_ZEROPOINT = 22.5  # AB magnitude of one nanomaggy, the frames' flux unit
 
 
 def background(image: np.ndarray) -> tuple[float, float]:
@@ -329,7 +330,7 @@ def _reference_photometry(
         variance = float(reference.sky_sigma) ** 2
         reference_var[band] = variance if math.isfinite(variance) else 0.0
     with np.errstate(over="ignore"):
-        electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - 22.5))
+        electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - NANOMAGGY_ZEROPOINT))
     photons = np.isfinite(electrons) & (electrons > 0)
     per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0).tolist()
     sky_var = (np.asarray(series.sky_sigma, np.float64) ** 2).tolist()

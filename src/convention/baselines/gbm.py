@@ -13,10 +13,10 @@ from threadpoolctl import threadpool_limits
 from convention.bands import get_band
 from convention.data.cutoff import Cutoff, cut_to_nights
 from convention.data.store import Store
-from convention.features import absolute_peak_magnitudes, lightcurve_features, scene_features
+from convention.features import lightcurve_features, scene_features
+from convention.inputs.luminosity import Luminosity
 from convention.inputs.metadata import Metadata
 from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
-from convention.metadata import checked
 
 # The light curve of each photometry choice (``convention.lightcurves``).
 PHOTOMETRY = {"psf": FORCED_PSF, "source": SUPPLIED_ELSE_FORCED}
@@ -37,8 +37,7 @@ def _object_features(
     if metadata:
         parts.append(Metadata.values(series.metadata, series.ra, series.dec))
     if luminosity:
-        redshift = checked("host_redshift", series.metadata.get("host_redshift"))
-        parts.append(absolute_peak_magnitudes(lc, store.bands, redshift))
+        parts.append(Luminosity.values(lc, store.bands, series.metadata))
     return np.concatenate(parts)
 
 
@@ -71,7 +70,7 @@ def feature_matrix(
             reads it (``Metadata.values``: NaN where not measured, which the trees take
             as missing).
         luminosity: add each band's peak absolute magnitude last, as the ``luminosity``
-            input kind reads it (``features.absolute_peak_magnitudes``).
+            input kind reads it (``Luminosity.values``).
 
     Raises:
         ConventionError: an object with no frame by ``cutoff``.

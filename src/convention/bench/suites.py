@@ -53,7 +53,16 @@ class BenchModel:
     epochs: int | None = None
     patience: int | None = None
 
+    @property
+    def feature_options(self) -> dict[str, bool]:
+        """What a ``features`` row adds to the light-curve features: the
+        ``baselines.gbm.feature_matrix`` options ``scene``, ``metadata`` and
+        ``luminosity``, from its overrides."""
+        return {key: bool(self.overrides.get(key, False)) for key in FEATURE_OPTIONS}
 
+
+# The feature-matrix options a boosting row's overrides may set.
+FEATURE_OPTIONS = ("scene", "metadata", "luminosity")
 SOURCES = ("simulated", "sdss2-catalog", "plasticc")
 
 

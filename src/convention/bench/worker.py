@@ -54,19 +54,14 @@ def _image_run(spec: dict, row: BenchModel) -> dict:
 def _features_run(spec: dict, row: BenchModel) -> dict:
     from convention.baselines.gbm import feature_matrix, fit_feature_gbm
     from convention.classes import get_taxonomy
-    from convention.features import absolute_feature_names, feature_names, scene_feature_names
-    from convention.inputs.metadata import FIELDS as METADATA_FIELDS
 
-    scene = bool(row.overrides.get("scene", False))
-    metadata = bool(row.overrides.get("metadata", False))
-    luminosity = bool(row.overrides.get("luminosity", False))
+    options = row.feature_options
     store = read(spec["data"])
     classes = get_taxonomy(4).classes
     targets = class_targets(store.labels, classes)
     split = make_splits(targets, 1, spec["seed"])[0]
     start = time.perf_counter()
     fit_rows = np.concatenate([split["train"], split["val"]])
-    options = {"scene": scene, "metadata": metadata, "luminosity": luminosity}
     x_fit = feature_matrix(store, fit_rows, workers=spec["threads"], **options)
     n_train = len(split["train"])
     model = fit_feature_gbm(
@@ -84,10 +79,7 @@ def _features_run(spec: dict, row: BenchModel) -> dict:
     return {
         "metrics": classification_metrics(targets[split["test"]], proba, classes),
         "parameters": None,
-        "features": len(feature_names(store.bands))
-        + (len(scene_feature_names(store.bands)) if scene else 0)
-        + (len(METADATA_FIELDS) if metadata else 0)
-        + (len(absolute_feature_names(store.bands)) if luminosity else 0),
+        "features": x_fit.shape[1],
         "boosting_iterations": int(model.n_iter_),
         "gflops_per_object": None,
         "train_seconds": train_seconds,

@@ -9,10 +9,11 @@ missing-value flags.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from astropy.table import Table
 
 from convention.data.series import StampSeries
 from convention.features import absolute_feature_names, absolute_peak_magnitudes
@@ -40,12 +41,22 @@ class Luminosity(ScaledValues):
     def raw(self, series: StampSeries, selection: Selection | None = None) -> np.ndarray:
         """(B,) float64 absolute magnitudes of a series (NaN where not computable); with
         its ``selection``, of the frames read, from the selection's photometry."""
-        redshift = checked("host_redshift", series.metadata.get("host_redshift"))
         if selection is None:
-            lc, rows = lightcurve_of(series, FORCED_PSF), None
-        else:
-            lc, rows = selection.lightcurve(FORCED_PSF), selection.index
-        return absolute_peak_magnitudes(lc, self.bands, redshift, rows)
+            return self.values(lightcurve_of(series, FORCED_PSF), self.bands, series.metadata)
+        lc, rows = selection.lightcurve(FORCED_PSF), selection.index
+        return self.values(lc, self.bands, series.metadata, rows)
+
+    @staticmethod
+    def values(
+        lc: Table,
+        bands: Sequence[str],
+        metadata: Mapping[str, float],
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(B,) float64 ``absolute_peak_magnitudes`` of ``lc`` (its ``rows``) at the host
+        redshift of ``metadata`` (NaN where not measured or out of range)."""
+        redshift = checked("host_redshift", metadata.get("host_redshift"))
+        return absolute_peak_magnitudes(lc, bands, redshift, rows)
 
     @classmethod
     def describe(cls, spec: InputSpec) -> str:

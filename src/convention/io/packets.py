@@ -29,13 +29,12 @@ from convention.errors import ConventionError
 from convention.files import check_output_folder, inside_folder, write_atomic
 from convention.io.formats.alerts import (
     JD_TO_MJD,
-    NANOMAGGY_ZEROPOINT,
     NJY_ZEROPOINT,
     RUBIN,
     ZTF,
     AlertSchema,
 )
-from convention.photometry import difference_stamps
+from convention.photometry import NANOMAGGY_ZEROPOINT, difference_stamps
 from convention.sim.survey import RUBIN as RUBIN_SURVEY
 from convention.sim.survey import ZTF as ZTF_SURVEY
 

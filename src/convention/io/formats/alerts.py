@@ -52,14 +52,13 @@ from convention.io.registry import (
 from convention.io.stamps import MAX_CUTOUT_BYTES, fit_stamp, read_fits_image
 from convention.metadata import NAMES as METADATA
 from convention.metadata import checked
-from convention.photometry import background
+from convention.photometry import NANOMAGGY_ZEROPOINT, background
 from convention.sim.survey import NJY_ZEROPOINT
 from convention.sim.survey import RUBIN as RUBIN_SURVEY
 from convention.sim.survey import ZTF as ZTF_SURVEY
 
 AVRO_MAGIC = b"Obj\x01"
 CUTOUTS = ("science", "template", "difference")
-NANOMAGGY_ZEROPOINT = 22.5
 JD_TO_MJD = -2400000.5
 MAX_HISTORY_ROWS = 2000  # a packet's previous photometry kept: the most recent
 MJD_RANGE = (40000.0, 80000.0)  # 1968-2078
