@@ -94,3 +94,10 @@ def test_median_stamp_is_nanmedian_over_the_frames():
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanmedian(frames, axis=0)
         assert np.allclose(median_stamp(frames), expected, equal_nan=True)
+
+
+def test_a_band_without_its_reference_is_refused_by_name():
+    series = _point_source_series(4, n=6)
+    other = {1: references_of(series)[int(series.band[0])]}  # u's only, for r frames
+    with pytest.raises(ValueError, match=r"no reference for band ids \[3\]"):
+        forced_photometry(series, "psf", other)

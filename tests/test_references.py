@@ -306,6 +306,43 @@ def test_photometry_through_weights_measures_the_matched_difference_stamps(metho
     assert np.allclose(lc["flux"], expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+def test_a_weight_bank_that_fills_empties_and_measures_the_same(monkeypatch):
+    """Frames' weights come from a bank bounded in bytes: one too small empties when a
+    series brings new pairs of FWHMs, holds what one series needs, and measures every
+    series as a bank that never fills does."""
+    import convention.photometry as photometry
+
+    objects = list(simulate_series(SimulationSettings(n_objects=2, seed=3, stamp_size=24)))
+    objects[0].frames[2, :5] = np.nan  # a frame of its own weights
+    for series in objects:
+        series.references[min(series.references)].stamp[0, 0] = np.nan  # a band's too
+
+    def measured() -> list[np.ndarray]:
+        return [
+            np.stack([lc["flux"], lc["flux_err"]])
+            for series in [*objects, objects[0]]
+            for lc in [forced_photometry(series, "psf", dict(series.references))]
+        ]
+
+    photometry._weight_bank.cache_clear()
+    expected = measured()
+    monkeypatch.setattr(photometry, "WEIGHT_BANK_BYTES", 3 * 2 * 8 * 24 * 24)  # 3 pairs
+    photometry._weight_bank.cache_clear()
+    try:
+        got = measured()
+        bank = photometry._weight_bank((24, 24), None)
+        last = objects[0]
+        pairs = {
+            round(float(fwhm) / last.pixel_scale, 2) for fwhm in last.psf_fwhm
+        }  # at least as many frame FWHMs as pairs: more than the bank's 3
+        assert bank.capacity == 3 and len(bank.row_of) >= len(pairs) > 3
+    finally:
+        photometry._weight_bank.cache_clear()
+    for a, b in zip(got, expected, strict=True):
+        assert np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True)
+        assert np.isfinite(a[:, 2]).all()
+
+
 def test_scene_features_measure_the_host_in_each_band_reference():
     """The hybrid's host features read each band's reference: a Gaussian host of sigma
     1.5 pixels, 2 pixels down and 1 across, has that centroid offset and an RMS size of

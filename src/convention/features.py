@@ -69,7 +69,7 @@ def _band_features(mjd: np.ndarray, flux: np.ndarray, err: np.ndarray) -> np.nda
         half = flux >= flux[peak] / 2
         out[len(_EXTRACTOR.names) + 3] = mjd[peak] - mjd[half][0]
         out[len(_EXTRACTOR.names) + 4] = mjd[half][-1] - mjd[peak]
-    if n >= MIN_POINTS and len(np.unique(mjd)) >= MIN_POINTS:
+    if n >= MIN_POINTS and np.count_nonzero(np.diff(mjd)) + 1 >= MIN_POINTS:  # mjd sorted
         try:
             out[: len(_EXTRACTOR.names)] = _EXTRACTOR(mjd, flux, err, sorted=True, check=False)
         except ValueError:  # degenerate light curves (constant flux, ...)
@@ -205,6 +205,21 @@ def _scene_geometry(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.
     return apertures, disc, offsets
 
 
+def _band_medians(values: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """(max(band) + 1,) float64 the median of ``values`` in each band id, as ``np.median``
+    gives it, in ``values``' dtype (NaN for a band with a NaN value, or without values): one
+    sort for every band, where ``np.median`` per band costs tens of microseconds."""
+    counts = np.bincount(band, minlength=int(band.max(initial=0)) + 1)
+    if not len(values):
+        return np.full(len(counts), np.nan)
+    order = np.lexsort((values, band))
+    start = np.cumsum(counts) - counts
+    low = order[np.clip(start + (counts - 1) // 2, 0, len(order) - 1)]
+    high = order[np.clip(start + counts // 2, 0, len(order) - 1)]
+    undefined = (counts == 0) | (np.bincount(band, np.isnan(values), len(counts)) > 0)
+    return np.where(undefined, np.nan, (values[low] + values[high]) / 2)
+
+
 def scene_features(
     series: StampSeries,
     band_ids: Sequence[int],
@@ -241,7 +256,7 @@ def scene_features(
     out[present, len(SCENE_RADII)] = concentration
     out[present, len(SCENE_RADII) + 1] = np.where(lit, np.hypot(cy, cx), np.nan)
     out[present, len(SCENE_RADII) + 2] = np.where(lit, size, np.nan)
-    out[present, len(SCENE_RADII) + 3] = [
-        np.median(series.psf_fwhm[series.band == band_ids[k]]) for k in present
+    out[present, len(SCENE_RADII) + 3] = _band_medians(series.psf_fwhm, series.band)[
+        np.asarray(band_ids)[present]
     ]
     return out.ravel()

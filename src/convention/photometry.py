@@ -38,6 +38,8 @@ SAME_FWHM_PIX = 0.01
 # A missing pixel spoils the convolved pixels its kernel gives more than this weight.
 MISSING_REACH = 1e-3
 NANOMAGGY_ZEROPOINT = 22.5  # AB magnitude of one nanomaggy, the frames' flux unit
+# The most a weight bank holds, per stamp shape and aperture (4,096 pairs of FWHMs on 32x32).
+WEIGHT_BANK_BYTES = 64 * 2**20
 
 
 def background(image: np.ndarray) -> tuple[float, float]:
@@ -221,16 +223,15 @@ def _reach(missing: np.ndarray, sharp_pix: float, broad_pix: float) -> np.ndarra
 
 
 class _Weights(NamedTuple):
-    """The measurement of a frame less its reference as weights on each (``flux =
-    sum(frame * I) - sum(reference * R)``), the FWHM of the difference's PSF (pixels), and
-    the sums the error needs: ``sum(reference**2)``, ``frame**2`` and ``sum(frame**2)``."""
+    """The measurement of a frame less its reference as weights on each, flattened
+    (``flux = sum(frame * I) - sum(reference * R)``), the FWHM of the difference's PSF
+    (pixels), and the sums the error needs: ``sum(R**2)`` and ``sum(I**2)``."""
 
     frame: np.ndarray
     reference: np.ndarray
     broad_pix: float
     reference_norm: float
-    frame_squared: np.ndarray
-    frame_squared_sum: float
+    frame_norm: float
 
 
 def _masked_weights(
@@ -255,23 +256,63 @@ def _masked_weights(
     moved = weights if side == "none" else _convolve(weights[None], sharp, broad)[0]
     frame, reference = (moved, weights) if side == "frame" else (weights, moved)
     frame, reference = frame.ravel(), reference.ravel()
-    squared = frame**2
-    return _Weights(
-        frame, reference, broad, float(reference @ reference), squared, float(squared.sum())
-    )
+    return _Weights(frame, reference, broad, float(reference @ reference), float(frame @ frame))
 
 
-@lru_cache(maxsize=8192)
-def _weights(
-    shape: tuple[int, int], frame_pix: float, reference_pix: float, aperture_pix: float | None
-) -> _Weights:
-    """``_masked_weights`` of a frame and reference without missing pixels: made once per
-    pair of FWHMs, not once per frame."""
-    none = np.zeros(shape, dtype=bool)
-    weights = _masked_weights(none, none, frame_pix, reference_pix, aperture_pix)
-    for array in (weights.frame, weights.reference, weights.frame_squared):
-        array.flags.writeable = False
-    return weights
+class _WeightBank:
+    """The weights of frames and references without missing pixels (``_masked_weights``),
+    one row per pair of FWHMs (pixels, rounded to 0.01), for one stamp shape and aperture:
+    each made once, and a series' rows gathered in one indexing (``rows``). Holds at most
+    ``WEIGHT_BANK_BYTES`` of weights (more only while one series needs more), emptied when
+    full. One per process (``_weight_bank``), for one thread at a time."""
+
+    def __init__(self, shape: tuple[int, int], aperture_pix: float | None):
+        self.shape = shape
+        self.aperture_pix = aperture_pix
+        pixels = shape[0] * shape[1]
+        self.capacity = max(1, WEIGHT_BANK_BYTES // (2 * 8 * pixels))
+        self.row_of: dict[tuple[float, float], int] = {}
+        self.frame = np.empty((0, pixels))
+        self.reference = np.empty((0, pixels))
+        # Per row: the difference's FWHM (pixels), sum(reference**2), sum(frame**2).
+        self.scalars = np.empty((0, 3))
+
+    def rows(self, pairs: list[tuple[float, float]]) -> np.ndarray:
+        """(len(pairs),) int64: the row of each (frame FWHM, reference FWHM) pair in
+        pixels (finite; rounded to 0.01), its weights made where new."""
+        distinct = list(dict.fromkeys(pairs))
+        new = [pair for pair in distinct if pair not in self.row_of]
+        if new:
+            if len(self.row_of) + len(new) > self.capacity:
+                self.row_of.clear()
+                new = distinct
+            self._reserve(len(self.row_of) + len(new))
+            none = np.zeros(self.shape, dtype=bool)
+            for pair in new:
+                w = _masked_weights(none, none, *pair, self.aperture_pix)
+                row = len(self.row_of)
+                self.frame[row], self.reference[row] = w.frame, w.reference
+                self.scalars[row] = (w.broad_pix, w.reference_norm, w.frame_norm)
+                self.row_of[pair] = row
+        return np.array([self.row_of[pair] for pair in pairs], dtype=np.int64)
+
+    def _reserve(self, n: int) -> None:
+        """Room for ``n`` rows, the rows held kept (doubling, up to the capacity)."""
+        if n <= len(self.frame):
+            return
+        size = max(n, min(self.capacity, 2 * len(self.frame), 64))
+        held = len(self.row_of)
+        for name in ("frame", "reference", "scalars"):
+            old = getattr(self, name)
+            grown = np.empty((size, old.shape[1]))
+            grown[:held] = old[:held]
+            setattr(self, name, grown)
+
+
+@lru_cache(maxsize=8)
+def _weight_bank(shape: tuple[int, int], aperture_pix: float | None) -> _WeightBank:
+    """The process's weight bank for a stamp shape and aperture."""
+    return _WeightBank(shape, aperture_pix)
 
 
 def difference_stamps(series: StampSeries, references: Mapping[int, Reference]) -> np.ndarray:
@@ -307,61 +348,79 @@ def _reference_photometry(
     and the static scene's photon noise (the reference's light over the frame's
     photo-electrons per unit, from its zero point: frames in nanomaggies) to the sky's.
 
-    Each frame's weights are made once per pair of FWHMs where no pixel is missing, and
-    its sums over pixels are dot products of those cached weights with its own row: the
-    only (frames, pixels) arrays made are the frames as float64 and their missing pixels."""
+    Every frame is measured at once: its weights gathered from the weight bank (made
+    where a frame or its reference misses pixels), then row-wise products with the
+    frames and products with every band's reference, each frame's own band taken."""
     scale = series.pixel_scale if np.isfinite(series.pixel_scale) else 1.0
     shape = series.frames.shape[1:]
     m = len(series)
     frame_missing = np.isnan(series.frames).reshape(m, -1)
     frames = series.frames.reshape(m, -1).astype(np.float64)
-    masked = frame_missing.any(axis=1).tolist()
-    if any(masked):
+    masked = frame_missing.any(axis=1)
+    if masked.any():
         frames[frame_missing] = 0.0
-    # Per band: the reference with its missing pixels zeroed, its light (for the static
-    # scene's photon noise), its missing pixels, FWHM (pixels) and noise.
-    stamps, light, references_missing, reference_pix, reference_var = {}, {}, {}, {}, {}
-    for band, reference in references.items():
-        missing = np.isnan(reference.stamp)
-        stamps[band] = np.where(missing, 0.0, reference.stamp).astype(np.float64).ravel()
-        light[band] = np.clip(stamps[band], 0, None)
-        references_missing[band] = missing
-        reference_pix[band] = round(reference.psf_fwhm / scale, 2)
-        variance = float(reference.sky_sigma) ** 2
-        reference_var[band] = variance if math.isfinite(variance) else 0.0
+    # Per band, a row of each: the reference with its missing pixels zeroed, its light (for
+    # the static scene's photon noise), FWHM (pixels; inf where unknown: no kernel), noise.
+    bands = list(references)
+    unknown = sorted(set(series.band.tolist()) - set(bands))
+    if unknown:
+        raise ValueError(f"no reference for band ids {unknown}")
+    column = np.zeros(max(bands) + 1, dtype=np.int64)
+    column[bands] = np.arange(len(bands))
+    references_missing = [np.isnan(r.stamp) for r in references.values()]
+    stamps = np.stack(
+        [
+            np.where(missing, 0.0, r.stamp).ravel()
+            for r, missing in zip(references.values(), references_missing, strict=True)
+        ]
+    ).astype(np.float64)
+    light = np.clip(stamps, 0, None)
+    reference_pix = [
+        round(r.psf_fwhm / scale, 2) if math.isfinite(r.psf_fwhm) else math.inf
+        for r in references.values()
+    ]
+    reference_var = np.array([float(r.sky_sigma) ** 2 for r in references.values()])
+    reference_var[~np.isfinite(reference_var)] = 0.0
+    reference_masked = np.array([missing.any() for missing in references_missing])
     with np.errstate(over="ignore"):
         electrons = 10 ** (0.4 * (np.asarray(series.zeropoint, np.float64) - NANOMAGGY_ZEROPOINT))
     photons = np.isfinite(electrons) & (electrons > 0)
-    per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0).tolist()
-    sky_var = (np.asarray(series.sky_sigma, np.float64) ** 2).tolist()
-    frame_fwhm = (np.asarray(series.psf_fwhm, np.float64) / scale).tolist()
-    bands = series.band.astype(np.int64).tolist()
-    reference_masked = {band: bool(missing.any()) for band, missing in references_missing.items()}
-    nan = (math.nan, math.nan, math.nan)
-    measured = []
-    for k in range(m):
-        frame_pix, band = frame_fwhm[k], bands[k]
-        if not (math.isfinite(frame_pix) and frame_pix > 0):
-            measured.append(nan)
-            continue
-        if masked[k] or reference_masked[band]:
-            w = _masked_weights(
-                frame_missing[k].reshape(shape),
-                references_missing[band],
-                round(frame_pix, 2),
-                reference_pix[band],
-                aperture_pix,
-            )
-        else:
-            w = _weights(shape, round(frame_pix, 2), reference_pix[band], aperture_pix)
-        flux = w.frame.dot(frames[k]) - w.reference.dot(stamps[band])
-        variance = (
-            reference_var[band] * w.reference_norm
-            + per_electron[k] * w.frame_squared.dot(light[band])
-            + sky_var[k] * w.frame_squared_sum
+    per_electron = np.where(photons, 1 / np.where(photons, electrons, 1.0), 0.0)
+    sky_var = np.asarray(series.sky_sigma, np.float64) ** 2
+    frame_fwhm = np.asarray(series.psf_fwhm, np.float64) / scale
+    measured = np.flatnonzero(np.isfinite(frame_fwhm) & (frame_fwhm > 0))
+    flux, variance, broad = np.full((3, m), np.nan)
+    if not len(measured):
+        return flux, variance, broad
+    columns = column[series.band[measured]]
+    pairs = [
+        (round(frame_pix, 2), reference_pix[c])
+        for frame_pix, c in zip(frame_fwhm[measured].tolist(), columns.tolist(), strict=True)
+    ]
+    # The bank's weights for every frame, then a frame's own where it or its reference
+    # misses pixels.
+    bank = _weight_bank(shape, aperture_pix)
+    rows = bank.rows(pairs)
+    on_frame, on_reference, scalars = bank.frame[rows], bank.reference[rows], bank.scalars[rows]
+    own = masked[measured] | reference_masked[columns]
+    for j in np.flatnonzero(own).tolist():
+        k, c = measured[j], columns[j]
+        w = _masked_weights(
+            frame_missing[k].reshape(shape), references_missing[c], *pairs[j], aperture_pix
         )
-        measured.append((flux, variance, w.broad_pix))
-    flux, variance, broad = np.array(measured, dtype=np.float64).reshape(m, 3).T
+        on_frame[j], on_reference[j] = w.frame, w.reference
+        scalars[j] = (w.broad_pix, w.reference_norm, w.frame_norm)
+    n = np.arange(len(measured))
+    flux[measured] = (
+        np.einsum("ij,ij->i", on_frame, frames if len(measured) == m else frames[measured])
+        - (on_reference @ stamps.T)[n, columns]
+    )
+    variance[measured] = (
+        reference_var[columns] * scalars[:, 1]
+        + per_electron[measured] * (on_frame**2 @ light.T)[n, columns]
+        + sky_var[measured] * scalars[:, 2]
+    )
+    broad[measured] = scalars[:, 0]
     return flux, np.sqrt(variance), broad
 
 
@@ -387,7 +446,7 @@ def forced_photometry(
         five sigma) in the frames' unit.
 
     Raises:
-        ValueError: unknown method.
+        ValueError: unknown method, or a band of the frames without a reference.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")

@@ -38,16 +38,18 @@ def make_lightcurve(
         ConventionError: an unknown band.
     """
     mjd = np.asarray(mjd, dtype=np.float64).reshape(-1)
-    spellings = [b if isinstance(b, str) else int(b) for b in band]
-    resolved = {b: get_band(b, survey).name for b in set(spellings)}
-    names = [resolved[b] for b in spellings]
+    spellings, position = np.unique(np.asarray(band).reshape(-1), return_inverse=True)
+    resolved = [
+        get_band(b if isinstance(b, str) else int(b), survey).name for b in spellings.tolist()
+    ]
+    names = np.asarray(resolved, dtype=str)[position] if len(spellings) else np.array([], str)
     if detected is None:
         detected = np.ones(len(mjd), dtype=bool)
     order = np.argsort(mjd, kind="stable")
     return Table(
         {
             "mjd": mjd[order],
-            "band": np.asarray(names, dtype=str).reshape(-1)[order] if names else np.array([], str),
+            "band": names[order],
             "flux": np.asarray(flux, dtype=np.float64).reshape(-1)[order],
             "flux_err": np.asarray(flux_err, dtype=np.float64).reshape(-1)[order],
             "detected": np.asarray(detected, dtype=bool).reshape(-1)[order],

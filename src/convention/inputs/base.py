@@ -143,6 +143,7 @@ class InputKind(ABC):
     def __init__(self, spec: InputSpec, bands: Sequence[str]):
         self.spec = spec
         self.bands = list(bands)
+        self.band_ids = [get_band(b).id for b in self.bands]  # the registry's, in order
 
     def fit(self, series: Sequence[StampSeries], seed: int) -> None:  # noqa: B027
         """Fit the normalisation on the training split (kinds without one keep nothing)."""

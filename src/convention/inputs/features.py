@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.features import (
     feature_names,
@@ -45,13 +44,12 @@ class Features(ScaledValues):
         """(F,) float64 unscaled features of a series (NaN where not computable); with
         its ``selection``, of the frames read, from the selection's photometry and
         reference stamps."""
-        band_ids = [get_band(b).id for b in self.bands]
         if selection is None:
             lc, rows, references = lightcurve_of(series, FORCED_PSF), None, None
         else:
             lc, rows = selection.lightcurve(FORCED_PSF), selection.index
             references = selection.references
-        scene = scene_features(series, band_ids, references)
+        scene = scene_features(series, self.band_ids, references)
         return np.concatenate([lightcurve_features(lc, self.bands, rows), scene])
 
     @classmethod

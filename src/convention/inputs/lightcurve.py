@@ -71,7 +71,9 @@ class LightCurve(InputKind):
         scale = self._scale[bands]
         with np.errstate(divide="ignore", invalid="ignore"):
             features = np.stack([np.arcsinh(flux / scale), np.log(err / scale)], axis=1)
-        return np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        features = features.astype(np.float32)
+        np.copyto(features, 0.0, where=~np.isfinite(features))
+        return features
 
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         lc = selection.lightcurve(FORCED_PSF)

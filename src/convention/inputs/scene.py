@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from convention.bands import get_band
 from convention.data.series import StampSeries
 from convention.inputs.base import (
     Augmentation,
@@ -63,16 +62,14 @@ class Scene(InputKind):
     def encode(self, selection: Selection) -> dict[str, np.ndarray]:
         size = self.spec.stamp_size
         reference = np.full((len(self.bands), size, size), np.nan, dtype=np.float32)
-        for k, band in enumerate(self.bands):
-            band_reference = selection.references.get(get_band(band).id)
+        for k, band in enumerate(self.band_ids):
+            band_reference = selection.references.get(band)
             if band_reference is not None:
                 reference[k] = band_reference.stamp
         valid = np.isfinite(reference).any(axis=(1, 2))
         scene = np.arcsinh((reference - self._median) / self._scale)
-        return {
-            "scene": np.nan_to_num(scene, nan=0.0).astype(np.float32),
-            "scene_mask": valid,
-        }
+        np.copyto(scene, 0.0, where=np.isnan(scene))
+        return {"scene": scene, "scene_mask": valid}
 
     def augment(self, arrays: dict[str, np.ndarray], draw: Augmentation) -> dict[str, np.ndarray]:
         return {**arrays, "scene": turn_images(arrays["scene"], draw)}
