@@ -113,6 +113,17 @@ def test_the_table_says_when_a_run_stopped_before_its_budget(bench_results):
     assert "| 22-35 of 100 |" in line
 
 
+def test_the_report_names_the_commits_runs_were_trained_at(bench_results):
+    _, results = bench_results
+    collected = copy.deepcopy(results)
+    own = collected["environment"]["git_commit"][:12]
+    assert collected["models"]["ConvEntion (tiny)"]["commits"] == [own]
+    assert "Runs trained at" not in _markdown(collected)
+    collected["models"]["features"]["commits"] = ["0123456789ab", own]
+    line = next(x for x in _markdown(collected).splitlines() if x.startswith("Runs trained at"))
+    assert "`0123456789ab`: features" in line and "ConvEntion (tiny)" in line.split(own)[1]
+
+
 def test_a_failing_row_is_recorded_and_the_others_run(bench_results):
     _, results = bench_results
     broken = results["models"]["broken"]

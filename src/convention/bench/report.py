@@ -74,6 +74,7 @@ def collect(suite: Suite, out: Path) -> dict:
             "patience": row.patience,
             "status": "ok" if runs and not failures else ("failed" if not runs else "partial"),
             "failures": [{"seed": f["seed"], "error": f["error"]} for f in failures],
+            "commits": sorted({run["git_commit"][:12] for run in runs if run.get("git_commit")}),
             **_aggregate(runs),
         }
     return rows
@@ -116,6 +117,20 @@ def _budget(results: dict) -> str:
     return text + "."
 
 
+def _commits(results: dict) -> str:
+    """The commits the rows' runs were trained at (each run records its own), where they
+    are not all the report's: a suite resumed, or runs collected from several benches."""
+    rows_of: dict[str, list[str]] = {}
+    for name, row in results["models"].items():
+        for commit in row.get("commits", []):
+            rows_of.setdefault(commit, []).append(name)
+    if set(rows_of) <= {results["environment"]["git_commit"][:12]}:
+        return ""
+    return "Runs trained at " + "; ".join(
+        f"`{commit}`: {', '.join(rows)}" for commit, rows in sorted(rows_of.items())
+    )
+
+
 def _markdown(results: dict) -> str:
     env = results["environment"]
     lines = [
@@ -133,6 +148,8 @@ def _markdown(results: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v),
         "",
     ]
+    if trained_at := _commits(results):
+        lines += [trained_at + ".", ""]
     for table, title in (
         ("comparison", "Comparison"),
         ("ablation", "Ablations of ConvEntion"),
