@@ -363,3 +363,19 @@ def test_scene_features_measure_the_host_in_each_band_reference():
     assert np.isnan([negative["offset"], negative["size"], negative["concentration"]]).all()
     assert negative["light r<3"] < 0 and negative["seeing"] == pytest.approx(1.5)
     assert np.isnan(features[2]).all()
+
+
+def test_a_band_seeing_is_the_median_of_its_frames_and_unknown_with_one_unknown():
+    """The scene features' seeing of each band is its frames' median FWHM (arcsec): the
+    middle one of an odd count, the mean of the two middle ones of an even count, and
+    missing where one of the band's frames has no FWHM, as np.median gives it."""
+    fwhm = np.array([1.6, 1.0, 1.2, 1.4, 1.1, np.nan, 1.3, 1.8], dtype=np.float32)
+    names = ["sdss::g", "sdss::r", "sdss::g", "sdss::r", "sdss::g"] + ["sdss::z"] * 3
+    series = make_series(m=8, size=16, psf_fwhm=fwhm, band=np.array(names))
+    u, g, r, i, z = 1, 2, 3, 4, 5
+    references = {b: Reference(np.ones((16, 16))) for b in (g, r, i, z)}
+    features = scene_features(series, [u, g, r, i, z], references).reshape(5, len(SCENE_KINDS))
+    seeing = features[:, SCENE_KINDS.index("seeing")]
+    assert seeing[1] == np.float32(1.2) and seeing[2] == np.float32(1.2)
+    assert np.isnan(seeing[[0, 3]]).all()  # u and i: no frames
+    assert np.isnan(seeing[4])  # z: one frame without a FWHM (not 1.55, theirs without it)
