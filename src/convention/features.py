@@ -206,9 +206,9 @@ def _scene_geometry(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _band_medians(values: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """(max(band) + 1,) float64 the median of ``values`` in each band id, as ``np.median``
-    gives it, in ``values``' dtype (NaN for a band with a NaN value, or without values): one
-    sort for every band, where ``np.median`` per band costs tens of microseconds."""
+    """(max(band) + 1,) the median of ``values`` in each band id, in their dtype, as
+    ``np.median`` gives it (NaN for a band with a NaN value, or without values): one sort
+    for every band, where ``np.median`` per band costs tens of microseconds."""
     counts = np.bincount(band, minlength=int(band.max(initial=0)) + 1)
     if not len(values):
         return np.full(len(counts), np.nan)
