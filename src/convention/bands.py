@@ -8,7 +8,11 @@ use (``sdssg``, ``sdss-g``, ``sdss2010-g``), or a bare letter together with a su
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from convention.errors import ConventionError
 
@@ -126,3 +130,11 @@ def survey_bands(survey: str) -> list[Band]:
     if not bands:
         raise ConventionError(f"unknown survey {survey!r} for bands")
     return bands
+
+
+def per_distinct(values: np.ndarray, value: Callable[[Any], Any], dtype: Any) -> np.ndarray:
+    """(N,) ``value`` of each of the (N,) ``values`` (band names or ids of a light curve's
+    points), asked once per distinct value: the band registry is looked up per band, not
+    per point."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([value(v) for v in distinct.tolist()], dtype=dtype)[inverse.reshape(-1)]

@@ -302,11 +302,10 @@ class _WeightBank:
             return
         size = max(n, min(self.capacity, 2 * len(self.frame), 64))
         held = len(self.row_of)
-        for name in ("frame", "reference", "scalars"):
-            old = getattr(self, name)
-            grown = np.empty((size, old.shape[1]))
+        kept = (self.frame, self.reference, self.scalars)
+        self.frame, self.reference, self.scalars = (np.empty((size, a.shape[1])) for a in kept)
+        for grown, old in zip((self.frame, self.reference, self.scalars), kept, strict=True):
             grown[:held] = old[:held]
-            setattr(self, name, grown)
 
 
 @lru_cache(maxsize=8)

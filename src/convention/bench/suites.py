@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 
 from convention.errors import ConventionError
 
+# The feature-matrix options a boosting row's overrides may set.
+FEATURE_OPTIONS = ("scene", "metadata", "luminosity")
+
 
 @dataclass(frozen=True)
 class BenchModel:
@@ -61,8 +64,6 @@ class BenchModel:
         return {key: bool(self.overrides.get(key, False)) for key in FEATURE_OPTIONS}
 
 
-# The feature-matrix options a boosting row's overrides may set.
-FEATURE_OPTIONS = ("scene", "metadata", "luminosity")
 SOURCES = ("simulated", "sdss2-catalog", "plasticc")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
-from convention.bands import get_band
+from convention.bands import get_band, per_distinct
 
 
 def make_lightcurve(
@@ -38,11 +38,14 @@ def make_lightcurve(
         ConventionError: an unknown band.
     """
     mjd = np.asarray(mjd, dtype=np.float64).reshape(-1)
-    spellings, position = np.unique(np.asarray(band).reshape(-1), return_inverse=True)
-    resolved = [
-        get_band(b if isinstance(b, str) else int(b), survey).name for b in spellings.tolist()
-    ]
-    names = np.asarray(resolved, dtype=str)[position] if len(spellings) else np.array([], str)
+
+    def resolve(spelling: str | int) -> str:
+        return get_band(spelling if isinstance(spelling, str) else int(spelling), survey).name
+
+    if isinstance(band, np.ndarray):
+        names = per_distinct(band.reshape(-1), resolve, str)
+    else:  # a list may mix names and ids, which one array cannot hold
+        names = np.array([resolve(b) for b in band], dtype=str)
     if detected is None:
         detected = np.ones(len(mjd), dtype=bool)
     order = np.argsort(mjd, kind="stable")

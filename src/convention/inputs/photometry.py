@@ -15,13 +15,13 @@ point; ``phot_mask`` (P,) after collation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 
 import numpy as np
-from astropy.table import Column, Table
+from astropy.table import Table
 
-from convention.bands import get_band
+from convention.bands import get_band, per_distinct
 from convention.data.series import StampSeries
 from convention.inputs.base import (
     Augmentation,
@@ -35,12 +35,6 @@ from convention.inputs.spec import InputSpec
 from convention.lightcurves import FORCED_PSF, SUPPLIED_ELSE_FORCED, lightcurve_of
 
 KEYS = ("phot", "phot_bands", "phot_times", "phot_mask")
-
-
-def per_band(names: Column, value: Callable[[str], int]) -> np.ndarray:
-    """(P,) int64 ``value`` of each point's band name, asked once per distinct band."""
-    distinct, inverse = np.unique(np.asarray(names, dtype=str), return_inverse=True)
-    return np.array([value(name) for name in distinct], dtype=np.int64)[inverse]
 
 
 @register_input_kind("photometry")
@@ -63,7 +57,14 @@ class Photometry(LightCurve):
         errors = []
         for s in islice(series, FIT_OBJECTS):
             lc = lightcurve_of(s, SUPPLIED_ELSE_FORCED)
-            errors.append((per_band(lc["band"], lambda name: get_band(name).id), lc["flux_err"]))
+            errors.append(
+                (
+                    per_distinct(
+                        np.asarray(lc["band"], str), lambda name: get_band(name).id, np.int64
+                    ),
+                    lc["flux_err"],
+                )
+            )
         self.load_state(
             {"normalisation": Normalisation.fit_flux_errors(errors, self.bands).to_dict()}
         )
@@ -72,7 +73,9 @@ class Photometry(LightCurve):
         """The points read (a light-curve Table) and their model band index (1..n_bands)."""
         last = float(selection.series.mjd[selection.index[-1]])
         lc = selection.lightcurve(SUPPLIED_ELSE_FORCED)
-        bands = per_band(lc["band"], lambda name: self._index.get(name, 0))
+        bands = per_distinct(
+            np.asarray(lc["band"], str), lambda name: self._index.get(name, 0), np.int64
+        )
         keep = np.flatnonzero((np.asarray(lc["mjd"]) <= last) & (bands > 0))
         if not len(keep):
             # The source's points are all later than the last frame read, or of other bands.
