@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from convention.errors import ConventionError
 from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model, gflops_per_object, list_models
 from convention.models.layers.band_embedding import BandEmbedding
+from convention.models.multi_input import SceneEncoder
 from tests.test_series import make_series
 
 ALL = [(name, preset) for name, entry in list_models().items() for preset in entry.presets]
@@ -336,3 +339,35 @@ def test_dot_attention_convolves_each_score_map():
         got = layer(x, mask)
         want = layer.out(expected.flatten(0, 1)).unflatten(0, (2, 4))
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def _frame_cnn(name: str) -> tuple[torch.nn.Module, Callable, Callable]:
+    """A model's 2D CNN: the module, its call with the channels-last step, and without."""
+    if name == "scene":
+        scene = SceneEncoder(5, 16, (4, 8), 8)
+        return scene, scene, lambda x: torch.relu(scene.net(x))
+    model = create_model(name, 4, 5, "tiny")
+    if name == "scone":
+        return model, model.forward_features, model.net
+    return model, model.encoder, model.encoder.net
+
+
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-gru", "scone", "scene"])
+def test_frame_cnns_run_channels_last_and_compute_the_same(name):
+    torch.manual_seed(4)
+    module, laid_out, plain = _frame_cnn(name)
+    conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+    images = torch.randn(6, conv.in_channels, 16, 16)
+    layouts = []
+    conv.register_forward_hook(
+        lambda module, args, out: layouts.append(
+            out.is_contiguous(memory_format=torch.channels_last)
+        )
+    )
+    for train in (True, False):
+        module.train(train)
+        torch.manual_seed(5)
+        output = laid_out(images)
+        torch.manual_seed(5)
+        assert torch.allclose(output, plain(images), atol=1e-5)
+    assert layouts == [True, False, True, False]

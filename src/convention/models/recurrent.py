@@ -17,7 +17,7 @@ from torch import nn
 
 from convention.inputs.spec import InputSpec
 from convention.models.layers.band_embedding import BandEmbedding
-from convention.models.layers.blocks import conv_encoder, mlp_head
+from convention.models.layers.blocks import channels_last, conv_encoder, mlp_head
 from convention.models.layers.recurrence import last_state
 from convention.models.registry import register_model
 
@@ -46,7 +46,7 @@ class FrameEncoder(nn.Module):
         self.net = nn.Sequential(cnn, nn.Linear(channels, cfg.features))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.net(frames)
+        return self.net(channels_last(frames))
 
 
 class CnnRnn(nn.Module):

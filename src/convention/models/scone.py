@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from convention.inputs.spec import InputSpec
-from convention.models.layers.blocks import conv_encoder, mlp_head
+from convention.models.layers.blocks import channels_last, conv_encoder, mlp_head
 from convention.models.registry import register_model
 
 
@@ -69,7 +69,7 @@ class Scone(nn.Module):
 
     def forward_features(self, heatmap: torch.Tensor) -> torch.Tensor:
         """(B, num_features) the CNN's pooled maps of (B, 2, wavelength, time) heatmaps."""
-        return self.net(heatmap)
+        return self.net(channels_last(heatmap))
 
 
 PRESETS = {
