@@ -348,6 +348,9 @@ def summary_line(r: dict) -> str:
 
 RATIOS = (
     ("forward fp32", "model_forward_fp32_objects_per_s"),
+    ("forward bf16", "model_forward_bf16_objects_per_s"),
+    ("step fp32", "model_step_fp32_objects_per_s"),
+    ("step bf16", "model_step_bf16_objects_per_s"),
     ("training read + encode", "read_encode_objects_per_s"),
     ("stream read + encode", "stream_read_encode_objects_per_s"),
     ("end to end fp32", "inference_torch_fp32_objects_per_s"),
@@ -410,17 +413,18 @@ def markdown(report: dict) -> str:
             f"| {r['model_step_fp32_objects_per_s']:.0f} "
             f"| {r['model_step_bf16_objects_per_s']:.0f} |"
         )
-    lines += [
-        "",
-        f"## End to end (store -> predictions file; training stream), M = {report['e2e_frames']}",
-        "",
-        "| model | torch fp32 obj/s | torch bf16 obj/s | onnxruntime obj/s | training obj/s "
-        "| training read + encode obj/s | stream read + encode obj/s | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in rows:
-        if "inference_torch_fp32_objects_per_s" not in r:
-            continue
+    end_to_end = [(name, r) for name, r in rows if "inference_torch_fp32_objects_per_s" in r]
+    if end_to_end:
+        lines += [
+            "",
+            "## End to end (store -> predictions file; training stream), "
+            f"M = {report['e2e_frames']}",
+            "",
+            "| model | torch fp32 obj/s | torch bf16 obj/s | onnxruntime obj/s | training obj/s "
+            "| training read + encode obj/s | stream read + encode obj/s | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for name, r in end_to_end:
         onnx = r.get("inference_onnxruntime_objects_per_s")
         lines.append(
             f"| {name} | {r['inference_torch_fp32_objects_per_s']:.0f} "
