@@ -8,7 +8,6 @@ from convention.errors import ConventionError
 from convention.inputs import InputEncoder, InputSpec
 from convention.models import create_model, gflops_per_object, list_models
 from convention.models.layers.band_embedding import BandEmbedding
-from convention.models.multi_input import SceneEncoder
 from tests.test_series import make_series
 
 ALL = [(name, preset) for name, entry in list_models().items() for preset in entry.presets]
@@ -343,16 +342,13 @@ def test_dot_attention_convolves_each_score_map():
 
 def _frame_cnn(name: str) -> tuple[torch.nn.Module, Callable, Callable]:
     """A model's 2D CNN: the module, its call with the channels-last step, and without."""
-    if name == "scene":
-        scene = SceneEncoder(5, 16, (4, 8), 8)
-        return scene, scene, lambda x: torch.relu(scene.net(x))
     model = create_model(name, 4, 5, "tiny")
     if name == "scone":
         return model, model.forward_features, model.net
     return model, model.encoder, model.encoder.net
 
 
-@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-gru", "scone", "scene"])
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-gru", "scone"])
 def test_frame_cnns_run_channels_last_and_compute_the_same(name):
     torch.manual_seed(4)
     module, laid_out, plain = _frame_cnn(name)

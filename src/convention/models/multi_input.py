@@ -51,7 +51,7 @@ from convention.inputs.encoder import example_inputs
 from convention.inputs.spec import InputSpec
 from convention.models.convention import PRESETS as CONVENTION_PRESETS
 from convention.models.convention import ConvEntion
-from convention.models.layers.blocks import channels_last, conv_stack
+from convention.models.layers.blocks import conv_stack
 from convention.models.lightcurve import LightCurveClassifier, LightCurveConfig
 from convention.models.registry import register_model
 
@@ -116,7 +116,7 @@ class SceneEncoder(nn.Module):
         )
 
     def forward(self, scene: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.net(channels_last(scene)))
+        return torch.relu(self.net(scene))
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
