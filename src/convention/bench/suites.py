@@ -130,11 +130,12 @@ class Suite:
 
 # Every network trains to convergence: at most CONVERGED_EPOCHS, stopped PATIENCE epochs
 # after its best validation macro-F1. On two cores running two rows at once, one thread
-# each, a ugriz ConvEntion epoch takes about a minute, a ugriz CNN + RNN epoch 2.5, a
-# single-band or light-curve epoch 10-40 s, SCONE's 6 s. The one-cycle schedule anneals
-# over the whole budget, so a longer budget is not a better one: a patience stop before
-# its end leaves the learning rate high (SCONE given 100 epochs stopped at 31-49 and
-# scored 0.813 ± 0.010 on the rendered-references twin, against 0.829 ± 0.012 at 40).
+# each, a ugriz ConvEntion epoch takes about a minute, a ugriz CNN + RNN epoch 1.7 (AMD
+# EPYC, channels-last CNN), a single-band or light-curve epoch 10-40 s, SCONE's 6 s. The
+# one-cycle schedule anneals over the whole budget, so a longer budget is not a better
+# one: a patience stop before its end leaves the learning rate high (SCONE given 100
+# epochs stopped at 31-49 and scored 0.813 ± 0.010 on the rendered-references twin,
+# against 0.829 ± 0.012 at 40; the ugriz CNN + LSTM stopped at 15 of 40, near the peak).
 CONVERGED_EPOCHS = 40
 PATIENCE = 8
 # SuperNNova's own default ``--nb_epoch``.
